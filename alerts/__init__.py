@@ -1,0 +1,1 @@
+"""Alerts: one per incident, with a lifecycle, stored and fanned out."""

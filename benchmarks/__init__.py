@@ -1,0 +1,1 @@
+"""pytest-benchmark suites run by `lienwatch bench NAME`."""

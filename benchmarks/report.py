@@ -1,0 +1,42 @@
+"""Turns pytest-benchmark results into throughputs, baselines and ratios.
+
+A benchmark declares what it measured through `benchmark.extra_info`:
+- `items`: how many items (frames, positions, points) one round processes;
+- `baseline` (optional): the name of the benchmark in the same suite it is compared with.
+Throughput is items / median round time. Each result with a baseline gets `ratio`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summarize(suite: str, raw: dict[str, Any]) -> dict[str, Any]:
+    results: dict[str, dict[str, Any]] = {}
+    for bench in raw.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        items = info.get("items")
+        name = bench["name"].removeprefix("test_")
+        median = bench["stats"]["median"]
+        entry: dict[str, Any] = {"median_s": median}
+        if items:
+            entry["items"] = items
+            entry["per_s"] = items / median if median > 0 else float("inf")
+        for key, value in info.items():
+            if key not in ("items", "baseline"):
+                entry[key] = value
+        if info.get("baseline"):
+            entry["baseline"] = str(info["baseline"]).removeprefix("test_")
+        results[name] = entry
+    lines = []
+    for name, entry in results.items():
+        base = results.get(entry.get("baseline", ""))
+        if base and "per_s" in entry and "per_s" in base:
+            entry["baseline_per_s"] = base["per_s"]
+            entry["ratio"] = entry["per_s"] / base["per_s"]
+        text = f"{suite}.{name}: "
+        text += f"{entry['per_s']:,.0f}/s" if "per_s" in entry else f"{entry['median_s']:.6f} s"
+        if "ratio" in entry:
+            text += f"  ({entry['ratio']:.1f}x {entry['baseline']})"
+        lines.append(text)
+    return {"suite": suite, "results": results, "lines": lines}

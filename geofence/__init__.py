@@ -1,0 +1,1 @@
+"""Vectorized geofence engine: fences, fence sets, batch membership and transitions."""

@@ -1,0 +1,65 @@
+"""`lienwatch bench NAME`: runs benchmarks/bench_NAME.py under pytest-benchmark.
+
+Prints human-readable lines, then one last line of JSON: every throughput next to the baseline
+measured in the same run and their ratio (see benchmarks/report.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+
+import benchmarks
+from benchmarks.report import summarize
+from lienwatch.commands import EXIT_RUNTIME, fail
+
+BENCH_DIR = Path(benchmarks.__file__).resolve().parent
+
+
+def available() -> list[str]:
+    return sorted(p.stem.removeprefix("bench_") for p in BENCH_DIR.glob("bench_*.py"))
+
+
+def bench(
+    name: str = typer.Argument(..., help="suite name: decode, ingest, geofence, replay, ..."),
+    quick: bool = typer.Option(False, "--quick", help="fewer rounds, for a smoke run"),
+) -> None:
+    """Run one benchmark suite; the last line of output is JSON with the figures."""
+    import pytest
+
+    suites = available()
+    if name not in suites:
+        fail(f"unknown benchmark suite {name!r}; available: {', '.join(suites)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.json"
+        args = [
+            str(BENCH_DIR / f"bench_{name}.py"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--benchmark-only",
+            f"--benchmark-json={out}",
+            "--benchmark-columns=min,median,max,rounds",
+            "-o",
+            "timeout=0",
+            f"--rootdir={BENCH_DIR.parent}",
+        ]
+        if quick:
+            args += ["--benchmark-min-rounds=1", "--benchmark-max-time=0.2"]
+        code = pytest.main(args)
+        if code != 0 or not out.exists():
+            fail(f"benchmark suite {name} failed (pytest exit {int(code)})", EXIT_RUNTIME)
+        raw = json.loads(out.read_text())
+    summary = summarize(name, raw)
+    for line in summary.pop("lines"):
+        print(line)
+    sys.stdout.flush()
+    print(json.dumps(summary, sort_keys=True))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)

@@ -1,0 +1,114 @@
+"""All configuration in one typed place: `LIENWATCH_*` variables over an optional TOML file.
+
+The TOML file is named by `LIENWATCH_CONFIG`; a variable in the environment wins over the file.
+Keys in the file are the setting names in lower case without the prefix (`data_dir = "..."`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """The configuration file or a variable is unusable; the message names which."""
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by LIENWATCH_CONFIG, if any."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self._values: dict[str, Any] = {}
+        path = os.environ.get("LIENWATCH_CONFIG")
+        if path:
+            try:
+                with open(path, "rb") as fh:
+                    loaded = tomllib.load(fh)
+            except OSError as exc:
+                raise SettingsError(f"{path}: cannot read configuration file: {exc}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{path}: not valid TOML: {exc}") from exc
+            self._values = {str(k).lower(): v for k, v in loaded.items()}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
+
+
+def _parse_address(value: str, default_host: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = default_host, value
+    try:
+        port_number = int(port)
+    except ValueError:
+        raise ValueError(f"{value!r} is not HOST:PORT") from None
+    if not 0 <= port_number <= 65535:
+        raise ValueError(f"port {port_number} out of range")
+    return (host.strip("[]") or default_host), port_number
+
+
+class Settings(BaseSettings):
+    """Settings every deployment relies on (contracts section 7) and our own additions."""
+
+    model_config = SettingsConfigDict(env_prefix="LIENWATCH_", extra="ignore")
+
+    data_dir: Path = Path("./lienwatch-data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    mqtt_url: str | None = None
+    jt808_listen: str = "0.0.0.0:6808"
+    api_listen: str = "127.0.0.1:8000"
+    auto_register: bool = False
+    admin_api_key: str | None = None
+
+    # Gateway limits (our own).
+    jt808_idle_timeout_s: float = Field(default=600.0, gt=0)
+    jt808_max_frame_bytes: int = Field(default=4096, ge=64)
+    jt808_max_errors: int = Field(default=20, ge=1)
+    # Journal: group commit window and the bound before backpressure.
+    journal_commit_ms: float = Field(default=5.0, gt=0)
+    journal_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
+
+    @field_validator("jt808_listen", "api_listen")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        _parse_address(value, "0.0.0.0")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    @property
+    def jt808_address(self) -> tuple[str, int]:
+        return _parse_address(self.jt808_listen, "0.0.0.0")
+
+    @property
+    def api_address(self) -> tuple[str, int]:
+        return _parse_address(self.api_listen, "127.0.0.1")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Builds the settings, turning pydantic's errors into one readable SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise SettingsError(f"setting {field}: {first['msg']}") from exc

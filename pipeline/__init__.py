@@ -1,0 +1,1 @@
+"""The engine that composes geofence and trajectory rules over position batches."""

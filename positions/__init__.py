@@ -1,0 +1,6 @@
+"""The position batch: equal-length numpy columns that flow through the whole pipeline."""
+
+from positions.batch import COLUMNS, Flag, PositionBatch, empty_batch
+from positions.devices import DeviceIndex
+
+__all__ = ["COLUMNS", "DeviceIndex", "Flag", "PositionBatch", "empty_batch"]

@@ -1,0 +1,123 @@
+"""`PositionBatch`: the one shape positions take between decoder, journal, store and engines.
+
+Columns map one to one onto COPY columns and onto numpy/shapely calls, so hot paths never build
+one Python object per position. Times are int64 epoch milliseconds, UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+class Flag(enum.IntFlag):
+    """Per-position quality flags (uint16 column `flags`)."""
+
+    NONE = 0
+    BACKFILL = 1  # arrived in a 0x0704 batch (type 1: blind-area re-send)
+    INVALID_FIX = 2  # positioned bit off, or lat/lon both zero
+    IMPLAUSIBLE = 4  # a GPS jump: implied speed above the glitch gate
+    DUPLICATE = 8  # same device and fix time as an earlier position
+    OUT_OF_ORDER = 16  # older than the device's newest position seen by the rules
+    FUTURE = 32  # fix time too far ahead of receive time
+    BAD_TIME = 64  # the device's time field was not a valid date
+    BATCH = 128  # arrived in a 0x0704 batch (type 0)
+
+
+# name -> dtype, in COPY / storage order.
+COLUMNS: dict[str, np.dtype[Any]] = {
+    "device": np.dtype(np.int32),
+    "time_ms": np.dtype(np.int64),
+    "recv_ms": np.dtype(np.int64),
+    "lon": np.dtype(np.float64),
+    "lat": np.dtype(np.float64),
+    "speed_kmh": np.dtype(np.float32),
+    "course": np.dtype(np.int16),
+    "altitude_m": np.dtype(np.int32),
+    "alarm": np.dtype(np.uint32),
+    "status": np.dtype(np.uint32),
+    "flags": np.dtype(np.uint16),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PositionBatch:
+    """Equal-length columns; row i of every column is one position.
+
+    `device` is a dense index from a `DeviceIndex`; the batch itself holds no strings.
+    Builders keep rows sorted by (device, time_ms) where the consumer needs it (`sorted()`).
+    """
+
+    device: npt.NDArray[np.int32]
+    time_ms: npt.NDArray[np.int64]
+    recv_ms: npt.NDArray[np.int64]
+    lon: npt.NDArray[np.float64]
+    lat: npt.NDArray[np.float64]
+    speed_kmh: npt.NDArray[np.float32]
+    course: npt.NDArray[np.int16]
+    altitude_m: npt.NDArray[np.int32]
+    alarm: npt.NDArray[np.uint32]
+    status: npt.NDArray[np.uint32]
+    flags: npt.NDArray[np.uint16]
+
+    def __post_init__(self) -> None:
+        n = len(self.device)
+        for f in fields(self):
+            column = getattr(self, f.name)
+            expected = COLUMNS[f.name]
+            if not isinstance(column, np.ndarray) or column.ndim != 1:
+                raise TypeError(f"column {f.name} must be a 1-d numpy array")
+            if column.dtype != expected:
+                raise TypeError(f"column {f.name} has dtype {column.dtype}, expected {expected}")
+            if len(column) != n:
+                raise ValueError(f"column {f.name} has {len(column)} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.device)
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Any]) -> PositionBatch:
+        """Builds a batch from array-likes, casting each to its dtype; missing columns are 0."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        built: dict[str, Any] = {}
+        for name, dtype in COLUMNS.items():
+            if name in columns:
+                built[name] = np.ascontiguousarray(np.asarray(columns[name]), dtype=dtype)
+            else:
+                built[name] = np.zeros(n, dtype=dtype)
+        return cls(**built)
+
+    def columns(self) -> dict[str, npt.NDArray[Any]]:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    def take(self, index: npt.ArrayLike) -> PositionBatch:
+        """Rows selected by an integer index or boolean mask, as a new batch."""
+        idx = np.asarray(index)
+        return PositionBatch(**{name: col[idx] for name, col in self.columns().items()})
+
+    def sorted(self) -> PositionBatch:
+        """Rows ordered by (device, time_ms), stable for equal keys."""
+        order = np.lexsort((self.time_ms, self.device))
+        return self.take(order)
+
+    def valid(self) -> npt.NDArray[np.bool_]:
+        """Rows the location rules may use: positioned, non-zero, not flagged bad."""
+        bad = Flag.INVALID_FIX | Flag.IMPLAUSIBLE | Flag.DUPLICATE | Flag.FUTURE | Flag.BAD_TIME
+        return (self.flags & np.uint16(bad)) == 0
+
+    @staticmethod
+    def concat(batches: list[PositionBatch]) -> PositionBatch:
+        if not batches:
+            return empty_batch()
+        return PositionBatch(
+            **{name: np.concatenate([getattr(b, name) for b in batches]) for name in COLUMNS}
+        )
+
+
+def empty_batch() -> PositionBatch:
+    return PositionBatch(**{name: np.zeros(0, dtype=dtype) for name, dtype in COLUMNS.items()})

@@ -1,0 +1,1 @@
+"""Persistence: one small interface, SQLite (embedded default) and PostgreSQL/TimescaleDB."""

@@ -1,0 +1,1 @@
+"""Trajectory filters and anomaly rules over position batches."""
