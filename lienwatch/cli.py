@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lienwatch.commands import bench
+from lienwatch.commands import bench, decode
 
 app = typer.Typer(
     name="lienwatch",
@@ -15,13 +15,13 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def root() -> None:
     """Lienwatch: collateral telematics for car finance."""
 
 
 bench.register(app)
+decode.register(app)
 
 
 def main() -> None:

@@ -108,7 +108,7 @@ class PositionBatch:
     def valid(self) -> npt.NDArray[np.bool_]:
         """Rows the location rules may use: positioned, non-zero, not flagged bad."""
         bad = Flag.INVALID_FIX | Flag.IMPLAUSIBLE | Flag.DUPLICATE | Flag.FUTURE | Flag.BAD_TIME
-        return (self.flags & np.uint16(bad)) == 0
+        return np.asarray((self.flags & np.uint16(bad)) == 0, dtype=np.bool_)
 
     @staticmethod
     def concat(batches: list[PositionBatch]) -> PositionBatch:

@@ -10,6 +10,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -25,8 +26,8 @@ def available() -> list[str]:
 
 
 def bench(
-    name: str = typer.Argument(..., help="suite name: decode, ingest, geofence, replay, ..."),
-    quick: bool = typer.Option(False, "--quick", help="fewer rounds, for a smoke run"),
+    name: Annotated[str, typer.Argument(help="suite name: decode, ingest, geofence, replay, ...")],
+    quick: Annotated[bool, typer.Option("--quick", help="fewer rounds, for a smoke run")] = False,
 ) -> None:
     """Run one benchmark suite; the last line of output is JSON with the figures."""
     import pytest
