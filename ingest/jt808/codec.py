@@ -7,7 +7,7 @@ adds framing, sub-package reassembly and serial numbers on top.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ingest.jt808.errors import FrameError, Jt808UsageError
 from ingest.jt808.framing import open_frame, seal
@@ -26,8 +26,7 @@ from ingest.jt808.messages import (
 PACKET_BODY = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     """A decoded frame: its header and its message body.
 
     `body` is a RawMessage for an unknown id, an encrypted body or one packet of several;
@@ -49,12 +48,13 @@ def decode_body(header: Header, body: bytes) -> tuple[Message, ErrorCode | None]
 
 def decode_frame(frame: bytes) -> Frame:
     """One frame (flags optional, still escaped) → Frame; raises FrameError for a bad frame."""
-    content = open_frame(frame)
-    header, body = parse_header(content)
-    if header.subpackaged or header.encryption:
+    header, body = parse_header(open_frame(frame))
+    if header.packet_count is not None or header.encryption:
         return Frame(header, RawMessage(header.msg_id, body))
-    message, error = decode_body(header, body)
-    return Frame(header, message, error)
+    decoder = DECODERS.get(header.msg_id)
+    if decoder is None:
+        return Frame(header, RawMessage(header.msg_id, body), ErrorCode.UNKNOWN_MESSAGE)
+    return Frame(header, decoder(body, header.edition))
 
 
 def _for_edition(message: Message, edition: Edition) -> Message:

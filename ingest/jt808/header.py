@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ingest.jt808.errors import FrameError, Jt808UsageError
 from ingest.jt808.fields import terminal_from_bytes, terminal_to_bytes
@@ -19,9 +19,11 @@ _H2019 = struct.Struct(">HHB10sH")
 _PACKET = struct.Struct(">HH")
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
-    """A decoded header. `edition` is V2013 for both 2011 and 2013 (they share the layout)."""
+class Header(NamedTuple):
+    """A decoded header. `edition` is V2013 for both 2011 and 2013 (they share the layout).
+
+    A NamedTuple: immutable and cheap to build, since one is made for every frame.
+    """
 
     msg_id: int
     edition: Edition
@@ -78,21 +80,29 @@ def parse_header(content: bytes) -> tuple[Header, bytes]:
         _, _, raw_id, serial = _H2013.unpack_from(content)
         version = 0
         edition = Edition.V2013
-    count = index = None
-    if props & _SUBPACKAGED:
-        count, index = _PACKET.unpack_from(content, head_len - 4)
-    header = Header(
-        msg_id=msg_id,
-        edition=edition,
-        terminal=terminal_from_bytes(raw_id),
-        serial=serial,
-        body_length=body_length,
-        protocol_version=version,
-        encryption=(props & _ENCRYPTION_MASK) >> 10,
-        packet_count=count,
-        packet_index=index,
-        terminal_raw=raw_id,
-    )
+    terminal = raw_id.hex()
+    if not terminal.isdigit():
+        terminal = terminal_from_bytes(raw_id)
+    if props & (_SUBPACKAGED | _ENCRYPTION_MASK):
+        count = index = None
+        if props & _SUBPACKAGED:
+            count, index = _PACKET.unpack_from(content, head_len - 4)
+        header = Header(
+            msg_id,
+            edition,
+            terminal,
+            serial,
+            body_length,
+            version,
+            (props & _ENCRYPTION_MASK) >> 10,
+            count,
+            index,
+            raw_id,
+        )
+    else:
+        header = Header(
+            msg_id, edition, terminal, serial, body_length, version, 0, None, None, raw_id
+        )
     return header, content[head_len:]
 
 

@@ -7,8 +7,7 @@ derived values (signed degrees, km/h, epoch ms). Extra items stay raw bytes by i
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import NamedTuple
 
 from ingest.jt808.errors import FrameError, Jt808UsageError
 from ingest.jt808.fields import bcd_time_iso, bcd_time_to_ms, ms_to_bcd_time
@@ -85,11 +84,11 @@ def encode_items(items: Items) -> bytes:
     return bytes(out)
 
 
-@dataclass(frozen=True, slots=True)
-class LocationReport:
-    """0x0200 location report: the 28-byte basic block plus additional items."""
+class LocationReport(NamedTuple):
+    """0x0200 location report: the 28-byte basic block plus additional items.
 
-    MSG_ID: ClassVar[int] = 0x0200
+    A NamedTuple: immutable and cheap to build, since one is made for every position.
+    """
 
     alarm: int
     status: int
@@ -100,7 +99,11 @@ class LocationReport:
     course: int
     time_bcd: bytes  # YYMMDDhhmmss in GMT+8, as sent
     extras: Items = ()
-    raw_tail: bytes = field(default=b"")  # vendor bytes after the block that are not items
+    raw_tail: bytes = b""  # vendor bytes after the block that are not items
+
+    @property
+    def MSG_ID(self) -> int:  # noqa: N802  (the attribute every message has)
+        return 0x0200
 
     @classmethod
     def at(
@@ -175,8 +178,15 @@ class LocationReport:
                 f"location block needs {BLOCK_SIZE} bytes, {len(body) - offset} present",
             )
         alarm, status, lat, lon, alt, speed, course, time_bcd = BLOCK.unpack_from(body, offset)
+        if len(body) == offset + BLOCK_SIZE:
+            return cls(alarm, status, lat, lon, alt, speed, course, time_bcd)
         extras, tail = parse_items(body, offset + BLOCK_SIZE)
         return cls(alarm, status, lat, lon, alt, speed, course, time_bcd, extras, tail)
+
+    @classmethod
+    def decode(cls, body: bytes, edition: object = None) -> LocationReport:
+        """The decoder for 0x0200 (the layout is the same in every edition)."""
+        return cls.decode_from(body)
 
     def encode_body(self) -> bytes:
         try:

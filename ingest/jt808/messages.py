@@ -360,10 +360,6 @@ class ParametersReply:
 # ---------------------------------------------------------------- locations
 
 
-def _decode_location(body: bytes, edition: Edition) -> LocationReport:
-    return LocationReport.decode_from(body)
-
-
 @dataclass(frozen=True, slots=True)
 class LocationQueryReply:
     """0x0201: answer serial + a location body."""
@@ -643,4 +639,4 @@ DECODERS: dict[int, Decoder] = {
         MultimediaEvent,
     )
 }
-DECODERS[LocationReport.MSG_ID] = _decode_location
+DECODERS[MessageId.LOCATION_REPORT] = LocationReport.decode
