@@ -12,6 +12,7 @@ from ingest.jt808.errors import FrameError, Jt808Error, Jt808ProtocolError, Jt80
 from ingest.jt808.events import (
     Event,
     FrameRejected,
+    LocationFrameReceived,
     MessageReceived,
     PacketReceived,
     PacketsAbandoned,
@@ -44,6 +45,7 @@ __all__ = [
     "Jt808Error",
     "Jt808ProtocolError",
     "Jt808UsageError",
+    "LocationFrameReceived",
     "LocationReport",
     "MessageId",
     "MessageReceived",

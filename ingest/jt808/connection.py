@@ -16,6 +16,7 @@ from ingest.jt808.errors import FrameError, Jt808ProtocolError, Jt808UsageError
 from ingest.jt808.events import (
     Event,
     FrameRejected,
+    LocationFrameReceived,
     MessageReceived,
     PacketReceived,
     PacketsAbandoned,
@@ -74,6 +75,7 @@ class Jt808Connection:
         max_retries: int = 3,
         reassembly_timeout_s: float = 30.0,
         max_message_bytes: int = 1 << 20,
+        location_payloads: bool = False,
     ) -> None:
         if role is Role.TERMINAL and terminal is None:
             raise Jt808UsageError("a terminal connection needs its terminal id")
@@ -91,6 +93,8 @@ class Jt808Connection:
         self._pending: dict[int, _Pending] = {}
         self._sent_packets: dict[tuple[int, int], list[bytes]] = {}
         self.peer_terminal: str | None = None
+        # Hand single-frame 0x0200 reports over undecoded, for the vectorized decoder.
+        self.location_payloads = location_payloads
         self.frames_received = 0
         self.frames_rejected = 0
 
@@ -127,6 +131,18 @@ class Jt808Connection:
         return self._splitter.error
 
     def _receive_payload(self, payload: bytes, now_s: float) -> None:
+        # 0x02 0x00 never needs escaping; bit 13 (packets) and 0x7d in the props byte are left
+        # to the full path, so the batch decoder only sees frames it fully understands.
+        if (
+            self.location_payloads
+            and payload[:2] == b"\x02\x00"
+            and len(payload) > 2
+            and not payload[2] & 0x20
+            and payload[2] != 0x7D
+        ):
+            self.frames_received += 1
+            self._events.append(LocationFrameReceived(payload))
+            return
         header: Header | None = None
         try:
             content = open_frame(payload)
@@ -226,6 +242,28 @@ class Jt808Connection:
         else:
             response = TerminalGeneralResponse(header.serial, header.msg_id, result)
         return self.send(response)
+
+    def answer_serials(self, serials: list[int], msg_id: int, result: int = 0) -> bytes:
+        """General responses to many received frames at once (the gateway's batch of acks),
+        returned as bytes to write rather than queued."""
+        if self.terminal is None:
+            raise Jt808UsageError("the peer's terminal id is not known yet: receive first")
+        response = (
+            PlatformGeneralResponse if self.role is Role.PLATFORM else TerminalGeneralResponse
+        )
+        out = []
+        for serial in serials:
+            out.extend(
+                encode_frames(
+                    response(serial, msg_id, result),
+                    terminal=self.terminal,
+                    serial=self._serial,
+                    edition=self.edition,
+                    protocol_version=self.protocol_version,
+                )
+            )
+            self._serial = (self._serial + 1) & 0xFFFF
+        return b"".join(out)
 
     def data_to_send(self) -> bytes:
         """Everything queued for the peer, in order; empties the queue."""

@@ -29,6 +29,17 @@ class FrameRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class LocationFrameReceived:
+    """A 0x0200 frame left undecoded for the batch decoder (`location_payloads=True`).
+
+    `payload` is the escaped bytes between the flags, as `decode_location_frames(...,
+    flagged=False)` takes them; nothing about it has been checked yet.
+    """
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class PacketReceived:
     """One packet of a sub-packaged message arrived (the platform may acknowledge each)."""
 
@@ -52,4 +63,11 @@ class ReplyTimedOut:
     msg_id: int
 
 
-Event = MessageReceived | FrameRejected | PacketReceived | PacketsAbandoned | ReplyTimedOut
+Event = (
+    MessageReceived
+    | FrameRejected
+    | LocationFrameReceived
+    | PacketReceived
+    | PacketsAbandoned
+    | ReplyTimedOut
+)

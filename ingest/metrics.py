@@ -1,0 +1,54 @@
+"""Prometheus metrics of the gateway, in a registry of its own (tests run several gateways)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Acknowledgement latency buckets, seconds: fsync group commit sits in the low milliseconds.
+_ACK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class GatewayMetrics:
+    """Connections, frames in and out, rejects by reason, positions, journal depth, latencies."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("lienwatch_connections_open", "Open JT808 connections", registry=r)
+        self.connections_total = Counter(
+            "lienwatch_connections_total", "JT808 connections accepted", registry=r
+        )
+        self.frames_in = Counter(
+            "lienwatch_frames_in_total", "Frames received", ["msg_id"], registry=r
+        )
+        self.frames_out = Counter("lienwatch_frames_out_total", "Frames sent", registry=r)
+        self.frames_rejected = Counter(
+            "lienwatch_frames_rejected_total", "Frames rejected", ["reason"], registry=r
+        )
+        self.positions_acked = Counter(
+            "lienwatch_positions_acked_total", "Positions acknowledged after commit", registry=r
+        )
+        self.positions_stored = Counter(
+            "lienwatch_positions_stored_total", "Positions drained into the store", registry=r
+        )
+        self.journal_depth = Gauge(
+            "lienwatch_journal_depth_bytes", "Journal bytes not yet in the store", registry=r
+        )
+        self.paused = Gauge(
+            "lienwatch_reading_paused", "1 while sockets are paused (backpressure)", registry=r
+        )
+        self.ack_latency = Histogram(
+            "lienwatch_ack_latency_seconds",
+            "Receipt of a location frame to its acknowledgement",
+            buckets=_ACK_BUCKETS,
+            registry=r,
+        )
+        self.store_write_latency = Histogram(
+            "lienwatch_store_write_seconds",
+            "One drain write into the store",
+            buckets=_ACK_BUCKETS,
+            registry=r,
+        )
+        self.commands = Counter(
+            "lienwatch_commands_total", "Platform commands by outcome", ["outcome"], registry=r
+        )
