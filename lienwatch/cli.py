@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lienwatch.commands import bench, decode
+from lienwatch.commands import bench, decode, fences, migrate, replay, serve, simulate
 
 app = typer.Typer(
     name="lienwatch",
@@ -21,7 +21,12 @@ def root() -> None:
 
 
 bench.register(app)
+simulate.register(app)
+fences.register(app)
 decode.register(app)
+replay.register(app)
+migrate.register(app)
+serve.register(app)
 
 
 def main() -> None:

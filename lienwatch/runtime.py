@@ -1,0 +1,112 @@
+"""Process wiring for `lienwatch serve` (and `demo`): settings → store, journal, gateway.
+
+The one place that knows every part; the parts only know what they are handed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ingest.gateway import Gateway, GatewayConfig
+from ingest.journal import Journal
+from lienwatch.settings import Settings
+from store import Store, migrate, open_store
+
+log = logging.getLogger("lienwatch")
+
+
+def install_event_loop_policy() -> None:
+    """uvloop when it is installed: a faster loop for thousands of connections."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+@dataclass(slots=True)
+class Services:
+    """The running parts of one process, so `demo` can add its own on top."""
+
+    settings: Settings
+    journal: Journal
+    gateway: Gateway
+    gateway_address: tuple[str, int]
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def store_factory(self) -> Store:
+        return open_store(self.settings.database_url, self.settings.data_dir)
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await closer()
+        await self.gateway.stop()
+        self.journal.close()
+
+
+async def start_services(settings: Settings) -> Services:
+    """Migrates the store, opens the journal (replaying what was not drained) and starts the
+    gateway; returns once it listens."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(migrate, settings.database_url, settings.data_dir)
+    journal = Journal(settings.data_dir / "journal", max_bytes=settings.journal_max_bytes)
+    if journal.depth_bytes:
+        log.info("journal holds %d bytes not yet stored: replaying", journal.depth_bytes)
+    host, port = settings.jt808_address
+
+    def store_factory() -> Store:
+        return open_store(settings.database_url, settings.data_dir)
+
+    gateway = Gateway(
+        GatewayConfig(
+            host=host,
+            port=port,
+            auto_register=settings.auto_register,
+            idle_timeout_s=settings.jt808_idle_timeout_s,
+            max_frame_bytes=settings.jt808_max_frame_bytes,
+            max_errors=settings.jt808_max_errors,
+        ),
+        journal=journal,
+        store_factory=store_factory,
+    )
+    address = await gateway.start()
+    return Services(settings, journal, gateway, address)
+
+
+async def wait_for_stop() -> None:
+    """Returns on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def serve(settings: Settings) -> None:
+    services = await start_services(settings)
+    host, port = services.gateway_address
+    print(f"lienwatch: JT808 gateway listening on {host}:{port}", flush=True)
+    try:
+        await wait_for_stop()
+    finally:
+        print("lienwatch: stopping", flush=True)
+        await services.close()
