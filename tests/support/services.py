@@ -39,11 +39,11 @@ def pg_database_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_database_url: str) -> Iterator[str]:
+def pg_url(pg_database_url: str) -> str:
     """The session database, emptied of every table before the test."""
     with psycopg.connect(pg_database_url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    yield pg_database_url
+    return pg_database_url
 
 
 @pytest.fixture

@@ -1,0 +1,425 @@
+"""The PostgreSQL/TimescaleDB adapter (psycopg 3, blocking).
+
+Writes, in one transaction: first an optimistic binary COPY straight into `positions` inside a
+savepoint; when a row is already stored (a journal replay, a device re-sending a report) COPY
+fails on the key and the batch goes the idempotent way instead: COPY into a per-connection
+temporary staging table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING (COPY alone cannot
+skip rows). `lienwatch bench store` measures both ways; duplicates are rare in steady state.
+The latest-position upsert and the last-seen update then run from the batch's newest row per
+device (numpy, `selection`), a small COPY of its own.
+Reads of many rows (tracks, cursor pages) come back as binary COPY too, parsed by numpy
+(`pg_copy`).
+
+A lost connection surfaces as `StoreUnavailableError` and the next call reconnects, so the
+journal drain simply retries. Blocking: call it from a worker thread, never the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from positions import PositionBatch, empty_batch
+from store import pg_copy
+from store.interface import (
+    CommandState,
+    Device,
+    PositionPage,
+    QueuedCommand,
+    SchemaError,
+    StoreError,
+    StoreUnavailableError,
+    WriteResult,
+)
+from store.migrate import PLAIN, latest_version
+from store.selection import last_seen_per_device, newest_valid_per_device, thin
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_MS = 86_400_000
+# Fixes dated outside [receive day - this, receive day + 1] go to the outliers partition rather
+# than each creating a partition of its own (a device with a broken clock could make thousands).
+MAX_BACKFILL_DAYS = 400
+_COLS = pg_copy.COLUMN_LIST
+
+_STAGING_COLUMNS = """(
+    device_id integer NOT NULL, fix_time timestamptz NOT NULL, recv_time timestamptz NOT NULL,
+    lon double precision NOT NULL, lat double precision NOT NULL, speed_kmh real NOT NULL,
+    course smallint NOT NULL, altitude_m integer NOT NULL, alarm bigint NOT NULL,
+    status bigint NOT NULL, flags integer NOT NULL
+) ON COMMIT DELETE ROWS"""
+_STAGING = [
+    f"CREATE TEMP TABLE position_staging {_STAGING_COLUMNS}",
+    f"CREATE TEMP TABLE latest_staging {_STAGING_COLUMNS}",
+]
+_COPY_DIRECT = f"COPY positions ({_COLS}) FROM STDIN (FORMAT BINARY)"
+_COPY_STAGING = f"COPY position_staging ({_COLS}) FROM STDIN (FORMAT BINARY)"
+_COPY_LATEST = f"COPY latest_staging ({_COLS}) FROM STDIN (FORMAT BINARY)"
+_INSERT = f"""
+INSERT INTO positions ({_COLS}) SELECT {_COLS} FROM position_staging ON CONFLICT DO NOTHING
+"""
+# latest_staging holds at most one row per device: the batch's newest valid fix.
+_UPSERT_LATEST = f"""
+INSERT INTO latest_positions AS l ({_COLS}) SELECT {_COLS} FROM latest_staging
+ON CONFLICT (device_id) DO UPDATE SET
+    fix_time = EXCLUDED.fix_time, recv_time = EXCLUDED.recv_time, lon = EXCLUDED.lon,
+    lat = EXCLUDED.lat, speed_kmh = EXCLUDED.speed_kmh, course = EXCLUDED.course,
+    altitude_m = EXCLUDED.altitude_m, alarm = EXCLUDED.alarm, status = EXCLUDED.status,
+    flags = EXCLUDED.flags
+WHERE l.fix_time < EXCLUDED.fix_time
+"""
+_LAST_SEEN = """
+UPDATE devices d SET last_seen = s.seen
+FROM (SELECT device_id, timestamptz 'epoch' + seen_ms * interval '1 millisecond' AS seen
+      FROM unnest(%s::integer[], %s::bigint[]) AS u (device_id, seen_ms)) s
+WHERE d.id = s.device_id AND (d.last_seen IS NULL OR d.last_seen < s.seen)
+"""
+_COMMAND_COLS = (
+    "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_at, c.expires_at, c.attempts,"
+    " c.serial, c.updated_at"
+)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
+
+
+def _ms(value: datetime | None) -> int | None:
+    return None if value is None else (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+class PostgresStore:
+    """`store.interface.Store` on PostgreSQL; see the module docstring."""
+
+    def __init__(self, url: str, *, connect_timeout_s: int = 5) -> None:
+        self._url = url
+        self._connect_timeout_s = connect_timeout_s
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._layout = PLAIN
+        self._ids: dict[str, int] = {}
+        self._terminals: dict[int, str] = {}
+        self._days: set[int] = set()
+        self._session()  # fail early on a bad URL or an unmigrated database
+
+    # -- connection --------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        try:
+            conn = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=self._connect_timeout_s
+            )
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+        try:
+            row = conn.execute(
+                "SELECT max(version), max(variant) FROM schema_migrations"
+            ).fetchone()
+            if row is None or row[0] is None or row[0] < latest_version("postgres"):
+                raise SchemaError("database schema is out of date: run `lienwatch migrate`")
+            self._layout = row[1] or PLAIN
+            for statement in _STAGING:
+                conn.execute(statement)
+        except psycopg.errors.UndefinedTable:
+            conn.close()
+            raise SchemaError("database has no schema: run `lienwatch migrate`") from None
+        except BaseException:
+            conn.close()
+            raise
+        self._days.clear()  # partitions may have been dropped meanwhile
+        return conn
+
+    def _session(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        return self._conn
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """Maps psycopg failures to store errors; a lost connection is dropped for a reconnect."""
+        try:
+            yield self._session()
+        except psycopg.OperationalError as exc:
+            self._drop()
+            raise StoreUnavailableError(f"{what}: database unavailable: {exc}") from exc
+        except psycopg.Error as exc:
+            if self._conn is not None and self._conn.broken:
+                self._drop()
+            raise StoreError(f"{what}: {exc}") from exc
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    def close(self) -> None:
+        self._drop()
+
+    # -- devices keys ------------------------------------------------------------------------
+
+    def _device_ids(
+        self, conn: psycopg.Connection[tuple[Any, ...]], terminals: Sequence[str], create: bool
+    ) -> dict[str, int]:
+        """Stored keys of `terminals` (creating missing devices when `create`), cached."""
+        missing = [t for t in dict.fromkeys(terminals) if t not in self._ids]
+        if missing:
+            if create:
+                conn.execute(
+                    "INSERT INTO devices (terminal) SELECT unnest(%s::text[])"
+                    " ON CONFLICT (terminal) DO NOTHING",
+                    (missing,),
+                )
+            rows = conn.execute(
+                "SELECT terminal, id FROM devices WHERE terminal = ANY(%s)", (missing,)
+            ).fetchall()
+            for terminal, device_id in rows:
+                self._ids[terminal] = device_id
+                self._terminals[device_id] = terminal
+        return {t: self._ids[t] for t in terminals if t in self._ids}
+
+    def _terminals_of(
+        self, conn: psycopg.Connection[tuple[Any, ...]], device_ids: npt.NDArray[np.int32]
+    ) -> tuple[npt.NDArray[np.int32], list[str]]:
+        """(local index per row, terminal list) for stored device keys."""
+        unique, local = np.unique(device_ids, return_inverse=True)
+        unknown = [int(i) for i in unique if int(i) not in self._terminals]
+        if unknown:
+            for device_id, terminal in conn.execute(
+                "SELECT id, terminal FROM devices WHERE id = ANY(%s)", (unknown,)
+            ):
+                self._ids[terminal] = device_id
+                self._terminals[device_id] = terminal
+        return local.astype(np.int32), [self._terminals[int(i)] for i in unique]
+
+    def _ensure_partitions(
+        self, conn: psycopg.Connection[tuple[Any, ...]], batch: PositionBatch
+    ) -> None:
+        if self._layout != PLAIN or not len(batch):
+            return
+        now_day = int(batch.recv_ms.max()) // _DAY_MS
+        days = np.unique(batch.time_ms // _DAY_MS)
+        days = days[(days >= now_day - MAX_BACKFILL_DAYS) & (days <= now_day + 1)]
+        for day in days.tolist():
+            if day not in self._days:
+                conn.execute(
+                    "SELECT lienwatch_ensure_day_partition(%s)",
+                    (date(1970, 1, 1) + timedelta(days=day),),
+                )
+                self._days.add(day)
+
+    # -- positions ---------------------------------------------------------------------------
+
+    def write_positions(self, batch: PositionBatch, terminals: Sequence[str]) -> WriteResult:
+        if not len(batch):
+            return WriteResult(0, 0)
+        newest = batch.take(newest_valid_per_device(batch))
+        seen_device, seen_ms = last_seen_per_device(batch)
+        with self._guard("write positions") as conn:
+            ids = self._device_ids(conn, terminals, create=True)
+            keys = np.fromiter((ids[t] for t in terminals), dtype=np.int32, count=len(terminals))
+            self._ensure_partitions(conn, batch)
+            stream = pg_copy.encode(batch, keys)
+            with conn.transaction(), conn.cursor() as cur:
+                try:
+                    with conn.transaction(), cur.copy(_COPY_DIRECT) as copy:
+                        copy.write(stream)
+                    inserted = len(batch)
+                except psycopg.errors.UniqueViolation:
+                    with cur.copy(_COPY_STAGING) as copy:
+                        copy.write(stream)
+                    cur.execute(_INSERT)
+                    inserted = cur.rowcount
+                with cur.copy(_COPY_LATEST) as copy:
+                    copy.write(pg_copy.encode(newest, keys))
+                cur.execute(_UPSERT_LATEST)
+                cur.execute(_LAST_SEEN, (keys[seen_device].tolist(), seen_ms.tolist()))
+        return WriteResult(len(batch), inserted)
+
+    def _copy_out(
+        self, conn: psycopg.Connection[tuple[Any, ...]], query: str, params: Sequence[Any]
+    ) -> bytes:
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy,
+        ):
+            return b"".join(bytes(chunk) for chunk in copy)
+
+    def latest(self, terminals: Sequence[str]) -> PositionBatch:
+        with self._guard("latest positions") as conn:
+            ids = self._device_ids(conn, terminals, create=False)
+            stream = self._copy_out(
+                conn,
+                f"SELECT {_COLS} FROM latest_positions WHERE device_id = ANY(%s)",
+                (list(ids.values()),),
+            )
+        batch = pg_copy.decode(stream)
+        slot = {ids[t]: i for i, t in enumerate(terminals) if t in ids}
+        device = np.fromiter((slot[int(d)] for d in batch.device), np.int32, count=len(batch))
+        return PositionBatch(**{**batch.columns(), "device": device}).sorted()
+
+    def track(
+        self,
+        terminal: str,
+        from_ms: int,
+        to_ms: int,
+        *,
+        max_points: int | None = None,
+        interval_ms: int | None = None,
+    ) -> PositionBatch:
+        with self._guard("track") as conn:
+            ids = self._device_ids(conn, [terminal], create=False)
+            if terminal not in ids:
+                stream = b""
+            else:
+                stream = self._copy_out(
+                    conn,
+                    f"SELECT {_COLS} FROM positions WHERE device_id = %s"
+                    " AND fix_time >= %s AND fix_time < %s ORDER BY fix_time",
+                    (ids[terminal], _dt(from_ms), _dt(to_ms)),
+                )
+        if not stream:
+            return empty_batch()
+        batch = pg_copy.decode(stream)
+        batch = PositionBatch(**{**batch.columns(), "device": np.zeros(len(batch), np.int32)})
+        return thin(batch, max_points=max_points, interval_ms=interval_ms)
+
+    def positions_since(self, cursor: int, limit: int) -> PositionPage:
+        with self._guard("positions since cursor") as conn:
+            stream = self._copy_out(
+                conn,
+                f"SELECT seq, {_COLS} FROM positions WHERE seq > %s ORDER BY seq LIMIT %s",
+                (cursor, limit),
+            )
+            batch, seq = pg_copy.decode_with_seq(stream)
+            local, terminals = self._terminals_of(conn, batch.device)
+        batch = PositionBatch(**{**batch.columns(), "device": local})
+        return PositionPage(batch, terminals, int(seq[-1]) if len(seq) else cursor)
+
+    # -- devices -----------------------------------------------------------------------------
+
+    def upsert_device(self, device: Device) -> None:
+        with self._guard("upsert device") as conn:
+            conn.execute(
+                "INSERT INTO devices AS d (terminal, edition, auth_code, registered_at, last_seen,"
+                " vehicle_id) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (terminal) DO UPDATE SET"
+                " edition = coalesce(EXCLUDED.edition, d.edition),"
+                " auth_code = coalesce(EXCLUDED.auth_code, d.auth_code),"
+                " registered_at = coalesce(EXCLUDED.registered_at, d.registered_at),"
+                " last_seen = greatest(EXCLUDED.last_seen, d.last_seen),"
+                " vehicle_id = coalesce(EXCLUDED.vehicle_id, d.vehicle_id)",
+                (
+                    device.terminal,
+                    device.edition,
+                    device.auth_code,
+                    _dt(device.registered_ms),
+                    _dt(device.last_seen_ms),
+                    device.vehicle_id,
+                ),
+            )
+
+    def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
+        with self._guard("read devices") as conn:
+            rows = conn.execute(
+                "SELECT terminal, edition, auth_code, registered_at, last_seen, vehicle_id"
+                f" FROM devices {where} ORDER BY terminal",
+                params,
+            ).fetchall()
+        return [
+            Device(terminal, edition, auth, _ms(registered), _ms(seen), vehicle)
+            for terminal, edition, auth, registered, seen, vehicle in rows
+        ]
+
+    def get_device(self, terminal: str) -> Device | None:
+        found = self._devices("WHERE terminal = %s", (terminal,))
+        return found[0] if found else None
+
+    def list_devices(self) -> list[Device]:
+        return self._devices("", ())
+
+    def touch_devices(self, terminals: Sequence[str], seen_ms: int) -> None:
+        with self._guard("touch devices") as conn:
+            conn.execute(
+                "UPDATE devices SET last_seen = %s WHERE terminal = ANY(%s)"
+                " AND (last_seen IS NULL OR last_seen < %s)",
+                (_dt(seen_ms), list(terminals), _dt(seen_ms)),
+            )
+
+    # -- command queue -----------------------------------------------------------------------
+
+    def enqueue_command(
+        self, terminal: str, msg_id: int, body: bytes, now_ms: int, expires_ms: int | None = None
+    ) -> int:
+        with self._guard("enqueue command") as conn:
+            ids = self._device_ids(conn, [terminal], create=False)
+            if terminal not in ids:
+                raise StoreError(f"enqueue command: unknown terminal {terminal}")
+            row = conn.execute(
+                "INSERT INTO command_queue (device_id, msg_id, body, created_at, expires_at,"
+                " updated_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (ids[terminal], msg_id, body, _dt(now_ms), _dt(expires_ms), _dt(now_ms)),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def commands_to_send(self, terminal: str, now_ms: int) -> list[QueuedCommand]:
+        with self._guard("commands to send") as conn, conn.transaction():
+            conn.execute(
+                "UPDATE command_queue c SET state = 'expired', updated_at = %s FROM devices d"
+                " WHERE d.id = c.device_id AND d.terminal = %s AND c.state = 'queued'"
+                " AND c.expires_at <= %s",
+                (_dt(now_ms), terminal, _dt(now_ms)),
+            )
+            rows = conn.execute(
+                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
+                " WHERE d.terminal = %s AND c.state = 'queued' ORDER BY c.id",
+                (terminal,),
+            ).fetchall()
+        return [_command(row) for row in rows]
+
+    def mark_command(
+        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+    ) -> None:
+        with self._guard("mark command") as conn:
+            cur = conn.execute(
+                "UPDATE command_queue SET state = %s, updated_at = %s,"
+                " attempts = attempts + %s, serial = coalesce(%s, serial) WHERE id = %s",
+                (
+                    state.value,
+                    _dt(now_ms),
+                    1 if state is CommandState.SENT else 0,
+                    serial,
+                    command_id,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"mark command: no command {command_id}")
+
+    def get_command(self, command_id: int) -> QueuedCommand | None:
+        with self._guard("get command") as conn:
+            row = conn.execute(
+                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
+                " WHERE c.id = %s",
+                (command_id,),
+            ).fetchone()
+        return None if row is None else _command(row)
+
+
+def _command(row: tuple[Any, ...]) -> QueuedCommand:
+    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated = row
+    return QueuedCommand(
+        id=int(cid),
+        terminal=terminal,
+        msg_id=int(msg_id),
+        body=bytes(body),
+        state=CommandState(state),
+        created_ms=_ms(created) or 0,
+        expires_ms=_ms(expires),
+        attempts=int(attempts),
+        serial=serial,
+        updated_ms=_ms(updated) or 0,
+    )

@@ -1,0 +1,328 @@
+"""The embedded SQLite adapter: one file in the data directory, WAL mode, PostgreSQL's meanings.
+
+`synchronous=FULL`: the journal deletes what it drained once a write returns, so a committed
+write must survive power loss, not only a process crash. INSERT OR IGNORE on the
+(device, fix time) key makes rewrites no-ops. Blocking: call it from a worker thread; the
+connection may be created on one thread and used on another, one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from positions import COLUMNS, PositionBatch, empty_batch
+from store.interface import (
+    CommandState,
+    Device,
+    PositionPage,
+    QueuedCommand,
+    SchemaError,
+    StoreError,
+    WriteResult,
+)
+from store.migrate import latest_version, migrate_sqlite
+from store.selection import last_seen_per_device, newest_valid_per_device, thin
+
+_POSITION_COLS = tuple(name if name != "device" else "device_id" for name in COLUMNS)
+_COLS = ", ".join(_POSITION_COLS)
+_MARKS = ", ".join("?" for _ in _POSITION_COLS)
+_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "device_id")
+_COMMAND_COLS = (
+    "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_ms, c.expires_ms, c.attempts,"
+    " c.serial, c.updated_ms"
+)
+
+
+class SqliteStore:
+    """`store.interface.Store` on an SQLite file; see the module docstring."""
+
+    def __init__(self, path: Path, *, migrate: bool = True) -> None:
+        self.path = Path(path)
+        if migrate:
+            migrate_sqlite(self.path)
+        elif not self.path.exists():
+            raise SchemaError(f"{self.path}: no database: run `lienwatch migrate`")
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        try:
+            row = self._conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        if row is None or row[0] is None or row[0] < latest_version("sqlite"):
+            self._conn.close()
+            raise SchemaError(f"{self.path}: schema missing or old: run `lienwatch migrate`")
+        self._ids: dict[str, int] = {}
+        self._terminals: dict[int, str] = {}
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {what}: {exc}") from exc
+
+    def _read(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {what}: {exc}") from exc
+
+    # -- device keys -------------------------------------------------------------------------
+
+    def _device_ids(self, terminals: Sequence[str], create: bool) -> dict[str, int]:
+        missing = [t for t in dict.fromkeys(terminals) if t not in self._ids]
+        if missing:
+            if create:
+                with self._transaction("create devices") as conn:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO devices (terminal) VALUES (?)",
+                        [(t,) for t in missing],
+                    )
+            rows = self._read(
+                "read devices",
+                "SELECT terminal, id FROM devices"
+                " WHERE terminal IN (SELECT value FROM json_each(?))",
+                (json.dumps(missing),),
+            )
+            for terminal, device_id in rows:
+                self._ids[terminal] = device_id
+                self._terminals[device_id] = terminal
+        return {t: self._ids[t] for t in terminals if t in self._ids}
+
+    def _terminal_of(self, device_id: int) -> str:
+        if device_id not in self._terminals:
+            rows = self._read(
+                "read device", "SELECT terminal FROM devices WHERE id = ?", (device_id,)
+            )
+            self._terminals[device_id] = rows[0][0]
+            self._ids[rows[0][0]] = device_id
+        return self._terminals[device_id]
+
+    # -- positions ---------------------------------------------------------------------------
+
+    def write_positions(self, batch: PositionBatch, terminals: Sequence[str]) -> WriteResult:
+        if not len(batch):
+            return WriteResult(0, 0)
+        ids = self._device_ids(terminals, create=True)
+        keys = np.fromiter((ids[t] for t in terminals), dtype=np.int64, count=len(terminals))
+        columns = batch.columns()
+        columns["device"] = keys[batch.device]
+        newest = newest_valid_per_device(batch)
+        seen_device, seen_ms = last_seen_per_device(batch)
+        with self._transaction("write positions") as conn:
+            before = conn.total_changes
+            conn.executemany(
+                f"INSERT OR IGNORE INTO positions ({_COLS}) VALUES ({_MARKS})",
+                _rows(columns),
+            )
+            inserted = conn.total_changes - before
+            conn.executemany(
+                f"INSERT INTO latest_positions ({_COLS}) VALUES ({_MARKS})"
+                f" ON CONFLICT (device_id) DO UPDATE SET {_UPDATES}"
+                " WHERE excluded.time_ms > latest_positions.time_ms",
+                _rows({name: column[newest] for name, column in columns.items()}),
+            )
+            conn.executemany(
+                "UPDATE devices SET last_seen_ms = ? WHERE id = ?"
+                " AND (last_seen_ms IS NULL OR last_seen_ms < ?)",
+                [
+                    (ms, int(keys[d]), ms)
+                    for d, ms in zip(seen_device.tolist(), seen_ms.tolist(), strict=True)
+                ],
+            )
+        return WriteResult(len(batch), inserted)
+
+    def latest(self, terminals: Sequence[str]) -> PositionBatch:
+        ids = self._device_ids(terminals, create=False)
+        rows = self._read(
+            "latest positions",
+            f"SELECT {_COLS} FROM latest_positions"
+            " WHERE device_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(ids.values())),),
+        )
+        slot = {ids[t]: i for i, t in enumerate(terminals) if t in ids}
+        batch = _batch(rows)
+        device = np.fromiter((slot[int(d)] for d in batch.device), np.int32, count=len(batch))
+        return PositionBatch(**{**batch.columns(), "device": device}).sorted()
+
+    def track(
+        self,
+        terminal: str,
+        from_ms: int,
+        to_ms: int,
+        *,
+        max_points: int | None = None,
+        interval_ms: int | None = None,
+    ) -> PositionBatch:
+        ids = self._device_ids([terminal], create=False)
+        if terminal not in ids:
+            return empty_batch()
+        rows = self._read(
+            "track",
+            f"SELECT 0, {_COLS.removeprefix('device_id, ')} FROM positions"
+            " WHERE device_id = ? AND time_ms >= ? AND time_ms < ? ORDER BY time_ms",
+            (ids[terminal], from_ms, to_ms),
+        )
+        return thin(_batch(rows), max_points=max_points, interval_ms=interval_ms)
+
+    def positions_since(self, cursor: int, limit: int) -> PositionPage:
+        rows = self._read(
+            "positions since cursor",
+            f"SELECT seq, {_COLS} FROM positions WHERE seq > ? ORDER BY seq LIMIT ?",
+            (cursor, limit),
+        )
+        if not rows:
+            return PositionPage(empty_batch(), [], cursor)
+        batch = _batch([row[1:] for row in rows])
+        unique, local = np.unique(batch.device, return_inverse=True)
+        terminals = [self._terminal_of(int(d)) for d in unique]
+        batch = PositionBatch(**{**batch.columns(), "device": local.astype(np.int32)})
+        return PositionPage(batch, terminals, int(rows[-1][0]))
+
+    # -- devices -----------------------------------------------------------------------------
+
+    def upsert_device(self, device: Device) -> None:
+        with self._transaction("upsert device") as conn:
+            conn.execute(
+                "INSERT INTO devices (terminal, edition, auth_code, registered_ms, last_seen_ms,"
+                " vehicle_id) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (terminal) DO UPDATE SET"
+                " edition = coalesce(excluded.edition, edition),"
+                " auth_code = coalesce(excluded.auth_code, auth_code),"
+                " registered_ms = coalesce(excluded.registered_ms, registered_ms),"
+                " last_seen_ms = max(coalesce(excluded.last_seen_ms, last_seen_ms),"
+                "                    coalesce(last_seen_ms, excluded.last_seen_ms)),"
+                " vehicle_id = coalesce(excluded.vehicle_id, vehicle_id)",
+                (
+                    device.terminal,
+                    device.edition,
+                    device.auth_code,
+                    device.registered_ms,
+                    device.last_seen_ms,
+                    device.vehicle_id,
+                ),
+            )
+
+    def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
+        rows = self._read(
+            "read devices",
+            "SELECT terminal, edition, auth_code, registered_ms, last_seen_ms, vehicle_id"
+            f" FROM devices {where} ORDER BY terminal",
+            params,
+        )
+        return [Device(*row) for row in rows]
+
+    def get_device(self, terminal: str) -> Device | None:
+        found = self._devices("WHERE terminal = ?", (terminal,))
+        return found[0] if found else None
+
+    def list_devices(self) -> list[Device]:
+        return self._devices("", ())
+
+    def touch_devices(self, terminals: Sequence[str], seen_ms: int) -> None:
+        with self._transaction("touch devices") as conn:
+            conn.executemany(
+                "UPDATE devices SET last_seen_ms = ? WHERE terminal = ?"
+                " AND (last_seen_ms IS NULL OR last_seen_ms < ?)",
+                [(seen_ms, t, seen_ms) for t in terminals],
+            )
+
+    # -- command queue -----------------------------------------------------------------------
+
+    def enqueue_command(
+        self, terminal: str, msg_id: int, body: bytes, now_ms: int, expires_ms: int | None = None
+    ) -> int:
+        ids = self._device_ids([terminal], create=False)
+        if terminal not in ids:
+            raise StoreError(f"enqueue command: unknown terminal {terminal}")
+        with self._transaction("enqueue command") as conn:
+            cur = conn.execute(
+                "INSERT INTO command_queue (device_id, msg_id, body, created_ms, expires_ms,"
+                " updated_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                (ids[terminal], msg_id, body, now_ms, expires_ms, now_ms),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def commands_to_send(self, terminal: str, now_ms: int) -> list[QueuedCommand]:
+        with self._transaction("commands to send") as conn:
+            conn.execute(
+                "UPDATE command_queue SET state = 'expired', updated_ms = ?"
+                " WHERE device_id = (SELECT id FROM devices WHERE terminal = ?)"
+                " AND state = 'queued' AND expires_ms <= ?",
+                (now_ms, terminal, now_ms),
+            )
+            rows = conn.execute(
+                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
+                " WHERE d.terminal = ? AND c.state = 'queued' ORDER BY c.id",
+                (terminal,),
+            ).fetchall()
+        return [_command(row) for row in rows]
+
+    def mark_command(
+        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+    ) -> None:
+        with self._transaction("mark command") as conn:
+            cur = conn.execute(
+                "UPDATE command_queue SET state = ?, updated_ms = ?, attempts = attempts + ?,"
+                " serial = coalesce(?, serial) WHERE id = ?",
+                (state.value, now_ms, 1 if state is CommandState.SENT else 0, serial, command_id),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"mark command: no command {command_id}")
+
+    def get_command(self, command_id: int) -> QueuedCommand | None:
+        rows = self._read(
+            "get command",
+            f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
+            " WHERE c.id = ?",
+            (command_id,),
+        )
+        return _command(rows[0]) if rows else None
+
+
+def _rows(columns: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """Rows as plain Python values (`tolist` converts a whole column at C speed)."""
+    return zip(*(columns[name].tolist() for name in COLUMNS), strict=True)
+
+
+def _batch(rows: list[Any]) -> PositionBatch:
+    """A batch from rows in `COLUMNS` order."""
+    if not rows:
+        return empty_batch()
+    return PositionBatch.from_columns(dict(zip(COLUMNS, zip(*rows, strict=True), strict=True)))
+
+
+def _command(row: tuple[Any, ...]) -> QueuedCommand:
+    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated = row
+    return QueuedCommand(
+        id=cid,
+        terminal=terminal,
+        msg_id=msg_id,
+        body=bytes(body),
+        state=CommandState(state),
+        created_ms=created,
+        expires_ms=expires,
+        attempts=attempts,
+        serial=serial,
+        updated_ms=updated,
+    )

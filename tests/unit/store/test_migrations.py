@@ -1,0 +1,31 @@
+"""Migration files: ordering, variant choice, and the SQLite path end to end."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from store.interface import SchemaError
+from store.migrate import load_migrations, migrate_sqlite
+
+
+def test_postgres_migrations_come_in_order_with_one_variant_per_step() -> None:
+    plain = [m.label for m in load_migrations("postgres", "plain")]
+    timescale = [m.label for m in load_migrations("postgres", "timescale")]
+    assert plain == ["0001_core", "0002_positions.plain", "0003_daily_distance"]
+    assert timescale == ["0001_core", "0002_positions.timescale", "0003_daily_distance"]
+    with pytest.raises(SchemaError, match="no single"):
+        load_migrations("postgres", None)
+
+
+def test_sqlite_migration_creates_the_schema_once_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "db.sqlite3"
+    assert migrate_sqlite(path).applied == ("0001_core",)
+    assert migrate_sqlite(path).applied == ()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"devices", "positions", "latest_positions", "command_queue"} <= tables
+    conn.close()
