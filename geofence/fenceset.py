@@ -1,0 +1,373 @@
+"""An immutable, versioned set of fences with its index, and batch membership.
+
+Built once per change (a few seconds for 20,000 fences) and swapped whole: a running pipeline
+keeps using the old set until the new one is assigned, and nothing in a set ever mutates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import numpy.typing as npt
+import pyproj
+import shapely
+
+from geofence.geodesy import (
+    EARTH_RADIUS_M,
+    degrees_around,
+    haversine_m,
+    local_projection,
+    project,
+    unproject,
+)
+from geofence.grid import Classifier, Grid, build_grid
+from geofence.model import Fence, FenceKind, Shape
+from geofence.raster import Window, circle_cells, corridor_cells, polygon_cells
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+KIND_CODES: dict[FenceKind, int] = {
+    FenceKind.HOTSPOT: 0,
+    FenceKind.ALLOWED_AREA: 1,
+    FenceKind.ZONE: 2,
+}
+SHAPE_CODES: dict[Shape, int] = {Shape.POLYGON: 0, Shape.CIRCLE: 1, Shape.CORRIDOR: 2}
+_OUTLINE_SEGMENTS = 64
+CORRIDOR_STEP_DEG = 0.005  # ~500 m: the chord's sag between steps stays below 0.1 mm
+
+
+@dataclass(frozen=True, slots=True)
+class _Corridor:
+    transformer: pyproj.Transformer
+    line_m: shapely.Geometry  # the centre line in the local projection, prepared
+    buffer_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """Everything derived from the fences alone; shared by sets that differ only in vehicles."""
+
+    grid: Grid
+    shape: npt.NDArray[np.uint8]
+    polygon: npt.NDArray[np.object_]  # prepared geometries; None where not a polygon
+    circle_lon: FloatArray
+    circle_lat: FloatArray
+    circle_radius_m: FloatArray
+    corridors: dict[int, _Corridor]
+    outlines: npt.NDArray[np.object_]  # lon/lat polygons (circles, corridors approximated)
+    tree: shapely.STRtree
+
+
+class FenceSet:
+    """Fences (index = position in `fences`), their grid, and the vehicles the set is bound to.
+
+    `contains` answers a whole batch: for each row, the fences of that row's vehicle containing
+    the point. A polygon contains a point in its interior (not on its boundary, as shapely's
+    `contains_xy`); a circle one within radius_m (haversine); a corridor one within buffer_m of
+    its line (straight in lon/lat, densified), measured in the corridor's local azimuthal
+    equidistant projection (`corridor_distance_m`).
+    """
+
+    __slots__ = (
+        "_allowed_keys",
+        "_by_id",
+        "_index",
+        "_restricted",
+        "fences",
+        "kinds",
+        "vehicles",
+        "version",
+    )
+
+    def __init__(
+        self,
+        fences: Iterable[Fence],
+        version: int,
+        vehicles: Sequence[str] = (),
+        *,
+        cell_deg: float | None = None,
+        _index: _Index | None = None,
+    ) -> None:
+        self.fences: tuple[Fence, ...] = tuple(fences)
+        self.version = version
+        self.vehicles: tuple[str, ...] = tuple(vehicles)
+        self._by_id = {fence.id: i for i, fence in enumerate(self.fences)}
+        if len(self._by_id) != len(self.fences):
+            raise ValueError("fence ids must be unique within a set")
+        self.kinds = np.array([KIND_CODES[f.kind] for f in self.fences], dtype=np.uint8)
+        self._index = _index if _index is not None else _build_index(self.fences, cell_deg)
+        self._restricted, self._allowed_keys = _restrictions(self.fences, self.vehicles)
+
+    def __len__(self) -> int:
+        return len(self.fences)
+
+    def __repr__(self) -> str:
+        return f"FenceSet(version={self.version}, fences={len(self.fences)})"
+
+    @property
+    def grid(self) -> Grid:
+        return self._index.grid
+
+    @property
+    def tree(self) -> shapely.STRtree:
+        """STRtree over the fences' lon/lat outlines (circles and corridors as polygons)."""
+        return self._index.tree
+
+    def with_vehicles(self, vehicles: Sequence[str], version: int | None = None) -> FenceSet:
+        """The same fences bound to another vehicle list; reuses the index (cheap)."""
+        return FenceSet(
+            self.fences,
+            self.version if version is None else version,
+            vehicles,
+            _index=self._index,
+        )
+
+    def index_of(self, fence_id: str) -> int:
+        return self._by_id[fence_id]
+
+    def get(self, fence_id: str) -> int | None:
+        return self._by_id.get(fence_id)
+
+    def ids(self, fence_index: npt.ArrayLike) -> list[str]:
+        return [self.fences[int(i)].id for i in np.asarray(fence_index).ravel()]
+
+    def contains(
+        self,
+        lon: npt.ArrayLike,
+        lat: npt.ArrayLike,
+        vehicle: npt.ArrayLike,
+    ) -> tuple[IntArray, npt.NDArray[np.int32]]:
+        """(row, fence) pairs, sorted by row then fence, for every fence containing its point.
+
+        `vehicle` is an int32 index into `vehicles` per row; -1 (or out of range) means an
+        unknown vehicle, which only fences for all vehicles match. NaN coordinates match nothing.
+        """
+        lon_a = np.asarray(lon, dtype=np.float64)
+        lat_a = np.asarray(lat, dtype=np.float64)
+        vehicle_a = np.asarray(vehicle, dtype=np.int64)
+        if not (lon_a.shape == lat_a.shape == vehicle_a.shape) or lon_a.ndim != 1:
+            raise ValueError("lon, lat and vehicle must be 1-d arrays of one length")
+        found = self._index.grid.candidates(lon_a, lat_a)
+        row, fence, inside, exact = found.row, found.fence, found.inside, found.exact
+        if self._restricted.any():
+            allowed = self._allowed(row, fence, vehicle_a)
+            row, fence, inside, exact = (
+                row[allowed],
+                fence[allowed],
+                inside[allowed],
+                exact[allowed],
+            )
+        check = np.flatnonzero(exact)
+        if len(check):
+            inside[check] = self._exact(fence[check], lon_a[row[check]], lat_a[row[check]])
+        return row[inside], fence[inside]
+
+    def crossings(
+        self,
+        lon0: npt.ArrayLike,
+        lat0: npt.ArrayLike,
+        lon1: npt.ArrayLike,
+        lat1: npt.ArrayLike,
+        vehicle: npt.ArrayLike,
+    ) -> tuple[IntArray, npt.NDArray[np.int32]]:
+        """(segment, fence) pairs where the straight segment between two fixes passes through a
+        fence while neither fix is inside it: a car driving through a small fence between fixes.
+
+        Polygons are tested exactly; circles and corridors through their 64-sided outlines.
+        """
+        lon0_a, lat0_a = np.asarray(lon0, np.float64), np.asarray(lat0, np.float64)
+        lon1_a, lat1_a = np.asarray(lon1, np.float64), np.asarray(lat1, np.float64)
+        vehicle_a = np.asarray(vehicle, dtype=np.int64)
+        coords = np.stack([np.column_stack([lon0_a, lat0_a]), np.column_stack([lon1_a, lat1_a])], 1)
+        segments = shapely.linestrings(coords)
+        seg, fence = self._index.tree.query(segments, predicate="intersects")
+        seg = seg.astype(np.int64)
+        fence = fence.astype(np.int32)
+        if self._restricted.any():
+            keep = self._allowed(seg, fence, vehicle_a)
+            seg, fence = seg[keep], fence[keep]
+        start_keys = _pair_keys(*self.contains(lon0_a, lat0_a, vehicle_a))
+        end_keys = _pair_keys(*self.contains(lon1_a, lat1_a, vehicle_a))
+        keys = _pair_keys(seg, fence)
+        keep = ~np.isin(keys, start_keys) & ~np.isin(keys, end_keys)
+        seg, fence = seg[keep], fence[keep]
+        order = np.lexsort((fence, seg))
+        return seg[order], fence[order]
+
+    def _allowed(
+        self, row: IntArray, fence: npt.NDArray[np.int32], vehicle: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        allowed = ~self._restricted[fence]
+        check = np.flatnonzero(~allowed)
+        if len(check):
+            keys = fence[check].astype(np.int64) * (len(self.vehicles) + 1) + vehicle[row[check]]
+            pos = np.searchsorted(self._allowed_keys, keys)
+            pos = np.minimum(pos, max(len(self._allowed_keys) - 1, 0))
+            hit = (
+                self._allowed_keys[pos] == keys
+                if len(self._allowed_keys)
+                else np.zeros(len(keys), bool)
+            )
+            allowed[check] = hit
+        return allowed
+
+    def _exact(
+        self, fence: npt.NDArray[np.int32], lon: FloatArray, lat: FloatArray
+    ) -> npt.NDArray[np.bool_]:
+        index = self._index
+        shape = index.shape[fence]
+        result = np.zeros(len(fence), dtype=bool)
+        is_polygon = shape == SHAPE_CODES[Shape.POLYGON]
+        if is_polygon.any():
+            result[is_polygon] = shapely.contains_xy(
+                index.polygon[fence[is_polygon]], lon[is_polygon], lat[is_polygon]
+            )
+        is_circle = shape == SHAPE_CODES[Shape.CIRCLE]
+        if is_circle.any():
+            f = fence[is_circle]
+            distance = haversine_m(
+                index.circle_lon[f], index.circle_lat[f], lon[is_circle], lat[is_circle]
+            )
+            result[is_circle] = distance <= index.circle_radius_m[f]
+        corridor_rows = np.flatnonzero(shape == SHAPE_CODES[Shape.CORRIDOR])
+        if len(corridor_rows):
+            for f in np.unique(fence[corridor_rows]):
+                at = corridor_rows[fence[corridor_rows] == f]
+                corridor = index.corridors[int(f)]
+                x, y = project(corridor.transformer, lon[at], lat[at])
+                result[at] = shapely.dwithin(
+                    corridor.line_m, shapely.points(x, y), corridor.buffer_m
+                )
+        return result
+
+
+def _pair_keys(row: IntArray, fence: npt.NDArray[np.int32]) -> IntArray:
+    return (row.astype(np.int64) << 32) | fence.astype(np.int64)
+
+
+def _restrictions(
+    fences: Sequence[Fence], vehicles: Sequence[str]
+) -> tuple[npt.NDArray[np.bool_], IntArray]:
+    """Which fences are restricted, and sorted keys fence * (V + 1) + vehicle they allow."""
+    restricted = np.array([f.vehicles is not None for f in fences], dtype=bool)
+    position = {vehicle: i for i, vehicle in enumerate(vehicles)}
+    stride = len(vehicles) + 1
+    keys = [
+        i * stride + position[v]
+        for i, fence in enumerate(fences)
+        if fence.vehicles is not None
+        for v in fence.vehicles
+        if v in position
+    ]
+    return restricted, np.unique(np.array(keys, dtype=np.int64))
+
+
+def _build_index(fences: Sequence[Fence], cell_deg: float | None) -> _Index:
+    n = len(fences)
+    shape = np.array([SHAPE_CODES[f.shape] for f in fences], dtype=np.uint8)
+    polygon = np.full(n, None, dtype=object)
+    circle_lon = np.full(n, np.nan)
+    circle_lat = np.full(n, np.nan)
+    circle_radius_m = np.full(n, np.nan)
+    corridors: dict[int, _Corridor] = {}
+    bounds = np.zeros((n, 4), dtype=np.float64)
+    classifiers: list[Classifier] = []
+    outlines = np.full(n, None, dtype=object)
+    for i, fence in enumerate(fences):
+        if fence.shape is Shape.POLYGON:
+            geometry = fence.geometry
+            shapely.prepare(geometry)
+            polygon[i] = geometry
+            outlines[i] = geometry
+            bounds[i] = shapely.bounds(geometry)
+            classifiers.append(partial(polygon_cells, geometry))
+        elif fence.shape is Shape.CIRCLE:
+            assert fence.radius_m is not None
+            lon, lat = fence.geometry.x, fence.geometry.y
+            circle_lon[i], circle_lat[i], circle_radius_m[i] = lon, lat, fence.radius_m
+            dlon, dlat = degrees_around(lat, fence.radius_m)
+            bounds[i] = (lon - dlon, lat - dlat, lon + dlon, lat + dlat)
+            outlines[i] = _circle_outline(lon, lat, fence.radius_m)
+            classifiers.append(partial(circle_cells, lon, lat, fence.radius_m))
+        else:
+            assert fence.buffer_m is not None
+            corridor = _corridor(fence.geometry, fence.buffer_m)
+            corridors[i] = corridor
+            outline = _corridor_outline(corridor)
+            outlines[i] = outline
+            lon0, lat0, lon1, lat1 = shapely.bounds(fence.geometry)
+            dlon, dlat = degrees_around(max(abs(lat0), abs(lat1)), fence.buffer_m * 1.05)
+            bounds[i] = (lon0 - dlon, lat0 - dlat, lon1 + dlon, lat1 + dlat)
+            classifiers.append(
+                partial(_corridor_classifier, corridor.line_m, corridor.transformer, fence.buffer_m)
+            )
+    grid = build_grid(bounds, classifiers, cell_deg)
+    return _Index(
+        grid=grid,
+        shape=shape,
+        polygon=polygon,
+        circle_lon=circle_lon,
+        circle_lat=circle_lat,
+        circle_radius_m=circle_radius_m,
+        corridors=corridors,
+        outlines=outlines,
+        tree=shapely.STRtree(outlines),
+    )
+
+
+def _corridor_classifier(
+    line_m: shapely.Geometry,
+    transformer: pyproj.Transformer,
+    buffer_m: float,
+    window: Window,
+    eps_deg: float,
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    return corridor_cells(line_m, transformer, buffer_m, window, eps_deg)
+
+
+def _corridor(line: shapely.Geometry, buffer_m: float) -> _Corridor:
+    centre = shapely.centroid(line)
+    transformer = local_projection(round(centre.x, 6), round(centre.y, 6))
+    # Densified first, so the corridor follows the line drawn straight in lon/lat (as GeoJSON
+    # means it), not the chord between its projected vertices.
+    xy = shapely.get_coordinates(shapely.segmentize(line, CORRIDOR_STEP_DEG))
+    x, y = project(transformer, xy[:, 0], xy[:, 1])
+    line_m = shapely.linestrings(np.column_stack([x, y]))
+    shapely.prepare(line_m)
+    return _Corridor(transformer=transformer, line_m=line_m, buffer_m=buffer_m)
+
+
+def corridor_distance_m(fence: Fence, lon: npt.ArrayLike, lat: npt.ArrayLike) -> FloatArray:
+    """Distance in metres from points to a corridor's line, as membership measures it."""
+    assert fence.buffer_m is not None
+    corridor = _corridor(fence.geometry, fence.buffer_m)
+    x, y = project(corridor.transformer, lon, lat)
+    return np.asarray(shapely.distance(corridor.line_m, shapely.points(x, y)), dtype=np.float64)
+
+
+def _corridor_outline(corridor: _Corridor) -> shapely.Geometry:
+    # Slightly wider than the corridor so a segment grazing it is still found by the tree.
+    shell = shapely.buffer(corridor.line_m, corridor.buffer_m * 1.01, quad_segs=16)
+    xy = shapely.get_coordinates(shell)
+    lon, lat = unproject(corridor.transformer, xy[:, 0], xy[:, 1])
+    return shapely.polygons(np.column_stack([lon, lat]))
+
+
+def _circle_outline(lon: float, lat: float, radius_m: float) -> shapely.Geometry:
+    """A circumscribed polygon: destination points on the sphere at radius / cos(pi / n)."""
+    bearing = np.linspace(0.0, 2.0 * np.pi, _OUTLINE_SEGMENTS + 1)
+    delta = radius_m / math.cos(math.pi / _OUTLINE_SEGMENTS) / EARTH_RADIUS_M
+    phi1, lmb1 = math.radians(lat), math.radians(lon)
+    phi2 = np.arcsin(
+        math.sin(phi1) * math.cos(delta) + math.cos(phi1) * math.sin(delta) * np.cos(bearing)
+    )
+    lmb2 = lmb1 + np.arctan2(
+        np.sin(bearing) * math.sin(delta) * math.cos(phi1),
+        math.cos(delta) - math.sin(phi1) * np.sin(phi2),
+    )
+    return shapely.polygons(np.column_stack([np.degrees(lmb2), np.degrees(phi2)]))

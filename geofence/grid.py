@@ -1,0 +1,185 @@
+"""A two-level grid over all fences: per coarse cell, the fences that touch it, with 8x8 masks.
+
+Each coarse cell lists (fence, inside mask, boundary mask): bit k of a mask says fine cell k of
+the 8x8 block is wholly inside the fence, or crossed by its boundary. A point is then decided by
+two bit tests, and only points in boundary fine cells need an exact predicate. The lists are one
+CSR table, so a batch lookup is a handful of numpy gathers with no per-point Python.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from geofence.raster import BLOCK, Bool2D, Window
+
+Classifier = Callable[[Window, float], tuple[Bool2D, Bool2D]]
+
+MAX_COARSE_CELLS = 4_000_000  # the CSR start table: 32 MB at most
+MAX_RASTER_CELLS = 300_000_000  # fine cells classified at build time, over all fences
+STRIP_ROWS = 512  # a tall fence is rasterized in strips of this many fine rows
+CELLS_PER_EXTENT = 24  # a typical fence spans about this many fine cells
+MIN_CELL_DEG = 1e-5  # ~1 m
+MAX_CELL_DEG = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """(row, fence) pairs from the grid; `exact` pairs still need the fence's own predicate."""
+
+    row: npt.NDArray[np.int64]
+    fence: npt.NDArray[np.int32]
+    inside: npt.NDArray[np.bool_]
+    exact: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    x0_deg: float
+    y0_deg: float
+    cell_deg: float
+    fine_cols: int
+    fine_rows: int
+    cell_start: npt.NDArray[np.int64]  # CSR over coarse cells, row-major
+    entry_fence: npt.NDArray[np.int32]
+    entry_inside: npt.NDArray[np.uint64]
+    entry_boundary: npt.NDArray[np.uint64]
+
+    @property
+    def coarse_cols(self) -> int:
+        return self.fine_cols // BLOCK
+
+    @property
+    def eps_deg(self) -> float:
+        return _eps(self.cell_deg)
+
+    def candidates(self, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> Candidates:
+        fx = np.floor((lon - self.x0_deg) / self.cell_deg)
+        fy = np.floor((lat - self.y0_deg) / self.cell_deg)
+        in_grid = (fx >= 0) & (fx < self.fine_cols) & (fy >= 0) & (fy < self.fine_rows)
+        rows_in = np.flatnonzero(in_grid)
+        fxi = fx[rows_in].astype(np.int64)
+        fyi = fy[rows_in].astype(np.int64)
+        cell = (fyi >> 3) * self.coarse_cols + (fxi >> 3)
+        bit = (((fyi & 7) << 3) | (fxi & 7)).astype(np.uint64)
+        start = self.cell_start[cell]
+        count = self.cell_start[cell + 1] - start
+        has = count > 0
+        rows_in, bit, start, count = rows_in[has], bit[has], start[has], count[has]
+        total = int(count.sum())
+        offsets = np.cumsum(count) - count
+        entry = np.arange(total, dtype=np.int64) + np.repeat(start - offsets, count)
+        bits = np.repeat(bit, count)
+        one = np.uint64(1)
+        inside = ((self.entry_inside[entry] >> bits) & one).astype(bool)
+        boundary = ((self.entry_boundary[entry] >> bits) & one).astype(bool)
+        keep = inside | boundary
+        return Candidates(
+            row=np.repeat(rows_in, count)[keep],
+            fence=self.entry_fence[entry][keep],
+            inside=inside[keep],
+            exact=boundary[keep],
+        )
+
+
+def _eps(cell_deg: float) -> float:
+    # Far above the rounding of (lon - x0) / cell (~1e-13 cells), far below a cell.
+    return cell_deg * 1e-6
+
+
+def choose_cell_deg(bounds: npt.NDArray[np.float64]) -> float:
+    """A fine cell about 1/24 of the median fence extent, bounded by the table sizes."""
+    if len(bounds) == 0:
+        return MAX_CELL_DEG
+    width = bounds[:, 2] - bounds[:, 0]
+    height = bounds[:, 3] - bounds[:, 1]
+    extent = np.maximum(np.maximum(width, height), MIN_CELL_DEG)
+    cell = float(np.clip(np.median(extent) / CELLS_PER_EXTENT, MIN_CELL_DEG, MAX_CELL_DEG))
+    total_w = float(bounds[:, 2].max() - bounds[:, 0].min())
+    total_h = float(bounds[:, 3].max() - bounds[:, 1].min())
+    while cell < MAX_CELL_DEG:
+        coarse = (total_w / (cell * BLOCK) + 2) * (total_h / (cell * BLOCK) + 2)
+        fine = float(np.sum((width / cell + 2 * BLOCK) * (height / cell + 2 * BLOCK)))
+        if coarse <= MAX_COARSE_CELLS and fine <= MAX_RASTER_CELLS:
+            break
+        cell *= 1.25
+    return min(cell, MAX_CELL_DEG)
+
+
+def build_grid(
+    bounds: npt.NDArray[np.float64],
+    classifiers: Sequence[Classifier],
+    cell_deg: float | None = None,
+) -> Grid:
+    """`bounds[i]` (min lon, min lat, max lon, max lat) surely covers fence i."""
+    s = cell_deg if cell_deg is not None else choose_cell_deg(bounds)
+    eps = _eps(s)
+    coarse_deg = s * BLOCK
+    if len(bounds):
+        x0 = math.floor((float(bounds[:, 0].min()) - 2 * s) / coarse_deg) * coarse_deg
+        y0 = math.floor((float(bounds[:, 1].min()) - 2 * s) / coarse_deg) * coarse_deg
+        coarse_cols = math.ceil((float(bounds[:, 2].max()) + 2 * s - x0) / coarse_deg) + 1
+        coarse_rows = math.ceil((float(bounds[:, 3].max()) + 2 * s - y0) / coarse_deg) + 1
+    else:
+        x0 = y0 = 0.0
+        coarse_cols = coarse_rows = 1
+    cells: list[npt.NDArray[np.int64]] = []
+    fences: list[npt.NDArray[np.int32]] = []
+    insides: list[npt.NDArray[np.uint64]] = []
+    boundaries: list[npt.NDArray[np.uint64]] = []
+    for index, (box, classify) in enumerate(zip(bounds, classifiers, strict=True)):
+        bc0 = max(math.floor((box[0] - eps - x0) / s) - 1, 0) // BLOCK
+        br0 = max(math.floor((box[1] - eps - y0) / s) - 1, 0) // BLOCK
+        bc1 = min(math.floor((box[2] + eps - x0) / s) + 1, coarse_cols * BLOCK - 1) // BLOCK
+        br1 = min(math.floor((box[3] + eps - y0) / s) + 1, coarse_rows * BLOCK - 1) // BLOCK
+        n_bcols = bc1 - bc0 + 1
+        strip_blocks = STRIP_ROWS // BLOCK
+        for sb0 in range(br0, br1 + 1, strip_blocks):
+            n_brows = min(strip_blocks, br1 + 1 - sb0)
+            window = Window(
+                x0_deg=x0 + bc0 * coarse_deg,
+                y0_deg=y0 + sb0 * coarse_deg,
+                cell_deg=s,
+                rows=n_brows * BLOCK,
+                cols=n_bcols * BLOCK,
+            )
+            inside, boundary = classify(window, eps)
+            inside_bits = _block_masks(inside & ~boundary, n_brows, n_bcols)
+            boundary_bits = _block_masks(boundary, n_brows, n_bcols)
+            touched = (inside_bits != 0) | (boundary_bits != 0)
+            block_row, block_col = np.nonzero(touched)
+            cells.append((sb0 + block_row) * coarse_cols + (bc0 + block_col))
+            fences.append(np.full(len(block_row), index, dtype=np.int32))
+            insides.append(inside_bits[touched])
+            boundaries.append(boundary_bits[touched])
+    cell = np.concatenate(cells) if cells else np.zeros(0, np.int64)
+    order = np.argsort(cell, kind="stable")  # fences stay in index order within a cell
+    counts = np.bincount(cell, minlength=coarse_cols * coarse_rows)
+    cell_start = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=cell_start[1:])
+    return Grid(
+        x0_deg=x0,
+        y0_deg=y0,
+        cell_deg=s,
+        fine_cols=coarse_cols * BLOCK,
+        fine_rows=coarse_rows * BLOCK,
+        cell_start=cell_start,
+        entry_fence=(np.concatenate(fences) if fences else np.zeros(0, np.int32))[order],
+        entry_inside=(np.concatenate(insides) if insides else np.zeros(0, np.uint64))[order],
+        entry_boundary=(np.concatenate(boundaries) if boundaries else np.zeros(0, np.uint64))[
+            order
+        ],
+    )
+
+
+def _block_masks(cells: Bool2D, n_brows: int, n_bcols: int) -> npt.NDArray[np.uint64]:
+    """(rows, cols) booleans -> one uint64 per 8x8 block, bit (row % 8) * 8 + (col % 8)."""
+    blocks = cells.reshape(n_brows, BLOCK, n_bcols, BLOCK).transpose(0, 2, 1, 3)
+    packed = np.packbits(
+        blocks.reshape(n_brows, n_bcols, BLOCK * BLOCK), axis=-1, bitorder="little"
+    )
+    return packed.view("<u8").reshape(n_brows, n_bcols).astype(np.uint64)

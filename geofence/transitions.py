@@ -1,0 +1,331 @@
+"""Enter/exit per (device, fence), confirmed over N consecutive valid fixes, on whole batches.
+
+A boundary is noisy: a parked car's fixes scatter across it. A change of side counts only once
+N consecutive valid fixes agree on the new side (contracts: N = 2), and its time is the first of
+them. Invalid fixes are skipped entirely, so they neither start nor end a change.
+
+The work is done on runs, not fixes: for one (device, fence) the fixes of a batch form runs of
+inside and outside; a run of at least N (counting a pending run carried from the previous batch)
+sets the state, and it is a transition when it differs from the state set by the run before.
+That makes the result independent of how a device's time-ordered stream is cut into batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from geofence.fenceset import FenceSet
+
+ENTER = np.uint8(1)
+EXIT = np.uint8(2)
+_FENCE_BITS = 32
+
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class Transitions:
+    """Events as columns, ordered by `row` then fence.
+
+    `time_ms` is the time of the first of the confirming fixes (possibly in an earlier batch);
+    `row` is the row of this batch whose fix completed the confirmation.
+    """
+
+    device: I32
+    fence: I32
+    kind: npt.NDArray[np.uint8]  # ENTER or EXIT
+    time_ms: I64
+    row: I64
+
+    def __len__(self) -> int:
+        return len(self.device)
+
+
+@dataclass(frozen=True, slots=True)
+class Inside:
+    """Confirmed-inside (device, fence) pairs and the time each stay began (dwell timers)."""
+
+    device: I32
+    fence: I32
+    since_ms: I64
+
+    def __len__(self) -> int:
+        return len(self.device)
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    key: I64  # device << 32 | fence index, sorted
+    inside: Bools
+    pending: I64  # consecutive valid fixes on the other side, < N
+    pending_ms: I64  # time of the first of them
+    since_ms: I64  # start of the confirmed stay when inside
+
+    @staticmethod
+    def empty() -> _State:
+        z = np.zeros(0, np.int64)
+        return _State(z, np.zeros(0, bool), z, z, z)
+
+    def take(self, index: npt.NDArray[np.intp] | Bools) -> _State:
+        return _State(
+            self.key[index],
+            self.inside[index],
+            self.pending[index],
+            self.pending_ms[index],
+            self.since_ms[index],
+        )
+
+
+class TransitionTracker:
+    """Carries per-(device, fence) state across batches; one owner, no locks.
+
+    Bound to one FenceSet at a time: given a batch computed against a newer set, it first moves
+    its state to the new fence indexes by fence id (a removed fence's state is dropped without
+    an event), so swapping fence sets between batches loses no transition.
+    """
+
+    def __init__(self, confirm_fixes: int = 2) -> None:
+        if confirm_fixes < 1:
+            raise ValueError("confirm_fixes must be at least 1")
+        self.confirm_fixes = confirm_fixes
+        self._state = _State.empty()
+        self._bound: FenceSet | None = None
+
+    def update(
+        self,
+        fences: FenceSet,
+        member_row: npt.ArrayLike,
+        member_fence: npt.ArrayLike,
+        device: npt.ArrayLike,
+        time_ms: npt.ArrayLike,
+        valid: npt.ArrayLike,
+    ) -> Transitions:
+        """Feeds one batch: membership pairs from `fences.contains`, and per-row device index,
+        fix time and validity. Rows of one device must be in time order."""
+        self._bind(fences)
+        device_a = np.asarray(device, dtype=np.int64)
+        time_a = np.asarray(time_ms, dtype=np.int64)
+        valid_a = np.asarray(valid, dtype=bool)
+        row_a = np.asarray(member_row, dtype=np.int64)
+        fence_a = np.asarray(member_fence, dtype=np.int64)
+        valid_rows = np.flatnonzero(valid_a)
+        if len(valid_rows) == 0:
+            return _no_events()
+        n_confirm = self.confirm_fixes
+
+        # Ordinal of each valid row among its device's valid rows in this batch.
+        valid_dev = device_a[valid_rows]
+        if len(valid_dev) > 1 and np.any(valid_dev[1:] < valid_dev[:-1]):
+            order = np.argsort(valid_dev, kind="stable")
+            by_dev_rows, by_dev = valid_rows[order], valid_dev[order]
+        else:
+            by_dev_rows, by_dev = valid_rows, valid_dev
+        new_dev = np.ones(len(by_dev), dtype=bool)
+        new_dev[1:] = by_dev[1:] != by_dev[:-1]
+        dev_start = np.flatnonzero(new_dev)
+        devices = by_dev[dev_start]
+        dev_count = np.diff(np.append(dev_start, len(by_dev)))
+        ordinal = np.arange(len(by_dev)) - np.repeat(dev_start, dev_count)
+        ordinal_of_row = np.full(len(valid_a), -1, dtype=np.int64)
+        ordinal_of_row[by_dev_rows] = ordinal
+
+        # Runs of "inside" per key, from the membership pairs of valid rows.
+        keep = valid_a[row_a]
+        pair_row, pair_fence = row_a[keep], fence_a[keep]
+        pair_key = (device_a[pair_row] << _FENCE_BITS) | pair_fence
+        pair_ord = ordinal_of_row[pair_row]
+        order = np.lexsort((pair_ord, pair_key))
+        pair_key, pair_ord = pair_key[order], pair_ord[order]
+        run_new = np.ones(len(pair_key), dtype=bool)
+        run_new[1:] = (pair_key[1:] != pair_key[:-1]) | (pair_ord[1:] != pair_ord[:-1] + 1)
+        run_at = np.flatnonzero(run_new)
+        in_key = pair_key[run_at]
+        in_start = pair_ord[run_at]
+        in_len = np.diff(np.append(run_at, len(pair_key)))
+
+        # Every key this batch can move: seen inside now, or carried and its device reported.
+        state = self._state
+        carried = np.isin(state.key >> _FENCE_BITS, devices)
+        keys = np.union1d(in_key, state.key[carried])
+        key_dev = keys >> _FENCE_BITS
+        key_devpos = np.searchsorted(devices, key_dev)
+        key_n = dev_count[key_devpos]
+        s_at = np.searchsorted(state.key, keys)
+        s_hit = np.zeros(len(keys), dtype=bool)
+        in_range = s_at < len(state.key)
+        s_hit[in_range] = state.key[s_at[in_range]] == keys[in_range]
+        s_idx = np.where(s_hit, s_at, 0)
+
+        def carried_col(column: npt.NDArray[np.int64] | Bools) -> I64:
+            if len(column) == 0:
+                return np.zeros(len(keys), dtype=np.int64)
+            return np.where(s_hit, column[s_idx], 0).astype(np.int64)
+
+        s0 = carried_col(state.inside)
+        p0 = carried_col(state.pending)
+        p0_ms = carried_col(state.pending_ms)
+        since0 = carried_col(state.since_ms)
+
+        # All runs, outside runs being the gaps between inside runs.
+        in_k = np.searchsorted(keys, in_key)
+        first_in = np.ones(len(in_k), dtype=bool)
+        first_in[1:] = in_k[1:] != in_k[:-1]
+        last_in = np.ones(len(in_k), dtype=bool)
+        last_in[:-1] = in_k[1:] != in_k[:-1]
+        prev_end = np.empty(len(in_k), dtype=np.int64)
+        prev_end[1:] = in_start[:-1] + in_len[:-1]
+        gap_start = np.where(first_in, 0, prev_end)
+        tail_start = in_start[last_in] + in_len[last_in]
+        has_inside = np.zeros(len(keys), dtype=bool)
+        has_inside[in_k] = True
+        quiet = np.flatnonzero(~has_inside)
+        run_k = np.concatenate([in_k, in_k, in_k[last_in], quiet])
+        run_start = np.concatenate(
+            [in_start, gap_start, tail_start, np.zeros(len(quiet), np.int64)]
+        )
+        run_len = np.concatenate(
+            [in_len, in_start - gap_start, key_n[in_k[last_in]] - tail_start, key_n[quiet]]
+        )
+        n_outside = len(in_k) + int(last_in.sum()) + len(quiet)
+        run_val = np.concatenate([np.ones(len(in_k), np.int64), np.zeros(n_outside, np.int64)])
+        nonempty = run_len > 0
+        run_k, run_start, run_len, run_val = (
+            run_k[nonempty],
+            run_start[nonempty],
+            run_len[nonempty],
+            run_val[nonempty],
+        )
+        order = np.lexsort((run_start, run_k))
+        run_k, run_start, run_len, run_val = (
+            run_k[order],
+            run_start[order],
+            run_len[order],
+            run_val[order],
+        )
+
+        # A key's first run extends a pending change carried from the previous batch.
+        first_run = np.ones(len(run_k), dtype=bool)
+        first_run[1:] = run_k[1:] != run_k[:-1]
+        extend = first_run & (run_val != s0[run_k]) & (p0[run_k] > 0)
+        carry = np.where(extend, p0[run_k], 0)
+        effective = run_len + carry
+        base = dev_start[key_devpos[run_k]]
+        run_ms = np.where(extend, p0_ms[run_k], time_a[by_dev_rows[base + run_start]])
+
+        # Long runs set the state; a long run differing from the previous state is an event.
+        long_at = np.flatnonzero(effective >= n_confirm)
+        long_k, long_val = run_k[long_at], run_val[long_at]
+        same_key = np.zeros(len(long_at), dtype=bool)
+        same_key[1:] = long_k[1:] == long_k[:-1]
+        before = s0[long_k].copy()
+        before[1:] = np.where(same_key[1:], long_val[:-1], before[1:])
+        flip = long_val != before
+        flip_at = long_at[flip]
+        confirm_ord = run_start[flip_at] + (n_confirm - 1 - carry[flip_at])
+        events = Transitions(
+            device=(keys[run_k[flip_at]] >> _FENCE_BITS).astype(np.int32),
+            fence=(keys[run_k[flip_at]] & 0xFFFF_FFFF).astype(np.int32),
+            kind=np.where(run_val[flip_at] == 1, ENTER, EXIT).astype(np.uint8),
+            time_ms=run_ms[flip_at],
+            row=by_dev_rows[base[flip_at] + confirm_ord],
+        )
+
+        # End state per key: set by its last long run; a stay starts at its last enter.
+        s_end = s0.copy()
+        last_long = np.ones(len(long_k), dtype=bool)
+        last_long[:-1] = long_k[1:] != long_k[:-1]
+        s_end[long_k[last_long]] = long_val[last_long]
+        since = np.where(s0 == 1, since0, 0)
+        flip_k = run_k[flip_at]
+        last_flip = np.ones(len(flip_k), dtype=bool)
+        last_flip[:-1] = flip_k[1:] != flip_k[:-1]
+        since[flip_k[last_flip]] = run_ms[flip_at[last_flip]]
+        last_run = np.ones(len(run_k), dtype=bool)
+        last_run[:-1] = run_k[1:] != run_k[:-1]
+        last_k = run_k[last_run]
+        open_change = run_val[last_run] != s_end[last_k]
+        pending = np.zeros(len(keys), dtype=np.int64)
+        pending_ms = np.zeros(len(keys), dtype=np.int64)
+        pending[last_k] = np.where(open_change, effective[last_run], 0)
+        pending_ms[last_k] = np.where(open_change, run_ms[last_run], 0)
+        keep_key = (s_end == 1) | (pending > 0)
+        moved = _State(
+            keys[keep_key],
+            s_end[keep_key] == 1,
+            pending[keep_key],
+            pending_ms[keep_key],
+            np.where(s_end == 1, since, 0)[keep_key],
+        )
+        untouched = state.take(~np.isin(state.key, keys))
+        self._state = _merge(untouched, moved)
+        order = np.lexsort((events.fence, events.row))
+        return Transitions(
+            events.device[order],
+            events.fence[order],
+            events.kind[order],
+            events.time_ms[order],
+            events.row[order],
+        )
+
+    def inside(self) -> Inside:
+        """Every confirmed stay, with its start time, for the bound fence set."""
+        state = self._state.take(self._state.inside)
+        return Inside(
+            device=(state.key >> _FENCE_BITS).astype(np.int32),
+            fence=(state.key & 0xFFFF_FFFF).astype(np.int32),
+            since_ms=state.since_ms,
+        )
+
+    def dwelling(self, now_ms: int, dwell_ms: int) -> Inside:
+        """Stays that have lasted at least `dwell_ms` at data time `now_ms` (never the clock)."""
+        stays = self.inside()
+        due = stays.since_ms + dwell_ms <= now_ms
+        return Inside(stays.device[due], stays.fence[due], stays.since_ms[due])
+
+    def _bind(self, fences: FenceSet) -> None:
+        old = self._bound
+        self._bound = fences
+        if old is None or old is fences or old.fences == fences.fences:
+            return
+        state = self._state
+        mapping = np.array([fences.get(f.id) for f in old.fences], dtype=object)
+        new_index = np.array([-1 if i is None else i for i in mapping], dtype=np.int64)
+        fence_new = new_index[state.key & 0xFFFF_FFFF] if len(new_index) else state.key
+        kept = fence_new >= 0
+        moved = state.take(kept)
+        keys = ((moved.key >> _FENCE_BITS) << _FENCE_BITS) | fence_new[kept]
+        order = np.argsort(keys)
+        self._state = _State(
+            keys[order],
+            moved.inside[order],
+            moved.pending[order],
+            moved.pending_ms[order],
+            moved.since_ms[order],
+        )
+
+
+def _merge(a: _State, b: _State) -> _State:
+    key = np.concatenate([a.key, b.key])
+    order = np.argsort(key, kind="stable")
+    return _State(
+        key[order],
+        np.concatenate([a.inside, b.inside])[order],
+        np.concatenate([a.pending, b.pending])[order],
+        np.concatenate([a.pending_ms, b.pending_ms])[order],
+        np.concatenate([a.since_ms, b.since_ms])[order],
+    )
+
+
+def _no_events() -> Transitions:
+    return Transitions(
+        np.zeros(0, np.int32),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.uint8),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
+    )
