@@ -118,6 +118,40 @@ def encode_location_frames(
     return _escape_rows(m)
 
 
+def encode_general_responses(
+    *,
+    msg_id: int,
+    terminals: U8,
+    edition: Edition,
+    serial: npt.ArrayLike,
+    answer_serial: npt.ArrayLike,
+    answer_id: npt.ArrayLike,
+    result: npt.ArrayLike = 0,
+    protocol_version: npt.ArrayLike = 1,
+) -> list[bytes]:
+    """Many 0x8001 (or 0x0001) frames at once: the gateway acknowledges reports in batches.
+
+    Equal to `encode_frame(PlatformGeneralResponse(answer_serial, answer_id, result), ...)`
+    row by row (tested)."""
+    n = len(terminals)
+    v2019 = edition is Edition.V2019
+    head = 17 if v2019 else 12
+    m = np.zeros((n, head + 5 + 1), dtype=np.uint8)
+    _put(m, 0, np.full(n, msg_id), 2)
+    _put(m, 2, np.full(n, 5 | (0x4000 if v2019 else 0)), 2)
+    if v2019:
+        m[:, 4] = np.broadcast_to(np.asarray(protocol_version, dtype=np.uint8), (n,))
+        m[:, 5:15] = terminals
+    else:
+        m[:, 4:10] = terminals
+    _put(m, head - 2, np.broadcast_to(np.asarray(serial, dtype=np.int64), (n,)), 2)
+    _put(m, head, np.broadcast_to(np.asarray(answer_serial, dtype=np.int64), (n,)), 2)
+    _put(m, head + 2, np.broadcast_to(np.asarray(answer_id, dtype=np.int64), (n,)), 2)
+    m[:, head + 4] = np.broadcast_to(np.asarray(result, dtype=np.uint8), (n,))
+    m[:, -1] = np.bitwise_xor.reduce(m[:, :-1], axis=1)
+    return _escape_rows(m)
+
+
 def _escape_rows(m: U8) -> list[bytes]:
     """Rows → flagged, escaped frames (0x7d → 7d 01, 0x7e → 7d 02)."""
     n, width = m.shape

@@ -200,6 +200,12 @@ class Jt808Connection:
 
     # ------------------------------------------------------------------ sending
 
+    def reserve_serials(self, count: int) -> int:
+        """Takes `count` consecutive serials for frames encoded elsewhere (batch acks)."""
+        first = self._serial
+        self._serial = (self._serial + count) & 0xFFFF
+        return first
+
     def next_serial(self) -> int:
         serial = self._serial
         self._serial = (self._serial + 1) & 0xFFFF
@@ -298,4 +304,8 @@ class Jt808Connection:
                     PacketsAbandoned(overdue.msg_id, overdue.first_serial, overdue.missing)
                 )
             else:
-                self.send(ResendRequest(overdue.first_serial, overdue.missing, self.edition))
+                # The count is a BYTE in 2013 and the body must fit one frame in 2019: ask for
+                # the first missing packets now, the rest on the next timeout.
+                limit = 500 if self.edition is Edition.V2019 else 255
+                missing = overdue.missing[:limit]
+                self.send(ResendRequest(overdue.first_serial, missing, self.edition))

@@ -145,6 +145,12 @@ _REGISTER_WIDTHS = {
 }
 
 
+def _padded_inside(field: bytes) -> bool:
+    """A fixed-width text field with NUL padding followed by more text: not a real field."""
+    stripped = field.rstrip(b"\x00")
+    return b"\x00" in stripped
+
+
 @dataclass(frozen=True, slots=True)
 class Register:
     """0x0100 terminal registration; field widths depend on the edition."""
@@ -162,8 +168,12 @@ class Register:
     @classmethod
     def decode(cls, body: bytes, edition: Edition) -> Register:
         if edition is not Edition.V2019:
-            # 2011 and 2013 share the header; the 2013 fixed part is 37 bytes, 2011's is 25.
-            edition = Edition.V2013 if len(body) >= 37 else Edition.V2011
+            # 2011 and 2013 share the header; the 2013 fixed part is 37 bytes, 2011's is 25. A
+            # 2011 body with a long plate (a VIN) reaches 37 bytes too: read as 2013, its model
+            # field would hold the padding of the 2011 model followed by more text.
+            edition = Edition.V2013
+            if len(body) < 37 or _padded_inside(body[9:29]):
+                edition = Edition.V2011
         maker_w, model_w, id_w = _REGISTER_WIDTHS[edition]
         fixed = 4 + maker_w + model_w + id_w + 1
         _need(body, fixed, f"{edition.value} register")
