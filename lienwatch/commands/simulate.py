@@ -1,5 +1,6 @@
-"""`lienwatch simulate`: scenario files for replay (--scenario-out), or scoring alerts against
-a scenario's truth (--score). Load mode over TCP/MQTT (--target) is not built yet."""
+"""`lienwatch simulate`: load mode against a running gateway over TCP or MQTT (--target),
+scenario files for replay (--scenario-out), or scoring alerts against a scenario's truth
+(--score)."""
 
 # typer declares options as argument defaults by design.
 # ruff: noqa: B008
@@ -33,10 +34,15 @@ def simulate(
     alerts: Path | None = typer.Option(None, "--alerts", help="ALERTS.jsonl to score"),
     tolerance_s: float = typer.Option(120.0, "--tolerance-s", min=0.0, help="time tolerance"),
     target: str | None = typer.Option(None, "--target", help="tcp://HOST:PORT or mqtt://HOST:PORT"),
+    devices: int = typer.Option(1000, "--devices", min=1, help="simulated trackers (--target)"),
+    rate: float = typer.Option(1000.0, "--rate", min=0.001, help="reports/s, whole fleet"),
+    duration: float = typer.Option(10.0, "--duration", min=0.001, help="seconds of reporting"),
+    edition: int = typer.Option(2013, "--edition", help="JT808 edition: 2013 or 2019"),
 ) -> None:
-    """Simulated trackers: scenario files, or a score of alerts against their truth."""
+    """Simulated trackers: load against a gateway, scenario files, or a score of alerts."""
     if target is not None:
-        fail("simulate --target: load mode over TCP/MQTT is not available yet", EXIT_RUNTIME)
+        _load(target, devices, rate, duration, edition)
+        return
     if score_dir is not None:
         _score(score_dir, alerts, tolerance_s)
         return
@@ -74,6 +80,41 @@ def _score(scenario_dir: Path, alerts: Path | None, tolerance_s: float) -> None:
         print(line)
     sys.stdout.flush()
     print(json.dumps(summary(scores, tolerance_s), sort_keys=True))
+
+
+def _load(target: str, devices: int, rate: float, duration: float, edition: int) -> None:
+    from urllib.parse import urlsplit
+
+    from ingest.jt808 import Edition
+    from simulators.load import LoadConfig, run
+
+    if edition not in (2013, 2019):
+        fail(f"simulate: --edition {edition} is not 2013 or 2019")
+    parts = urlsplit(target)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("tcp", "mqtt") or not parts.hostname or port is None:
+        fail(f"simulate: --target {target!r} is not tcp://HOST:PORT or mqtt://HOST:PORT")
+    cfg = LoadConfig(parts.hostname, port, devices, rate, duration, edition=Edition(edition))
+    transport = None
+    if parts.scheme == "mqtt":
+        from simulators.mqtt import MqttTransport
+
+        transport = MqttTransport
+    live = sys.stderr.isatty()
+
+    def progress(line: str) -> None:
+        print(("\r" + line) if live else line, end="" if live else "\n", file=sys.stderr)
+        sys.stderr.flush()
+
+    report = run(cfg, progress, transport)
+    if live:
+        print(file=sys.stderr)
+    print(json.dumps(report.to_json()))
+    if report.connected == 0:
+        fail(f"simulate: no device could connect to {target}", EXIT_RUNTIME)
 
 
 def register(app: typer.Typer) -> None:
