@@ -39,7 +39,5 @@ def location_frames(count: int, *, terminals: int = 5000, seed: int = 7) -> list
             status=int(status),
             extras=tuple(extras),
         )
-        frames.append(
-            encode_frame(report, terminal=ids[d], serial=i & 0xFFFF, edition=editions[d])
-        )
+        frames.append(encode_frame(report, terminal=ids[d], serial=i & 0xFFFF, edition=editions[d]))
     return frames

@@ -11,6 +11,7 @@ socket stops being read (TCP backpressure) until the drain catches up.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ingest.journal import Journal
 from ingest.journal_drain import drain_once
@@ -38,6 +40,7 @@ from ingest.jt808 import (
     Status,
 )
 from ingest.jt808.batch import LOCATION, REJECTED, decode_location_frames
+from ingest.jt808.batch_encode import encode_general_responses
 from ingest.jt808.ids import MessageId, Result
 from ingest.jt808.messages import (
     Authenticate,
@@ -88,8 +91,27 @@ class _Pending:
         default_factory=list
     )
 
+    batch_rows: int = 0
+
     def __len__(self) -> int:
-        return len(self.payloads) + sum(len(b[1].items) for b in self.batches)
+        return len(self.payloads) + self.batch_rows
+
+
+@dataclass(slots=True)
+class _Acks:
+    """Acknowledgements owed once a commit returns: batch-decoded rows, then single frames."""
+
+    sessions: list[Session] = field(default_factory=list)  # one per decoded 0x0200 row
+    answer_serial: npt.NDArray[np.uint16] = field(default_factory=lambda: np.zeros(0, np.uint16))
+    received_s: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    single: list[tuple[Session, int, int, float]] = field(default_factory=list)
+
+
+def _raw_terminal(session: Session) -> bytes:
+    terminal = session.conn.terminal
+    if isinstance(terminal, bytes):
+        return terminal
+    raise RuntimeError("an authenticated session always knows its terminal's raw id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +354,12 @@ class Gateway:
         self._all: set[Session] = set()
         self._pending = _Pending()
         self._wakeup = asyncio.Event()
+        self._appended = asyncio.Event()
+        # (journal lsn, batch, acks) appended and not yet known durable, in lsn order
+        self._awaiting_rows = 0
+        self._awaiting_commit: collections.deque[tuple[int, PositionBatch, _Acks]] = (
+            collections.deque()
+        )
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._commit_pool = ThreadPoolExecutor(1, thread_name_prefix="journal-commit")
@@ -356,6 +384,7 @@ class Gateway:
         self._drain_thread.start()
         self._tasks = [
             asyncio.create_task(self._flush_loop(), name="gateway-flush"),
+            asyncio.create_task(self._commit_loop(), name="gateway-commit"),
             asyncio.create_task(self._sweep_loop(), name="gateway-sweep"),
         ]
         self._server = await self._loop.create_server(
@@ -374,13 +403,14 @@ class Gateway:
         for session in list(self._all):
             session.pause()
         if self._tasks:
-            # One last flush: every report read so far is committed and acknowledged.
-            await self._flush_once()
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # One last flush: every report read so far is committed and acknowledged.
+            self._flush_append()
+            await self._commit_and_ack()
         for session in list(self._all):
             session.close("gateway stopping")
         if self._server is not None:
@@ -435,12 +465,17 @@ class Gateway:
         msg_id: int = MessageId.BATCH_LOCATION_REPORT,
     ) -> None:
         self._pending.batches.append((session, batch, serial, int(msg_id), now))
+        self._pending.batch_rows += len(batch.items)
         self._after_queue()
 
     def _after_queue(self) -> None:
         self._wakeup.set()
-        if len(self._pending) >= self.config.max_pending_reports and not self.reading_paused:
+        if self._backlog() >= self.config.max_pending_reports and not self.reading_paused:
             self._set_paused(True)
+
+    def _backlog(self) -> int:
+        """Reports read and not yet acknowledged: pending decode or awaiting their commit."""
+        return len(self._pending) + self._awaiting_rows
 
     def _set_paused(self, paused: bool) -> None:
         self.reading_paused = paused
@@ -452,42 +487,58 @@ class Gateway:
                 session.resume()
 
     async def _flush_loop(self) -> None:
+        """Decodes and appends pending reports as they come; commits run beside it."""
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             try:
-                await self._flush_once()
+                self._flush_append()
             except Exception:  # keep the gateway alive; the reports stay unacknowledged
                 log.exception("flush failed")
                 await asyncio.sleep(0.1)
+            await asyncio.sleep(0)  # let sockets be read between two flushes
 
-    async def _flush_once(self) -> None:
+    def _flush_append(self) -> None:
         pending, self._pending = self._pending, _Pending()
         if not len(pending):
             return
         batch, acks = self._build_batch(pending)
+        lsn = self.journal.append(batch, self.devices) if len(batch) else self.journal.last_lsn
+        self._awaiting_commit.append((lsn, batch, acks))
+        self._awaiting_rows += len(batch)
+        self._appended.set()
+
+    async def _commit_loop(self) -> None:
+        """Group commit: one fsync covers every record appended before it started; the
+        reports of those records are acknowledged as soon as it returns."""
+        while True:
+            await self._appended.wait()
+            self._appended.clear()
+            try:
+                await self._commit_and_ack()
+            except Exception:  # the disk failed: nothing is acknowledged, devices resend
+                log.exception("journal commit failed")
+                await asyncio.sleep(0.5)
+
+    async def _commit_and_ack(self) -> None:
+        if not self._awaiting_commit:
+            return
         loop = asyncio.get_running_loop()
-        if len(batch):
-            self.journal.append(batch, self.devices)
-            await loop.run_in_executor(self._commit_pool, self.journal.commit)
-            if self.on_positions is not None:
+        durable = await loop.run_in_executor(self._commit_pool, self.journal.commit)
+        acked = 0
+        while self._awaiting_commit and self._awaiting_commit[0][0] <= durable:
+            _, batch, acks = self._awaiting_commit.popleft()
+            self._awaiting_rows -= len(batch)
+            if len(batch) and self.on_positions is not None:
                 self.on_positions(batch, self.devices)
-        now = time.monotonic()
-        for session, (serials, msg_ids, first_s) in acks.items():
-            if session.closed:
-                continue
-            for msg_id in set(msg_ids):
-                chosen = [s for s, m in zip(serials, msg_ids, strict=True) if m == msg_id]
-                session._write(session.conn.answer_serials(chosen, msg_id, Result.OK))
-            self.metrics.ack_latency.observe(now - first_s)
-        self.metrics.positions_acked.inc(len(batch))
+            self._send_acks(acks)
+            acked += len(batch)
+        self.metrics.positions_acked.inc(acked)
         self._update_backpressure()
 
-    def _build_batch(
-        self, pending: _Pending
-    ) -> tuple[PositionBatch, dict[Session, tuple[list[int], list[int], float]]]:
-        """Decodes the pending reports into one batch and lists the acks owed per session."""
-        acks: dict[Session, tuple[list[int], list[int], float]] = {}
+    def _build_batch(self, pending: _Pending) -> tuple[PositionBatch, _Acks]:
+        """Decodes the pending reports into one batch and lists the acks owed."""
+        acks = _Acks()
         parts: list[PositionBatch] = []
         recv_ms = _now_ms()
         if pending.payloads:
@@ -505,30 +556,71 @@ class Gateway:
             self.metrics.frames_in.labels("0x0200").inc(int(good.sum()))
             rows = np.flatnonzero(good)
             parts.append(_columns_to_batch(cols, rows, device[rows], recv_ms, 0))
-            for i in rows.tolist():
-                session = sessions[i]
-                entry = acks.get(session)
-                if entry is None:
-                    acks[session] = ([int(cols.serial[i])], [0x0200], pending.received_s[i])
-                else:
-                    entry[0].append(int(cols.serial[i]))
-                    entry[1].append(0x0200)
+            acks.sessions = [sessions[i] for i in rows.tolist()]
+            acks.answer_serial = cols.serial[rows]
+            acks.received_s = np.asarray(pending.received_s, dtype=np.float64)[rows]
         for session, report, serial, msg_id, received in pending.batches:
             flags = 0 if report.kind < 0 else int(Flag.BACKFILL if report.backfill else Flag.BATCH)
             parts.append(_reports_to_batch(report.items, session.device, recv_ms, flags))
-            entry = acks.get(session)
-            if entry is None:
-                acks[session] = ([serial], [msg_id], received)
-            else:
-                entry[0].append(serial)
-                entry[1].append(msg_id)
+            acks.single.append((session, serial, msg_id, received))
         return PositionBatch.concat(parts), acks
+
+    def _send_acks(self, acks: _Acks) -> None:
+        """0x8001 for every committed report: one vectorized encode, one write per session."""
+        now = time.monotonic()
+        if acks.sessions:
+            slot: dict[Session, int] = {}
+            sid = np.fromiter(
+                (slot.setdefault(s, len(slot)) for s in acks.sessions),
+                dtype=np.int64,
+                count=len(acks.sessions),
+            )
+            owners = list(slot)
+            counts = np.bincount(sid, minlength=len(owners))
+            first = np.array(
+                [
+                    o.conn.reserve_serials(int(c))
+                    for o, c in zip(owners, counts.tolist(), strict=True)
+                ],
+                dtype=np.int64,
+            )
+            wide = np.array([o.conn.edition is Edition.V2019 for o in owners], dtype=bool)
+            for v2019 in (False, True):
+                rows = np.flatnonzero(wide[sid] == v2019)
+                if not len(rows):
+                    continue
+                order = rows[np.argsort(sid[rows], kind="stable")]
+                s_sorted = sid[order]
+                starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+                run_len = np.diff(np.r_[starts, len(order)])
+                within = np.arange(len(order)) - np.repeat(starts, run_len)
+                group = [owners[int(i)] for i in s_sorted[starts].tolist()]
+                ids = np.stack([np.frombuffer(_raw_terminal(o), dtype=np.uint8) for o in group])
+                frames = encode_general_responses(
+                    msg_id=0x8001,
+                    terminals=ids[np.repeat(np.arange(len(group)), run_len)],
+                    edition=Edition.V2019 if v2019 else Edition.V2013,
+                    serial=(first[s_sorted] + within) & 0xFFFF,
+                    answer_serial=acks.answer_serial[order],
+                    answer_id=0x0200,
+                    protocol_version=np.repeat(
+                        np.array([o.conn.protocol_version for o in group]), run_len
+                    ),
+                )
+                for owner, a, n in zip(group, starts.tolist(), run_len.tolist(), strict=True):
+                    owner._write(b"".join(frames[a : a + n]))
+            _, first_row = np.unique(sid, return_index=True)
+            for waited in (now - acks.received_s[first_row]).tolist():
+                self.metrics.ack_latency.observe(waited)
+        for session, serial, msg_id, received in acks.single:
+            session._write(session.conn.answer_serials([serial], msg_id, Result.OK))
+            self.metrics.ack_latency.observe(now - received)
 
     def _update_backpressure(self) -> None:
         depth = self.journal.depth_bytes
         self.metrics.journal_depth.set(depth)
         full = depth >= self.journal.max_bytes
-        backlog = len(self._pending) >= self.config.max_pending_reports
+        backlog = self._backlog() >= self.config.max_pending_reports
         if (full or backlog) and not self.reading_paused:
             log.warning(
                 "pausing reads: journal depth %d bytes, %d pending", depth, len(self._pending)
