@@ -30,6 +30,7 @@ from ingest.journal_drain import drain_once
 from ingest.jt808 import (
     Edition,
     FrameRejected,
+    Header,
     Jt808Connection,
     Jt808ProtocolError,
     LocationFrameReceived,
@@ -58,7 +59,7 @@ from ingest.jt808.messages import (
 from ingest.metrics import GatewayMetrics
 from ingest.registry import DeviceRegistry
 from positions import DeviceIndex, Flag, PositionBatch
-from store import CommandState, Device, Store
+from store import CommandState, Device, Store, StoreError
 
 log = logging.getLogger("lienwatch.gateway")
 
@@ -192,6 +193,10 @@ class Session(asyncio.Protocol):
             elif isinstance(event, ReplyTimedOut):
                 self._fail_reply(event.serial, TimeoutError("terminal did not answer"))
         self.flush()
+        broken = self.conn.broken
+        if broken is not None:  # the events before the fault were handled; now close
+            self.gateway.metrics.frames_rejected.labels("oversized").inc()
+            self.close(f"stream fault: {broken}")
 
     # ----------------------------------------------------------------- messages
 
@@ -199,12 +204,10 @@ class Session(asyncio.Protocol):
         header, message = event.header, event.message
         gateway = self.gateway
         if isinstance(message, Register):
-            outcome = gateway.registry.register(header.terminal, header.edition.value, _now_ms())
-            if outcome.device is not None:
-                gateway._persist_device(outcome.device)
-            self.conn.send(RegisterResponse(header.serial, outcome.result, outcome.auth_code))
-            if outcome.result != 0:
-                log.info("registration refused terminal=%s peer=%s", header.terminal, self.peer)
+            if header.terminal in gateway.registry or gateway.registry.auto_register:
+                self._register(header)
+            else:  # provisioned since the gateway started? ask the store first
+                gateway._spawn(self._register_after_lookup(header))
             return
         if isinstance(message, Authenticate):
             ok = gateway.registry.authenticate(header.terminal, message.auth_code)
@@ -243,6 +246,24 @@ class Session(asyncio.Protocol):
             self.conn.answer(header, Result.UNSUPPORTED)
         else:
             self.conn.answer(header, Result.OK)
+
+    def _register(self, header: Header) -> None:
+        gateway = self.gateway
+        outcome = gateway.registry.register(header.terminal, header.edition.value, _now_ms())
+        if outcome.device is not None:
+            gateway._persist_device(outcome.device)
+        self.conn.send(RegisterResponse(header.serial, outcome.result, outcome.auth_code))
+        self.flush()
+        if outcome.result != 0:
+            log.info("registration refused terminal=%s peer=%s", header.terminal, self.peer)
+
+    async def _register_after_lookup(self, header: Header) -> None:
+        terminal = header.terminal
+        known = await self.gateway._in_store(lambda s: s.get_device(terminal))
+        if known is not None and terminal not in self.gateway.registry:
+            self.gateway.registry.put(known)
+        if not self.closed:
+            self._register(header)
 
     def _authenticated(self, terminal: str) -> None:
         gateway = self.gateway
@@ -724,9 +745,14 @@ class Gateway:
                 return CommandOutcome(CommandState.FAILED)
             body = message.encode_body()
             msg_id = int(message.MSG_ID)
-            command_id = await self._in_store(
-                lambda s: s.enqueue_command(terminal, msg_id, body, _now_ms())
-            )
+            try:
+                command_id = await self._in_store(
+                    lambda s: s.enqueue_command(terminal, msg_id, body, _now_ms())
+                )
+            except StoreError as exc:  # an unknown terminal, or the store is down
+                log.warning("command for %s not queued: %s", terminal, exc)
+                self.metrics.commands.labels("not_queued").inc()
+                return CommandOutcome(CommandState.FAILED)
             self.metrics.commands.labels("queued").inc()
             return CommandOutcome(CommandState.QUEUED, command_id=int(command_id))
         try:

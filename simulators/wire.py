@@ -92,7 +92,9 @@ async def _session(
             now = clock.now_ms()
             timeout = clock.seconds_until(device.next_timer_ms(now))
             waiting: set[asyncio.Future[Any]] = {read, stop_wait}
-            done, _ = await asyncio.wait(waiting, timeout=timeout)
+            done, _ = await asyncio.wait(
+                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             now = clock.now_ms()
             if read in done:
                 try:

@@ -85,8 +85,15 @@ _COMMAND_COLS = (
 )
 
 
+_MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the range of datetime and timestamptz
+_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
+    """Epoch ms → aware datetime; a bound outside the calendar is clamped, not an error."""
+    if ms is None:
+        return None
+    return _EPOCH + timedelta(milliseconds=min(max(ms, _MIN_MS), _MAX_MS))
 
 
 def _ms(value: datetime | None) -> int | None:
