@@ -13,6 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from api.app import create_app
+from api.server import ApiServer
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
 from lienwatch.settings import Settings
@@ -46,6 +48,7 @@ class Services:
     journal: Journal
     gateway: Gateway
     gateway_address: tuple[str, int]
+    api_address: tuple[str, int]
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def store_factory(self) -> Store:
@@ -85,7 +88,21 @@ async def start_services(settings: Settings) -> Services:
         store_factory=store_factory,
     )
     address = await gateway.start()
-    return Services(settings, journal, gateway, address)
+    api_host, api_port = settings.api_address
+    api = ApiServer(
+        create_app(registry=gateway.metrics.registry, ready=lambda: not gateway.reading_paused),
+        api_host,
+        api_port,
+    )
+    try:
+        api_address = await api.start()
+    except BaseException:
+        await gateway.stop()
+        journal.close()
+        raise
+    services = Services(settings, journal, gateway, address, api_address)
+    services.closers.append(api.stop)
+    return services
 
 
 async def wait_for_stop() -> None:
@@ -105,6 +122,8 @@ async def serve(settings: Settings) -> None:
     services = await start_services(settings)
     host, port = services.gateway_address
     print(f"lienwatch: JT808 gateway listening on {host}:{port}", flush=True)
+    api_host, api_port = services.api_address
+    print(f"lienwatch: API listening on http://{api_host}:{api_port}", flush=True)
     try:
         await wait_for_stop()
     finally:
