@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     api_listen: str = "127.0.0.1:8000"
     auto_register: bool = False
     admin_api_key: str | None = None
+
+    # Logs on stderr: "text" for people, "json" (one object per line) for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Gateway limits (our own).
     jt808_idle_timeout_s: float = Field(default=600.0, gt=0)

@@ -19,7 +19,7 @@ def serve() -> None:
         settings = load_settings()
     except SettingsError as exc:
         fail(str(exc))
-    runtime.configure_logging()
+    runtime.configure_logging(settings)
     runtime.install_event_loop_policy()
     try:
         asyncio.run(runtime.serve(settings))
