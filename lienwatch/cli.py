@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lienwatch.commands import bench, decode, fences, migrate, serve, simulate
+from lienwatch.commands import bench, decode, fences, migrate, replay, serve, simulate
 
 app = typer.Typer(
     name="lienwatch",
@@ -24,6 +24,7 @@ bench.register(app)
 simulate.register(app)
 fences.register(app)
 decode.register(app)
+replay.register(app)
 migrate.register(app)
 serve.register(app)
 

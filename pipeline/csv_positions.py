@@ -1,0 +1,255 @@
+"""POSITIONS.csv (contracts section 3) to columns, in bulk.
+
+The fast path hands the whole file to numpy's C tokenizer with one typed column per field used;
+only when that fails (a malformed row somewhere) does a row-by-row pass find every bad row,
+report it by line and field, and keep the good ones. Bad rows never stop the rest of the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.timeparse import parse_times_ms
+from positions import DeviceIndex
+
+REQUIRED = ("device_id", "time", "lat", "lon")
+OPTIONAL = ("speed_kmh", "course", "alarm", "status")
+_ID_WIDTH = 24  # a 2019 terminal id is 20 digits; longer ids take the careful path
+_TIME_WIDTH = 32
+
+
+class CsvFormatError(ValueError):
+    """The file cannot be read at all (no header, a required column missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    field: str
+    reason: str
+
+    def describe(self, source: str) -> str:
+        return f"{source}:{self.line}: field {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class CsvPositions:
+    """Good rows in file order; `line` is each row's 1-based line number in the file."""
+
+    device_id: npt.NDArray[np.bytes_]
+    time_ms: npt.NDArray[np.int64]
+    lon: npt.NDArray[np.float64]
+    lat: npt.NDArray[np.float64]
+    speed_kmh: npt.NDArray[np.float32]
+    course: npt.NDArray[np.int16]
+    alarm: npt.NDArray[np.uint32]
+    status: npt.NDArray[np.uint32]
+    line: npt.NDArray[np.int64]
+    errors: list[RowError] = field(default_factory=list)
+    bulk: bool = True  # parsed by the bulk path (False: some row needed the careful one)
+
+    def __len__(self) -> int:
+        return len(self.time_ms)
+
+
+def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositions:
+    """Parses the whole file; raises CsvFormatError only when no row can be read."""
+    newline = data.find(b"\n")
+    header_line = (data if newline < 0 else data[:newline]).decode("utf-8-sig", "replace")
+    header = [h.strip().lower() for h in next(csv.reader([header_line]), [])]
+    if not header or header == [""]:
+        raise CsvFormatError(f"{source}:1: field header: empty file or no header row")
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise CsvFormatError(f"{source}:1: field {missing[0]}: required column missing")
+    used = [name for name in (*REQUIRED, *OPTIONAL) if name in header]
+    body = data[newline + 1 :] if newline >= 0 else b""
+    bulk = True
+    try:
+        table = _fast(data, body, header, used)
+        line = np.arange(2, 2 + len(table), dtype=np.int64)
+        errors: list[RowError] = []
+        if body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1) != len(table):
+            raise ValueError("blank or skipped lines: line numbers need the careful pass")
+    except ValueError:
+        bulk = False
+        text = body.decode("utf-8", errors="replace")
+        table, line, errors = _careful(text, header, used)
+    return _columns(table, line, errors, bulk)
+
+
+def _dtype(used: list[str]) -> np.dtype[Any]:
+    kinds = {
+        "device_id": f"S{_ID_WIDTH}",
+        "time": f"S{_TIME_WIDTH}",
+        "lat": "f8",
+        "lon": "f8",
+        "speed_kmh": "f8",
+        "course": "f8",
+        "alarm": "i8",
+        "status": "i8",
+    }
+    return np.dtype([(name, kinds[name]) for name in used])
+
+
+def _fast(data: bytes, body: bytes, header: list[str], used: list[str]) -> npt.NDArray[np.void]:
+    """numpy's C reader over the whole file. Latin-1 maps every byte to one character and back,
+    so byte-string fields keep their exact (UTF-8) bytes while numbers parse as ASCII."""
+    if not body or body.isspace():
+        return np.zeros(0, _dtype(used))
+    cols = [header.index(name) for name in used]
+    order = np.argsort(cols)
+    sorted_dtype = np.dtype([(used[i], _dtype(used)[used[i]]) for i in order])
+    quotechar = '"' if b'"' in body else None
+    loaded = np.loadtxt(
+        io.BytesIO(data),
+        encoding="latin-1",
+        skiprows=1,
+        delimiter=",",
+        dtype=sorted_dtype,
+        usecols=[cols[i] for i in order],
+        comments=None,
+        quotechar=quotechar,
+        ndmin=1,
+    )
+    for name in ("device_id", "time"):
+        if name in used:
+            chars = np.ascontiguousarray(loaded[name]).view(np.uint8).reshape(len(loaded), -1)
+            if (chars[:, -1] != 0).any():
+                raise ValueError(f"{name} longer than the fast path keeps")
+            if (chars[:, 0] == 0).any():
+                raise ValueError(f"{name} empty")
+    return loaded
+
+
+def _careful(
+    body: str, header: list[str], used: list[str]
+) -> tuple[npt.NDArray[np.void], npt.NDArray[np.int64], list[RowError]]:
+    """Row by row: every bad row becomes a RowError, every good one is kept."""
+    position = {name: header.index(name) for name in used}
+    good: list[tuple[Any, ...]] = []
+    lines: list[int] = []
+    errors: list[RowError] = []
+    reader = csv.reader(io.StringIO(body))
+    for row in reader:
+        line = reader.line_num + 1
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        values: list[Any] = []
+        bad: RowError | None = None
+        for name in used:
+            at = position[name]
+            raw = row[at].strip() if at < len(row) else ""
+            value, reason = _convert(name, raw)
+            if reason:
+                bad = RowError(line, name, reason)
+                break
+            values.append(value)
+        if bad is not None:
+            errors.append(bad)
+            continue
+        good.append(tuple(values))
+        lines.append(line)
+    # Text fields as wide as the longest value seen (the bulk path's widths are a fast guess).
+    widths = {
+        name: max([len(row[i]) for row in good], default=0) + 1
+        for i, name in enumerate(used)
+        if name in ("device_id", "time")
+    }
+    dtype = np.dtype([(n, f"S{widths[n]}" if n in widths else _dtype(used)[n]) for n in used])
+    return np.array(good, dtype=dtype), np.array(lines, dtype=np.int64), errors
+
+
+def _convert(name: str, raw: str) -> tuple[Any, str]:
+    if name in ("device_id", "time"):
+        if not raw:
+            return None, "empty"
+        return raw.encode(), ""
+    if name in ("alarm", "status"):
+        if not raw:
+            return 0, ""
+        try:
+            value = int(raw)
+        except ValueError:
+            return None, f"{raw!r} is not an integer"
+        if not 0 <= value < 2**32:
+            return None, f"{value} is not a 32-bit word"
+        return value, ""
+    if not raw and name in ("speed_kmh", "course"):
+        return 0.0, ""
+    try:
+        number = float(raw)
+    except ValueError:
+        return None, f"{raw!r} is not a number"
+    if not np.isfinite(number):
+        return None, f"{raw!r} is not a finite number"
+    return number, ""
+
+
+def _columns(
+    table: npt.NDArray[np.void], line: npt.NDArray[np.int64], errors: list[RowError], bulk: bool
+) -> CsvPositions:
+    names = table.dtype.names or ()
+    times, keep = parse_times_ms(table["time"])
+    errors = list(errors)
+    for i in np.flatnonzero(~keep):
+        raw = bytes(table["time"][i]).decode("utf-8", "replace")
+        reason = f"{raw!r} is not ISO 8601 with offset or epoch seconds"
+        errors.append(RowError(int(line[i]), "time", reason))
+    for name in ("alarm", "status"):
+        if name in names:
+            values = table[name]
+            wrong = keep & ((values < 0) | (values >= 2**32))
+            errors.extend(
+                RowError(int(line[i]), name, "not a 32-bit word") for i in np.flatnonzero(wrong)
+            )
+            keep &= ~wrong
+    errors.sort(key=lambda e: e.line)
+    n = int(keep.sum())
+
+    def column(name: str, dtype: Any) -> Any:
+        if name not in names:
+            return np.zeros(n, dtype)
+        return np.asarray(table[name][keep]).astype(dtype)
+
+    return CsvPositions(
+        device_id=table["device_id"][keep],
+        time_ms=times[keep],
+        lon=column("lon", np.float64),
+        lat=column("lat", np.float64),
+        speed_kmh=column("speed_kmh", np.float32),
+        course=np.clip(column("course", np.float64), -32768, 32767).astype(np.int16),
+        alarm=column("alarm", np.uint32),
+        status=column("status", np.uint32),
+        line=line[keep],
+        errors=errors,
+        bulk=bulk,
+    )
+
+
+def device_indexes(device_id: npt.NDArray[np.bytes_], index: DeviceIndex) -> npt.NDArray[np.int32]:
+    """Dense indexes for a column of ids: one dictionary lookup per distinct id, not per row."""
+    if len(device_id) == 0:
+        return np.zeros(0, np.int32)
+    width = -(-device_id.dtype.itemsize // 8) * 8
+    ids = np.ascontiguousarray(device_id.astype(f"S{width}"))
+    words = ids.view(np.uint64).reshape(len(ids), width // 8)
+    key = np.zeros(len(ids), np.uint64)
+    for k in range(words.shape[1]):
+        key = key * np.uint64(0x100000001B3) ^ words[:, k]
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    distinct = ids[first]
+    if not (distinct[inverse] == ids).all():  # a hash collision: exact but slower
+        distinct, inverse = np.unique(ids, return_inverse=True)
+    mapped = np.fromiter(
+        (index.index_of(d.decode("utf-8", "replace")) for d in distinct.tolist()),
+        dtype=np.int32,
+        count=len(distinct),
+    )
+    return mapped[inverse]

@@ -1,0 +1,434 @@
+"""The detection engine: pre-processing, trajectory rules, fence rules and incident dedupe over
+position batches, with every piece of state carried per device between batches.
+
+The same object runs replay (the clock is the data's time, advanced to the latest time at the
+end) and the live pipeline (the shell calls `advance(now)` on wall time). It never reads a
+clock itself, so a file in one batch or in a thousand batches gives the same alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.incidents import Edge, IncidentMerger, IncidentStart
+from alerts.model import Alert, AlertType, format_time
+from alerts.repeats import RepeatVisits
+from geofence import Fence, FenceKind, FenceSet
+from pipeline.fence_rules import VISIT, FenceRules
+from pipeline.fleet import Fleet, FleetError
+from pipeline.thresholds import RuleBook, Thresholds
+from positions import DeviceIndex, PositionBatch
+from trajectory.alarms import ANTENNA_CUT_BIT, POWER_CUT_BIT, AlarmBitRule
+from trajectory.offline import OfflineRule, Silences
+from trajectory.overspeed import OverspeedRule
+from trajectory.places import LongStayRule, LongStays, LongStaySettings
+from trajectory.preprocess import NOT_A_FIX, NOT_A_REPORT, GateSettings, Preprocessor
+from trajectory.separation import SeparationRule, SeparationSettings, SeparationStarts
+from trajectory.state import grown
+from trajectory.stops import StopDetector
+from trajectory.vehicle_offline import SilenceAlerts, VehicleSilenceRule, VehicleSilenceSettings
+
+_INF = float("inf")
+
+
+@dataclass
+class EngineStats:
+    positions: int = 0
+    alerts: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    """Feeds batches (rows in arrival order) through every rule; returns alerts as they fire."""
+
+    def __init__(
+        self,
+        devices: DeviceIndex | None = None,
+        fleet: Fleet | None = None,
+        rules: RuleBook | None = None,
+        fences: Sequence[Fence] = (),
+        lateness_ms: int = 10 * 60_000,
+    ) -> None:
+        self.devices = devices if devices is not None else DeviceIndex()
+        self.fleet = fleet or Fleet()
+        self.rules = rules or RuleBook()
+        d = self.rules.defaults
+        self.stats = EngineStats()
+        self.lateness_ms = lateness_ms
+        self.pre = Preprocessor(
+            GateSettings(
+                max_speed_kmh=d.gps_jump_speed_kmh,
+                reanchor_fixes=int(d.gps_jump_reanchor_fixes),
+            )
+        )
+        self.offline = OfflineRule()
+        self.power = AlarmBitRule(POWER_CUT_BIT)
+        self.antenna = AlarmBitRule(ANTENNA_CUT_BIT)
+        self.overspeed = OverspeedRule()
+        self.separation = SeparationRule(
+            SeparationSettings(
+                distance_m=d.device_separation_distance_m,
+                duration_ms=int(d.device_separation_duration_s * 1000),
+                window_ms=int(d.device_separation_window_s * 1000),
+            )
+        )
+        self.silences = VehicleSilenceRule(
+            VehicleSilenceSettings(
+                moving_after_ms=int(d.all_devices_offline_after_s * 1000),
+                parked_after_ms=int(d.all_devices_offline_parked_after_s * 1000),
+                partial_after_ms=int(d.partial_offline_after_s * 1000),
+            )
+        )
+        self.stops = StopDetector()
+        self.long_stays = LongStayRule(
+            LongStaySettings(
+                after_ms=int(d.long_stay_after_s * 1000), radius_m=d.long_stay_radius_m
+            )
+        )
+        self.merger = IncidentMerger()
+        self.repeats = RepeatVisits(
+            int(d.hotspot_repeat_visits), int(d.hotspot_repeat_window_s * 1000)
+        )
+        self.fence_list = tuple(fences)
+        self.fence_rules = (
+            FenceRules(FenceSet(self.fence_list, version=1)) if self.fence_list else None
+        )
+        self.dwell_ms = np.zeros(0, np.int64)
+        self.vehicle_ids: list[str] = []
+        self.vehicle_of = np.zeros(0, np.int32)
+        self.devices_of: dict[int, list[int]] = {}
+        self.thresholds: list[Thresholds] = []
+        self._vehicle_index: dict[str, int] = {}
+        self._by_device = self.fleet.by_device()
+        for vehicle in self.fleet.vehicles:
+            for device in vehicle.devices:
+                self.devices.index_of(device)
+        self._register(len(self.devices))
+
+    # -- devices and vehicles -------------------------------------------------------------
+    def _register(self, n_devices: int) -> None:
+        """Gives new device indexes a vehicle and their thresholds."""
+        start = len(self.vehicle_of)
+        if n_devices <= start:
+            return
+        vehicle_of = np.zeros(n_devices, np.int32)
+        vehicle_of[:start] = self.vehicle_of
+        per_device: list[Thresholds] = []
+        for index in range(start, n_devices):
+            terminal = self.devices.terminal(index)
+            spec = self._by_device.get(terminal)
+            vehicle_id = spec.vehicle_id if spec else terminal
+            vehicle = self._vehicle_index.get(vehicle_id)
+            if vehicle is None:
+                vehicle = len(self.vehicle_ids)
+                self._vehicle_index[vehicle_id] = vehicle
+                self.vehicle_ids.append(vehicle_id)
+                self.thresholds.append(
+                    self.rules.for_vehicle(spec.tenant, spec.product)
+                    if spec
+                    else self.rules.defaults
+                )
+            vehicle_of[index] = vehicle
+            self.devices_of.setdefault(vehicle, []).append(index)
+            per_device.append(self.thresholds[vehicle])
+        self.vehicle_of = vehicle_of
+        d = self.rules.defaults
+        self.pre.ensure(n_devices)
+        self.offline.ensure(n_devices, int(d.offline_after_s * 1000))
+        self.power.ensure(n_devices)
+        self.antenna.ensure(n_devices)
+        self.overspeed.ensure(n_devices, d.overspeed_speed_kmh, int(d.overspeed_duration_s * 1000))
+        new = slice(start, n_devices)
+        self.offline.after_ms[new] = [int(t.offline_after_s * 1000) for t in per_device]
+        self.overspeed.limit_kmh[new] = [t.overspeed_speed_kmh for t in per_device]
+        self.overspeed.duration_ms[new] = [int(t.overspeed_duration_s * 1000) for t in per_device]
+        self.separation.set_vehicles(self.devices_of, len(self.vehicle_ids), n_devices)
+        self.silences.set_vehicles(self.separation.slots, n_devices)
+        self.stops.ensure(n_devices)
+        self.long_stays.ensure(n_devices)
+        self.dwell_ms = grown(self.dwell_ms, n_devices, int(d.hotspot_dwell_after_s * 1000))
+        self.dwell_ms[new] = [int(t.hotspot_dwell_after_s * 1000) for t in per_device]
+        if self.fence_rules is not None:
+            self._bind_fences()
+
+    def _bind_fences(self) -> None:
+        """Binds the fence set to the vehicle list and resolves each vehicle's allowed areas."""
+        assert self.fence_rules is not None
+        fence_set = self.fence_rules.fences.with_vehicles(self.vehicle_ids)
+        self.fence_rules.fences = fence_set
+        by_vehicle = {v.vehicle_id: v for v in self.fleet.vehicles}
+        allowed: dict[int, list[int]] = {}
+        for index, vehicle_id in enumerate(self.vehicle_ids):
+            chosen: list[int] = []
+            spec = by_vehicle.get(vehicle_id)
+            if spec is not None and spec.allowed_area is not None:
+                found = fence_set.get(spec.allowed_area)
+                if found is None:
+                    raise FleetError(
+                        f"vehicle {vehicle_id}: allowed_area {spec.allowed_area!r} is not a fence"
+                    )
+                chosen.append(found)
+            for i, fence in enumerate(fence_set.fences):
+                if (
+                    fence.kind is FenceKind.ALLOWED_AREA
+                    and fence.vehicles is not None
+                    and vehicle_id in fence.vehicles
+                    and i not in chosen
+                ):
+                    chosen.append(i)
+            if chosen:
+                allowed[index] = chosen
+        self.fence_rules.set_allowed(allowed)
+
+    # -- the batch path ---------------------------------------------------------------------
+    def process(self, batch: PositionBatch) -> list[Alert]:
+        """Runs one batch; rows of one device must be in arrival order (the file's order)."""
+        self.stats.positions += len(batch)
+        if len(batch) == 0:
+            return []
+        self._register(max(len(self.devices), int(batch.device.max()) + 1))
+        order = np.argsort(batch.device, kind="stable")
+        b = batch.take(order)
+        pre = self.pre.apply(b.device, b.time_ms, b.recv_ms, b.lon, b.lat, b.status, b.flags)
+        flags = pre.flags
+        alerts: list[Alert] = []
+        for row, speed in zip(pre.jump_rows.tolist(), pre.jump_speed_kmh.tolist(), strict=True):
+            alerts.append(
+                self._alert(
+                    AlertType.GPS_JUMP,
+                    int(b.device[row]),
+                    int(b.time_ms[row]),
+                    details={"implied_speed_kmh": round(speed, 1)},
+                )
+            )
+        report = np.flatnonzero((flags & NOT_A_REPORT) == 0)
+        r_dev, r_ms = b.device[report], b.time_ms[report]
+        alerts += self._silences(self.offline.reports(r_dev, r_ms))
+        for rule, kind in (
+            (self.power, AlertType.POWER_CUT),
+            (self.antenna, AlertType.ANTENNA_CUT),
+        ):
+            rows = report[rule.rises(r_dev, b.alarm[report])]
+            alerts += [
+                self._alert(
+                    kind, int(b.device[i]), int(b.time_ms[i]), details={"alarm": int(b.alarm[i])}
+                )
+                for i in rows
+            ]
+        fix = np.flatnonzero((flags & NOT_A_FIX) == 0)
+        f_dev, f_ms = b.device[fix], b.time_ms[fix]
+        fast = self.overspeed.fixes(f_dev, f_ms, b.speed_kmh[fix])
+        speeds = [{"speed_kmh": round(v, 1)} for v in fast.start_value.tolist()]
+        self._edges(
+            _edges(
+                AlertType.OVERSPEED, fast.start_device, fast.start_ms, speeds,
+                fast.end_device, fast.end_ms,
+            )
+        )  # fmt: skip
+        if self.fence_rules is not None:
+            self._edges(
+                self.fence_rules.fixes(
+                    f_dev, self.vehicle_of[f_dev], f_ms, b.lon[fix], b.lat[fix], self.dwell_ms
+                )
+            )
+        stops = self.stops.fixes(f_dev, f_ms, b.lon[fix], b.lat[fix], b.speed_kmh[fix])
+        self._long_stays(self.long_stays.stops(stops))
+        watermark = self._vehicle_watermark(-_INF)
+        alerts += self._vehicle_silences(
+            *self.silences.reports(
+                self.vehicle_of[r_dev], r_dev, r_ms, b.speed_kmh[report], watermark
+            )
+        )
+        alerts += self._separations(
+            self.separation.fixes(
+                self.vehicle_of[f_dev],
+                f_dev,
+                f_ms,
+                b.lon[fix],
+                b.lat[fix],
+                b.speed_kmh[fix],
+                watermark,
+            )
+        )
+        alerts += self._incidents(-_INF)
+        self.merger.prune(watermark)
+        self._count(alerts)
+        return alerts
+
+    def advance(self, now_ms: int) -> list[Alert]:
+        """Live: the clock (wall time) is `now_ms`. Fires timers, and decides what waits on a
+        silent device once it is `lateness_ms` behind: its last known state is taken to hold."""
+        floor = float(now_ms - self.lateness_ms)
+        alerts = self._flush(floor) + self._timers(now_ms) + self._incidents(floor)
+        self._count(alerts)
+        return alerts
+
+    def finish(self, now_ms: int) -> list[Alert]:
+        """End of input (replay): every device's data is in, so everything waiting is decided;
+        then the clock advances to `now_ms`, the latest time of the input."""
+        alerts = self._flush(_INF) + self._timers(now_ms) + self._incidents(_INF)
+        self._count(alerts)
+        return alerts
+
+    def _flush(self, floor: float) -> list[Alert]:
+        """Evaluates buffered vehicle-level rows up to the watermarks raised to `floor`."""
+        watermark = self._vehicle_watermark(floor)
+        none_i, none_t = np.zeros(0, np.int32), np.zeros(0, np.int64)
+        none_f, none_s = np.zeros(0, np.float64), np.zeros(0, np.float32)
+        alerts = self._separations(
+            self.separation.fixes(none_i, none_i, none_t, none_f, none_f, none_s, watermark)
+        )
+        alerts += self._vehicle_silences(
+            *self.silences.reports(none_i, none_i, none_t, none_s, watermark)
+        )
+        return alerts
+
+    def _timers(self, now_ms: int) -> list[Alert]:
+        """Timer rules whose deadline the clock has reached."""
+        alerts = self._silences(self.offline.advance(now_ms))
+        alerts += self._separations(self.separation.advance(now_ms))
+        alerts += self._vehicle_silences(self.silences.advance(now_ms), None)
+        self._long_stays(
+            self.long_stays.advance(
+                now_ms, self.stops.start_ms, self.stops.anchor_lon, self.stops.anchor_lat
+            )
+        )
+        if self.fence_rules is not None:
+            self._edges(self.fence_rules.advance(now_ms, self.dwell_ms))
+        return alerts
+
+    # -- helpers --------------------------------------------------------------------------
+    def _vehicle_watermark(self, floor: float) -> npt.NDArray[np.float64]:
+        """Per vehicle: the time up to which every one of its devices has reported."""
+        seen = self.pre.last_ms[: len(self.vehicle_of)].astype(np.float64)
+        seen = np.where(seen < -1e17, -_INF, seen)
+        mark = np.full(len(self.vehicle_ids), _INF)
+        np.minimum.at(mark, self.vehicle_of, seen)
+        return np.asarray(np.maximum(mark, floor), dtype=np.float64)
+
+    def _edges(self, edges: list[Edge]) -> None:
+        """Episode edges (in each device's time order) to the incident merger."""
+        self.merger.apply(edges, self.vehicle_of)
+
+    def _long_stays(self, stays: LongStays) -> None:
+        where = [{"lon": round(x, 6), "lat": round(y, 6)} for x, y in stays.where]
+        self._edges(
+            _edges(
+                AlertType.LONG_STAY, stays.start_device, stays.start_ms, where,
+                stays.end_device, stays.end_ms,
+            )
+        )  # fmt: skip
+
+    def _incidents(self, floor: float) -> list[Alert]:
+        seen = self.pre.last_ms[: len(self.vehicle_of)].astype(np.float64)
+        decided = self.merger.resolve(self.devices_of, seen, floor)
+        visits = sorted((s for s in decided if s.type == VISIT), key=lambda s: s.time_ms)
+        alerts = [self._from_incident(s) for s in decided if s.type != VISIT]
+        for visit in visits:
+            repeat = self.repeats.visit(visit.vehicle, visit.time_ms, visit.fence_id)
+            if repeat is not None:
+                alerts.append(
+                    self._alert(
+                        AlertType.HOTSPOT_REPEAT,
+                        visit.device,
+                        visit.time_ms,
+                        visit.fence_id,
+                        {"visits": repeat},
+                    )
+                )
+        return alerts
+
+    def _from_incident(self, s: IncidentStart) -> Alert:
+        return self._alert(AlertType(s.type), s.device, s.time_ms, s.fence_id or None, s.details)
+
+    def _silences(self, s: Silences) -> list[Alert]:
+        return [
+            self._alert(AlertType.OFFLINE, d, t, details={"last_report": format_time(int(last))})
+            for d, t, last in zip(
+                s.device.tolist(), s.alert_ms.tolist(), s.last_ms.tolist(), strict=True
+            )
+        ]
+
+    def _vehicle_silences(
+        self, everyone: SilenceAlerts, partial: SilenceAlerts | None
+    ) -> list[Alert]:
+        alerts = [
+            self._alert(
+                AlertType.ALL_DEVICES_OFFLINE, d, t, details={"last_report": format_time(last)}
+            )
+            for d, t, last in zip(
+                everyone.device.tolist(),
+                everyone.time_ms.tolist(),
+                everyone.last_ms.tolist(),
+                strict=True,
+            )
+        ]
+        if partial is not None:
+            alerts += [
+                self._alert(
+                    AlertType.PARTIAL_OFFLINE, d, t, details={"last_report": format_time(last)}
+                )
+                for d, t, last in zip(
+                    partial.device.tolist(),
+                    partial.time_ms.tolist(),
+                    partial.last_ms.tolist(),
+                    strict=True,
+                )
+            ]
+        return alerts
+
+    def _separations(self, s: SeparationStarts) -> list[Alert]:
+        return [
+            self._alert(AlertType.DEVICE_SEPARATION, d, t, details={"distance_m": round(m)})
+            for d, t, m in zip(
+                s.device.tolist(), s.time_ms.tolist(), s.distance_m.tolist(), strict=True
+            )
+        ]
+
+    def _alert(
+        self,
+        kind: AlertType,
+        device: int,
+        time_ms: int,
+        fence_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Alert:
+        return Alert(
+            kind,
+            self.devices.terminal(device),
+            self.vehicle_ids[int(self.vehicle_of[device])],
+            int(time_ms),
+            fence_id,
+            details=details or {},
+        )
+
+    def _count(self, alerts: list[Alert]) -> None:
+        self.stats.alerts += len(alerts)
+        for a in alerts:
+            self.stats.by_type[a.type.value] = self.stats.by_type.get(a.type.value, 0) + 1
+
+
+def _edges(
+    kind: AlertType,
+    start_device: Any,
+    start_ms: Any,
+    details: list[dict[str, Any]],
+    end_device: Any,
+    end_ms: Any,
+) -> list[Edge]:
+    """Starts and ends of one rule as merger edges, in each device's time order (an end before
+    a start at the same time, so a new episode never closes itself)."""
+    edges = [
+        Edge(int(d), int(t), True, kind.value, "", info)
+        for d, t, info in zip(start_device, start_ms, details, strict=True)
+    ]
+    edges += [
+        Edge(int(d), int(t), False, kind.value, "") for d, t in zip(end_device, end_ms, strict=True)
+    ]
+    edges.sort(key=lambda e: (e.device, e.time_ms, e.is_start))
+    return edges

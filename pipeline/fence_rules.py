@@ -1,0 +1,205 @@
+"""The fence rules: geofence_enter/exit on zones, leave_allowed_area, hotspot_dwell.
+
+Membership and the two-fix confirmation come from the geofence package; this module turns its
+transitions into per-device condition episodes for the incident merger:
+- a zone enter opens an enter episode (closed by the exit) and the reverse for exits;
+- being outside a vehicle's allowed areas is tracked as membership of their complement, so the
+  first two valid fixes outside open the episode even for a car never seen inside (the tracker
+  starts every pair "not inside": here, not outside);
+- a hotspot stay opens a dwell episode at entry + threshold once the device's own data has
+  passed that time inside the stay (or the clock has, at `advance`), and likewise a visit
+  episode at entry + 5 min, which the engine counts for hotspot_repeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.incidents import Edge
+from alerts.model import AlertType, format_time
+from geofence import ENTER, KIND_CODES, FenceKind, FenceSet, TransitionTracker
+
+VISIT = "hotspot_visit"
+VISIT_MS = 5 * 60_000
+_HOTSPOT = KIND_CODES[FenceKind.HOTSPOT]
+_ZONE = KIND_CODES[FenceKind.ZONE]
+_ALLOWED = KIND_CODES[FenceKind.ALLOWED_AREA]
+
+
+@dataclass
+class FenceRules:
+    fences: FenceSet
+    # vehicle index -> indexes of its allowed-area fences (fleet file or the fence's list)
+    allowed: dict[int, list[int]] = field(default_factory=dict)
+    zones: TransitionTracker = field(default_factory=lambda: TransitionTracker(2))
+    outside: TransitionTracker = field(default_factory=lambda: TransitionTracker(2))
+    # (device, hotspot) -> [since, visit counted, dwell fired]
+    stays: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    visit_ms: int = VISIT_MS
+
+    def __post_init__(self) -> None:
+        self._allowed_keys = np.zeros(0, np.int64)
+        self._primary = np.full(0, -1, np.int64)
+        self.set_allowed(self.allowed)
+
+    def set_allowed(self, allowed: dict[int, list[int]]) -> None:
+        self.allowed = allowed
+        n = max(allowed, default=-1) + 1
+        self._primary = np.full(n, -1, np.int64)
+        keys = []
+        for vehicle, fences in allowed.items():
+            if fences:
+                self._primary[vehicle] = fences[0]
+                keys += [(vehicle << 32) | f for f in fences]
+        self._allowed_keys = np.array(sorted(keys), np.int64)
+
+    def fixes(
+        self,
+        device: npt.NDArray[np.int32],
+        vehicle: npt.NDArray[np.int32],
+        time_ms: npt.NDArray[np.int64],
+        lon: npt.NDArray[np.float64],
+        lat: npt.NDArray[np.float64],
+        dwell_ms: npt.NDArray[np.int64],
+    ) -> list[Edge]:
+        """Accepted valid fixes grouped by device in time order; edges in device time order."""
+        if len(device) == 0:
+            return []
+        row, fence = self.fences.contains(lon, lat, vehicle)
+        kinds = self.fences.kinds[fence] if len(fence) else np.zeros(0, np.uint8)
+        valid = np.ones(len(device), np.bool_)
+        edges: list[Edge] = []
+        placed = kinds != _ALLOWED
+        zone_events = self.zones.update(
+            self.fences, row[placed], fence[placed], device, time_ms, valid
+        )
+        for d, f, kind, t in zip(
+            zone_events.device.tolist(),
+            zone_events.fence.tolist(),
+            zone_events.kind.tolist(),
+            zone_events.time_ms.tolist(),
+            strict=True,
+        ):
+            edges += self._transition(d, f, kind == ENTER, t, int(dwell_ms[d]))
+        edges += self._dwell_evidence(device, time_ms, row, fence, dwell_ms)
+        edges += self._allowed_area(device, vehicle, time_ms, row, fence, kinds, valid)
+        edges.sort(key=lambda e: (e.device, e.time_ms, e.is_start))
+        return edges
+
+    def _transition(self, d: int, f: int, entered: bool, t: int, dwell_ms: int) -> list[Edge]:
+        spec = self.fences.fences[f]
+        code = self.fences.kinds[f]
+        out: list[Edge] = []
+        if code == _ZONE:
+            opened, closed = (
+                (AlertType.GEOFENCE_ENTER, AlertType.GEOFENCE_EXIT)
+                if entered
+                else (AlertType.GEOFENCE_EXIT, AlertType.GEOFENCE_ENTER)
+            )
+            out.append(Edge(d, t, False, closed.value, spec.id))
+            if opened.value.removeprefix("geofence_") in spec.notify:
+                out.append(Edge(d, t, True, opened.value, spec.id))
+        elif code == _HOTSPOT:
+            if entered:
+                self.stays[(d, f)] = [t, 0, 0]
+            else:
+                stay = self.stays.pop((d, f), None)
+                if stay is not None:
+                    out += self._due(d, f, stay, dwell_ms, t, strictly=True)
+                out.append(Edge(d, t, False, VISIT, spec.id))
+                out.append(Edge(d, t, False, AlertType.HOTSPOT_DWELL.value, spec.id))
+        return out
+
+    def _due(
+        self, d: int, f: int, stay: list[int], dwell_ms: int, at_ms: int, strictly: bool = False
+    ) -> list[Edge]:
+        """Starts of the visit and dwell episodes whose deadline `at_ms` has passed (an exit at
+        `at_ms` must be strictly after it; evidence inside or the clock may equal it)."""
+
+        def passed(deadline: int) -> bool:
+            return at_ms > deadline if strictly else at_ms >= deadline
+
+        out: list[Edge] = []
+        fence_id = self.fences.fences[f].id
+        if not stay[1] and passed(stay[0] + self.visit_ms):
+            stay[1] = 1
+            out.append(Edge(d, stay[0] + self.visit_ms, True, VISIT, fence_id))
+        if not stay[2] and passed(stay[0] + dwell_ms):
+            stay[2] = 1
+            out.append(self._dwell_start(d, f, stay[0], dwell_ms))
+        return out
+
+    def _dwell_start(self, d: int, f: int, since_ms: int, dwell_ms: int) -> Edge:
+        details = {"entered": format_time(since_ms), "dwell_s": dwell_ms // 1000}
+        return Edge(
+            d, since_ms + dwell_ms, True, AlertType.HOTSPOT_DWELL, self.fences.fences[f].id, details
+        )
+
+    def _dwell_evidence(
+        self,
+        device: npt.NDArray[np.int32],
+        time_ms: npt.NDArray[np.int64],
+        row: npt.NDArray[np.intp],
+        fence: npt.NDArray[np.int32],
+        dwell_ms: npt.NDArray[np.int64],
+    ) -> list[Edge]:
+        """Open stays whose device's latest fix, still inside, is past entry + threshold."""
+        if not self.stays:
+            return []
+        last = np.ones(len(device), np.bool_)
+        last[:-1] = device[1:] != device[:-1]
+        last_rows = np.flatnonzero(last)
+        last_of = dict(zip(device[last_rows].tolist(), last_rows.tolist(), strict=True))
+        out: list[Edge] = []
+        for (d, f), stay in self.stays.items():
+            r = last_of.get(d)
+            if r is None or (stay[1] and stay[2]):
+                continue
+            lo, hi = np.searchsorted(row, [r, r + 1])
+            if f in fence[lo:hi]:
+                out += self._due(d, f, stay, int(dwell_ms[d]), int(time_ms[r]))
+        return out
+
+    def _allowed_area(
+        self,
+        device: npt.NDArray[np.int32],
+        vehicle: npt.NDArray[np.int32],
+        time_ms: npt.NDArray[np.int64],
+        row: npt.NDArray[np.intp],
+        fence: npt.NDArray[np.int32],
+        kinds: npt.NDArray[np.uint8],
+        valid: npt.NDArray[np.bool_],
+    ) -> list[Edge]:
+        if len(self._allowed_keys) == 0:
+            return []
+        primary = np.full(len(device), -1, np.int64)
+        known = vehicle < len(self._primary)
+        primary[known] = self._primary[vehicle[known]]
+        in_area = np.zeros(len(device), np.bool_)
+        mine = kinds == _ALLOWED
+        keys = (vehicle[row[mine]].astype(np.int64) << 32) | fence[mine]
+        in_area[row[mine][np.isin(keys, self._allowed_keys)]] = True
+        out_rows = np.flatnonzero((primary >= 0) & ~in_area)
+        events = self.outside.update(
+            self.fences, out_rows, primary[out_rows], device, time_ms, valid
+        )
+        return [
+            Edge(d, t, kind == ENTER, AlertType.LEAVE_ALLOWED_AREA.value, self.fences.fences[f].id)
+            for d, f, kind, t in zip(
+                events.device.tolist(),
+                events.fence.tolist(),
+                events.kind.tolist(),
+                events.time_ms.tolist(),
+                strict=True,
+            )
+        ]
+
+    def advance(self, now_ms: int, dwell_ms: npt.NDArray[np.int64]) -> list[Edge]:
+        """Timer: stays the clock has carried past their deadlines."""
+        out: list[Edge] = []
+        for (d, f), stay in self.stays.items():
+            out += self._due(d, f, stay, int(dwell_ms[d]), now_ms)
+        return out

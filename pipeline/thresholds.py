@@ -1,0 +1,122 @@
+"""Rule thresholds: contract defaults, overridden by RULES.toml, per tenant and per product.
+
+RULES.toml has one table per rule name (`[overspeed] speed_kmh = 110`); `[tenant.NAME.RULE]` and
+`[product.NAME.RULE]` tables override them for the vehicles of that tenant or product (product
+wins over tenant, tenant over the file's defaults).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+MINUTE_S = 60
+HOUR_S = 3600
+
+
+class RulesError(ValueError):
+    """The rules file is unusable; the message names the file and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Every tunable number, named `<rule>.<key>` in RULES.toml."""
+
+    overspeed_speed_kmh: float = 120.0
+    overspeed_duration_s: float = 60.0
+    offline_after_s: float = 2 * HOUR_S
+    hotspot_dwell_after_s: float = 30 * MINUTE_S
+    device_separation_distance_m: float = 2000.0
+    device_separation_duration_s: float = 30 * MINUTE_S
+    device_separation_window_s: float = 10 * MINUTE_S
+    gps_jump_speed_kmh: float = 250.0
+    gps_jump_reanchor_fixes: float = 3
+    partial_offline_after_s: float = 2 * HOUR_S
+    hotspot_repeat_visits: float = 2
+    hotspot_repeat_window_s: float = 7 * 24 * HOUR_S
+    all_devices_offline_after_s: float = 6 * HOUR_S
+    all_devices_offline_parked_after_s: float = 24 * HOUR_S
+    long_stay_after_s: float = 72 * HOUR_S
+    long_stay_radius_m: float = 1000.0
+
+
+RULES = (
+    "all_devices_offline",
+    "device_separation",
+    "gps_jump",
+    "hotspot_dwell",
+    "hotspot_repeat",
+    "long_stay",
+    "offline",
+    "overspeed",
+    "partial_offline",
+)
+
+
+def _keys() -> dict[tuple[str, str], str]:
+    """(rule, key) as written in RULES.toml -> Thresholds field; the longest rule name wins."""
+    keys: dict[tuple[str, str], str] = {}
+    for f in fields(Thresholds):
+        rule = max((r for r in RULES if f.name.startswith(r + "_")), key=len)
+        keys[(rule, f.name.removeprefix(rule + "_"))] = f.name
+    return keys
+
+
+_KEYS = _keys()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleBook:
+    """Defaults plus per-tenant and per-product overrides, resolved per vehicle."""
+
+    defaults: Thresholds = Thresholds()
+    tenants: tuple[tuple[str, dict[str, float]], ...] = ()
+    products: tuple[tuple[str, dict[str, float]], ...] = ()
+
+    def for_vehicle(self, tenant: str | None, product: str | None) -> Thresholds:
+        chosen = self.defaults
+        for name, table in ((tenant, self.tenants), (product, self.products)):
+            for key, overrides in table:
+                if key == name:
+                    chosen = replace(chosen, **overrides)
+        return chosen
+
+
+def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
+    try:
+        text = data.decode() if isinstance(data, bytes) else data
+        document = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RulesError(f"{source}: field document: not valid TOML: {exc}") from None
+    tenants = document.pop("tenant", {})
+    products = document.pop("product", {})
+    defaults = replace(Thresholds(), **_overrides(document, source, ""))
+    return RuleBook(
+        defaults,
+        tuple((k, _overrides(v, source, f"tenant.{k}.")) for k, v in _tables(tenants, source)),
+        tuple((k, _overrides(v, source, f"product.{k}.")) for k, v in _tables(products, source)),
+    )
+
+
+def _tables(value: Any, source: str) -> list[tuple[str, Any]]:
+    if not isinstance(value, dict):
+        raise RulesError(f"{source}: field tenant/product: expected tables")
+    return sorted(value.items())
+
+
+def _overrides(document: Any, source: str, prefix: str) -> dict[str, float]:
+    if not isinstance(document, dict):
+        raise RulesError(f"{source}: field {prefix.rstrip('.')}: expected a table")
+    out: dict[str, float] = {}
+    for rule, table in document.items():
+        if not isinstance(table, dict):
+            raise RulesError(f"{source}: field {prefix}{rule}: expected a table of thresholds")
+        for key, value in table.items():
+            name = _KEYS.get((rule, key))
+            if name is None:
+                raise RulesError(f"{source}: field {prefix}{rule}.{key}: unknown threshold")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise RulesError(f"{source}: field {prefix}{rule}.{key}: expected a number >= 0")
+            out[name] = float(value)
+    return out

@@ -1,0 +1,83 @@
+"""POSITIONS.csv reading: any column order, defaults, and bad rows named by line and field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.csv_positions import CsvFormatError, device_indexes, read_positions_csv
+from positions import DeviceIndex
+
+
+def test_columns_in_any_order_with_extras_ignored_and_missing_words_as_zero() -> None:
+    data = (
+        b"lon,extra,lat,time,device_id,speed_kmh\n"
+        b"121.5,x,31.25,2024-03-01T14:30:00+08:00,013900000001,61.5\n"
+        b"121.6,y,31.26,1709274660,013900000002,0\n"
+    )
+    rows = read_positions_csv(data)
+    assert rows.device_id.tolist() == [b"013900000001", b"013900000002"]
+    assert rows.time_ms.tolist() == [1_709_274_600_000, 1_709_274_660_000]
+    assert rows.lon.tolist() == [121.5, 121.6]
+    assert rows.lat.tolist() == [31.25, 31.26]
+    assert rows.speed_kmh.tolist() == [61.5, 0.0]
+    assert rows.alarm.tolist() == [0, 0]
+    assert rows.status.tolist() == [0, 0]
+    assert rows.errors == []
+    assert rows.bulk
+
+
+def test_bad_rows_are_reported_by_line_and_field_and_good_rows_kept() -> None:
+    data = (
+        b"device_id,time,lat,lon,alarm\n"
+        b"A,2024-03-01T14:30:00+08:00,31.2,121.4,0\n"
+        b"A,yesterday,31.2,121.4,0\n"
+        b"\n"
+        b"A,2024-03-01T14:31:00+08:00,north,121.4,0\n"
+        b"A,2024-03-01T14:32:00+08:00,31.2,121.4,-1\n"
+        b",2024-03-01T14:33:00+08:00,31.2,121.4,0\n"
+        b"A,2024-03-01T14:34:00+08:00,31.2,121.4,\n"
+    )
+    rows = read_positions_csv(data, "p.csv")
+    assert not rows.bulk
+    assert rows.line.tolist() == [2, 8]
+    assert [e.describe("p.csv") for e in rows.errors] == [
+        "p.csv:3: field time: 'yesterday' is not ISO 8601 with offset or epoch seconds",
+        "p.csv:5: field lat: 'north' is not a number",
+        "p.csv:6: field alarm: -1 is not a 32-bit word",
+        "p.csv:7: field device_id: empty",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "p.csv:1: field header: empty file or no header row"),
+        (b"device_id,time,lat\n", "p.csv:1: field lon: required column missing"),
+    ],
+)
+def test_a_file_without_the_required_header_is_refused(data: bytes, message: str) -> None:
+    with pytest.raises(CsvFormatError, match=message):
+        read_positions_csv(data, "p.csv")
+
+
+def test_device_ids_map_to_stable_dense_indexes() -> None:
+    index = DeviceIndex(["B"])
+    ids = np.array([b"A", b"B", b"A", b"C"], dtype="S40")
+    assert device_indexes(ids, index).tolist() == [1, 0, 1, 2]
+    assert index.terminals() == ["B", "A", "C"]
+
+
+def test_utf8_ids_and_a_byte_order_mark_survive_the_bulk_path() -> None:
+    data = "\ufeffdevice_id,time,lat,lon\n粤B12345,1709274600,31.2,121.4\n".encode()
+    rows = read_positions_csv(data)
+    assert rows.bulk
+    assert rows.device_id.tolist() == ["粤B12345".encode()]
+    assert device_indexes(rows.device_id, DeviceIndex()).tolist() == [0]
+
+
+def test_an_id_longer_than_the_bulk_width_is_still_read_exactly() -> None:
+    long_id = "X" * 30
+    rows = read_positions_csv(f"device_id,time,lat,lon\n{long_id},1709274600,31.2,121.4\n".encode())
+    assert rows.errors == []
+    assert rows.device_id.tolist() == [long_id.encode()]

@@ -1,0 +1,170 @@
+"""Learned places and `long_stay`.
+
+Closed stops are binned into ~100 m cells per device, counting night dwell (22:00-07:00 local)
+and weekday daytime dwell (09:00-18:00). Home is the cell with the most night dwell, work the
+one with the most weekday daytime dwell apart from home. `long_stay`: a stop lasting 72 h more
+than 1 km from both; it needs a learned home, so a car never seen at night stays silent.
+
+A device's stops never overlap, so at any stop's deadline the book holds exactly the stops that
+closed before it: the result does not depend on batching.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from trajectory.geo import haversine_scalar_m
+from trajectory.state import grown
+from trajectory.stops import StopEvents
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+LOCAL_OFFSET_MS = 8 * HOUR_MS  # trackers and their owners live in GMT+8
+CELL_DEG = 0.001  # ~100 m of latitude
+# 1970-01-01 was a Thursday: weekday flags for day index % 7 (0 = Thursday).
+_WEEKDAY = np.array([1, 1, 0, 0, 1, 1, 1], np.int64)
+_WEEKDAYS_BEFORE = np.concatenate([[0], np.cumsum(_WEEKDAY)])
+
+
+def _cumulative_night_ms(t_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    local = t_ms + LOCAL_OFFSET_MS
+    days, offset = np.divmod(local, DAY_MS)
+    per_day = 9 * HOUR_MS
+    return np.asarray(
+        days * per_day + np.minimum(offset, 7 * HOUR_MS) + np.maximum(offset - 22 * HOUR_MS, 0)
+    )
+
+
+def _cumulative_work_ms(t_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    local = t_ms + LOCAL_OFFSET_MS
+    days, offset = np.divmod(local, DAY_MS)
+    weeks, in_week = np.divmod(days, 7)
+    weekdays_before = weeks * 5 + _WEEKDAYS_BEFORE[in_week]
+    today = _WEEKDAY[in_week] * np.clip(offset - 9 * HOUR_MS, 0, 9 * HOUR_MS)
+    return np.asarray(weekdays_before * 9 * HOUR_MS + today)
+
+
+def night_ms(
+    start_ms: npt.NDArray[np.int64], end_ms: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Milliseconds of [start, end) falling between 22:00 and 07:00 local time."""
+    return _cumulative_night_ms(end_ms) - _cumulative_night_ms(start_ms)
+
+
+def work_ms(
+    start_ms: npt.NDArray[np.int64], end_ms: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Milliseconds of [start, end) falling on a weekday between 09:00 and 18:00 local time."""
+    return _cumulative_work_ms(end_ms) - _cumulative_work_ms(start_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class LongStaySettings:
+    after_ms: int = 72 * HOUR_MS
+    radius_m: float = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class LongStays:
+    """Episode edges: starts (device, time, anchor) and ends (device, time)."""
+
+    start_device: list[int]
+    start_ms: list[int]
+    where: list[tuple[float, float]]
+    end_device: list[int]
+    end_ms: list[int]
+
+
+@dataclass
+class PlaceBook:
+    """Per device: cell -> [night ms, weekday daytime ms] of the stops closed so far."""
+
+    cells: dict[int, dict[tuple[int, int], list[int]]] = field(default_factory=dict)
+
+    def add(self, device: int, lon: float, lat: float, night: int, work: int) -> None:
+        cell = (math.floor(lon / CELL_DEG), math.floor(lat / CELL_DEG))
+        dwell = self.cells.setdefault(device, {}).setdefault(cell, [0, 0])
+        dwell[0] += night
+        dwell[1] += work
+
+    def usual(self, device: int) -> list[tuple[float, float]]:
+        """Home, then work if any, as cell centres (lon, lat); empty before any night stop."""
+        cells = self.cells.get(device, {})
+        night = [(v[0], c) for c, v in cells.items() if v[0] > 0]
+        if not night:
+            return []
+        home = max(night)[1]
+        day = [(v[1], c) for c, v in cells.items() if v[1] > 0 and c != home]
+        places = [home] + ([max(day)[1]] if day else [])
+        return [((x + 0.5) * CELL_DEG, (y + 0.5) * CELL_DEG) for x, y in places]
+
+
+@dataclass
+class LongStayRule:
+    settings: LongStaySettings = field(default_factory=LongStaySettings)
+    book: PlaceBook = field(default_factory=PlaceBook)
+    fired_start_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def ensure(self, n_devices: int) -> None:
+        self.fired_start_ms = grown(self.fired_start_ms, n_devices, -1)
+
+    def _far(self, device: int, lon: float, lat: float) -> bool:
+        usual = self.book.usual(device)
+        radius = self.settings.radius_m
+        return bool(usual) and all(haversine_scalar_m(x, y, lon, lat) > radius for x, y in usual)
+
+    def stops(self, ev: StopEvents) -> LongStays:
+        """Closed and still-open stops of one batch, in each device's time order."""
+        out = LongStays([], [], [], [], [])
+        after = self.settings.after_ms
+        nights = night_ms(ev.start_ms, ev.end_ms).tolist()
+        works = work_ms(ev.start_ms, ev.end_ms).tolist()
+        closed = sorted(
+            zip(ev.device.tolist(), ev.end_ms.tolist(), ev.start_ms.tolist(),
+                ev.lon.tolist(), ev.lat.tolist(), nights, works, strict=True)
+        )  # fmt: skip
+        for d, end, start, lon, lat, night, work in closed:
+            if self.fired_start_ms[d] == start:
+                out.end_device.append(d)
+                out.end_ms.append(end)
+            elif end > start + after and self._far(d, lon, lat):
+                out.start_device.append(d)
+                out.start_ms.append(start + after)
+                out.where.append((lon, lat))
+                out.end_device.append(d)
+                out.end_ms.append(end)
+            self.fired_start_ms[d] = -1
+            self.book.add(d, lon, lat, night, work)
+        for d, start, last, lon, lat in zip(
+            ev.open_device.tolist(), ev.open_start_ms.tolist(), ev.open_last_ms.tolist(),
+            ev.open_lon.tolist(), ev.open_lat.tolist(), strict=True,
+        ):  # fmt: skip
+            if self.fired_start_ms[d] != start and last >= start + after and self._far(d, lon, lat):
+                self.fired_start_ms[d] = start
+                out.start_device.append(d)
+                out.start_ms.append(start + after)
+                out.where.append((lon, lat))
+        return out
+
+    def advance(
+        self,
+        now_ms: int,
+        start_ms: npt.NDArray[np.int64],
+        lon: npt.NDArray[np.float64],
+        lat: npt.NDArray[np.float64],
+    ) -> LongStays:
+        """Timer over the detector's open stops (`start_ms` -1 where none)."""
+        out = LongStays([], [], [], [], [])
+        due = (start_ms >= 0) & (now_ms >= start_ms + self.settings.after_ms)
+        due &= self.fired_start_ms[: len(start_ms)] != start_ms
+        for d in np.flatnonzero(due).tolist():
+            if self._far(d, float(lon[d]), float(lat[d])):
+                self.fired_start_ms[d] = start_ms[d]
+                out.start_device.append(d)
+                out.start_ms.append(int(start_ms[d]) + self.settings.after_ms)
+                out.where.append((float(lon[d]), float(lat[d])))
+        return out

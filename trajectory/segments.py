@@ -1,0 +1,58 @@
+"""Per-device segment helpers for rows sorted by device: where each device's rows begin, and
+the previous row of the same device, so sequential rules can be written as array operations."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.intp]
+
+
+def first_of_device(device: npt.NDArray[np.int32]) -> BoolArray:
+    """True on the first row of each device's run of rows (rows grouped by device)."""
+    first = np.ones(len(device), dtype=np.bool_)
+    if len(device) > 1:
+        first[1:] = device[1:] != device[:-1]
+    return first
+
+
+def last_of_device(device: npt.NDArray[np.int32]) -> BoolArray:
+    """True on the last row of each device's run of rows."""
+    last = np.ones(len(device), dtype=np.bool_)
+    if len(device) > 1:
+        last[:-1] = device[1:] != device[:-1]
+    return last
+
+
+def latest_marker(marker: BoolArray) -> IntArray:
+    """For each row, the index of the latest row at or before it where `marker` is set (-1)."""
+    idx = np.where(marker, np.arange(len(marker)), -1)
+    return np.maximum.accumulate(idx) if len(idx) else idx.astype(np.intp)
+
+
+def run_start_times(
+    device: npt.NDArray[np.int32],
+    time_ms: npt.NDArray[np.int64],
+    cond: BoolArray,
+    carried_start_ms: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """Start time of the condition run each row belongs to (-1 where `cond` is false).
+
+    Rows are grouped by device in time order. `carried_start_ms[device]` is the start of a run
+    still open at the end of the previous batch (-1 if none), so runs continue across batches.
+    """
+    n = len(cond)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = first_of_device(device)
+    carried = carried_start_ms[device]
+    prev_cond = np.empty(n, dtype=np.bool_)
+    prev_cond[0] = False
+    prev_cond[1:] = cond[:-1]
+    prev_cond = np.where(first, carried >= 0, prev_cond)
+    starts = cond & ~prev_cond
+    last = latest_marker(starts | first)
+    start_ms = np.where(starts[last], time_ms[last], carried[last])
+    return np.where(cond, start_ms, -1).astype(np.int64)

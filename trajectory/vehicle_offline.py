@@ -1,0 +1,189 @@
+"""Vehicle-level silences beyond the contract: `all_devices_offline` and `partial_offline`.
+
+Both read the vehicle's merged report stream (every device's reports in time order), which is
+only final up to the vehicle's watermark: reports wait until every device of the vehicle has
+reported past them, as in device_separation, so batching does not change the result.
+- all_devices_offline: no report from any device of the vehicle for 6 h when its last report
+  was moving, 24 h when it was parked; time = that last report + threshold.
+- partial_offline: one device silent for 2 h while another device of the same vehicle reports
+  after that moment (a unit removed, the other still in the car); time = last report + 2 h.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from trajectory.segments import first_of_device, last_of_device, latest_marker
+from trajectory.state import grown
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleSilenceSettings:
+    moving_after_ms: int = 6 * HOUR_MS
+    parked_after_ms: int = 24 * HOUR_MS
+    partial_after_ms: int = 2 * HOUR_MS
+    moving_kmh: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceAlerts:
+    """(vehicle, device, time) of each alert; device is the silent one (or the last reporter)."""
+
+    vehicle: npt.NDArray[np.int32]
+    device: npt.NDArray[np.int32]
+    time_ms: npt.NDArray[np.int64]
+    last_ms: npt.NDArray[np.int64]
+
+
+def _none() -> SilenceAlerts:
+    z32, z64 = np.zeros(0, np.int32), np.zeros(0, np.int64)
+    return SilenceAlerts(z32, z32, z64, z64)
+
+
+@dataclass
+class VehicleSilenceRule:
+    settings: VehicleSilenceSettings = field(default_factory=VehicleSilenceSettings)
+    slots: npt.NDArray[np.int32] = field(default_factory=lambda: np.full((0, 2), -1, np.int32))
+    # Per vehicle: the latest report below the watermark, whether it was moving, alerted.
+    last_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_device: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    last_moving: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    all_alerted: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    # Per device: its latest report below the watermark, and whether its silence was alerted.
+    device_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    partial_alerted: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    pending: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
+
+    def set_vehicles(self, slots: npt.NDArray[np.int32], n_devices: int) -> None:
+        self.slots = slots
+        n_vehicles = len(slots)
+        self.last_ms = grown(self.last_ms, n_vehicles, -1)
+        self.last_device = grown(self.last_device, n_vehicles, -1)
+        self.last_moving = grown(self.last_moving, n_vehicles, False)
+        self.all_alerted = grown(self.all_alerted, n_vehicles, False)
+        self.device_ms = grown(self.device_ms, n_devices, -1)
+        self.partial_alerted = grown(self.partial_alerted, n_devices, False)
+
+    def reports(
+        self,
+        vehicle: npt.NDArray[np.int32],
+        device: npt.NDArray[np.int32],
+        time_ms: npt.NDArray[np.int64],
+        speed_kmh: npt.NDArray[np.float32],
+        watermark_ms: npt.NDArray[np.float64],
+    ) -> tuple[SilenceAlerts, SilenceAlerts]:
+        """Adds reports (grouped by device, in time order); returns (all_devices_offline,
+        partial_offline) found below the watermarks."""
+        moving = speed_kmh > self.settings.moving_kmh
+        # A one-device vehicle's reports are final and already in order: no buffer, no sort.
+        alone = self.slots[vehicle, 1] < 0 if len(vehicle) else np.zeros(0, np.bool_)
+        new: dict[str, npt.NDArray[np.generic]] = {
+            "vehicle": vehicle[~alone],
+            "device": device[~alone],
+            "time_ms": time_ms[~alone],
+            "moving": moving[~alone],
+        }
+        rows = {
+            k: np.concatenate([self.pending[k], v]) if self.pending else v for k, v in new.items()
+        }
+        ready = rows["time_ms"] <= watermark_ms[rows["vehicle"]]
+        self.pending = {k: v[~ready] for k, v in rows.items()}
+        order = np.lexsort((rows["device"][ready], rows["time_ms"][ready], rows["vehicle"][ready]))
+        r = {k: v[ready][order] for k, v in rows.items()}
+        shared_veh = r["vehicle"].astype(np.int32)
+        shared_dev = r["device"].astype(np.int32)
+        shared_t = r["time_ms"].astype(np.int64)
+        veh = np.concatenate([vehicle[alone], shared_veh])
+        dev = np.concatenate([device[alone], shared_dev])
+        t = np.concatenate([time_ms[alone], shared_t])
+        was_moving = np.concatenate([moving[alone], r["moving"].astype(np.bool_)])
+        if len(veh) == 0:
+            return _none(), _none()
+        partial = self._partial(shared_veh, shared_dev, shared_t) if len(shared_veh) else _none()
+        return self._all(veh, dev, t, was_moving), partial
+
+    def _all(
+        self,
+        veh: npt.NDArray[np.int32],
+        dev: npt.NDArray[np.int32],
+        t: npt.NDArray[np.int64],
+        moving: npt.NDArray[np.bool_],
+    ) -> SilenceAlerts:
+        s = self.settings
+        first = first_of_device(veh)
+        prev_t = np.empty_like(t)
+        prev_t[1:] = t[:-1]
+        prev_t[first] = self.last_ms[veh[first]]
+        prev_moving = np.empty_like(moving)
+        prev_moving[1:] = moving[:-1]
+        prev_moving[first] = self.last_moving[veh[first]]
+        prev_dev = np.empty_like(dev)
+        prev_dev[1:] = dev[:-1]
+        prev_dev[first] = self.last_device[veh[first]]
+        after = np.where(prev_moving, s.moving_after_ms, s.parked_after_ms)
+        gap = (prev_t >= 0) & (t - prev_t >= after) & ~(first & self.all_alerted[veh])
+        rows = np.flatnonzero(gap)
+        last = last_of_device(veh)
+        v = veh[last]
+        self.last_ms[v], self.last_moving[v], self.last_device[v] = t[last], moving[last], dev[last]
+        self.all_alerted[v] = False
+        return SilenceAlerts(veh[rows], prev_dev[rows], prev_t[rows] + after[rows], prev_t[rows])
+
+    def _partial(
+        self, veh: npt.NDArray[np.int32], dev: npt.NDArray[np.int32], t: npt.NDArray[np.int64]
+    ) -> SilenceAlerts:
+        after = self.settings.partial_after_ms
+        seg = np.cumsum(first_of_device(veh)) - 1
+        found: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int64]]] = []
+        alerted_rows: list[npt.NDArray[np.intp]] = []  # silences that began in this batch
+        alerted_carried: list[npt.NDArray[np.int32]] = []  # silences carried in, by device
+        for slot in range(self.slots.shape[1]):
+            silent = self.slots[veh, slot]
+            mine = dev == silent
+            idx = latest_marker(mine)
+            same = (idx >= 0) & (seg[np.maximum(idx, 0)] == seg)
+            safe = np.maximum(silent, 0)
+            last_ms = np.where(same, t[np.maximum(idx, 0)], self.device_ms[safe])
+            hit = np.flatnonzero((silent >= 0) & ~mine & (last_ms >= 0) & (t - last_ms >= after))
+            if len(hit) == 0:
+                continue
+            # One alert per silence: the first report of another device past its deadline.
+            silence = np.where(same[hit], idx[hit], -1 - seg[hit])
+            first = np.ones(len(hit), np.bool_)
+            first[1:] = silence[1:] != silence[:-1]
+            hit = hit[first]
+            carried = ~same[hit]
+            chosen = hit[~(carried & self.partial_alerted[safe[hit]])]
+            found.append((veh[chosen], silent[chosen], last_ms[chosen] + after))
+            alerted_rows.append(idx[hit[~carried]])
+            alerted_carried.append(silent[hit[carried]])
+        if alerted_carried:
+            self.partial_alerted[np.concatenate(alerted_carried)] = True
+        order = np.lexsort((t, dev))
+        last_rows = order[last_of_device(dev[order])]
+        self.device_ms[dev[last_rows]] = t[last_rows]
+        began = np.concatenate(alerted_rows) if alerted_rows else np.zeros(0, np.intp)
+        self.partial_alerted[dev[last_rows]] = np.isin(last_rows, began)
+        if not found:
+            return _none()
+        time_ms = np.concatenate([f[2] for f in found])
+        return SilenceAlerts(
+            np.concatenate([f[0] for f in found]),
+            np.concatenate([f[1] for f in found]),
+            time_ms,
+            time_ms - after,
+        )
+
+    def advance(self, now_ms: int) -> SilenceAlerts:
+        """Timer for all_devices_offline: vehicles silent past their threshold at `now_ms`."""
+        s = self.settings
+        after = np.where(self.last_moving, s.moving_after_ms, s.parked_after_ms)
+        due = (self.last_ms >= 0) & ~self.all_alerted & (now_ms - self.last_ms >= after)
+        v = np.flatnonzero(due).astype(np.int32)
+        self.all_alerted[v] = True
+        return SilenceAlerts(v, self.last_device[v], self.last_ms[v] + after[v], self.last_ms[v])
