@@ -13,34 +13,16 @@ import numpy as np
 import numpy.typing as npt
 import pyproj
 
+from positions.geo import EARTH_RADIUS_M as EARTH_RADIUS_M
+from positions.geo import haversine_m as haversine_m
+from positions.geo import haversine_scalar_m as haversine_scalar_m
+
 FloatArray = npt.NDArray[np.float64]
 
-EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), the usual haversine sphere
 # Upper bound of the ground length of one degree (of latitude or longitude) on that sphere.
 MAX_M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0 * 1.0001
 # Lower bound of one degree of latitude on that sphere (for "how many degrees cover r metres").
 MIN_M_PER_DEG_LAT = EARTH_RADIUS_M * math.pi / 180.0 * 0.9999
-
-
-def haversine_m(
-    lon1: npt.ArrayLike, lat1: npt.ArrayLike, lon2: npt.ArrayLike, lat2: npt.ArrayLike
-) -> FloatArray:
-    """Great-circle distance in metres; broadcasts like numpy."""
-    phi1 = np.radians(lat1)
-    phi2 = np.radians(lat2)
-    dphi = phi2 - phi1
-    dlmb = np.radians(np.asarray(lon2, dtype=np.float64) - np.asarray(lon1, dtype=np.float64))
-    a = np.sin(dphi * 0.5) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb * 0.5) ** 2
-    return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0))))
-
-
-def haversine_scalar_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """The same distance for one pair, in plain floats (oracles and small inputs)."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi = phi2 - phi1
-    dlmb = math.radians(lon2 - lon1)
-    a = math.sin(dphi * 0.5) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb * 0.5) ** 2
-    return 2.0 * EARTH_RADIUS_M * math.asin(math.sqrt(min(a, 1.0)))
 
 
 def degrees_around(lat_deg: float, radius_m: float) -> tuple[float, float]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-EARTH_RADIUS_M = 6_371_008.8
-M_PER_DEG_LAT = math.pi / 180.0 * EARTH_RADIUS_M
+from positions.geo import M_PER_DEG_LAT as M_PER_DEG_LAT
+from positions.geo import haversine_m as haversine_m
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -41,21 +41,3 @@ class LocalFrame:
         x = np.asarray(x_m, dtype=np.float64)
         y = np.asarray(y_m, dtype=np.float64)
         return self.lon0_deg + x / self.m_per_deg_lon, self.lat0_deg + y / M_PER_DEG_LAT
-
-
-def haversine_m(
-    lon1_deg: npt.ArrayLike,
-    lat1_deg: npt.ArrayLike,
-    lon2_deg: npt.ArrayLike,
-    lat2_deg: npt.ArrayLike,
-) -> FloatArray:
-    """Great-circle distance on the mean-radius sphere, element-wise."""
-    lon1 = np.radians(np.asarray(lon1_deg, dtype=np.float64))
-    lat1 = np.radians(np.asarray(lat1_deg, dtype=np.float64))
-    lon2 = np.radians(np.asarray(lon2_deg, dtype=np.float64))
-    lat2 = np.radians(np.asarray(lat2_deg, dtype=np.float64))
-    a = (
-        np.sin((lat2 - lat1) / 2.0) ** 2
-        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2.0) ** 2
-    )
-    return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
