@@ -177,12 +177,13 @@ class Session(asyncio.Protocol):
             self.gateway.metrics.frames_rejected.labels("oversized").inc()
             self.close(f"stream fault: {exc}")
             return
+        reports: list[bytes] = []
         for event in events:
             if self.closed:
                 return
-            if isinstance(event, LocationFrameReceived):
+            if type(event) is LocationFrameReceived:  # the hot path: most events are reports
                 if self.authenticated:
-                    self.gateway._queue_report(self, event.payload, now)
+                    reports.append(event.payload)
                 else:
                     self._refuse_unauthenticated(event.payload)
             elif isinstance(event, MessageReceived):
@@ -192,6 +193,8 @@ class Session(asyncio.Protocol):
                 self._on_rejected(event)
             elif isinstance(event, ReplyTimedOut):
                 self._fail_reply(event.serial, TimeoutError("terminal did not answer"))
+        if reports:
+            self.gateway._queue_reports(self, reports, now)
         self.flush()
         broken = self.conn.broken
         if broken is not None:  # the events before the fault were handled; now close
@@ -470,11 +473,15 @@ class Gateway:
 
     # ----------------------------------------------------------------- reports
 
-    def _queue_report(self, session: Session, payload: bytes, now: float) -> None:
+    def _queue_reports(self, session: Session, payloads: list[bytes], now: float) -> None:
         pending = self._pending
-        pending.payloads.append(payload)
-        pending.sessions.append(session)
-        pending.received_s.append(now)
+        pending.payloads.extend(payloads)
+        if len(payloads) == 1:
+            pending.sessions.append(session)
+            pending.received_s.append(now)
+        else:
+            pending.sessions.extend([session] * len(payloads))
+            pending.received_s.extend([now] * len(payloads))
         self._after_queue()
 
     def _queue_batch(
