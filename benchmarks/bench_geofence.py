@@ -123,6 +123,7 @@ def _engine(data: Data) -> int:
 def _engine_bench(benchmark: Any, data: Data, baseline: str) -> None:
     events = benchmark(_engine, data)
     row, _ = data.fence_set.contains(data.lon, data.lat, data.device)
+    found = data.fence_set.grid.candidates(data.lon, data.lat)
     benchmark.extra_info.update(
         items=len(data.lon),
         baseline=baseline,
@@ -130,6 +131,8 @@ def _engine_bench(benchmark: Any, data: Data, baseline: str) -> None:
         transitions=events,
         fences=len(data.fence_set),
         cell_deg=data.fence_set.grid.cell_deg,
+        grid_pairs=len(found.row),  # (point, fence) pairs the grid lists, all vehicles
+        boundary_pairs=int(found.exact.sum()),  # those in boundary cells: the exact tests
     )
     assert events > 0
 

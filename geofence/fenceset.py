@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -149,7 +150,7 @@ class FenceSet:
         """
         lon_a = np.asarray(lon, dtype=np.float64)
         lat_a = np.asarray(lat, dtype=np.float64)
-        vehicle_a = np.asarray(vehicle, dtype=np.int64)
+        vehicle_a = _vehicle_column(vehicle)
         if not (lon_a.shape == lat_a.shape == vehicle_a.shape) or lon_a.ndim != 1:
             raise ValueError("lon, lat and vehicle must be 1-d arrays of one length")
         found = self._index.grid.candidates(lon_a, lat_a)
@@ -182,7 +183,7 @@ class FenceSet:
         """
         lon0_a, lat0_a = np.asarray(lon0, np.float64), np.asarray(lat0, np.float64)
         lon1_a, lat1_a = np.asarray(lon1, np.float64), np.asarray(lat1, np.float64)
-        vehicle_a = np.asarray(vehicle, dtype=np.int64)
+        vehicle_a = _vehicle_column(vehicle)
         coords = np.stack([np.column_stack([lon0_a, lat0_a]), np.column_stack([lon1_a, lat1_a])], 1)
         segments = shapely.linestrings(coords)
         seg, fence = self._index.tree.query(segments, predicate="intersects")
@@ -200,12 +201,16 @@ class FenceSet:
         return seg[order], fence[order]
 
     def _allowed(
-        self, row: IntArray, fence: npt.NDArray[np.int32], vehicle: npt.NDArray[np.int64]
+        self, row: IntArray, fence: npt.NDArray[np.int32], vehicle: npt.NDArray[np.integer[Any]]
     ) -> npt.NDArray[np.bool_]:
         allowed = ~self._restricted[fence]
         check = np.flatnonzero(~allowed)
         if len(check):
-            keys = fence[check].astype(np.int64) * (len(self.vehicles) + 1) + vehicle[row[check]]
+            n_vehicles = len(self.vehicles)
+            rows_vehicle = vehicle[row[check]].astype(np.int64)
+            # An unknown vehicle (-1 or out of range) becomes index V, which no key allows.
+            rows_vehicle[(rows_vehicle < 0) | (rows_vehicle >= n_vehicles)] = n_vehicles
+            keys = fence[check].astype(np.int64) * (n_vehicles + 1) + rows_vehicle
             pos = np.searchsorted(self._allowed_keys, keys)
             pos = np.minimum(pos, max(len(self._allowed_keys) - 1, 0))
             hit = (
@@ -244,6 +249,14 @@ class FenceSet:
                     corridor.line_m, shapely.points(x, y), corridor.buffer_m
                 )
         return result
+
+
+def _vehicle_column(vehicle: npt.ArrayLike) -> npt.NDArray[np.integer[Any]]:
+    """Integer vehicle indexes as given (no 1M-row copy): only restricted pairs read them."""
+    column = np.asarray(vehicle)
+    if not np.issubdtype(column.dtype, np.integer):
+        column = column.astype(np.int64)
+    return column
 
 
 def _pair_keys(row: IntArray, fence: npt.NDArray[np.int32]) -> IntArray:

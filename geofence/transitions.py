@@ -139,7 +139,7 @@ class TransitionTracker:
         pair_row, pair_fence = row_a[keep], fence_a[keep]
         pair_key = (device_a[pair_row] << _FENCE_BITS) | pair_fence
         pair_ord = ordinal_of_row[pair_row]
-        order = np.lexsort((pair_ord, pair_key))
+        order = _order_by(pair_key, pair_ord, ordered_within=_nondecreasing(pair_row))
         pair_key, pair_ord = pair_key[order], pair_ord[order]
         run_new = np.ones(len(pair_key), dtype=bool)
         run_new[1:] = (pair_key[1:] != pair_key[:-1]) | (pair_ord[1:] != pair_ord[:-1] + 1)
@@ -150,8 +150,8 @@ class TransitionTracker:
 
         # Every key this batch can move: seen inside now, or carried and its device reported.
         state = self._state
-        carried = np.isin(state.key >> _FENCE_BITS, devices)
-        keys = np.union1d(in_key, state.key[carried])
+        carried = _in_sorted(state.key >> _FENCE_BITS, devices)
+        keys = _sorted_union(in_key, state.key[carried])
         key_dev = keys >> _FENCE_BITS
         key_devpos = np.searchsorted(devices, key_dev)
         key_n = dev_count[key_devpos]
@@ -200,7 +200,7 @@ class TransitionTracker:
             run_len[nonempty],
             run_val[nonempty],
         )
-        order = np.lexsort((run_start, run_k))
+        order = _order_by(run_k, run_start)
         run_k, run_start, run_len, run_val = (
             run_k[order],
             run_start[order],
@@ -261,9 +261,9 @@ class TransitionTracker:
             pending_ms[keep_key],
             np.where(s_end == 1, since, 0)[keep_key],
         )
-        untouched = state.take(~np.isin(state.key, keys))
+        untouched = state.take(~_in_sorted(state.key, keys))
         self._state = _merge(untouched, moved)
-        order = np.lexsort((events.fence, events.row))
+        order = _order_by(events.row, events.fence.astype(np.int64))
         return Transitions(
             events.device[order],
             events.fence[order],
@@ -307,6 +307,45 @@ class TransitionTracker:
             moved.pending_ms[order],
             moved.since_ms[order],
         )
+
+
+def _in_sorted(values: I64, sorted_set: I64) -> Bools:
+    """`np.isin(values, sorted_set)` for a sorted, duplicate-free set: one binary search each."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return np.asarray(sorted_set[at] == values)
+
+
+def _sorted_union(a: I64, b: I64) -> I64:
+    """Sorted distinct values of two sorted arrays (a stable sort merges two runs in one pass)."""
+    merged = np.sort(np.concatenate([a, b]), kind="stable")
+    if len(merged) < 2:
+        return merged
+    fresh = np.ones(len(merged), dtype=bool)
+    fresh[1:] = merged[1:] != merged[:-1]
+    return merged[fresh]
+
+
+def _nondecreasing(values: I64) -> bool:
+    return len(values) < 2 or bool(np.all(values[1:] >= values[:-1]))
+
+
+def _order_by(major: I64, minor: I64, *, ordered_within: bool = False) -> npt.NDArray[np.intp]:
+    """The permutation sorting by (major, minor), as `np.lexsort((minor, major))` gives.
+
+    Both are non-negative. When `minor` already ascends within each `major` value, a stable
+    sort of `major` alone does; otherwise one packed key does when it fits in 63 bits. Stable
+    sorts also run fast on inputs made of a few sorted runs, as these are.
+    """
+    if len(major) == 0:
+        return np.zeros(0, dtype=np.intp)
+    if ordered_within:
+        return np.argsort(major, kind="stable")
+    span = int(minor.max()) + 1
+    if int(major.max()) < (1 << 62) // span:
+        return np.argsort(major * span + minor, kind="stable")
+    return np.lexsort((minor, major))
 
 
 def _merge(a: _State, b: _State) -> _State:

@@ -148,3 +148,67 @@ def test_batch_membership_equals_the_per_point_oracle(
     expected, unsure = oracle(fences, lon, lat)
     assert got - unsure == expected
     assert np.all(np.diff(rows) >= 0)
+
+
+LATTICE_CELLS = [1.0 / 64, 1.0 / 256, 0.001, 0.0037]
+
+
+@st.composite
+def lattice_cases(
+    draw: st.DrawFn,
+) -> tuple[list[Fence], float, list[tuple[float, float]]]:
+    """Polygons whose vertices sit on grid cell corners, and points on their vertices, on their
+    edges and on the grid's cell lines: where the raster's conservative margin and the exact
+    test meet. With binary cell sizes every such coordinate is exact."""
+    cell_deg = draw(st.sampled_from(LATTICE_CELLS))
+    # The grid's origin is a multiple of its coarse cell (8 fine cells): so is this base.
+    lon0 = math.floor(116.0 / (8 * cell_deg)) * 8 * cell_deg
+    lat0 = math.floor(39.5 / (8 * cell_deg)) * 8 * cell_deg
+    fences: list[Fence] = []
+    points: list[tuple[float, float]] = []
+    for i in range(draw(st.integers(1, 3))):
+        i0, j0 = draw(st.integers(0, 200)), draw(st.integers(0, 200))
+        steps = draw(
+            st.lists(st.tuples(st.integers(-40, 40), st.integers(-40, 40)), min_size=2, max_size=10)
+        )
+        corners = [(i0, j0)]
+        for di, dj in steps:
+            corners.append((corners[-1][0] + di, corners[-1][1] + dj))
+        ring = [(lon0 + a * cell_deg, lat0 + b * cell_deg) for a, b in corners]
+        polygon = shapely.make_valid(shapely.Polygon(ring)) if len(set(ring)) >= 3 else None
+        if polygon is None or polygon.is_empty:
+            continue
+        parts = [p for p in shapely.get_parts(polygon) if p.geom_type == "Polygon"]
+        if not parts:
+            continue
+        geometry = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+        fences.append(Fence(f"g{i}", FenceKind.ZONE, geometry))
+        coords = shapely.get_coordinates(geometry)
+        points += [tuple(c) for c in coords]  # vertices
+        points += [((a[0] + b[0]) / 2, (a[1] + b[1]) / 2) for a, b in itertools.pairwise(coords)]
+        t = draw(st.sampled_from([0.25, 0.5, 1.0 / 3.0]))
+        points += [
+            (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
+            for a, b in itertools.pairwise(coords)
+        ]
+    for a, b in draw(st.lists(st.tuples(st.integers(-5, 250), st.integers(-5, 250)), max_size=40)):
+        points.append((lon0 + a * cell_deg, lat0 + b * cell_deg))  # cell corners
+        points.append((lon0 + (a + 0.5) * cell_deg, lat0 + b * cell_deg))  # on a row line
+        points.append((lon0 + a * cell_deg, lat0 + (b + 0.5) * cell_deg))  # on a column line
+    return fences, cell_deg, points
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lattice_cases())
+def test_points_on_vertices_edges_and_cell_lines_of_lattice_fences_equal_the_oracle(
+    case: tuple[list[Fence], float, list[tuple[float, float]]],
+) -> None:
+    fences, cell_deg, points = case
+    if not fences or not points:
+        return
+    lon = np.array([p[0] for p in points], dtype=np.float64)
+    lat = np.array([p[1] for p in points], dtype=np.float64)
+    fence_set = FenceSet(fences, version=1, cell_deg=cell_deg)
+    rows, found = fence_set.contains(lon, lat, np.zeros(len(lon), np.int32))
+    expected, _ = oracle(fences, lon, lat)
+    assert set(zip(rows.tolist(), found.tolist(), strict=True)) == expected

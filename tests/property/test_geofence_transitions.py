@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import numpy as np
 import shapely
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geofence import ENTER, Fence, FenceKind, FenceSet, TransitionTracker
+from geofence.transitions import _in_sorted, _order_by, _sorted_union
 
 FENCES = [
     Fence("a", FenceKind.ZONE, shapely.box(0.0, 0.0, 1.0, 1.0)),
@@ -110,3 +112,43 @@ def test_batch_transitions_equal_the_reference_whatever_the_cuts_and_reloads(
     whole, whole_inside = run(devices, xs, valid, [], confirm, [False])
     assert sorted(events) == sorted(whole)
     assert inside == whole_inside
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams, st.randoms(use_true_random=False))
+def test_membership_pairs_in_any_order_give_the_same_transitions(
+    case: tuple[list[int], list[float], list[bool], list[int], int, list[bool]],
+    shuffler: random.Random,
+) -> None:
+    devices, xs, valid, _, confirm, _ = case
+    lon = np.array(xs)
+    rows, fences = SET_V1.contains(lon, np.full(len(lon), 0.5), np.zeros(len(lon), np.int32))
+    order = list(range(len(rows)))
+    shuffler.shuffle(order)
+    args = (np.array(devices, np.int32), np.arange(len(xs), dtype=np.int64), np.array(valid))
+    sorted_events = TransitionTracker(confirm).update(SET_V1, rows, fences, *args)
+    shuffled_events = TransitionTracker(confirm).update(SET_V1, rows[order], fences[order], *args)
+    for column in ("device", "fence", "kind", "time_ms", "row"):
+        assert np.array_equal(getattr(sorted_events, column), getattr(shuffled_events, column))
+
+
+# Small values collide (ties, packed keys); huge ones overflow a packed key (lexsort fallback).
+values = st.integers(0, 50) | st.integers(0, 2**63 - 1)
+keys = st.lists(values, max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_ordering_helpers_equal_their_numpy_definitions(data: st.DataObject) -> None:
+    major = np.array(data.draw(keys), dtype=np.int64)
+    n = len(major)
+    minor = np.array(data.draw(st.lists(values, min_size=n, max_size=n)), dtype=np.int64)
+    assert np.array_equal(_order_by(major, minor), np.lexsort((minor, major)))
+    ascending = np.arange(n, dtype=np.int64)  # ascends within every major value
+    assert np.array_equal(
+        _order_by(major, ascending, ordered_within=True), np.lexsort((ascending, major))
+    )
+    a = np.unique(np.array(data.draw(keys), dtype=np.int64))
+    b = np.unique(np.array(data.draw(keys), dtype=np.int64))
+    assert np.array_equal(_sorted_union(a, b), np.union1d(a, b))
+    assert np.array_equal(_in_sorted(major, a), np.isin(major, a))

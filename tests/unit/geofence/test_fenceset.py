@@ -82,6 +82,21 @@ def test_restricted_fences_only_match_their_vehicles() -> None:
     assert found.tolist() == [0, 1]
 
 
+def test_an_out_of_range_vehicle_index_matches_no_restricted_fence() -> None:
+    # Keys are fence * (V + 1) + vehicle: an index past the list must not alias another fence.
+    square = shapely.box(0, 0, 1, 1)
+    fences = [
+        Fence("v1", FenceKind.ALLOWED_AREA, square, vehicles=frozenset({"V1"})),
+        Fence("v2", FenceKind.ALLOWED_AREA, square, vehicles=frozenset({"V2"})),
+    ]
+    fence_set = FenceSet(fences, version=1, vehicles=["V1", "V2"])
+    vehicle = np.array([0, 1, 3, 4, 5, -1, -4], np.int64)
+    rows, found = fence_set.contains(np.full(7, 0.5), np.full(7, 0.5), vehicle)
+    assert list(zip(rows.tolist(), found.tolist(), strict=True)) == [(0, 0), (1, 1)]
+    rows, found = fence_set.contains(np.full(7, 0.5), np.full(7, 0.5), vehicle.astype(np.int32))
+    assert rows.tolist() == [0, 1]
+
+
 def test_pairs_come_sorted_by_row_then_fence_and_nan_matches_nothing() -> None:
     fences = [Fence(f"f{i}", FenceKind.ZONE, shapely.box(0, 0, 1 + i, 1 + i)) for i in range(3)]
     fence_set = FenceSet(fences, version=1)
