@@ -72,7 +72,7 @@ _PAD = bytes(32)
 # BCD byte -> its value 0-99, or -1 when a nibble is above 9.
 _BCD = np.array(
     [(b >> 4) * 10 + (b & 15) if (b >> 4) <= 9 and (b & 15) <= 9 else -1 for b in range(256)],
-    dtype=np.int64,
+    dtype=np.int16,
 )
 
 
@@ -270,9 +270,12 @@ def decode_location_frames(frames: Sequence[bytes], *, flagged: bool = True) -> 
     # The 28-byte location block, gathered into one structured array.
     body_at = h + head
     idx = np.flatnonzero(ok)
-    block = np.zeros(n, dtype=_BLOCK_DTYPE)
-    if len(idx):
-        block[idx] = _rows(arr, body_at[idx], 28).view(_BLOCK_DTYPE).reshape(-1)
+    if len(idx) == n:  # the usual batch: every row a sound 0x0200
+        block = _rows(arr, body_at, 28).view(_BLOCK_DTYPE).reshape(-1)
+    else:
+        block = np.zeros(n, dtype=_BLOCK_DTYPE)
+        if len(idx):
+            block[idx] = _rows(arr, body_at[idx], 28).view(_BLOCK_DTYPE).reshape(-1)
     time_ms, time_valid = _bcd_times(block["time"])
 
     # Extra items: walk every row's chain one item per step.
@@ -358,9 +361,10 @@ def _unescape(raw: U8, p_start: I64, p_end: I64, kind: U8, error: U8) -> tuple[U
 def _bcd_times(t: U8) -> tuple[I64, npt.NDArray[np.bool_]]:
     d = _BCD[t]
     valid = np.all(d >= 0, axis=1)
-    year, month = np.maximum(d[:, 0], 0), np.where(valid, d[:, 1], 0)
+    year = np.maximum(d[:, 0], 0).astype(np.int64)
+    month = np.where(valid, d[:, 1], 0).astype(np.int64)
     month = np.where((month >= 1) & (month <= 12), month, 0)
-    day, hour, minute, second = d[:, 2], d[:, 3], d[:, 4], d[:, 5]
+    day, hour, minute, second = (d[:, k].astype(np.int64) for k in range(2, 6))
     valid &= (month > 0) & (day >= 1) & (day <= _MONTH_LENGTH[year, month])
     valid &= (hour <= 23) & (minute <= 59) & (second <= 59)
     local_s = (((_MONTH_START[year, month] + day - 1) * 24 + hour) * 60 + minute) * 60 + second
