@@ -63,6 +63,9 @@ from store import CommandState, Device, Store, StoreError
 
 log = logging.getLogger("lienwatch.gateway")
 
+# Journal bytes not yet stored past which the drain stops pausing between writes.
+_DRAIN_BACKLOG_BYTES = 8 * 1024 * 1024
+
 # Messages that answer a platform command: they resolve the command's future.
 _REPLIES = (TerminalGeneralResponse, LocationQueryReply, ParametersReply)
 
@@ -78,6 +81,8 @@ class GatewayConfig:
     # Reading pauses above this many reports waiting for their commit.
     max_pending_reports: int = 200_000
     command_timeout_s: float = 30.0
+    # Time between two drains of the journal into the store when it is not behind.
+    drain_interval_s: float = 0.5
 
 
 @dataclass(slots=True)
@@ -669,15 +674,19 @@ class Gateway:
                     store = self._store_factory()
                 started = time.perf_counter()
                 result = drain_once(self.journal, store)
+                took = time.perf_counter() - started
+                self._drain_store_error = None
+                wait_s = 0.2
                 if result.positions:
-                    self.metrics.store_write_latency.observe(time.perf_counter() - started)
+                    self.metrics.store_write_latency.observe(took)
                     self.metrics.positions_stored.inc(result.positions)
                     if self._loop is not None and self.reading_paused:
                         self._loop.call_soon_threadsafe(self._update_backpressure)
-                    wait_s = 0.2
-                    continue
-                self._drain_store_error = None
-                self._drain_stop.wait(0.02)
+                    if self.journal.depth_bytes >= _DRAIN_BACKLOG_BYTES:
+                        continue  # behind: drain again at once
+                # Each write also refreshes every device's latest position: fewer, larger
+                # writes cost the database far less per row than many small ones.
+                self._drain_stop.wait(max(0.0, self.config.drain_interval_s - took))
             except Exception as exc:  # the store is down: keep the journal, retry with backoff
                 if self._drain_store_error != str(exc):
                     log.warning("store write failed, journal keeps the data: %s", exc)
