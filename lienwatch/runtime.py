@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import resource
 import signal
 import sys
 import time
@@ -47,6 +48,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+def raise_open_files_limit() -> int:
+    """Tens of thousands of trackers need as many sockets: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return hard
+    return soft
 
 
 def configure_logging(settings: Settings) -> None:
@@ -88,6 +101,9 @@ async def start_services(settings: Settings) -> Services:
     """Migrates the store, opens the journal (replaying what was not drained) and starts the
     gateway; returns once it listens."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    files = raise_open_files_limit()
+    if files < 20_000:
+        log.warning("only %d open files allowed: that many connections at most", files)
     await asyncio.to_thread(migrate, settings.database_url, settings.data_dir)
     journal = Journal(settings.data_dir / "journal", max_bytes=settings.journal_max_bytes)
     if journal.depth_bytes:
