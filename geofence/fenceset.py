@@ -1,7 +1,8 @@
 """An immutable, versioned set of fences with its index, and batch membership.
 
-Built once per change (a few seconds for 20,000 fences) and swapped whole: a running pipeline
-keeps using the old set until the new one is assigned, and nothing in a set ever mutates.
+Built once per change (a few seconds for 20,000 fences; a province-sized fence costs about its
+outline, not its area) and swapped whole: a running pipeline keeps using the old set until the
+new one is assigned, and nothing in a set ever mutates.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,9 +25,9 @@ from geofence.geodesy import (
     project,
     unproject,
 )
-from geofence.grid import Classifier, Grid, build_grid
+from geofence.grid import Grid, build_grid
 from geofence.model import Fence, FenceKind, Shape
-from geofence.raster import Window, circle_cells, corridor_cells, polygon_cells
+from geofence.raster import CircleRaster, CorridorRaster, PolygonRaster, Rasterizer
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -289,7 +289,7 @@ def _build_index(fences: Sequence[Fence], cell_deg: float | None) -> _Index:
     circle_radius_m = np.full(n, np.nan)
     corridors: dict[int, _Corridor] = {}
     bounds = np.zeros((n, 4), dtype=np.float64)
-    classifiers: list[Classifier] = []
+    rasterizers: list[Rasterizer] = []
     outlines = np.full(n, None, dtype=object)
     for i, fence in enumerate(fences):
         if fence.shape is Shape.POLYGON:
@@ -298,7 +298,7 @@ def _build_index(fences: Sequence[Fence], cell_deg: float | None) -> _Index:
             polygon[i] = geometry
             outlines[i] = geometry
             bounds[i] = shapely.bounds(geometry)
-            classifiers.append(partial(polygon_cells, geometry))
+            rasterizers.append(PolygonRaster(geometry))
         elif fence.shape is Shape.CIRCLE:
             assert fence.radius_m is not None
             lon, lat = fence.geometry.x, fence.geometry.y
@@ -306,7 +306,7 @@ def _build_index(fences: Sequence[Fence], cell_deg: float | None) -> _Index:
             dlon, dlat = degrees_around(lat, fence.radius_m)
             bounds[i] = (lon - dlon, lat - dlat, lon + dlon, lat + dlat)
             outlines[i] = _circle_outline(lon, lat, fence.radius_m)
-            classifiers.append(partial(circle_cells, lon, lat, fence.radius_m))
+            rasterizers.append(CircleRaster(lon, lat, fence.radius_m))
         else:
             assert fence.buffer_m is not None
             corridor = _corridor(fence.geometry, fence.buffer_m)
@@ -316,10 +316,10 @@ def _build_index(fences: Sequence[Fence], cell_deg: float | None) -> _Index:
             lon0, lat0, lon1, lat1 = shapely.bounds(fence.geometry)
             dlon, dlat = degrees_around(max(abs(lat0), abs(lat1)), fence.buffer_m * 1.05)
             bounds[i] = (lon0 - dlon, lat0 - dlat, lon1 + dlon, lat1 + dlat)
-            classifiers.append(
-                partial(_corridor_classifier, corridor.line_m, corridor.transformer, fence.buffer_m)
+            rasterizers.append(
+                CorridorRaster(corridor.line_m, corridor.transformer, fence.buffer_m)
             )
-    grid = build_grid(bounds, classifiers, cell_deg)
+    grid = build_grid(bounds, rasterizers, cell_deg)
     return _Index(
         grid=grid,
         shape=shape,
@@ -331,16 +331,6 @@ def _build_index(fences: Sequence[Fence], cell_deg: float | None) -> _Index:
         outlines=outlines,
         tree=shapely.STRtree(outlines),
     )
-
-
-def _corridor_classifier(
-    line_m: shapely.Geometry,
-    transformer: pyproj.Transformer,
-    buffer_m: float,
-    window: Window,
-    eps_deg: float,
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    return corridor_cells(line_m, transformer, buffer_m, window, eps_deg)
 
 
 def _corridor(line: shapely.Geometry, buffer_m: float) -> _Corridor:

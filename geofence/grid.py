@@ -15,19 +15,18 @@ cells (three quarters of a fleet spread over a region) before the CSR work.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from geofence.raster import BLOCK, Bool2D, Window
-
-Classifier = Callable[[Window, float], tuple[Bool2D, Bool2D]]
+from geofence.raster import BLOCK, Bool2D, Rasterizer, Window
 
 MAX_COARSE_CELLS = 4_000_000  # the CSR start table: 32 MB at most
 MAX_RASTER_CELLS = 300_000_000  # fine cells classified at build time, over all fences
 STRIP_ROWS = 512  # a tall fence is rasterized in strips of this many fine rows
+DENSE_CELLS = 1 << 16  # above this many fine cells, a fence is classified block by block first
 CELLS_PER_EXTENT = 24  # a typical fence spans about this many fine cells
 MIN_CELL_DEG = 1e-5  # ~1 m
 MAX_CELL_DEG = 0.5
@@ -144,19 +143,38 @@ def choose_cell_deg(bounds: npt.NDArray[np.float64]) -> float:
     total_h = float(bounds[:, 3].max() - bounds[:, 1].min())
     while cell < MAX_CELL_DEG:
         coarse = (total_w / (cell * BLOCK) + 2) * (total_h / (cell * BLOCK) + 2)
-        fine = float(np.sum((width / cell + 2 * BLOCK) * (height / cell + 2 * BLOCK)))
-        if coarse <= MAX_COARSE_CELLS and fine <= MAX_RASTER_CELLS:
+        if coarse <= MAX_COARSE_CELLS and _raster_cells(width, height, cell) <= MAX_RASTER_CELLS:
             break
         cell *= 1.25
     return min(cell, MAX_CELL_DEG)
 
 
+def _raster_cells(
+    width_deg: npt.NDArray[np.float64], height_deg: npt.NDArray[np.float64], cell_deg: float
+) -> float:
+    """Cells classified at build time: a small fence's whole window; a large one's blocks,
+    then the fine cells of about four block-wide bands along its outline."""
+    cols = width_deg / cell_deg + 2 * BLOCK
+    rows = height_deg / cell_deg + 2 * BLOCK
+    dense = cols * rows
+    refined = dense / (BLOCK * BLOCK) + 4 * (cols + rows) * BLOCK
+    return float(np.sum(np.where(dense <= DENSE_CELLS, dense, refined)))
+
+
 def build_grid(
     bounds: npt.NDArray[np.float64],
-    classifiers: Sequence[Classifier],
+    rasterizers: Sequence[Rasterizer],
     cell_deg: float | None = None,
+    dense_cells: int | None = None,
 ) -> Grid:
-    """`bounds[i]` (min lon, min lat, max lon, max lat) surely covers fence i."""
+    """`bounds[i]` (min lon, min lat, max lon, max lat) surely covers fence i.
+
+    A fence whose window holds more than `dense_cells` (default `DENSE_CELLS`) fine cells is
+    classified block by block first; only the blocks its boundary may cross are classified cell
+    by cell. Both ways give the same masks (a block wholly inside has every cell inside, one
+    wholly outside none), so a few large fences cost about their outline, not their area.
+    """
+    dense_limit = DENSE_CELLS if dense_cells is None else dense_cells
     s = cell_deg if cell_deg is not None else choose_cell_deg(bounds)
     eps = _eps(s)
     coarse_deg = s * BLOCK
@@ -172,31 +190,24 @@ def build_grid(
     fences: list[npt.NDArray[np.int32]] = []
     touches: list[npt.NDArray[np.uint64]] = []
     boundaries: list[npt.NDArray[np.uint64]] = []
-    for index, (box, classify) in enumerate(zip(bounds, classifiers, strict=True)):
+    for index, (box, raster) in enumerate(zip(bounds, rasterizers, strict=True)):
         bc0 = max(math.floor((box[0] - eps - x0) / s) - 1, 0) // BLOCK
         br0 = max(math.floor((box[1] - eps - y0) / s) - 1, 0) // BLOCK
         bc1 = min(math.floor((box[2] + eps - x0) / s) + 1, coarse_cols * BLOCK - 1) // BLOCK
         br1 = min(math.floor((box[3] + eps - y0) / s) + 1, coarse_rows * BLOCK - 1) // BLOCK
-        n_bcols = bc1 - bc0 + 1
-        strip_blocks = STRIP_ROWS // BLOCK
-        for sb0 in range(br0, br1 + 1, strip_blocks):
-            n_brows = min(strip_blocks, br1 + 1 - sb0)
-            window = Window(
-                x0_deg=x0 + bc0 * coarse_deg,
-                y0_deg=y0 + sb0 * coarse_deg,
-                cell_deg=s,
-                rows=n_brows * BLOCK,
-                cols=n_bcols * BLOCK,
-            )
-            inside, boundary = classify(window, eps)
-            inside_bits = _block_masks(inside & ~boundary, n_brows, n_bcols)
-            boundary_bits = _block_masks(boundary, n_brows, n_bcols)
-            touched = (inside_bits != 0) | (boundary_bits != 0)
-            block_row, block_col = np.nonzero(touched)
-            cells.append((sb0 + block_row) * coarse_cols + (bc0 + block_col))
-            fences.append(np.full(len(block_row), index, dtype=np.int32))
-            touches.append((inside_bits | boundary_bits)[touched])
-            boundaries.append(boundary_bits[touched])
+        n_bcols, n_brows = bc1 - bc0 + 1, br1 - br0 + 1
+        origin_x, origin_y = x0 + bc0 * coarse_deg, y0 + br0 * coarse_deg
+        if n_brows * n_bcols * BLOCK * BLOCK <= dense_limit:
+            window = Window(origin_x, origin_y, s, n_brows * BLOCK, n_bcols * BLOCK)
+            block_row, block_col, touched, boundary = _dense_masks(raster, window, eps)
+        else:
+            coarse = Window(origin_x, origin_y, coarse_deg, n_brows, n_bcols)
+            fine = Window(origin_x, origin_y, s, n_brows * BLOCK, n_bcols * BLOCK)
+            block_row, block_col, touched, boundary = _refined_masks(raster, coarse, fine, eps)
+        cells.append((br0 + block_row) * coarse_cols + (bc0 + block_col))
+        fences.append(np.full(len(block_row), index, dtype=np.int32))
+        touches.append(touched)
+        boundaries.append(boundary)
     cell = np.concatenate(cells) if cells else np.zeros(0, np.int64)
     order = np.argsort(cell, kind="stable")  # fences stay in index order within a cell
     counts = np.bincount(cell, minlength=coarse_cols * coarse_rows)
@@ -216,6 +227,74 @@ def build_grid(
             order
         ],
     )
+
+
+Masks = tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]
+]
+
+
+def _dense_masks(raster: Rasterizer, window: Window, eps: float) -> Masks:
+    """Every cell of the window, in strips of rows: (block row, block col, touched, boundary)
+    for the blocks the fence touches."""
+    rows: list[npt.NDArray[np.int64]] = []
+    cols: list[npt.NDArray[np.int64]] = []
+    touches: list[npt.NDArray[np.uint64]] = []
+    boundaries: list[npt.NDArray[np.uint64]] = []
+    n_brows, n_bcols = window.rows // BLOCK, window.cols // BLOCK
+    strip_blocks = STRIP_ROWS // BLOCK
+    for sb0 in range(0, n_brows, strip_blocks):
+        n_strip = min(strip_blocks, n_brows - sb0)
+        strip = Window(
+            window.x0_deg,
+            window.y0_deg + sb0 * BLOCK * window.cell_deg,
+            window.cell_deg,
+            n_strip * BLOCK,
+            window.cols,
+        )
+        inside, boundary = raster.cells(strip, eps)
+        inside_bits = _block_masks(inside & ~boundary, n_strip, n_bcols)
+        boundary_bits = _block_masks(boundary, n_strip, n_bcols)
+        touched = (inside_bits != 0) | (boundary_bits != 0)
+        block_row, block_col = np.nonzero(touched)
+        rows.append(sb0 + block_row)
+        cols.append(block_col)
+        touches.append((inside_bits | boundary_bits)[touched])
+        boundaries.append(boundary_bits[touched])
+    return (
+        np.concatenate(rows).astype(np.int64),
+        np.concatenate(cols).astype(np.int64),
+        np.concatenate(touches),
+        np.concatenate(boundaries),
+    )
+
+
+def _refined_masks(raster: Rasterizer, coarse: Window, fine: Window, eps: float) -> Masks:
+    """Blocks classified whole first (a coarse cell is one block); the blocks the boundary may
+    cross are then classified cell by cell."""
+    inside, boundary = raster.cells(coarse, eps)
+    full_row, full_col = np.nonzero(inside & ~boundary)
+    edge_row, edge_col = np.nonzero(boundary)
+    edge_row, edge_col = edge_row.astype(np.int64), edge_col.astype(np.int64)
+    cell_inside, cell_boundary = raster.blocks(fine, edge_row, edge_col, eps)
+    n = len(edge_row)
+    inside_bits = _pack(cell_inside & ~cell_boundary, n)
+    boundary_bits = _pack(cell_boundary, n)
+    touched_bits = inside_bits | boundary_bits
+    keep = touched_bits != 0
+    all_cells = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+    return (
+        np.concatenate([full_row, edge_row[keep]]).astype(np.int64),
+        np.concatenate([full_col, edge_col[keep]]).astype(np.int64),
+        np.concatenate([np.full(len(full_row), all_cells, np.uint64), touched_bits[keep]]),
+        np.concatenate([np.zeros(len(full_row), np.uint64), boundary_bits[keep]]),
+    )
+
+
+def _pack(cells: npt.NDArray[np.bool_], n: int) -> npt.NDArray[np.uint64]:
+    """(n, 8, 8) booleans -> one uint64 per block, bit row * 8 + col."""
+    packed = np.packbits(cells.reshape(n, BLOCK * BLOCK), axis=-1, bitorder="little")
+    return packed.view("<u8").reshape(n).astype(np.uint64)
 
 
 def _block_masks(cells: Bool2D, n_brows: int, n_bcols: int) -> npt.NDArray[np.uint64]:

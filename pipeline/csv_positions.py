@@ -57,9 +57,19 @@ class CsvPositions:
     line: npt.NDArray[np.int64]
     errors: list[RowError] = field(default_factory=list)
     bulk: bool = True  # parsed by the bulk path (False: some row needed the careful one)
+    # The reader's dictionary of ids when it has one: device_id == names[codes].
+    device_names: npt.NDArray[np.bytes_] | None = None
+    device_codes: npt.NDArray[np.int32] | None = None
 
     def __len__(self) -> int:
         return len(self.time_ms)
+
+    def device_index(self, index: DeviceIndex) -> npt.NDArray[np.int32]:
+        """Dense device indexes per row; through the dictionary (a few hundred ids) when the
+        reader gave one, so the per-row ids are never hashed."""
+        if self.device_names is None or self.device_codes is None:
+            return device_indexes(self.device_id, index)
+        return device_indexes(self.device_names, index)[self.device_codes]
 
 
 def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositions:
@@ -135,7 +145,8 @@ def _arrow(data: bytes, body: bytes, used: list[str]) -> CsvPositions | None:
             return None
     ids = table.column("device_id").combine_chunks()
     names = np.array([d.encode() for d in ids.dictionary.to_pylist()], dtype=np.bytes_)
-    device_id = names[ids.indices.to_numpy(zero_copy_only=False)]
+    codes = ids.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    device_id = names[codes]
 
     def column(name: str) -> npt.NDArray[Any]:
         if name not in used:
@@ -162,6 +173,8 @@ def _arrow(data: bytes, body: bytes, used: list[str]) -> CsvPositions | None:
         line=np.arange(2, 2 + n, dtype=np.int64),
         errors=[],
         bulk=True,
+        device_names=names,
+        device_codes=codes,
     )
 
 

@@ -255,8 +255,9 @@ class Engine:
                 watermark,
             )
         )
-        alerts += self._incidents(-_INF)
-        self.merger.prune(watermark)
+        known = self._known_through()
+        alerts += self._incidents(known, -_INF)
+        self.merger.prune(self._vehicle_min(known, -_INF))
         self._count(alerts)
         return alerts
 
@@ -264,14 +265,16 @@ class Engine:
         """Live: the clock (wall time) is `now_ms`. Fires timers, and decides what waits on a
         silent device once it is `lateness_ms` behind: its last known state is taken to hold."""
         floor = float(now_ms - self.lateness_ms)
-        alerts = self._flush(floor) + self._timers(now_ms) + self._incidents(floor)
+        alerts = self._flush(floor) + self._timers(now_ms)
+        alerts += self._incidents(self._known_through(), floor)
         self._count(alerts)
         return alerts
 
     def finish(self, now_ms: int) -> list[Alert]:
         """End of input (replay): every device's data is in, so everything waiting is decided;
         then the clock advances to `now_ms`, the latest time of the input."""
-        alerts = self._flush(_INF) + self._timers(now_ms) + self._incidents(_INF)
+        alerts = self._flush(_INF) + self._timers(now_ms)
+        alerts += self._incidents(self._known_through(), _INF)
         self._count(alerts)
         return alerts
 
@@ -303,13 +306,37 @@ class Engine:
         return alerts
 
     # -- helpers --------------------------------------------------------------------------
+    def _reported_through(self) -> npt.NDArray[np.float64]:
+        """Per device: the time of its latest report (-inf before any)."""
+        seen = self.pre.last_ms[: len(self.vehicle_of)].astype(np.float64)
+        return np.where(seen < -1e17, -_INF, seen)
+
+    def _known_through(self) -> npt.NDArray[np.float64]:
+        """Per device: the time up to which its episode edges are final. Its latest report,
+        or earlier where a rule may still date an edge back (a side change confirmed by a
+        later fix, a deadline that only a later valid fix can pass)."""
+        n = len(self.vehicle_of)
+        known = self._reported_through()
+        known = np.minimum(known, self.overspeed.known_through_ms(n))
+        known = np.minimum(
+            known,
+            self.long_stays.known_through_ms(n, self.stops.start_ms, self.stops.last_ms),
+        )
+        if self.fence_rules is not None:
+            known = np.minimum(known, self.fence_rules.known_through_ms(n, self.dwell_ms))
+        return known
+
+    def _vehicle_min(
+        self, per_device: npt.NDArray[np.float64], floor: float
+    ) -> npt.NDArray[np.float64]:
+        """Per vehicle: the smallest value of its devices, raised to `floor`."""
+        mark = np.full(len(self.vehicle_ids), _INF)
+        np.minimum.at(mark, self.vehicle_of, per_device)
+        return np.asarray(np.maximum(mark, floor), dtype=np.float64)
+
     def _vehicle_watermark(self, floor: float) -> npt.NDArray[np.float64]:
         """Per vehicle: the time up to which every one of its devices has reported."""
-        seen = self.pre.last_ms[: len(self.vehicle_of)].astype(np.float64)
-        seen = np.where(seen < -1e17, -_INF, seen)
-        mark = np.full(len(self.vehicle_ids), _INF)
-        np.minimum.at(mark, self.vehicle_of, seen)
-        return np.asarray(np.maximum(mark, floor), dtype=np.float64)
+        return self._vehicle_min(self._reported_through(), floor)
 
     def _edges(self, edges: list[Edge]) -> None:
         """Episode edges (in each device's time order) to the incident merger."""
@@ -324,9 +351,8 @@ class Engine:
             )
         )  # fmt: skip
 
-    def _incidents(self, floor: float) -> list[Alert]:
-        seen = self.pre.last_ms[: len(self.vehicle_of)].astype(np.float64)
-        decided = self.merger.resolve(self.devices_of, seen, floor)
+    def _incidents(self, known: npt.NDArray[np.float64], floor: float) -> list[Alert]:
+        decided = self.merger.resolve(self.devices_of, known, floor)
         visits = sorted((s for s in decided if s.type == VISIT), key=lambda s: s.time_ms)
         alerts = [self._from_incident(s) for s in decided if s.type != VISIT]
         for visit in visits:

@@ -21,6 +21,8 @@ import numpy.typing as npt
 from alerts.incidents import Edge
 from alerts.model import AlertType, format_time
 from geofence import ENTER, KIND_CODES, FenceKind, FenceSet, TransitionTracker
+from trajectory.segments import last_of_device
+from trajectory.state import grown
 
 VISIT = "hotspot_visit"
 VISIT_MS = 5 * 60_000
@@ -39,6 +41,8 @@ class FenceRules:
     # (device, hotspot) -> [since, visit counted, dwell fired]
     stays: dict[tuple[int, int], list[int]] = field(default_factory=dict)
     visit_ms: int = VISIT_MS
+    # per device: time of its latest accepted valid fix (-1: none yet)
+    last_fix_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         self._allowed_keys = np.zeros(0, np.int64)
@@ -68,6 +72,9 @@ class FenceRules:
         """Accepted valid fixes grouped by device in time order; edges in device time order."""
         if len(device) == 0:
             return []
+        self.last_fix_ms = grown(self.last_fix_ms, int(device.max()) + 1, -1)
+        last = last_of_device(device)
+        self.last_fix_ms[device[last]] = time_ms[last]
         row, fence = self.fences.contains(lon, lat, vehicle)
         kinds = self.fences.kinds[fence] if len(fence) else np.zeros(0, np.uint8)
         valid = np.ones(len(device), np.bool_)
@@ -196,6 +203,29 @@ class FenceRules:
                 strict=True,
             )
         ]
+
+    def known_through_ms(
+        self, n_devices: int, dwell_ms: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]:
+        """Per device, the time up to which its edges are final (inf: no limit from here).
+
+        A side change is dated by the first of its confirming fixes, so an edge may still come
+        at the device's latest valid fix (confirmed by a later one: with two-fix confirmation
+        the pending run can only begin there) or at a visit or dwell deadline that no fix
+        inside has passed yet. Invalid fixes move neither, so these can lie behind the
+        device's latest report; the incident merger must not decide past them.
+        """
+        known = np.full(n_devices, np.inf)
+        seen = np.flatnonzero(self.last_fix_ms[:n_devices] >= 0)
+        known[seen] = self.last_fix_ms[seen] - 1
+        for (d, _), stay in self.stays.items():
+            if d >= n_devices:
+                continue
+            if not stay[1]:
+                known[d] = min(known[d], stay[0] + self.visit_ms - 1)
+            if not stay[2]:
+                known[d] = min(known[d], stay[0] + int(dwell_ms[d]) - 1)
+        return known
 
     def advance(self, now_ms: int, dwell_ms: npt.NDArray[np.int64]) -> list[Edge]:
         """Timer: stays the clock has carried past their deadlines."""

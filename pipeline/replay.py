@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alerts.model import Alert
-from pipeline.csv_positions import CsvPositions, RowError, device_indexes
+from pipeline.csv_positions import CsvPositions, RowError
 from pipeline.engine import Engine
 from positions import DeviceIndex, PositionBatch
 
@@ -30,7 +30,7 @@ class ReplayResult:
 def to_batch(rows: CsvPositions, devices: DeviceIndex) -> PositionBatch:
     """CSV columns as a position batch; replay has no receive time, so it is the fix time."""
     return PositionBatch(
-        device=device_indexes(rows.device_id, devices),
+        device=rows.device_index(devices),
         time_ms=rows.time_ms,
         recv_ms=rows.time_ms,
         lon=rows.lon,

@@ -71,3 +71,13 @@ class OverspeedRule:
             device[closes],
             time_ms[closes],
         )
+
+    def known_through_ms(self, n_devices: int) -> npt.NDArray[np.float64]:
+        """Per device, the time up to which its edges are final: a fast run not yet long
+        enough may still open an episode at run start + duration (dated before later invalid
+        reports); inf elsewhere."""
+        known = np.full(n_devices, np.inf)
+        start = self.run_start_ms[:n_devices]
+        open_run = (start >= 0) & ~self.fired[:n_devices]
+        known[open_run] = start[open_run] + self.duration_ms[:n_devices][open_run] - 1
+        return known

@@ -168,3 +168,16 @@ class LongStayRule:
                 out.start_ms.append(int(start_ms[d]) + self.settings.after_ms)
                 out.where.append((float(lon[d]), float(lat[d])))
         return out
+
+    def known_through_ms(
+        self, n_devices: int, start_ms: npt.NDArray[np.int64], last_ms: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]:
+        """Per device, the time up to which its edges are final, given the stop detector's open
+        stops (`start_ms`, -1 where none) and latest fixes: an open stop whose deadline no fix
+        has reached may still open an episode there; inf elsewhere."""
+        known = np.full(n_devices, np.inf)
+        start, last = start_ms[:n_devices], last_ms[:n_devices]
+        deadline = start + self.settings.after_ms
+        waiting = (start >= 0) & (self.fired_start_ms[:n_devices] != start) & (last < deadline)
+        known[waiting] = deadline[waiting] - 1
+        return known

@@ -3,6 +3,8 @@ the previous row of the same device, so sequential rules can be written as array
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -56,3 +58,21 @@ def run_start_times(
     last = latest_marker(starts | first)
     start_ms = np.where(starts[last], time_ms[last], carried[last])
     return np.where(cond, start_ms, -1).astype(np.int64)
+
+
+def sort_order(*keys: npt.NDArray[np.integer[Any]]) -> IntArray:
+    """The stable permutation sorting rows by `keys`, major key first: `np.lexsort` with the
+    keys reversed. When their ranges fit in 63 bits together, one argsort of a packed key does
+    it (several times faster than lexsort on these columns)."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, np.intp)
+    spans = [(int(k.min()), int(k.max())) for k in keys]
+    widths = [(hi - lo).bit_length() for lo, hi in spans]
+    if sum(widths) > 62:
+        return np.lexsort(tuple(reversed(keys)))
+    packed = np.zeros(n, np.int64)
+    for key, (lo, _), width in zip(keys, spans, widths, strict=True):
+        packed <<= width
+        packed |= key.astype(np.int64) - lo
+    return np.argsort(packed, kind="stable")

@@ -18,7 +18,13 @@ import numpy as np
 import numpy.typing as npt
 
 from trajectory.geo import local_m
-from trajectory.segments import first_of_device, last_of_device, latest_marker, run_start_times
+from trajectory.segments import (
+    first_of_device,
+    last_of_device,
+    latest_marker,
+    run_start_times,
+    sort_order,
+)
 from trajectory.state import grown
 
 MINUTE_MS = 60_000
@@ -106,7 +112,7 @@ class SeparationRule:
         }
         ready = rows["time_ms"] <= watermark_ms[rows["vehicle"]]
         self.pending = {k: v[~ready] for k, v in rows.items()}
-        order = np.lexsort((rows["device"][ready], rows["time_ms"][ready], rows["vehicle"][ready]))
+        order = sort_order(rows["vehicle"][ready], rows["time_ms"][ready], rows["device"][ready])
         take = {k: v[ready][order] for k, v in rows.items()}
         return self._evaluate(take)
 
@@ -177,7 +183,7 @@ class SeparationRule:
         first_dev = np.where(own[opens], dev[src[opens]], self.run_device[veh[opens]])
         first_gap = np.where(own[opens], gap_m[src[opens]], self.run_distance_m[veh[opens]])
         # Carry per device and per vehicle.
-        order_dev = np.lexsort((t, dev))
+        order_dev = sort_order(dev, t)
         ld = order_dev[last_of_device(dev[order_dev])]
         self.last_ms[dev[ld]], self.last_lon[dev[ld]] = t[ld], lon[ld]
         self.last_lat[dev[ld]], self.last_speed[dev[ld]] = lat[ld], speed[ld]

@@ -83,7 +83,9 @@ class StopDetector:
         prev_lon[first], prev_lat[first] = self.last_lon[d0], self.last_lat[d0]
         prev_ms[first] = self.last_ms[d0]
         still = (speed_kmh < s.still_kmh) & (prev_ms >= 0)
-        still &= local_m(prev_lon, prev_lat, lon, lat) <= s.radius_m
+        # Distances only where they can matter (a moving car's fixes are never still).
+        slow = np.flatnonzero(still)
+        still[slow] = local_m(prev_lon[slow], prev_lat[slow], lon[slow], lat[slow]) <= s.radius_m
         # Two passes: runs of still fixes, then fixes too far from their run's anchor break it.
         for _ in range(2):
             starts = still & ~_shifted(still, first, self.start_ms[device] >= 0)
@@ -92,9 +94,11 @@ class StopDetector:
             # A run begins at the fix before its first still fix: the car arrived there.
             anchor_lon = np.where(carried, self.anchor_lon[device], prev_lon[mark])
             anchor_lat = np.where(carried, self.anchor_lat[device], prev_lat[mark])
-            near = local_m(anchor_lon, anchor_lat, lon, lat) <= s.radius_m
-            if (still & ~near).any():
-                still &= near
+            check = np.flatnonzero(still)
+            near = local_m(anchor_lon[check], anchor_lat[check], lon[check], lat[check])
+            far = check[~(near <= s.radius_m)]
+            if len(far):
+                still[far] = False
                 continue
             break
         run_start = np.where(carried, self.start_ms[device], prev_ms[mark])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import first_of_device, last_of_device, latest_marker
+from trajectory.segments import first_of_device, last_of_device, latest_marker, sort_order
 from trajectory.state import grown
 
 HOUR_MS = 3_600_000
@@ -93,7 +93,7 @@ class VehicleSilenceRule:
         }
         ready = rows["time_ms"] <= watermark_ms[rows["vehicle"]]
         self.pending = {k: v[~ready] for k, v in rows.items()}
-        order = np.lexsort((rows["device"][ready], rows["time_ms"][ready], rows["vehicle"][ready]))
+        order = sort_order(rows["vehicle"][ready], rows["time_ms"][ready], rows["device"][ready])
         r = {k: v[ready][order] for k, v in rows.items()}
         shared_veh = r["vehicle"].astype(np.int32)
         shared_dev = r["device"].astype(np.int32)
@@ -164,7 +164,7 @@ class VehicleSilenceRule:
             alerted_carried.append(silent[hit[carried]])
         if alerted_carried:
             self.partial_alerted[np.concatenate(alerted_carried)] = True
-        order = np.lexsort((t, dev))
+        order = sort_order(dev, t)
         last_rows = order[last_of_device(dev[order])]
         self.device_ms[dev[last_rows]] = t[last_rows]
         began = np.concatenate(alerted_rows) if alerted_rows else np.zeros(0, np.intp)

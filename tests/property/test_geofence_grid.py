@@ -9,12 +9,14 @@ cell lines, NaN, infinities and points off the grid.
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import geofence.grid
 from geofence import Fence, FenceKind, FenceSet
 from geofence.grid import Grid
 from geofence.raster import BLOCK
@@ -106,3 +108,23 @@ def test_the_batch_lookup_equals_a_point_by_point_walk_of_the_tables(
         )
     )
     assert got == reference(fence_set.grid, lon, lat)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_fences_refined_block_by_block_get_the_same_tables_as_fences_rasterized_whole(
+    case: tuple[FenceSet, np.ndarray, np.ndarray],
+) -> None:
+    fence_set = case[0]
+    cell_deg = fence_set.grid.cell_deg
+    with mock.patch.object(geofence.grid, "DENSE_CELLS", 1 << 62):
+        whole = FenceSet(fence_set.fences, version=1, cell_deg=cell_deg).grid
+    with mock.patch.object(geofence.grid, "DENSE_CELLS", 0):
+        refined = FenceSet(fence_set.fences, version=1, cell_deg=cell_deg).grid
+    assert (whole.x0_deg, whole.y0_deg, whole.fine_cols) == (
+        refined.x0_deg,
+        refined.y0_deg,
+        refined.fine_cols,
+    )
+    for table in ("cell_start", "entry_fence", "entry_touched", "entry_boundary"):
+        assert np.array_equal(getattr(whole, table), getattr(refined, table)), table

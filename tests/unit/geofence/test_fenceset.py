@@ -107,7 +107,7 @@ def test_pairs_come_sorted_by_row_then_fence_and_nan_matches_nothing() -> None:
     assert found.tolist() == [2, 0, 1, 2]
 
 
-def test_a_province_sized_polygon_beside_small_fences_is_rasterized_in_strips_correctly() -> None:
+def test_a_province_sized_polygon_beside_small_fences_is_refined_only_along_its_outline() -> None:
     province = shapely.Polygon([(110, 25), (120, 26), (119, 35), (111, 33)])
     small = [
         Fence(f"s{i}", FenceKind.HOTSPOT, shapely.Point(110 + i * 0.1, 30), radius_m=60.0)
@@ -120,6 +120,11 @@ def test_a_province_sized_polygon_beside_small_fences_is_rasterized_in_strips_co
     rows, found = fence_set.contains(lon, lat, np.zeros(len(lon), np.int32))
     expected = np.flatnonzero(shapely.contains_xy(province, lon, lat))
     assert np.array_equal(rows[found == 0], expected)
+    # Its interior is listed as whole blocks, so few of its points need the exact test.
+    grid = fence_set.grid
+    mine = grid.entry_fence == 0
+    assert (grid.entry_touched[mine] == np.uint64(2**64 - 1)).mean() > 0.9
+    assert grid.entry_boundary[mine].any()
 
 
 def test_a_segment_through_a_small_fence_is_a_crossing_when_both_fixes_are_outside() -> None:
