@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import resource
@@ -156,8 +157,17 @@ async def wait_for_stop() -> None:
             loop.remove_signal_handler(sig)
 
 
+def tune_garbage_collector() -> None:
+    """Long-lived start-up objects leave the collector's scans, and young collections run less
+    often: a full collection over a large heap otherwise stalls every connection at once."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 async def serve(settings: Settings) -> None:
     services = await start_services(settings)
+    tune_garbage_collector()
     host, port = services.gateway_address
     print(f"lienwatch: JT808 gateway listening on {host}:{port}", flush=True)
     api_host, api_port = services.api_address
