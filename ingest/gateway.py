@@ -456,8 +456,10 @@ class Gateway:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             # One last flush: every report read so far is committed and acknowledged.
-            self._flush_append()
-            await self._commit_and_ack()
+            while len(self._pending):
+                self._flush_append()
+            while self._awaiting_commit:
+                await self._commit_and_ack()
         for session in list(self._all):
             session.close("gateway stopping")
         if self._server is not None:

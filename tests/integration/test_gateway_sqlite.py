@@ -100,3 +100,67 @@ async def test_an_unknown_terminal_is_refused_without_auto_registration(tmp_path
         await gw.stop()
         journal.close()
     _ = asyncio
+
+
+class _RecordingTransport:
+    """Stands in for a socket: the test reads what the gateway wrote."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def test_stopping_acknowledges_every_report_already_read(tmp_path: Path) -> None:
+    from ingest.gateway import Session
+    from ingest.jt808 import LocationReport, encode_frame
+    from ingest.jt808.messages import Authenticate, Register
+
+    data = tmp_path / "data"
+    open_store(None, data, migrate=True).close()
+    journal = Journal(data / "journal", max_bytes=1 << 26)
+    gw = Gateway(
+        GatewayConfig(host="127.0.0.1", port=0, auto_register=True),
+        journal=journal,
+        store_factory=lambda: open_store(None, data),
+    )
+    await gw.start()
+    session = Session(gw)
+    transport = _RecordingTransport()
+    session.connection_made(transport)  # type: ignore[arg-type]
+    session.data_received(
+        encode_frame(Register(31, 0, "M", "X", "ID", 1, "P"), terminal="1", serial=0)
+    )
+    device = gw.registry.get("000000000001")
+    assert device is not None
+    session.data_received(
+        encode_frame(Authenticate(device.auth_code or ""), terminal="1", serial=1)
+    )
+    count = 10_000  # more than one decode slice
+    frames = b"".join(
+        encode_frame(
+            LocationReport.at(lon=121.4, lat=31.2, time_ms=T0_MS + i * 1000),
+            terminal="1",
+            serial=(2 + i) & 0xFFFF,
+        )
+        for i in range(count)
+    )
+    session.data_received(frames)  # read, not yet committed
+    transport.data.clear()
+    await gw.stop()
+    journal.close()
+    acks = bytes(transport.data).count(b"\x7e\x80\x01")
+    assert acks == count
