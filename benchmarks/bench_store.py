@@ -4,15 +4,16 @@ Every round writes 50k new rows (2000 devices x 25 fixes, times moved on each ro
 daily-partitioned `positions` table of a scratch database created for the run and dropped after:
 the shape of one drain of the gateway's journal at 50k reports/s from 2000 trackers.
 - `pg_executemany` (the baseline): psycopg executemany INSERT ... ON CONFLICT DO NOTHING, rows
-  prepared as Python tuples outside the timed part (generous to it).
+  prepared as Python tuples, with their store sequence numbers, outside the timed part
+  (generous to it).
 - `pg_executemany_full`: the same whole write done the straightforward way (executemany for the
   rows, then the newest fix and last-seen of each device row by row): the baseline of
   `pg_store_write`.
 - `pg_store_write`: the adapter's real path: numpy binary COPY straight into `positions` (into a
   staging table then INSERT ... ON CONFLICT DO NOTHING only when some row is already stored),
-  latest-position upsert and last-seen update, one transaction.
-- `pg_copy_direct`: bare binary COPY into `positions`, no duplicate handling: the ceiling the
-  staging step is paid against.
+  split by device over two connections, latest-position upsert and last-seen update.
+- `pg_copy_direct`: bare binary COPY of the rows over one connection, no duplicate handling, no
+  per-device bookkeeping: what one server process does alone.
 - `pg_store_replay`: the same write when every row is already stored (a journal replay).
 - `sqlite_store_write`, `journal_append_commit`: the embedded store and the journal's fsync'd
   append of the same batches.
@@ -37,7 +38,7 @@ from ingest.journal import Journal
 from positions import DeviceIndex, PositionBatch
 from store import pg_copy
 from store.migrate import migrate_postgres
-from store.postgres import PostgresStore
+from store.postgres import COPY_POSITIONS, RESERVE_SEQ, PostgresStore
 from store.selection import last_seen_per_device, newest_valid_per_device
 from store.sqlite import SqliteStore
 
@@ -100,26 +101,41 @@ def _device_keys(url: str) -> np.ndarray[Any, np.dtype[np.int32]]:
     return np.array([ids[t] for t in TERMINALS], dtype=np.int32)
 
 
+def _reserve(cur: psycopg.Cursor[Any], n: int) -> int:
+    """The write's block of store sequence numbers, as the store takes it."""
+    row = cur.execute(RESERVE_SEQ, (n, n)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _as_rows(
+    b: PositionBatch, keys: np.ndarray[Any, Any], seq: range | None = None
+) -> list[tuple[Any, ...]]:
+    """Rows as Python tuples; with `seq`, led by their store sequence number."""
+    return list(
+        zip(
+            *([seq] if seq is not None else []),
+            keys[b.device].tolist(),
+            *(getattr(b, name).tolist() for name in list(b.columns())[1:]),
+            strict=True,
+        )
+    )
+
+
 def test_pg_executemany(benchmark: Any, pg_bench_url: str, pg_store: PostgresStore) -> None:
     keys = _device_keys(pg_bench_url)
     sql = (
-        f"INSERT INTO positions ({pg_copy.COLUMN_LIST})"
-        " VALUES (%s, to_timestamp(%s / 1000.0), to_timestamp(%s / 1000.0),"
+        f"INSERT INTO positions (seq, {pg_copy.COLUMN_LIST})"
+        " VALUES (%s, %s, to_timestamp(%s / 1000.0), to_timestamp(%s / 1000.0),"
         " %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
     )
 
-    def setup() -> tuple[tuple[list[tuple[Any, ...]]], dict[str, Any]]:
-        b = fresh_batch()
-        rows = list(
-            zip(
-                keys[b.device].tolist(),
-                *(getattr(b, name).tolist() for name in list(b.columns())[1:]),
-                strict=True,
-            )
-        )
-        return (rows,), {}
-
     with psycopg.connect(pg_bench_url, autocommit=True) as conn:
+
+        def setup() -> tuple[tuple[list[tuple[Any, ...]]], dict[str, Any]]:
+            # Sequence numbers taken before the clock starts: generous to the baseline.
+            first = _reserve(conn.cursor(), ROWS)
+            return (_as_rows(fresh_batch(), keys, range(first, first + ROWS)),), {}
 
         def write(rows: list[tuple[Any, ...]]) -> None:
             with conn.transaction(), conn.cursor() as cur:
@@ -135,8 +151,8 @@ def test_pg_executemany_full(benchmark: Any, pg_bench_url: str, pg_store: Postgr
     keys = _device_keys(pg_bench_url)
     cols = pg_copy.COLUMN_LIST
     rows_sql = (
-        f"INSERT INTO positions ({cols})"
-        " VALUES (%s, to_timestamp(%s / 1000.0), to_timestamp(%s / 1000.0),"
+        f"INSERT INTO positions (seq, {cols})"
+        " VALUES (%s, %s, to_timestamp(%s / 1000.0), to_timestamp(%s / 1000.0),"
         " %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
     )
     latest_sql = (
@@ -153,23 +169,18 @@ def test_pg_executemany_full(benchmark: Any, pg_bench_url: str, pg_store: Postgr
         " WHERE id = %s AND (last_seen IS NULL OR last_seen < to_timestamp(%s / 1000.0))"
     )
 
-    def as_rows(b: PositionBatch) -> list[tuple[Any, ...]]:
-        return list(
-            zip(
-                keys[b.device].tolist(),
-                *(getattr(b, name).tolist() for name in list(b.columns())[1:]),
-                strict=True,
-            )
-        )
-
-    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        b = fresh_batch()
-        newest = b.take(newest_valid_per_device(b))
-        seen_device, seen_ms = last_seen_per_device(b)
-        seen = [(ms, int(keys[d]), ms) for d, ms in zip(seen_device, seen_ms.tolist(), strict=True)]
-        return (as_rows(b), as_rows(newest), seen), {}
-
     with psycopg.connect(pg_bench_url, autocommit=True) as conn:
+
+        def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+            b = fresh_batch()
+            newest = b.take(newest_valid_per_device(b))
+            seen_device, seen_ms = last_seen_per_device(b)
+            seen = [
+                (ms, int(keys[d]), ms) for d, ms in zip(seen_device, seen_ms.tolist(), strict=True)
+            ]
+            first = _reserve(conn.cursor(), ROWS)  # before the clock starts, as above
+            rows = _as_rows(b, keys, range(first, first + ROWS))
+            return (rows, _as_rows(newest, keys), seen), {}
 
         def write(rows: list[Any], latest: list[Any], seen: list[Any]) -> None:
             with conn.transaction(), conn.cursor() as cur:
@@ -198,9 +209,9 @@ def test_pg_copy_direct(benchmark: Any, pg_bench_url: str, pg_store: PostgresSto
 
         def write(batch: PositionBatch) -> None:
             with conn.transaction(), conn.cursor() as cur:
-                statement = f"COPY positions ({pg_copy.COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
-                with cur.copy(statement) as copy:
-                    copy.write(pg_copy.encode(batch, keys))
+                first = _reserve(cur, len(batch))
+                with cur.copy(COPY_POSITIONS) as copy:
+                    copy.write(pg_copy.encode(batch, keys, first_seq=first))
 
         benchmark.pedantic(write, setup=lambda: ((fresh_batch(),), {}), rounds=ROUNDS)
     benchmark.extra_info["items"] = ROWS

@@ -92,8 +92,11 @@ def _timescale_available(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     return True
 
 
-def migrate_postgres(url: str, *, today: datetime | None = None) -> MigrationReport:
-    """Brings a PostgreSQL database up to date; safe to run again and concurrently."""
+def migrate_postgres(
+    url: str, *, today: datetime | None = None, target: int | None = None
+) -> MigrationReport:
+    """Brings a PostgreSQL database up to date (or up to version `target`); safe to run again
+    and concurrently."""
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
@@ -117,7 +120,7 @@ def migrate_postgres(url: str, *, today: datetime | None = None) -> MigrationRep
             layout = TIMESCALE if _timescale_available(conn) else PLAIN
         applied: list[str] = []
         for migration in load_migrations("postgres", layout):
-            if migration.version in done:
+            if migration.version in done or (target is not None and migration.version > target):
                 continue
             try:
                 with conn.transaction():

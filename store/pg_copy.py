@@ -8,6 +8,7 @@ for its own row formatting.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -56,10 +57,41 @@ class CopyFormatError(ValueError):
     """A COPY stream that is not the fixed layout we asked the server for."""
 
 
-def encode(batch: PositionBatch, device_ids: npt.NDArray[np.int32]) -> bytes:
-    """A complete binary COPY stream; `device_ids[batch.device]` are the stored device keys."""
-    rows = np.empty(len(batch), dtype=TUPLE_DTYPE)
-    rows["count"] = len(WIRE_COLUMNS)
+def encode(
+    batch: PositionBatch, device_ids: npt.NDArray[np.int32], first_seq: int | None = None
+) -> bytes:
+    """A complete binary COPY stream; `device_ids[batch.device]` are the stored device keys.
+
+    With `first_seq`, rows lead with `seq` numbered from it (`COPY positions (seq, ...)`).
+    """
+    return HEADER + _encode_rows(batch, device_ids, first_seq) + TRAILER
+
+
+def encode_chunks(
+    batch: PositionBatch,
+    device_ids: npt.NDArray[np.int32],
+    first_seq: int | None = None,
+    rows_per_chunk: int = 8192,
+) -> Iterator[bytes]:
+    """The same stream as `encode`, in pieces: the server parses one piece while the next is
+    encoded, instead of waiting for the whole buffer."""
+    yield HEADER
+    columns = batch.columns()
+    for start in range(0, len(batch), rows_per_chunk):
+        part = PositionBatch(**{k: v[start : start + rows_per_chunk] for k, v in columns.items()})
+        yield _encode_rows(part, device_ids, None if first_seq is None else first_seq + start)
+    yield TRAILER
+
+
+def _encode_rows(
+    batch: PositionBatch, device_ids: npt.NDArray[np.int32], first_seq: int | None
+) -> bytes:
+    dtype = TUPLE_DTYPE if first_seq is None else SEQ_TUPLE_DTYPE
+    rows = np.empty(len(batch), dtype=dtype)
+    rows["count"] = len(WIRE_COLUMNS) + (first_seq is not None)
+    if first_seq is not None:
+        rows["len_seq"] = 8
+        rows["seq"] = np.arange(first_seq, first_seq + len(batch), dtype=np.int64)
     for i, (_, wire, source) in enumerate(WIRE_COLUMNS):
         rows[f"len{i}"] = np.dtype(wire).itemsize
         if source == "device":
@@ -68,7 +100,7 @@ def encode(batch: PositionBatch, device_ids: npt.NDArray[np.int32]) -> bytes:
             rows[f"val{i}"] = (getattr(batch, source) - PG_EPOCH_MS) * 1000
         else:
             rows[f"val{i}"] = getattr(batch, source)
-    return HEADER + rows.tobytes() + TRAILER
+    return rows.tobytes()
 
 
 def decode(stream: bytes) -> PositionBatch:

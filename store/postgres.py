@@ -5,6 +5,13 @@ savepoint; when a row is already stored (a journal replay, a device re-sending a
 fails on the key and the batch goes the idempotent way instead: COPY into a per-connection
 temporary staging table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING (COPY alone cannot
 skip rows). `lienwatch bench store` measures both ways; duplicates are rare in steady state.
+Each write takes its block of store sequence numbers (`seq`, the cursor of `positions_since`)
+from the `position_cursor` row, whose lock it holds until commit: numbers follow commit order.
+A large write is split by device over two connections so that two server processes insert at
+once: the lead part, on a helper connection, takes the lower numbers and commits just before the
+main part (which holds the counter lock), so commit order still follows the numbers; a device's
+rows all go to one part, so the two never wait on each other's keys. A failure of either part
+fails the write; the part already committed is absorbed by the idempotent retry.
 The latest-position upsert and the last-seen update then run from the batch's newest row per
 device (numpy, `selection`), a small COPY of its own.
 Reads of many rows (tracks, cursor pages) come back as binary COPY too, parsed by numpy
@@ -17,6 +24,8 @@ journal drain simply retries. Blocking: call it from a worker thread, never the 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -55,14 +64,18 @@ _STAGING_COLUMNS = """(
 ) ON COMMIT DELETE ROWS"""
 _STAGING = [
     f"CREATE TEMP TABLE position_staging {_STAGING_COLUMNS}",
+    "ALTER TABLE position_staging ADD COLUMN seq bigint NOT NULL",
     f"CREATE TEMP TABLE latest_staging {_STAGING_COLUMNS}",
 ]
-_COPY_DIRECT = f"COPY positions ({_COLS}) FROM STDIN (FORMAT BINARY)"
-_COPY_STAGING = f"COPY position_staging ({_COLS}) FROM STDIN (FORMAT BINARY)"
+COPY_POSITIONS = f"COPY positions (seq, {_COLS}) FROM STDIN (FORMAT BINARY)"
+_COPY_STAGING = f"COPY position_staging (seq, {_COLS}) FROM STDIN (FORMAT BINARY)"
 _COPY_LATEST = f"COPY latest_staging ({_COLS}) FROM STDIN (FORMAT BINARY)"
 _INSERT = f"""
-INSERT INTO positions ({_COLS}) SELECT {_COLS} FROM position_staging ON CONFLICT DO NOTHING
+INSERT INTO positions (seq, {_COLS}) SELECT seq, {_COLS} FROM position_staging
+ON CONFLICT DO NOTHING
 """
+# The block [returned, returned + n) of store sequence numbers; the row stays locked until commit.
+RESERVE_SEQ = "UPDATE position_cursor SET next_seq = next_seq + %s RETURNING next_seq - %s"
 # latest_staging holds at most one row per device: the batch's newest valid fix.
 _UPSERT_LATEST = f"""
 INSERT INTO latest_positions AS l ({_COLS}) SELECT {_COLS} FROM latest_staging
@@ -100,13 +113,46 @@ def _ms(value: datetime | None) -> int | None:
     return None if value is None else (value - _EPOCH) // timedelta(milliseconds=1)
 
 
+# Writes of at least this many rows are split over two connections (module docstring): bulk
+# loads and a journal drain catching up. A steady drain's smaller writes stay on one connection,
+# leaving the other core to the gateway, and skip a second commit.
+SPLIT_WRITE_ROWS = 32_768
+
+
+def _copy_rows(
+    conn: psycopg.Connection[tuple[Any, ...]],
+    cur: psycopg.Cursor[tuple[Any, ...]],
+    batch: PositionBatch,
+    keys: npt.NDArray[np.int32],
+    first_seq: int,
+) -> int:
+    """Inserts rows numbered from `first_seq` inside the caller's transaction; returns how many
+    were new. Optimistic COPY in a savepoint; on a stored key, staging and ON CONFLICT."""
+    if not len(batch):
+        return 0
+    try:
+        with conn.transaction(), cur.copy(COPY_POSITIONS) as copy:
+            for chunk in pg_copy.encode_chunks(batch, keys, first_seq):
+                copy.write(chunk)
+        return len(batch)
+    except psycopg.errors.UniqueViolation:
+        with cur.copy(_COPY_STAGING) as copy:
+            copy.write(pg_copy.encode(batch, keys, first_seq))
+        cur.execute(_INSERT)
+        return cur.rowcount
+
+
 class PostgresStore:
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
-    def __init__(self, url: str, *, connect_timeout_s: int = 5) -> None:
+    def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:
         self._url = url
         self._connect_timeout_s = connect_timeout_s
+        self._split_writes = split_writes
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        # The lead part of split writes: its own connection, used only from its own thread.
+        self._lead_pool: ThreadPoolExecutor | None = None
+        self._lead_conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._layout = PLAIN
         self._ids: dict[str, int] = {}
         self._terminals: dict[int, str] = {}
@@ -116,6 +162,12 @@ class PostgresStore:
     # -- connection --------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        conn = self._open()
+        self._days.clear()  # partitions may have been dropped meanwhile
+        return conn
+
+    def _open(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """A checked connection with its staging tables."""
         try:
             conn = psycopg.connect(
                 self._url, autocommit=True, connect_timeout=self._connect_timeout_s
@@ -137,7 +189,6 @@ class PostgresStore:
         except BaseException:
             conn.close()
             raise
-        self._days.clear()  # partitions may have been dropped meanwhile
         return conn
 
     def _session(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -165,6 +216,10 @@ class PostgresStore:
 
     def close(self) -> None:
         self._drop()
+        if self._lead_pool is not None:
+            self._lead_pool.submit(self._drop_lead).result()
+            self._lead_pool.shutdown()
+            self._lead_pool = None
 
     # -- devices keys ------------------------------------------------------------------------
 
@@ -229,22 +284,57 @@ class PostgresStore:
             ids = self._device_ids(conn, terminals, create=True)
             keys = np.fromiter((ids[t] for t in terminals), dtype=np.int32, count=len(terminals))
             self._ensure_partitions(conn, batch)
-            stream = pg_copy.encode(batch, keys)
+            lead_rows, main_rows = self._split(batch, keys)
             with conn.transaction(), conn.cursor() as cur:
+                row = cur.execute(RESERVE_SEQ, (len(batch), len(batch))).fetchone()
+                if row is None:
+                    raise SchemaError("position_cursor has no row: run `lienwatch migrate`")
+                first_seq = int(row[0])
+                lead = None
+                if lead_rows is not None:
+                    if self._lead_pool is None:
+                        self._lead_pool = ThreadPoolExecutor(1, thread_name_prefix="pg-lead")
+                    lead = self._lead_pool.submit(self._write_lead, lead_rows, keys, first_seq)
+                    first_seq += len(lead_rows)
                 try:
-                    with conn.transaction(), cur.copy(_COPY_DIRECT) as copy:
-                        copy.write(stream)
-                    inserted = len(batch)
-                except psycopg.errors.UniqueViolation:
-                    with cur.copy(_COPY_STAGING) as copy:
-                        copy.write(stream)
-                    cur.execute(_INSERT)
-                    inserted = cur.rowcount
-                with cur.copy(_COPY_LATEST) as copy:
-                    copy.write(pg_copy.encode(newest, keys))
-                cur.execute(_UPSERT_LATEST)
-                cur.execute(_LAST_SEEN, (keys[seen_device].tolist(), seen_ms.tolist()))
+                    inserted = _copy_rows(conn, cur, main_rows, keys, first_seq)
+                    with cur.copy(_COPY_LATEST) as copy:
+                        copy.write(pg_copy.encode(newest, keys))
+                    cur.execute(_UPSERT_LATEST)
+                    cur.execute(_LAST_SEEN, (keys[seen_device].tolist(), seen_ms.tolist()))
+                finally:
+                    if lead is not None:  # settled (committed or failed) before this commits
+                        futures.wait([lead])
+                if lead is not None:
+                    inserted += lead.result()  # its failure rolls this part back
         return WriteResult(len(batch), inserted)
+
+    def _split(
+        self, batch: PositionBatch, keys: npt.NDArray[np.int32]
+    ) -> tuple[PositionBatch | None, PositionBatch]:
+        """(lead part or None, main part): by device key parity, so no key is in both."""
+        if not self._split_writes or len(batch) < SPLIT_WRITE_ROWS:
+            return None, batch
+        odd = (keys[batch.device] & 1).astype(bool)
+        return batch.take(np.flatnonzero(~odd)), batch.take(np.flatnonzero(odd))
+
+    def _write_lead(self, batch: PositionBatch, keys: npt.NDArray[np.int32], first_seq: int) -> int:
+        """The lead part of a split write, in its own transaction on the helper connection."""
+        try:
+            if self._lead_conn is None or self._lead_conn.closed:
+                self._lead_conn = self._open()
+            conn = self._lead_conn
+            with conn.transaction(), conn.cursor() as cur:
+                return _copy_rows(conn, cur, batch, keys, first_seq)
+        except BaseException:
+            if self._lead_conn is not None and self._lead_conn.broken:
+                self._drop_lead()
+            raise
+
+    def _drop_lead(self) -> None:
+        if self._lead_conn is not None:
+            self._lead_conn.close()
+        self._lead_conn = None
 
     def _copy_out(
         self, conn: psycopg.Connection[tuple[Any, ...]], query: str, params: Sequence[Any]

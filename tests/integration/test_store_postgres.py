@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import psycopg
 import pytest
 
 from positions import Flag, PositionBatch
-from store import SchemaError, migrate
+from store import SchemaError, StoreUnavailableError, migrate, postgres
 from store.migrate import migrate_postgres
 from store.postgres import PostgresStore
 
@@ -116,4 +117,122 @@ def test_daily_views_count_reports_and_distance_from_valid_fixes(
         pg_url, "SELECT reports, valid_reports, max_speed_kmh FROM device_daily_activity"
     )
     assert (reports, valid, max_speed) == (4, 3, 900.0)
+    store.close()
+
+
+def test_sequence_numbers_follow_commit_order_so_cursor_readers_miss_nothing(
+    pg_url: str,
+) -> None:
+    """A write waits for the earlier writer's commit before taking its numbers: a cursor reader
+    that saw the later write can never have passed over rows of the earlier one."""
+    migrate(pg_url, Path("."))
+    store = PostgresStore(pg_url)
+    store.write_positions(one_fix(T0, T0), [A])
+    cursor = store.positions_since(0, 10).cursor
+    with psycopg.connect(pg_url) as other:  # a writer holding its block, not yet committed
+        held = other.execute(
+            "UPDATE position_cursor SET next_seq = next_seq + 5 RETURNING next_seq - 5"
+        ).fetchone()
+        assert held is not None
+        done = threading.Event()
+        writer = threading.Thread(
+            target=lambda: (store.write_positions(one_fix(T0 + 1000, T0), [A]), done.set())
+        )
+        writer.start()
+        assert not done.wait(0.5)  # blocked behind the uncommitted block
+        other.commit()
+    writer.join(10)
+    assert done.is_set()
+    reader = PostgresStore(pg_url)
+    page = reader.positions_since(cursor, 10)
+    reader.close()
+    assert page.batch.time_ms.tolist() == [T0 + 1000]
+    assert page.cursor >= int(held[0]) + 5  # numbered after the block committed before it
+    store.close()
+
+
+def test_the_cursor_migration_numbers_on_after_rows_already_stored(pg_url: str) -> None:
+    """A database written before the counter existed keeps its numbers; new rows follow them."""
+    migrate_postgres(pg_url, target=3)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("SELECT lienwatch_ensure_day_partition(%s::date)", ("2024-03-01",))
+        conn.execute("INSERT INTO devices (terminal) VALUES (%s)", (A,))
+        for second in range(3):
+            conn.execute(
+                "INSERT INTO positions (device_id, fix_time, recv_time, lon, lat, speed_kmh,"
+                " course, altitude_m, alarm, status, flags) SELECT id, to_timestamp(%s),"
+                " to_timestamp(%s), 121, 31, 0, 0, 0, 0, 3, 0 FROM devices",
+                (T0 / 1000 + second, T0 / 1000),
+            )
+    migrate_postgres(pg_url)
+    store = PostgresStore(pg_url)
+    store.write_positions(one_fix(T0 + 10_000, T0), [A])
+    page = store.positions_since(0, 10)
+    assert len(page.batch) == 4
+    assert page.batch.time_ms.tolist()[-1] == T0 + 10_000
+    assert page.cursor == 4
+    store.close()
+
+
+def many_fixes(devices: int, fixes: int, t0: int = T0) -> PositionBatch:
+    """Rows in arrival order: every device's first fix, then every device's second, ..."""
+    return PositionBatch.from_columns(
+        {
+            "device": np.tile(np.arange(devices), fixes),
+            "time_ms": t0 + np.repeat(np.arange(fixes), devices) * 1000,
+            "recv_ms": np.full(devices * fixes, t0),
+            "lon": np.full(devices * fixes, 121.0),
+            "lat": np.full(devices * fixes, 31.0),
+        }
+    )
+
+
+TERMINALS = [f"0139{i:08d}" for i in range(8)]
+
+
+@pytest.fixture
+def split_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Splits every write of 10 rows or more, so small batches take the two-connection path."""
+    monkeypatch.setattr(postgres, "SPLIT_WRITE_ROWS", 10)
+
+
+@pytest.mark.usefixtures("split_small")
+def test_a_split_write_stores_every_row_once_numbered_within_its_block(pg_url: str) -> None:
+    migrate(pg_url, Path("."))
+    store = PostgresStore(pg_url)
+    batch = many_fixes(8, 5)
+    assert store.write_positions(batch, TERMINALS).inserted == 40
+    page = store.positions_since(0, 100)
+    assert len(page.batch) == 40
+    assert query(pg_url, "SELECT count(DISTINCT seq), min(seq), max(seq) FROM positions") == [
+        (40, 1, 40)
+    ]
+    # A replay: both parts find their keys stored and go through staging.
+    assert store.write_positions(batch, TERMINALS).inserted == 0
+    # Half new, half replayed, and a key twice within the batch.
+    more = PositionBatch.concat([batch, many_fixes(8, 5, T0 + 5000), many_fixes(8, 1, T0 + 9000)])
+    assert store.write_positions(more, TERMINALS).inserted == 40
+    assert query(
+        pg_url, "SELECT count(*), count(DISTINCT (device_id, fix_time)) FROM positions"
+    ) == [(80, 80)]
+    latest = store.latest(TERMINALS)
+    assert latest.time_ms.tolist() == [T0 + 9000] * 8
+    store.close()
+
+
+@pytest.mark.usefixtures("split_small")
+def test_a_failed_lead_part_fails_the_write_and_the_retry_stores_it_once(pg_url: str) -> None:
+    migrate(pg_url, Path("."))
+    store = PostgresStore(pg_url)
+    store.write_positions(many_fixes(8, 2), TERMINALS)  # opens the lead connection
+    assert store._lead_conn is not None
+    lead_pid = store._lead_conn.info.backend_pid
+    query(pg_url, f"SELECT pg_terminate_backend({lead_pid})")
+    batch = many_fixes(8, 3, T0 + 60_000)
+    with pytest.raises(StoreUnavailableError):
+        store.write_positions(batch, TERMINALS)
+    # The main part rolled back with it: nothing of the failed write is stored.
+    assert query(pg_url, "SELECT count(*) FROM positions") == [(16,)]
+    assert store.write_positions(batch, TERMINALS).inserted == 24
+    assert query(pg_url, "SELECT count(*), count(DISTINCT seq) FROM positions") == [(40, 40)]
     store.close()

@@ -87,3 +87,24 @@ def test_streams_of_another_shape_are_refused() -> None:
     good = pg_copy.encode(PositionBatch.from_columns({"device": [0]}), np.zeros(1, np.int32))
     with pytest.raises(pg_copy.CopyFormatError, match="fixed width"):
         pg_copy.decode(good[:-3] + good[-2:])
+
+
+@given(st.integers(0, 40), st.integers(1, 9), st.integers(0, 2**40))
+def test_chunked_stream_with_sequence_numbers_equals_the_whole_one(
+    n: int, per_chunk: int, first_seq: int
+) -> None:
+    batch = PositionBatch.from_columns(
+        {
+            "device": np.arange(n) % 3,
+            "time_ms": PG_EPOCH_MS + np.arange(n) * 1000,
+            "recv_ms": PG_EPOCH_MS + np.arange(n) * 1000,
+            "lat": np.linspace(-30, 30, n),
+        }
+    )
+    keys = np.array([5, 6, 7], dtype=np.int32)
+    whole = pg_copy.encode(batch, keys, first_seq)
+    assert b"".join(pg_copy.encode_chunks(batch, keys, first_seq, per_chunk)) == whole
+    back, seq = pg_copy.decode_with_seq(whole)
+    assert seq.tolist() == list(range(first_seq, first_seq + n))
+    np.testing.assert_array_equal(back.device, keys[batch.device])
+    np.testing.assert_array_equal(back.lat, batch.lat)
