@@ -122,6 +122,7 @@ async def start_services(settings: Settings) -> Services:
             idle_timeout_s=settings.jt808_idle_timeout_s,
             max_frame_bytes=settings.jt808_max_frame_bytes,
             max_errors=settings.jt808_max_errors,
+            commit_interval_s=settings.journal_commit_ms / 1000,
         ),
         journal=journal,
         store_factory=store_factory,
