@@ -111,6 +111,37 @@ class IncidentMerger:
                 return True
         return False
 
+    def move_device(self, device: int, old_vehicle: int, new_vehicle: int) -> None:
+        """The device now belongs to another vehicle: its episodes (open, closed, waiting)
+        go with it."""
+
+        def moved(key: GroupKey) -> GroupKey:
+            return (new_vehicle, key[1], key[2]) if key[0] == old_vehicle else key
+
+        for key in [k for k in self.episodes if k[0] == old_vehicle]:
+            mine = [e for e in self.episodes[key] if e.device == device]
+            if not mine:
+                continue
+            rest = [e for e in self.episodes[key] if e.device != device]
+            if rest:
+                self.episodes[key] = rest
+            else:
+                del self.episodes[key]
+            self.episodes.setdefault(moved(key), []).extend(mine)
+        self.open_by_device = {
+            ((moved(key), d) if d == device else (key, d)): e
+            for (key, d), e in self.open_by_device.items()
+        }
+        self.pending = [(moved(key) if e.device == device else key, e) for key, e in self.pending]
+
+    def end_fences(self, fence_ids: set[str], end_ms: Any) -> None:
+        """Those fences are gone: their open episodes end at `end_ms[device]` (the device's
+        latest fix), so they cannot cover an incident if the id comes back later."""
+        for key, device in [k for k in self.open_by_device if k[0][2] in fence_ids]:
+            episode = self.open_by_device.pop((key, device))
+            last = int(end_ms[device]) if device < len(end_ms) else -1
+            episode.end_ms = max(last, episode.start_ms)
+
     def prune(self, watermark_ms: Any) -> None:
         """Forgets closed episodes that ended at or before their vehicle's watermark: every
         start still to be decided for that vehicle is later than it, so none can be covered."""

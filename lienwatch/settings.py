@@ -82,11 +82,36 @@ class Settings(BaseSettings):
     journal_commit_ms: float = Field(default=5.0, gt=0)
     journal_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
 
+    # Alerts (our own). Webhooks get every new alert as JSON, signed with HMAC-SHA256 of the
+    # body when a secret is set; URLs comma-separated in the environment, or a TOML list.
+    webhook_urls: str | list[str] = ""
+    webhook_secret: str | None = None
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    # Alerts a live-stream client may fall behind by before it is dropped.
+    alert_stream_queue: int = Field(default=1000, ge=1)
+
     @field_validator("jt808_listen", "api_listen")
     @classmethod
     def _check_address(cls, value: str) -> str:
         _parse_address(value, "0.0.0.0")
         return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_webhooks(cls, value: str | list[str]) -> list[str]:
+        urls = value.split(",") if isinstance(value, str) else value
+        cleaned = [u.strip() for u in urls if u.strip()]
+        for url in cleaned:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return cleaned
+
+    @property
+    def webhooks(self) -> tuple[str, ...]:
+        """The webhook URLs as a tuple (none when unset)."""
+        urls = self.webhook_urls
+        return tuple(urls) if isinstance(urls, list) else tuple(u for u in [urls] if u)
 
     @classmethod
     def settings_customise_sources(

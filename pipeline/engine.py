@@ -111,6 +111,20 @@ class Engine:
         self._register(len(self.devices))
 
     # -- devices and vehicles -------------------------------------------------------------
+    def _vehicle_for(self, terminal: str) -> int:
+        """The vehicle index the fleet gives `terminal` (its own vehicle if not listed)."""
+        spec = self._by_device.get(terminal)
+        vehicle_id = spec.vehicle_id if spec else terminal
+        vehicle = self._vehicle_index.get(vehicle_id)
+        if vehicle is None:
+            vehicle = len(self.vehicle_ids)
+            self._vehicle_index[vehicle_id] = vehicle
+            self.vehicle_ids.append(vehicle_id)
+            self.thresholds.append(
+                self.rules.for_vehicle(spec.tenant, spec.product) if spec else self.rules.defaults
+            )
+        return vehicle
+
     def _register(self, n_devices: int) -> None:
         """Gives new device indexes a vehicle and their thresholds."""
         start = len(self.vehicle_of)
@@ -118,24 +132,10 @@ class Engine:
             return
         vehicle_of = np.zeros(n_devices, np.int32)
         vehicle_of[:start] = self.vehicle_of
-        per_device: list[Thresholds] = []
         for index in range(start, n_devices):
-            terminal = self.devices.terminal(index)
-            spec = self._by_device.get(terminal)
-            vehicle_id = spec.vehicle_id if spec else terminal
-            vehicle = self._vehicle_index.get(vehicle_id)
-            if vehicle is None:
-                vehicle = len(self.vehicle_ids)
-                self._vehicle_index[vehicle_id] = vehicle
-                self.vehicle_ids.append(vehicle_id)
-                self.thresholds.append(
-                    self.rules.for_vehicle(spec.tenant, spec.product)
-                    if spec
-                    else self.rules.defaults
-                )
+            vehicle = self._vehicle_for(self.devices.terminal(index))
             vehicle_of[index] = vehicle
             self.devices_of.setdefault(vehicle, []).append(index)
-            per_device.append(self.thresholds[vehicle])
         self.vehicle_of = vehicle_of
         d = self.rules.defaults
         self.pre.ensure(n_devices)
@@ -143,18 +143,108 @@ class Engine:
         self.power.ensure(n_devices)
         self.antenna.ensure(n_devices)
         self.overspeed.ensure(n_devices, d.overspeed_speed_kmh, int(d.overspeed_duration_s * 1000))
-        new = slice(start, n_devices)
-        self.offline.after_ms[new] = [int(t.offline_after_s * 1000) for t in per_device]
-        self.overspeed.limit_kmh[new] = [t.overspeed_speed_kmh for t in per_device]
-        self.overspeed.duration_ms[new] = [int(t.overspeed_duration_s * 1000) for t in per_device]
+        self._device_thresholds(slice(start, n_devices))
         self.separation.set_vehicles(self.devices_of, len(self.vehicle_ids), n_devices)
         self.silences.set_vehicles(self.separation.slots, n_devices)
         self.stops.ensure(n_devices)
         self.long_stays.ensure(n_devices)
-        self.dwell_ms = grown(self.dwell_ms, n_devices, int(d.hotspot_dwell_after_s * 1000))
-        self.dwell_ms[new] = [int(t.hotspot_dwell_after_s * 1000) for t in per_device]
         if self.fence_rules is not None:
             self._bind_fences()
+
+    def _device_thresholds(self, devices: slice) -> None:
+        """Per-device copies of each device's vehicle thresholds."""
+        per_device = [self.thresholds[v] for v in self.vehicle_of[devices].tolist()]
+        d = self.rules.defaults
+        self.offline.after_ms[devices] = [int(t.offline_after_s * 1000) for t in per_device]
+        self.overspeed.limit_kmh[devices] = [t.overspeed_speed_kmh for t in per_device]
+        self.overspeed.duration_ms[devices] = [
+            int(t.overspeed_duration_s * 1000) for t in per_device
+        ]
+        self.dwell_ms = grown(
+            self.dwell_ms, len(self.vehicle_of), int(d.hotspot_dwell_after_s * 1000)
+        )
+        self.dwell_ms[devices] = [int(t.hotspot_dwell_after_s * 1000) for t in per_device]
+
+    # -- live changes: fleet and fences swapped between batches ------------------------------
+    def set_fleet(self, fleet: Fleet) -> None:
+        """Swaps the fleet (live: a device bound to a vehicle, thresholds by tenant changed).
+
+        New devices are registered. A known device whose vehicle changed moves with its own
+        state (offline timer, alarm bits, glitch gate, stops, fence membership, open episodes);
+        the vehicle-level runs of the vehicles it left and joined (device separation, vehicle
+        rows still waiting for the watermark) restart from the next reports. Raises FleetError,
+        changing nothing, when an allowed area names no fence.
+        """
+        if self.fence_rules is not None:
+            self._check_areas(fleet, self.fence_list)
+        self.fleet = fleet
+        self._by_device = fleet.by_device()
+        for vehicle in fleet.vehicles:
+            for device in vehicle.devices:
+                self.devices.index_of(device)
+        by_id = {v.vehicle_id: v for v in fleet.vehicles}
+        for index, vehicle_id in enumerate(self.vehicle_ids):
+            spec = by_id.get(vehicle_id)
+            self.thresholds[index] = (
+                self.rules.for_vehicle(spec.tenant, spec.product) if spec else self.rules.defaults
+            )
+        known = len(self.vehicle_of)
+        moved: list[int] = []
+        touched: set[int] = set()
+        for index in range(known):
+            old = int(self.vehicle_of[index])
+            new = self._vehicle_for(self.devices.terminal(index))
+            if new == old:
+                continue
+            self.devices_of[old].remove(index)
+            self.devices_of.setdefault(new, []).append(index)
+            self.vehicle_of[index] = new
+            self.merger.move_device(index, old, new)
+            moved.append(index)
+            touched |= {old, new}
+        self._device_thresholds(slice(0, known))
+        self.separation.set_vehicles(self.devices_of, len(self.vehicle_ids), known)
+        self.silences.set_vehicles(self.separation.slots, known)
+        if moved:
+            self.separation.forget(moved, sorted(touched))
+            self.silences.forget(moved)
+        self._register(len(self.devices))
+        if self.fence_rules is not None:
+            self._bind_fences()
+
+    def set_fences(self, fences: Sequence[Fence]) -> None:
+        """Swaps the fence set (a new version) between batches. State follows fences by id:
+        membership, confirmations and hotspot stays of a kept fence carry over; a removed
+        fence's state is dropped and its open episodes end at the device's latest fix.
+        Raises FleetError, changing nothing, when an allowed area names no fence."""
+        fence_list = tuple(fences)
+        if fence_list:
+            self._check_areas(self.fleet, fence_list)
+        old = self.fence_rules
+        if old is not None:
+            gone = {f.id for f in old.fences.fences} - {f.id for f in fence_list}
+            if gone:
+                self.merger.end_fences(gone, old.last_fix_ms)
+        self.fence_list = fence_list
+        if not fence_list:
+            self.fence_rules = None
+            return
+        fence_set = FenceSet(fence_list, version=old.fences.version + 1 if old else 1)
+        if old is None:
+            self.fence_rules = FenceRules(fence_set)
+        else:
+            old.rebind(fence_set)
+        self._bind_fences()
+
+    @staticmethod
+    def _check_areas(fleet: Fleet, fences: Sequence[Fence]) -> None:
+        ids = {f.id for f in fences}
+        for vehicle in fleet.vehicles:
+            if vehicle.allowed_area is not None and vehicle.allowed_area not in ids:
+                raise FleetError(
+                    f"vehicle {vehicle.vehicle_id}: allowed_area {vehicle.allowed_area!r}"
+                    " is not a fence"
+                )
 
     def _bind_fences(self) -> None:
         """Binds the fence set to the vehicle list and resolves each vehicle's allowed areas."""

@@ -49,6 +49,18 @@ class FenceRules:
         self._primary = np.full(0, -1, np.int64)
         self.set_allowed(self.allowed)
 
+    def rebind(self, fences: FenceSet) -> None:
+        """Moves to a new fence set: hotspot stays follow their fence by id (a removed fence,
+        or one no longer a hotspot, drops its stay); the trackers re-key on their next update."""
+        old = self.fences
+        stays: dict[tuple[int, int], list[int]] = {}
+        for (device, fence), stay in self.stays.items():
+            new = fences.get(old.fences[fence].id)
+            if new is not None and fences.kinds[new] == _HOTSPOT:
+                stays[(device, new)] = stay
+        self.fences = fences
+        self.stays = stays
+
     def set_allowed(self, allowed: dict[int, list[int]]) -> None:
         self.allowed = allowed
         n = max(allowed, default=-1) + 1

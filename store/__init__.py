@@ -2,6 +2,8 @@
 
 from store.factory import migrate, open_store, sqlite_path
 from store.interface import (
+    AlertNotFoundError,
+    AlertsAdded,
     CommandState,
     Device,
     PositionPage,
@@ -11,10 +13,14 @@ from store.interface import (
     StoreConfigError,
     StoreError,
     StoreUnavailableError,
+    WebhookDelivery,
+    WebhookState,
     WriteResult,
 )
 
 __all__ = [
+    "AlertNotFoundError",
+    "AlertsAdded",
     "CommandState",
     "Device",
     "PositionPage",
@@ -24,6 +30,8 @@ __all__ = [
     "StoreConfigError",
     "StoreError",
     "StoreUnavailableError",
+    "WebhookDelivery",
+    "WebhookState",
     "WriteResult",
     "migrate",
     "open_store",

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from alerts.lifecycle import AlertState, StoredAlert
+from alerts.model import Alert
 from positions import PositionBatch
 
 
@@ -95,8 +97,87 @@ class QueuedCommand:
     updated_ms: int
 
 
+class AlertNotFoundError(StoreError):
+    """No stored alert has that id."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsAdded:
+    """`add_alerts`: every offered alert as stored (same order), and those new in this call."""
+
+    stored: list[StoredAlert]
+    new: list[StoredAlert]
+
+
+class WebhookState(enum.StrEnum):
+    PENDING = "pending"  # waiting for its next attempt
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # given up after the last allowed attempt
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One alert to one webhook URL in the outbox; `body` is the exact JSON that is signed."""
+
+    id: int
+    alert_id: int
+    url: str
+    body: bytes
+    state: WebhookState
+    attempts: int
+    next_attempt_ms: int
+    created_ms: int
+    updated_ms: int
+    last_error: str | None
+
+
+# -- HTTP API records: keys, fences, command log ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: never the key itself, only its SHA-256 (hex) and a short prefix
+    that tells keys apart in listings."""
+
+    name: str
+    role: str  # admin, officer or viewer
+    key_hash: str
+    prefix: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FenceFeature:
+    """A fence to store: its id, kind and GeoJSON Feature text (WGS-84, validated upstream)."""
+
+    id: str
+    kind: str
+    feature: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFence:
+    """A stored fence; `version` is the fence-set version whose change wrote it."""
+
+    id: str
+    kind: str
+    feature: str
+    updated_ms: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandLog:
+    """Who issued a command through the API, the request and the terminal's answer (JSON)."""
+
+    command_id: int
+    issued_by: str
+    request: str
+    reply: str | None = None
+
+
 class Store(Protocol):
-    """Persistence of positions, devices and the command queue."""
+    """Persistence of positions, devices, the command queue, alerts and the webhook outbox."""
 
     # positions
     def write_positions(self, batch: PositionBatch, terminals: Sequence[str]) -> WriteResult:
@@ -154,5 +235,111 @@ class Store(Protocol):
         ...
 
     def get_command(self, command_id: int) -> QueuedCommand | None: ...
+
+    # alerts (one row per incident: type, vehicle, device, fence and time) and webhook outbox
+    def add_alerts(
+        self, alerts: Sequence[Alert], now_ms: int, webhook_urls: Sequence[str] = ()
+    ) -> AlertsAdded:
+        """Stores the alerts not stored yet (open at `now_ms`) and, in the same transaction,
+        one outbox row per webhook URL for each of them; an alert already stored is returned
+        as it is, never duplicated (a restart re-adding it is a no-op)."""
+        ...
+
+    def list_alerts(
+        self,
+        *,
+        alert_type: str | None = None,
+        since_ms: int | None = None,
+        vehicle_id: str | None = None,
+        state: AlertState | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[StoredAlert]:
+        """Alerts with id > after_id matching every filter given (`since_ms`: alert time at or
+        after it), by id, at most `limit`."""
+        ...
+
+    def get_alert(self, alert_id: int) -> StoredAlert | None: ...
+
+    def transition_alert(
+        self, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        """Moves the alert as `alerts.lifecycle.transition` allows, atomically; raises
+        AlertNotFoundError or `alerts.lifecycle.TransitionError`."""
+        ...
+
+    def due_webhooks(
+        self, now_ms: int, limit: int, lease_ms: int = 60_000
+    ) -> list[WebhookDelivery]:
+        """Claims pending deliveries whose next attempt is due, oldest first: their next
+        attempt moves `lease_ms` ahead, so a crash mid-attempt retries them after that."""
+        ...
+
+    def finish_webhook_attempt(
+        self, delivery_id: int, now_ms: int, *, error: str | None, retry_at_ms: int | None
+    ) -> None:
+        """Records one attempt: delivered when `error` is None, else pending until
+        `retry_at_ms`, or failed for good when that is None."""
+        ...
+
+    def list_webhooks(self, alert_id: int | None = None) -> list[WebhookDelivery]:
+        """Outbox rows (of one alert, or all), by id."""
+        ...
+
+    # -- HTTP API: keys, fences, device pages, command log --------------------------------------
+
+    def create_api_key(self, key: ApiKey, *, replace: bool = False) -> bool:
+        """Stores the key under its name; False when the name is taken and not `replace`."""
+        ...
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None: ...
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key, by name."""
+        ...
+
+    def delete_api_key(self, name: str) -> bool:
+        """Removes the key; False when there was none of that name."""
+        ...
+
+    def put_fences(self, fences: Sequence[FenceFeature], now_ms: int) -> int:
+        """Creates or replaces fences by id in one transaction; returns the new set version."""
+        ...
+
+    def list_fences(self) -> list[StoredFence]:
+        """Every fence, by id."""
+        ...
+
+    def get_fence(self, fence_id: str) -> StoredFence | None: ...
+
+    def delete_fence(self, fence_id: str, now_ms: int) -> int | None:
+        """Removes the fence; returns the new set version, None when there was no such fence."""
+        ...
+
+    def fences_version(self) -> int:
+        """The fence-set version: it grows with every change (0: never changed)."""
+        ...
+
+    def find_devices(
+        self, *, vehicle_id: str | None = None, after: str = "", limit: int = 100
+    ) -> list[Device]:
+        """Up to `limit` devices with terminal > `after`, by terminal; only `vehicle_id`'s."""
+        ...
+
+    def record_command(
+        self, terminal: str, msg_id: int, body: bytes, state: CommandState, now_ms: int
+    ) -> int:
+        """Records a command already sent (answered or failed), so it has an id like queued ones."""
+        ...
+
+    def log_command(self, log: CommandLog) -> None:
+        """Stores (or replaces) the API's record of who issued a command and its answer."""
+        ...
+
+    def command_log(self, command_id: int) -> CommandLog | None: ...
+
+    def list_commands(self, terminal: str, limit: int) -> list[QueuedCommand]:
+        """The terminal's most recent commands, newest first."""
+        ...
 
     def close(self) -> None: ...

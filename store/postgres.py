@@ -34,16 +34,25 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
+from alerts.lifecycle import AlertState, StoredAlert
+from alerts.model import Alert
 from positions import PositionBatch, empty_batch
-from store import pg_copy
+from store import pg_alerts, pg_copy
+from store.alert_rows import check_page
 from store.interface import (
+    AlertsAdded,
+    ApiKey,
+    CommandLog,
     CommandState,
     Device,
+    FenceFeature,
     PositionPage,
     QueuedCommand,
     SchemaError,
+    StoredFence,
     StoreError,
     StoreUnavailableError,
+    WebhookDelivery,
     WriteResult,
 )
 from store.migrate import PLAIN, latest_version
@@ -504,6 +513,207 @@ class PostgresStore:
                 (command_id,),
             ).fetchone()
         return None if row is None else _command(row)
+
+    # -- HTTP API: keys, fences, device pages, command log -------------------------------------
+
+    def create_api_key(self, key: ApiKey, *, replace: bool = False) -> bool:
+        on_conflict = (
+            "ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, key_hash = EXCLUDED.key_hash,"
+            " prefix = EXCLUDED.prefix, created_at = EXCLUDED.created_at"
+            if replace
+            else "ON CONFLICT (name) DO NOTHING"
+        )
+        with self._guard("create api key") as conn:
+            cur = conn.execute(
+                "INSERT INTO api_keys (name, role, key_hash, prefix, created_at)"
+                f" VALUES (%s, %s, %s, %s, %s) {on_conflict}",
+                (key.name, key.role, key.key_hash, key.prefix, _dt(key.created_ms)),
+            )
+            return cur.rowcount == 1
+
+    def _api_keys(self, where: str, params: Sequence[Any]) -> list[ApiKey]:
+        with self._guard("read api keys") as conn:
+            rows = conn.execute(
+                "SELECT name, role, key_hash, prefix, created_at FROM api_keys"
+                f" {where} ORDER BY name",
+                params,
+            ).fetchall()
+        return [ApiKey(n, r, h, p, _ms(c) or 0) for n, r, h, p, c in rows]
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        found = self._api_keys("WHERE key_hash = %s", (key_hash,))
+        return found[0] if found else None
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return self._api_keys("", ())
+
+    def delete_api_key(self, name: str) -> bool:
+        with self._guard("delete api key") as conn:
+            return conn.execute("DELETE FROM api_keys WHERE name = %s", (name,)).rowcount == 1
+
+    @staticmethod
+    def _bump_fence_version(conn: psycopg.Connection[tuple[Any, ...]], now_ms: int) -> int:
+        row = conn.execute(
+            "UPDATE fence_set SET version = version + 1, updated_at = %s RETURNING version",
+            (_dt(now_ms),),
+        ).fetchone()
+        if row is None:
+            raise SchemaError("fence_set has no row: run `lienwatch migrate`")
+        return int(row[0])
+
+    def put_fences(self, fences: Sequence[FenceFeature], now_ms: int) -> int:
+        with self._guard("put fences") as conn, conn.transaction(), conn.cursor() as cur:
+            version = self._bump_fence_version(conn, now_ms)
+            cur.executemany(
+                "INSERT INTO fences (id, kind, feature, updated_at, version)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                " kind = EXCLUDED.kind, feature = EXCLUDED.feature,"
+                " updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
+                [(f.id, f.kind, f.feature, _dt(now_ms), version) for f in fences],
+            )
+        return version
+
+    def _fences(self, where: str, params: Sequence[Any]) -> list[StoredFence]:
+        with self._guard("read fences") as conn:
+            rows = conn.execute(
+                f"SELECT id, kind, feature, updated_at, version FROM fences {where} ORDER BY id",
+                params,
+            ).fetchall()
+        return [StoredFence(i, k, f, _ms(u) or 0, int(v)) for i, k, f, u, v in rows]
+
+    def list_fences(self) -> list[StoredFence]:
+        return self._fences("", ())
+
+    def get_fence(self, fence_id: str) -> StoredFence | None:
+        found = self._fences("WHERE id = %s", (fence_id,))
+        return found[0] if found else None
+
+    def delete_fence(self, fence_id: str, now_ms: int) -> int | None:
+        with self._guard("delete fence") as conn, conn.transaction():
+            if conn.execute("DELETE FROM fences WHERE id = %s", (fence_id,)).rowcount != 1:
+                return None
+            return self._bump_fence_version(conn, now_ms)
+
+    def fences_version(self) -> int:
+        with self._guard("fence version") as conn:
+            row = conn.execute("SELECT version FROM fence_set").fetchone()
+        if row is None:
+            raise SchemaError("fence_set has no row: run `lienwatch migrate`")
+        return int(row[0])
+
+    def find_devices(
+        self, *, vehicle_id: str | None = None, after: str = "", limit: int = 100
+    ) -> list[Device]:
+        where, params = "terminal > %s", [after]
+        if vehicle_id is not None:
+            where, params = "vehicle_id = %s AND terminal > %s", [vehicle_id, after]
+        with self._guard("find devices") as conn:
+            rows = conn.execute(
+                "SELECT terminal, edition, auth_code, registered_at, last_seen, vehicle_id"
+                f" FROM devices WHERE {where} ORDER BY terminal LIMIT %s",
+                [*params, limit],
+            ).fetchall()
+        return [
+            Device(terminal, edition, auth, _ms(registered), _ms(seen), vehicle)
+            for terminal, edition, auth, registered, seen, vehicle in rows
+        ]
+
+    def record_command(
+        self, terminal: str, msg_id: int, body: bytes, state: CommandState, now_ms: int
+    ) -> int:
+        with self._guard("record command") as conn:
+            ids = self._device_ids(conn, [terminal], create=False)
+            if terminal not in ids:
+                raise StoreError(f"record command: unknown terminal {terminal}")
+            row = conn.execute(
+                "INSERT INTO command_queue (device_id, msg_id, body, state, created_at,"
+                " attempts, updated_at) VALUES (%s, %s, %s, %s, %s, 1, %s) RETURNING id",
+                (ids[terminal], msg_id, body, state.value, _dt(now_ms), _dt(now_ms)),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def log_command(self, log: CommandLog) -> None:
+        with self._guard("log command") as conn:
+            conn.execute(
+                "INSERT INTO command_log (command_id, issued_by, request, reply)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (command_id) DO UPDATE SET"
+                " issued_by = EXCLUDED.issued_by, request = EXCLUDED.request,"
+                " reply = EXCLUDED.reply",
+                (log.command_id, log.issued_by, log.request, log.reply),
+            )
+
+    def command_log(self, command_id: int) -> CommandLog | None:
+        with self._guard("read command log") as conn:
+            row = conn.execute(
+                "SELECT command_id, issued_by, request, reply FROM command_log"
+                " WHERE command_id = %s",
+                (command_id,),
+            ).fetchone()
+        return None if row is None else CommandLog(int(row[0]), row[1], row[2], row[3])
+
+    def list_commands(self, terminal: str, limit: int) -> list[QueuedCommand]:
+        with self._guard("list commands") as conn:
+            rows = conn.execute(
+                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
+                " WHERE d.terminal = %s ORDER BY c.id DESC LIMIT %s",
+                (terminal, limit),
+            ).fetchall()
+        return [_command(row) for row in rows]
+
+    # -- alerts and the webhook outbox (SQL in store/pg_alerts.py) ---------------------------
+
+    def add_alerts(
+        self, alerts: Sequence[Alert], now_ms: int, webhook_urls: Sequence[str] = ()
+    ) -> AlertsAdded:
+        if not alerts:
+            return AlertsAdded([], [])
+        with self._guard("add alerts") as conn, conn.transaction():
+            return pg_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+
+    def list_alerts(
+        self,
+        *,
+        alert_type: str | None = None,
+        since_ms: int | None = None,
+        vehicle_id: str | None = None,
+        state: AlertState | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[StoredAlert]:
+        check_page(after_id, limit)
+        with self._guard("list alerts") as conn:
+            return pg_alerts.list_alerts(
+                conn, alert_type, since_ms, vehicle_id, state, after_id, limit
+            )
+
+    def get_alert(self, alert_id: int) -> StoredAlert | None:
+        with self._guard("get alert") as conn:
+            return pg_alerts.get_alert(conn, alert_id)
+
+    def transition_alert(
+        self, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        with self._guard("transition alert") as conn, conn.transaction():
+            return pg_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
+
+    def due_webhooks(
+        self, now_ms: int, limit: int, lease_ms: int = 60_000
+    ) -> list[WebhookDelivery]:
+        with self._guard("claim webhooks") as conn:
+            return pg_alerts.claim_webhooks(conn, now_ms, limit, lease_ms)
+
+    def finish_webhook_attempt(
+        self, delivery_id: int, now_ms: int, *, error: str | None, retry_at_ms: int | None
+    ) -> None:
+        with self._guard("finish webhook attempt") as conn:
+            found = pg_alerts.finish_webhook_attempt(conn, delivery_id, now_ms, error, retry_at_ms)
+        if not found:
+            raise StoreError(f"finish webhook attempt: no delivery {delivery_id}")
+
+    def list_webhooks(self, alert_id: int | None = None) -> list[WebhookDelivery]:
+        with self._guard("list webhooks") as conn:
+            return pg_alerts.list_webhooks(conn, alert_id)
 
 
 def _command(row: tuple[Any, ...]) -> QueuedCommand:

@@ -17,14 +17,24 @@ from typing import Any
 
 import numpy as np
 
+from alerts.lifecycle import AlertState, StoredAlert
+from alerts.model import Alert
 from positions import COLUMNS, PositionBatch, empty_batch
+from store import sqlite_alerts
+from store.alert_rows import check_page
 from store.interface import (
+    AlertsAdded,
+    ApiKey,
+    CommandLog,
     CommandState,
     Device,
+    FenceFeature,
     PositionPage,
     QueuedCommand,
     SchemaError,
+    StoredFence,
     StoreError,
+    WebhookDelivery,
     WriteResult,
 )
 from store.migrate import latest_version, migrate_sqlite
@@ -298,6 +308,204 @@ class SqliteStore:
             (command_id,),
         )
         return _command(rows[0]) if rows else None
+
+    # -- HTTP API: keys, fences, device pages, command log -------------------------------------
+
+    def create_api_key(self, key: ApiKey, *, replace: bool = False) -> bool:
+        # ON CONFLICT, not INSERT OR IGNORE: that would silently skip a failed CHECK too.
+        on_conflict = (
+            "DO UPDATE SET role = excluded.role, key_hash = excluded.key_hash,"
+            " prefix = excluded.prefix, created_ms = excluded.created_ms"
+            if replace
+            else "DO NOTHING"
+        )
+        with self._transaction("create api key") as conn:
+            cur = conn.execute(
+                "INSERT INTO api_keys (name, role, key_hash, prefix, created_ms)"
+                f" VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) {on_conflict}",
+                (key.name, key.role, key.key_hash, key.prefix, key.created_ms),
+            )
+        return cur.rowcount == 1
+
+    def _api_keys(self, where: str, params: Sequence[Any]) -> list[ApiKey]:
+        rows = self._read(
+            "read api keys",
+            f"SELECT name, role, key_hash, prefix, created_ms FROM api_keys {where} ORDER BY name",
+            params,
+        )
+        return [ApiKey(*row) for row in rows]
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        found = self._api_keys("WHERE key_hash = ?", (key_hash,))
+        return found[0] if found else None
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return self._api_keys("", ())
+
+    def delete_api_key(self, name: str) -> bool:
+        with self._transaction("delete api key") as conn:
+            cur = conn.execute("DELETE FROM api_keys WHERE name = ?", (name,))
+        return cur.rowcount == 1
+
+    @staticmethod
+    def _bump_fence_version(conn: sqlite3.Connection, now_ms: int) -> int:
+        conn.execute(
+            "UPDATE fence_set SET version = version + 1, updated_ms = ? WHERE singleton = 1",
+            (now_ms,),
+        )
+        return int(conn.execute("SELECT version FROM fence_set").fetchone()[0])
+
+    def put_fences(self, fences: Sequence[FenceFeature], now_ms: int) -> int:
+        with self._transaction("put fences") as conn:
+            version = self._bump_fence_version(conn, now_ms)
+            conn.executemany(
+                "INSERT INTO fences (id, kind, feature, updated_ms, version) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
+                " feature = excluded.feature, updated_ms = excluded.updated_ms,"
+                " version = excluded.version",
+                [(f.id, f.kind, f.feature, now_ms, version) for f in fences],
+            )
+        return version
+
+    def _fences(self, where: str, params: Sequence[Any]) -> list[StoredFence]:
+        rows = self._read(
+            "read fences",
+            f"SELECT id, kind, feature, updated_ms, version FROM fences {where} ORDER BY id",
+            params,
+        )
+        return [StoredFence(*row) for row in rows]
+
+    def list_fences(self) -> list[StoredFence]:
+        return self._fences("", ())
+
+    def get_fence(self, fence_id: str) -> StoredFence | None:
+        found = self._fences("WHERE id = ?", (fence_id,))
+        return found[0] if found else None
+
+    def delete_fence(self, fence_id: str, now_ms: int) -> int | None:
+        with self._transaction("delete fence") as conn:
+            if conn.execute("DELETE FROM fences WHERE id = ?", (fence_id,)).rowcount != 1:
+                return None
+            return self._bump_fence_version(conn, now_ms)
+
+    def fences_version(self) -> int:
+        return int(self._read("fence version", "SELECT version FROM fence_set")[0][0])
+
+    def find_devices(
+        self, *, vehicle_id: str | None = None, after: str = "", limit: int = 100
+    ) -> list[Device]:
+        where, params = "terminal > ?", [after]
+        if vehicle_id is not None:  # its own condition so the vehicle index serves it
+            where, params = "vehicle_id = ? AND terminal > ?", [vehicle_id, after]
+        rows = self._read(
+            "find devices",
+            "SELECT terminal, edition, auth_code, registered_ms, last_seen_ms, vehicle_id"
+            f" FROM devices WHERE {where} ORDER BY terminal LIMIT ?",
+            [*params, limit],
+        )
+        return [Device(*row) for row in rows]
+
+    def record_command(
+        self, terminal: str, msg_id: int, body: bytes, state: CommandState, now_ms: int
+    ) -> int:
+        ids = self._device_ids([terminal], create=False)
+        if terminal not in ids:
+            raise StoreError(f"record command: unknown terminal {terminal}")
+        with self._transaction("record command") as conn:
+            cur = conn.execute(
+                "INSERT INTO command_queue (device_id, msg_id, body, state, created_ms,"
+                " attempts, updated_ms) VALUES (?, ?, ?, ?, ?, 1, ?)",
+                (ids[terminal], msg_id, body, state.value, now_ms, now_ms),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def log_command(self, log: CommandLog) -> None:
+        with self._transaction("log command") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO command_log (command_id, issued_by, request, reply)"
+                " VALUES (?, ?, ?, ?)",
+                (log.command_id, log.issued_by, log.request, log.reply),
+            )
+
+    def command_log(self, command_id: int) -> CommandLog | None:
+        rows = self._read(
+            "read command log",
+            "SELECT command_id, issued_by, request, reply FROM command_log WHERE command_id = ?",
+            (command_id,),
+        )
+        return CommandLog(*rows[0]) if rows else None
+
+    def list_commands(self, terminal: str, limit: int) -> list[QueuedCommand]:
+        rows = self._read(
+            "list commands",
+            f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
+            " WHERE d.terminal = ? ORDER BY c.id DESC LIMIT ?",
+            (terminal, limit),
+        )
+        return [_command(row) for row in rows]
+
+    # -- alerts and the webhook outbox (SQL in store/sqlite_alerts.py) -----------------------
+
+    def add_alerts(
+        self, alerts: Sequence[Alert], now_ms: int, webhook_urls: Sequence[str] = ()
+    ) -> AlertsAdded:
+        if not alerts:
+            return AlertsAdded([], [])
+        with self._transaction("add alerts") as conn:
+            return sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+
+    def list_alerts(
+        self,
+        *,
+        alert_type: str | None = None,
+        since_ms: int | None = None,
+        vehicle_id: str | None = None,
+        state: AlertState | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[StoredAlert]:
+        check_page(after_id, limit)
+        try:
+            return sqlite_alerts.list_alerts(
+                self._conn, alert_type, since_ms, vehicle_id, state, after_id, limit
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: list alerts: {exc}") from exc
+
+    def get_alert(self, alert_id: int) -> StoredAlert | None:
+        try:
+            return sqlite_alerts.get_alert(self._conn, alert_id)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: get alert: {exc}") from exc
+
+    def transition_alert(
+        self, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        with self._transaction("transition alert") as conn:
+            return sqlite_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
+
+    def due_webhooks(
+        self, now_ms: int, limit: int, lease_ms: int = 60_000
+    ) -> list[WebhookDelivery]:
+        with self._transaction("claim webhooks") as conn:
+            return sqlite_alerts.claim_webhooks(conn, now_ms, limit, lease_ms)
+
+    def finish_webhook_attempt(
+        self, delivery_id: int, now_ms: int, *, error: str | None, retry_at_ms: int | None
+    ) -> None:
+        with self._transaction("finish webhook attempt") as conn:
+            found = sqlite_alerts.finish_webhook_attempt(
+                conn, delivery_id, now_ms, error, retry_at_ms
+            )
+        if not found:
+            raise StoreError(f"finish webhook attempt: no delivery {delivery_id}")
+
+    def list_webhooks(self, alert_id: int | None = None) -> list[WebhookDelivery]:
+        try:
+            return sqlite_alerts.list_webhooks(self._conn, alert_id)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: list webhooks: {exc}") from exc
 
 
 def _rows(columns: dict[str, Any]) -> Iterator[tuple[Any, ...]]:

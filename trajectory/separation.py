@@ -81,6 +81,17 @@ class SeparationRule:
         self.run_distance_m = grown(self.run_distance_m, n_vehicles, 0.0)
         self.fired = grown(self.fired, n_vehicles, False)
 
+    def forget(self, devices: list[int], vehicles: list[int]) -> None:
+        """The fleet moved `devices` between `vehicles`: their waiting fixes are dropped and
+        those vehicles' runs start again (a run measured a pair that no longer exists)."""
+        if self.pending:
+            keep = ~np.isin(self.pending["device"], devices)
+            self.pending = {k: v[keep] for k, v in self.pending.items()}
+        self.run_start_ms[vehicles] = -1
+        self.run_device[vehicles] = -1
+        self.run_distance_m[vehicles] = 0.0
+        self.fired[vehicles] = False
+
     def fixes(
         self,
         vehicle: npt.NDArray[np.int32],

@@ -69,6 +69,13 @@ class VehicleSilenceRule:
         self.device_ms = grown(self.device_ms, n_devices, -1)
         self.partial_alerted = grown(self.partial_alerted, n_devices, False)
 
+    def forget(self, devices: list[int]) -> None:
+        """The fleet moved `devices` to other vehicles: their reports still waiting for the
+        old vehicle's watermark are dropped (their own silence state is kept)."""
+        if self.pending:
+            keep = ~np.isin(self.pending["device"], devices)
+            self.pending = {k: v[keep] for k, v in self.pending.items()}
+
     def reports(
         self,
         vehicle: npt.NDArray[np.int32],

@@ -1,0 +1,296 @@
+"""The detection engine on the wall clock, fed by the gateway.
+
+The gateway calls `on_positions(batch, devices)` on its event loop after each journal commit;
+that call only queues the batch (O(1), never blocks the loop). One worker thread owns the
+engine, so no locks touch engine state: it takes everything queued at once (consecutive batches
+merged into one `Engine.process` call, which is how it catches up when behind), calls
+`Engine.advance(now)` about every second for the timers (offline, dwell, lateness), and hands
+the alerts to the recorder (store first, then the sinks). A failed store write keeps the alerts
+and retries them on the next cycle; the incident key makes the retry idempotent.
+
+Fleet and fence changes (`set_fleet`, `set_fences`) are queued as well, so they apply between
+batches in arrival order. The clock is injectable and `run_once` runs one cycle on the caller's
+thread, so tests need neither the thread nor sleeps.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.lifecycle import StoredAlert
+from alerts.model import Alert
+from geofence import Fence
+from pipeline.engine import Engine
+from pipeline.fleet import Fleet, FleetError, Vehicle
+from pipeline.thresholds import RuleBook
+from positions import DeviceIndex, PositionBatch
+from store.interface import Device, StoreError
+
+log = logging.getLogger("lienwatch.live")
+
+
+class AlertSaver(Protocol):
+    """Where alerts go: `alerts.delivery.recorder.AlertRecorder` (store, then sinks)."""
+
+    def record(self, alerts: Sequence[Alert], now_ms: int) -> Sequence[StoredAlert]: ...
+
+    def close(self) -> None: ...
+
+
+def fleet_from_devices(devices: Iterable[Device]) -> Fleet:
+    """The fleet the store knows: devices grouped by their `vehicle_id` (a device without one
+    is its own vehicle, as the engine treats an unlisted device)."""
+    by_vehicle: dict[str, list[str]] = {}
+    for device in devices:
+        if device.vehicle_id:
+            by_vehicle.setdefault(device.vehicle_id, []).append(device.terminal)
+    return Fleet(tuple(Vehicle(v, tuple(sorted(t))) for v, t in sorted(by_vehicle.items())))
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class LiveStats:
+    batches: int = 0  # batches handed in by the gateway
+    positions: int = 0
+    engine_calls: int = 0  # Engine.process calls (fewer than batches when merged)
+    alerts: int = 0  # alerts the engine raised
+    stored: int = 0  # alerts new in the store (the rest were already there)
+    unsaved: int = 0  # alerts waiting for the store to come back
+    dropped_positions: int = 0  # refused because the queue was over its row bound
+    errors: int = 0  # batches or changes the engine failed on (logged)
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Batches:
+    """Consecutive batches indexed by the same DeviceIndex: processed as one."""
+
+    devices: DeviceIndex
+    parts: list[PositionBatch]
+
+
+_Item = _Batches | Callable[[], None]
+
+
+class LiveDetector:
+    """Runs `Engine` for the gateway; see the module docstring."""
+
+    def __init__(
+        self,
+        recorder: AlertSaver,
+        *,
+        fleet: Fleet | None = None,
+        fences: Sequence[Fence] = (),
+        rules: RuleBook | None = None,
+        lateness_ms: int = 10 * 60_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        tick_s: float = 1.0,
+        max_pending_rows: int = 5_000_000,
+        max_unsaved: int = 100_000,
+    ) -> None:
+        self.engine = Engine(fleet=fleet, rules=rules, fences=fences, lateness_ms=lateness_ms)
+        self.recorder = recorder
+        self.clock_ms = clock_ms
+        self.tick_ms = int(tick_s * 1000)
+        self.max_pending_rows = max_pending_rows
+        self.max_unsaved = max_unsaved
+        self.stats = LiveStats()
+        self._cond = threading.Condition()
+        self._queue: deque[_Item] = deque()
+        self._pending_rows = 0
+        self._busy = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._next_tick_ms: int | None = None
+        self._unsaved: list[Alert] = []
+        self._store_down = False
+        self._full = False
+        self._map_source: DeviceIndex | None = None
+        self._map = np.zeros(0, np.int32)
+
+    # -- the gateway's side (event loop): queue only -----------------------------------------
+    def on_positions(self, batch: PositionBatch, devices: DeviceIndex) -> None:
+        """Queues a durable batch (rows in arrival order, device indexes into `devices`)."""
+        if not len(batch):
+            return
+        with self._cond:
+            if self._pending_rows + len(batch) > self.max_pending_rows:
+                self.stats.dropped_positions += len(batch)
+                if not self._full:
+                    self._full = True
+                    log.error(
+                        "live detector %d positions behind: dropping new batches from"
+                        " detection until it catches up (they are stored all the same)",
+                        self._pending_rows,
+                    )
+                return
+            last = self._queue[-1] if self._queue else None
+            if isinstance(last, _Batches) and last.devices is devices:
+                last.parts.append(batch)
+            else:
+                self._queue.append(_Batches(devices, [batch]))
+            self._pending_rows += len(batch)
+            self.stats.batches += 1
+            self.stats.positions += len(batch)
+            self._cond.notify_all()
+
+    def set_fleet(self, fleet: Fleet) -> None:
+        """Applies a new fleet between batches, keeping every device's state."""
+        self._enqueue(lambda: self.engine.set_fleet(fleet), "fleet")
+
+    def set_fences(self, fences: Sequence[Fence]) -> None:
+        """Applies a new fence set between batches; state follows fences by id."""
+        fence_list = tuple(fences)
+        self._enqueue(lambda: self.engine.set_fences(fence_list), "fences")
+
+    def _enqueue(self, change: Callable[[], None], what: str) -> None:
+        def apply() -> None:
+            try:
+                change()
+            except FleetError as exc:
+                self.stats.errors += 1
+                log.error("live detector: new %s refused, keeping the old: %s", what, exc)
+
+        with self._cond:
+            self._queue.append(apply)
+            self._cond.notify_all()
+
+    # -- the worker ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="live-detector", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Processes what is queued, stops the thread and closes the recorder."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self.recorder.close()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """True once everything queued so far has been processed (for tests and shutdown)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: bool(self._queue) or self._stopping, self.tick_ms / 1000.0
+                )
+                stopping = self._stopping
+            try:
+                self.run_once()
+            except Exception:  # a bug in a sink or the recorder must not stop detection
+                self.stats.errors += 1
+                log.exception("live detector: cycle failed; going on")
+            if stopping:
+                with self._cond:
+                    if not self._queue:
+                        return
+
+    def run_once(self) -> list[StoredAlert]:
+        """One cycle: everything queued, the timers if a tick is due, then the store and sinks.
+        Returns the alerts new in the store."""
+        with self._cond:
+            items = list(self._queue)
+            self._queue.clear()
+            self._pending_rows = 0
+            self._full = False
+            self._busy = True
+        try:
+            alerts = self._process(items)
+            now = self.clock_ms()
+            if self._next_tick_ms is None or now >= self._next_tick_ms:
+                alerts += self._guarded(functools.partial(self.engine.advance, now), "timers")
+                self._next_tick_ms = now + self.tick_ms
+            self._count(alerts)
+            return self._save(alerts, now)
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _process(self, items: list[_Item]) -> list[Alert]:
+        alerts: list[Alert] = []
+        for item in items:
+            if isinstance(item, _Batches):
+                batch = self._engine_batch(item)
+                self.stats.engine_calls += 1
+                alerts += self._guarded(functools.partial(self.engine.process, batch), "batch")
+            else:
+                item()
+        return alerts
+
+    def _guarded(self, step: Callable[[], list[Alert]], what: str) -> list[Alert]:
+        """An engine failure (a bug, never bad data) costs that step only, not the thread."""
+        try:
+            return step()
+        except Exception:
+            self.stats.errors += 1
+            log.exception("live detector: engine failed on a %s; going on", what)
+            return []
+
+    def _engine_batch(self, item: _Batches) -> PositionBatch:
+        """The parts as one batch whose device column indexes the engine's own DeviceIndex."""
+        batch = item.parts[0] if len(item.parts) == 1 else PositionBatch.concat(item.parts)
+        mapping = self._device_map(item.devices, int(batch.device.max()) + 1)
+        return PositionBatch(**{**batch.columns(), "device": mapping[batch.device]})
+
+    def _device_map(self, devices: DeviceIndex, size: int) -> npt.NDArray[np.int32]:
+        """Gateway index → engine index, extended for indexes not seen yet (the gateway's
+        index only grows; reading it from this thread is safe under the GIL)."""
+        if devices is not self._map_source:
+            self._map_source, self._map = devices, np.zeros(0, np.int32)
+        start = len(self._map)
+        if size > start:
+            extra = [self.engine.devices.index_of(devices.terminal(i)) for i in range(start, size)]
+            self._map = np.concatenate([self._map, np.asarray(extra, np.int32)])
+        return self._map
+
+    def _count(self, alerts: list[Alert]) -> None:
+        self.stats.alerts += len(alerts)
+        for a in alerts:
+            self.stats.by_type[a.type.value] = self.stats.by_type.get(a.type.value, 0) + 1
+
+    def _save(self, alerts: list[Alert], now_ms: int) -> list[StoredAlert]:
+        waiting = self._unsaved + alerts
+        if not waiting:
+            return []
+        try:
+            new = list(self.recorder.record(waiting, now_ms))
+        except StoreError as exc:
+            if len(waiting) > self.max_unsaved:
+                log.error(
+                    "live detector: %d unsaved alerts dropped", len(waiting) - self.max_unsaved
+                )
+                waiting = waiting[-self.max_unsaved :]
+            self._unsaved = waiting
+            self.stats.unsaved = len(waiting)
+            if not self._store_down:
+                self._store_down = True
+                log.warning("live detector: alerts not stored (%s): keeping them, retrying", exc)
+            return []
+        if self._store_down:
+            self._store_down = False
+            log.warning("live detector: store back, %d waiting alerts stored", len(waiting))
+        self._unsaved = []
+        self.stats.unsaved = 0
+        self.stats.stored += len(new)
+        return new

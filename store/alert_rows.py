@@ -1,0 +1,102 @@
+"""What both adapters share about alert rows: the incident key, row ↔ `StoredAlert`, and the
+webhook body. Pure (no database), so SQLite and PostgreSQL cannot drift apart in meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from alerts.lifecycle import AlertState, StoredAlert, alert_text
+from alerts.model import Alert, AlertType
+
+# The incident key: type, vehicle, device (terminal), fence ('' for none), data time in ms.
+IncidentKey = tuple[str, str, str, str, int]
+
+# Columns every read selects, in this order (times as epoch ms in both adapters' queries).
+ALERT_FIELDS = (
+    "id",
+    "type",
+    "terminal",
+    "vehicle_id",
+    "fence_id",
+    "time_ms",
+    "severity",
+    "details",
+    "state",
+    "opened_ms",
+    "updated_ms",
+    "acknowledged_by",
+    "acknowledged_ms",
+    "resolved_by",
+    "resolved_ms",
+    "note",
+)
+
+
+def incident_key(alert: Alert) -> IncidentKey:
+    return (
+        alert.type.value,
+        alert.vehicle_id,
+        alert.device_id,
+        alert.fence_id or "",
+        alert.time_ms,
+    )
+
+
+def first_of_each_incident(alerts: Sequence[Alert]) -> list[Alert]:
+    """The alerts in offered order, keeping only the first of each incident key."""
+    seen: set[IncidentKey] = set()
+    kept: list[Alert] = []
+    for alert in alerts:
+        key = incident_key(alert)
+        if key not in seen:
+            seen.add(key)
+            kept.append(alert)
+    return kept
+
+
+def details_text(alert: Alert) -> str:
+    return json.dumps(alert.details, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def stored_from_row(row: Sequence[Any]) -> StoredAlert:
+    """A row in `ALERT_FIELDS` order; details as a JSON string or an already parsed dict."""
+    (
+        alert_id, kind, terminal, vehicle_id, fence_id, time_ms, severity, details, state,
+        opened_ms, updated_ms, ack_by, ack_ms, resolved_by, resolved_ms, note,
+    ) = row  # fmt: skip
+    alert = Alert(
+        AlertType(kind),
+        terminal,
+        vehicle_id,
+        int(time_ms),
+        fence_id or None,
+        severity,
+        json.loads(details) if isinstance(details, str | bytes) else dict(details),
+    )
+    return StoredAlert(
+        id=int(alert_id),
+        alert=alert,
+        state=AlertState(state),
+        opened_ms=int(opened_ms),
+        updated_ms=int(updated_ms),
+        acknowledged_by=ack_by,
+        acknowledged_ms=None if ack_ms is None else int(ack_ms),
+        resolved_by=resolved_by,
+        resolved_ms=None if resolved_ms is None else int(resolved_ms),
+        note=note,
+    )
+
+
+def webhook_body(stored: StoredAlert) -> bytes:
+    """The bytes a webhook receiver gets (and whose HMAC it checks): the alert's API JSON."""
+    return alert_text(stored).encode()
+
+
+def check_page(after_id: int, limit: int) -> None:
+    if after_id < 0:
+        raise ValueError("after_id must be >= 0")
+    if limit < 1:
+        raise ValueError("limit must be >= 1")

@@ -1,0 +1,191 @@
+"""Alerts and the webhook outbox on SQLite: the SQL behind `SqliteStore`'s alert methods.
+
+Each function runs on a connection the adapter holds inside its transaction (writes) or as a
+plain read, so the adapter keeps one place for error mapping.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from alerts.lifecycle import AlertState, StoredAlert, opened, transition
+from alerts.model import Alert
+from store.alert_rows import (
+    ALERT_FIELDS,
+    details_text,
+    first_of_each_incident,
+    incident_key,
+    stored_from_row,
+    webhook_body,
+)
+from store.interface import AlertNotFoundError, AlertsAdded, WebhookDelivery, WebhookState
+
+_SELECT = "SELECT " + ", ".join(ALERT_FIELDS) + " FROM alerts"
+_KEY_WHERE = "type = ? AND vehicle_id = ? AND terminal = ? AND fence_id = ? AND time_ms = ?"
+_WEBHOOK_FIELDS = (
+    "id, alert_id, url, body, state, attempts, next_attempt_ms, created_ms, updated_ms, last_error"
+)
+
+
+def add_alerts(
+    conn: sqlite3.Connection, alerts: Sequence[Alert], now_ms: int, webhook_urls: Sequence[str]
+) -> AlertsAdded:
+    by_key: dict[tuple[Any, ...], StoredAlert] = {}
+    new: list[StoredAlert] = []
+    for alert in first_of_each_incident(alerts):
+        key = incident_key(alert)
+        row = conn.execute(
+            "INSERT INTO alerts (type, vehicle_id, terminal, fence_id, time_ms, severity,"
+            " details, opened_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING RETURNING id",
+            (*key, alert.severity, details_text(alert), now_ms, now_ms),
+        ).fetchone()
+        if row is None:
+            found = conn.execute(f"{_SELECT} WHERE {_KEY_WHERE}", key).fetchone()
+            by_key[key] = stored_from_row(found)
+            continue
+        stored = opened(int(row[0]), alert, now_ms)
+        by_key[key] = stored
+        new.append(stored)
+        conn.executemany(
+            "INSERT INTO webhook_outbox (alert_id, url, body, next_attempt_ms, created_ms,"
+            " updated_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (stored.id, url, webhook_body(stored), now_ms, now_ms, now_ms)
+                for url in webhook_urls
+            ],
+        )
+    return AlertsAdded([by_key[incident_key(a)] for a in alerts], new)
+
+
+def list_alerts(
+    conn: sqlite3.Connection,
+    alert_type: str | None,
+    since_ms: int | None,
+    vehicle_id: str | None,
+    state: AlertState | None,
+    after_id: int,
+    limit: int,
+) -> list[StoredAlert]:
+    where: list[str] = ["id > ?"]
+    params: list[Any] = [after_id]
+    filters = (
+        ("type", alert_type),
+        ("vehicle_id", vehicle_id),
+        ("state", None if state is None else state.value),
+    )
+    for column, value in filters:
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since_ms is not None:
+        where.append("time_ms >= ?")
+        params.append(since_ms)
+    rows = conn.execute(
+        f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*params, limit)
+    ).fetchall()
+    return [stored_from_row(row) for row in rows]
+
+
+def get_alert(conn: sqlite3.Connection, alert_id: int) -> StoredAlert | None:
+    row = conn.execute(f"{_SELECT} WHERE id = ?", (alert_id,)).fetchone()
+    return None if row is None else stored_from_row(row)
+
+
+def transition_alert(
+    conn: sqlite3.Connection,
+    alert_id: int,
+    state: AlertState,
+    actor: str,
+    note: str | None,
+    now_ms: int,
+) -> StoredAlert:
+    """Call inside a write transaction (BEGIN IMMEDIATE): the read and the update are atomic."""
+    current = get_alert(conn, alert_id)
+    if current is None:
+        raise AlertNotFoundError(f"no alert {alert_id}")
+    moved = transition(current, state, actor, note, now_ms)
+    conn.execute(
+        "UPDATE alerts SET state = ?, updated_ms = ?, acknowledged_by = ?, acknowledged_ms = ?,"
+        " resolved_by = ?, resolved_ms = ?, note = ? WHERE id = ?",
+        (
+            moved.state.value,
+            moved.updated_ms,
+            moved.acknowledged_by,
+            moved.acknowledged_ms,
+            moved.resolved_by,
+            moved.resolved_ms,
+            moved.note,
+            alert_id,
+        ),
+    )
+    return moved
+
+
+def claim_webhooks(
+    conn: sqlite3.Connection, now_ms: int, limit: int, lease_ms: int
+) -> list[WebhookDelivery]:
+    """Due rows, pushed `lease_ms` ahead so a second deliverer (or a crash) cannot double up
+    before the attempt is recorded. Call inside a write transaction."""
+    rows = conn.execute(
+        f"SELECT {_WEBHOOK_FIELDS} FROM webhook_outbox WHERE state = 'pending'"
+        " AND next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT ?",
+        (now_ms, limit),
+    ).fetchall()
+    lease_until = now_ms + lease_ms
+    conn.executemany(
+        "UPDATE webhook_outbox SET next_attempt_ms = ? WHERE id = ?",
+        [(lease_until, row[0]) for row in rows],
+    )
+    return sorted(
+        (_delivery((*row[:6], lease_until, *row[7:])) for row in rows), key=lambda d: d.id
+    )
+
+
+def finish_webhook_attempt(
+    conn: sqlite3.Connection,
+    delivery_id: int,
+    now_ms: int,
+    error: str | None,
+    retry_at_ms: int | None,
+) -> bool:
+    """Records one attempt; False when there is no such row."""
+    state = (
+        WebhookState.DELIVERED
+        if error is None
+        else WebhookState.PENDING
+        if retry_at_ms is not None
+        else WebhookState.FAILED
+    )
+    cur = conn.execute(
+        "UPDATE webhook_outbox SET state = ?, attempts = attempts + 1, updated_ms = ?,"
+        " last_error = ?, next_attempt_ms = coalesce(?, next_attempt_ms) WHERE id = ?",
+        (state.value, now_ms, error, retry_at_ms, delivery_id),
+    )
+    return cur.rowcount == 1
+
+
+def list_webhooks(conn: sqlite3.Connection, alert_id: int | None) -> list[WebhookDelivery]:
+    where, params = ("WHERE alert_id = ?", (alert_id,)) if alert_id is not None else ("", ())
+    rows = conn.execute(
+        f"SELECT {_WEBHOOK_FIELDS} FROM webhook_outbox {where} ORDER BY id", params
+    ).fetchall()
+    return [_delivery(row) for row in rows]
+
+
+def _delivery(row: Sequence[Any]) -> WebhookDelivery:
+    did, alert_id, url, body, state, attempts, next_ms, created, updated, error = row
+    return WebhookDelivery(
+        id=int(did),
+        alert_id=int(alert_id),
+        url=url,
+        body=bytes(body),
+        state=WebhookState(state),
+        attempts=int(attempts),
+        next_attempt_ms=int(next_ms),
+        created_ms=int(created),
+        updated_ms=int(updated),
+        last_error=error,
+    )
