@@ -1,0 +1,49 @@
+"""What the routes need from the process, handed in by the composition root."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter
+
+from api.auth import Authenticator
+from api.stores import StoreAccess
+from ingest.gateway import CommandOutcome
+from ingest.jt808.messages import Message
+from store import Device
+
+# `Gateway.send_command` fits: sends a platform message, awaits the answer or queues it.
+CommandSender = Callable[[str, Message], Awaitable[CommandOutcome]]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class ApiContext:
+    """The API's collaborators.
+
+    - `stores`: thread-pooled store access (one store per worker thread).
+    - `send_command`: delivers commands; None answers 503 to command requests.
+    - `online(terminal)`: whether the terminal has a live connection now (the gateway knows).
+    - `device_changed(device)`: told after a device is provisioned or rebound, so the gateway's
+      registry sees the new auth code and vehicle at once.
+    - `extra_routers`: more routes (alerts), built with `auth`'s dependencies.
+    - `close_stores`: the app closes `stores` when it shuts down.
+    """
+
+    stores: StoreAccess
+    send_command: CommandSender | None = None
+    online: Callable[[str], bool] | None = None
+    device_changed: Callable[[Device], None] | None = None
+    extra_routers: list[APIRouter] = field(default_factory=list)
+    clock_ms: Callable[[], int] = wall_clock_ms
+    max_track_points: int = 100_000
+    close_stores: bool = True
+    auth: Authenticator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.auth = Authenticator(self.stores)

@@ -1,0 +1,116 @@
+"""Every API error is JSON `{"error": CODE, "detail": ...}` (contracts section 6), mapped here.
+
+Routes raise `ApiError` (or FastAPI's HTTPException); storage and validation failures are
+mapped in one place so bad input is always a 4xx naming the field, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geofence import FenceError
+from store import SchemaError, StoreError, StoreUnavailableError
+
+log = logging.getLogger("lienwatch.api")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "bad_request",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, a stable snake_case code and a readable detail."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+
+
+def bad_request(field: str, reason: str) -> ApiError:
+    """A 400 whose detail starts with the field at fault."""
+    return ApiError(400, "bad_request", f"{field}: {reason}")
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", what)
+
+
+def error_body(code: str, detail: str) -> dict[str, str]:
+    return {"error": code, "detail": detail}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail: Any = exc.detail
+        if isinstance(detail, dict) and {"error", "detail"} <= detail.keys():
+            body = {"error": str(detail["error"]), "detail": str(detail["detail"])}
+        else:
+            body = error_body(_CODES.get(exc.status_code, "http_error"), str(detail))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body("bad_request", validation_detail(exc)), status_code=400)
+
+    @app.exception_handler(FenceError)
+    async def bad_fence(request: Request, exc: FenceError) -> JSONResponse:
+        return JSONResponse(error_body("bad_fence", str(exc)), status_code=400)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_down(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.warning("store unavailable: %s", exc)
+        return JSONResponse(
+            error_body("store_unavailable", "the database cannot be reached now; retry later"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(SchemaError)
+    async def schema(request: Request, exc: SchemaError) -> JSONResponse:
+        return JSONResponse(error_body("schema", str(exc)), status_code=503)
+
+    @app.exception_handler(StoreError)
+    async def store_failed(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("store error: %s", exc)
+        return JSONResponse(error_body("store_error", "a storage operation failed"), 500)
+
+
+def validation_detail(exc: RequestValidationError) -> str:
+    """`where: what` of the first problem, e.g. `query.from: Field required`."""
+    errors = exc.errors()
+    if not errors:
+        return "invalid request"
+    first: dict[str, Any] = dict(errors[0])
+    loc = [str(p) for p in first.get("loc", ())]
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error", "")
+        return f"body: not valid JSON{f' ({reason})' if reason else ''}"
+    where = ".".join(loc)
+    message = str(first.get("msg", "invalid"))
+    return f"{where}: {message}" if where else message

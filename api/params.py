@@ -1,0 +1,47 @@
+"""Parsing of path and query values that plain type hints cannot check: terminals and times.
+
+Each parser raises a 400 `ApiError` whose detail starts with the parameter's name.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+
+from api.errors import bad_request
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A "+08:00" offset typed into a URL arrives as " 08:00" (a plus is a space in a query string).
+_SPACED_OFFSET = re.compile(r" (\d{2}(?::?\d{2})?)$")
+_EPOCH_SECONDS = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def terminal(value: str, field: str = "terminal") -> str:
+    """A terminal id as the gateway stores it: BCD digits, zero-padded to 12 (2011/2013) or
+    20 (2019) digits, so the 11-digit SIM number of a tracker finds its device."""
+    digits = value.strip()
+    if not digits.isascii() or not digits.isdigit():
+        raise bad_request(field, f"{value!r} is not a terminal id (digits only)")
+    if len(digits) > 20:
+        raise bad_request(field, f"{value!r} has more than 20 digits")
+    return digits.zfill(12 if len(digits) <= 12 else 20)
+
+
+def time_ms(value: str, field: str) -> int:
+    """ISO 8601 with a UTC offset or Z, or epoch seconds, as epoch ms."""
+    text = _SPACED_OFFSET.sub(r"+\1", value.strip())
+    if _EPOCH_SECONDS.match(text):
+        seconds = float(text)
+        if not math.isfinite(seconds) or abs(seconds) > 1e13:
+            raise bad_request(field, f"{value!r} is out of range")
+        return round(seconds * 1000)
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_request(
+            field, f"{value!r} is not an ISO 8601 time (e.g. 2024-03-01T08:00:00+08:00)"
+        ) from None
+    if stamp.tzinfo is None:
+        raise bad_request(field, f"{value!r} needs a UTC offset (+08:00 or Z)")
+    return (stamp - _EPOCH) // timedelta(milliseconds=1)

@@ -1,0 +1,223 @@
+"""Alerts over HTTP: list, read, acknowledge and resolve; and the live stream (contracts §6).
+
+- `GET /api/v1/alerts?type=&since=ISO&vehicle_id=&state=&after_id=&limit=` → a JSON array of
+  alerts (section 3's fields plus `id`, `state` and the lifecycle fields), by id; when the page
+  is full, `X-Next-After-Id` (and a `Link: rel="next"`) gives the cursor for the next page.
+- `GET /api/v1/alerts/{id}` → one alert.
+- `POST /api/v1/alerts/{id}/acknowledge` and `/resolve`, body `{"note": "..."}` or none → the
+  alert after the move; the actor is the API key's name; a move the lifecycle forbids is a 409.
+- `WS /api/v1/alerts/stream?type=a,b` → each new alert as one JSON text message, as it fires.
+  A client too slow to keep up is closed with 1013 (try again later) and a reason.
+
+No `from __future__ import annotations`: FastAPI reads the routes' dependencies, built inside
+`alerts_router`, from the live annotations.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Protocol
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Query, WebSocket, WebSocketDisconnect, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+
+from alerts.delivery.hub import AlertHub, SubscriptionClosed
+from alerts.lifecycle import AlertState, StoredAlert, TransitionError, alert_text
+from alerts.model import AlertType
+from api import params
+from api.errors import ApiError, bad_request, not_found
+from api.stores import StoreAccess
+from store import AlertNotFoundError, Store
+
+_TYPES = frozenset(t.value for t in AlertType)
+_STATES = frozenset(s.value for s in AlertState)
+_MAX_ID = 2**63 - 1
+
+
+class _Named(Protocol):
+    """What the auth dependency gives: the caller, whose `name` is recorded as the actor."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class NoteBody(BaseModel):
+    """Body of acknowledge/resolve: an optional note kept with the alert."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def alert_types(value: str | None, field: str = "type") -> frozenset[str] | None:
+    """`a,b` → the set of alert types, or a 400 naming the field and the unknown type."""
+    if value is None or not value.strip():
+        return None
+    wanted = frozenset(part.strip() for part in value.split(",") if part.strip())
+    unknown = sorted(wanted - _TYPES)
+    if unknown:
+        raise bad_request(field, f"unknown alert type {unknown[0]!r}")
+    return wanted
+
+
+def alerts_router(
+    stores: StoreAccess,
+    hub: AlertHub,
+    auth: Callable[..., Any],
+    *,
+    act: Callable[..., Any] | None = None,
+    clock_ms: Callable[[], int] = _wall_clock_ms,
+    max_limit: int = 1000,
+) -> APIRouter:
+    """The alert routes. `auth` is a FastAPI dependency (HTTP and WebSocket) returning the
+    caller (an object with `name`) or refusing; `act` (default `auth`) guards acknowledge and
+    resolve, e.g. `ApiContext.auth.viewer` and `.officer`."""
+    api = APIRouter(prefix="/api/v1", tags=["alerts"])
+    reader = Annotated[_Named, Depends(auth)]
+    actor = Annotated[_Named, Depends(act or auth)]
+    alert_id_path = Annotated[int, Path(ge=1, le=_MAX_ID, description="the alert's id")]
+
+    @api.get("/alerts")
+    async def list_alerts(
+        request: Request,
+        who: reader,
+        kinds: Annotated[
+            str | None, Query(alias="type", description="alert type(s), comma-separated")
+        ] = None,
+        since: Annotated[str | None, Query(description="ISO 8601 with offset")] = None,
+        vehicle_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        state: Annotated[str | None, Query(description="open, acknowledged or resolved")] = None,
+        after_id: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
+        limit: Annotated[int, Query(ge=1, le=max_limit)] = 100,
+    ) -> JSONResponse:
+        """Alerts matching every filter given, by id (alert time at or after `since`)."""
+        types = alert_types(kinds)
+        since_ms = params.time_ms(since, "since") if since is not None else None
+        if state is not None and state not in _STATES:
+            raise bad_request("state", f"{state!r} is not one of {sorted(_STATES)}")
+        wanted_state = AlertState(state) if state is not None else None
+
+        def query(store: Store) -> list[StoredAlert]:
+            if types is None or len(types) == 1:
+                return list(
+                    store.list_alerts(
+                        alert_type=next(iter(types)) if types else None,
+                        since_ms=since_ms,
+                        vehicle_id=vehicle_id,
+                        state=wanted_state,
+                        after_id=after_id,
+                        limit=limit,
+                    )
+                )
+            merged: list[StoredAlert] = []
+            for kind in sorted(types):
+                merged += store.list_alerts(
+                    alert_type=kind,
+                    since_ms=since_ms,
+                    vehicle_id=vehicle_id,
+                    state=wanted_state,
+                    after_id=after_id,
+                    limit=limit,
+                )
+            return sorted(merged, key=lambda a: a.id)[:limit]
+
+        page = await stores.run(query)
+        headers: dict[str, str] = {}
+        if len(page) == limit:
+            cursor = str(page[-1].id)
+            headers["X-Next-After-Id"] = cursor
+            following = {k: v for k, v in request.query_params.items() if k != "after_id"}
+            following["after_id"] = cursor
+            headers["Link"] = f'<{request.url.path}?{urlencode(following)}>; rel="next"'
+        return JSONResponse([a.to_json() for a in page], headers=headers)
+
+    @api.get("/alerts/{alert_id}")
+    async def get_alert(alert_id: alert_id_path, who: reader) -> dict[str, Any]:
+        found = await stores.run(lambda s: s.get_alert(alert_id))
+        if found is None:
+            raise not_found(f"no alert {alert_id}")
+        return found.to_json()
+
+    async def move(
+        alert_id: int, target: AlertState, who: _Named, body: NoteBody | None
+    ) -> dict[str, Any]:
+        note = body.note if body is not None else None
+        try:
+            moved = await stores.run(
+                lambda s: s.transition_alert(alert_id, target, who.name, note, clock_ms())
+            )
+        except AlertNotFoundError:
+            raise not_found(f"no alert {alert_id}") from None
+        except TransitionError as exc:
+            raise ApiError(409, "invalid_transition", str(exc)) from None
+        return moved.to_json()
+
+    @api.post("/alerts/{alert_id}/acknowledge")
+    async def acknowledge(
+        alert_id: alert_id_path, who: actor, body: NoteBody | None = None
+    ) -> dict[str, Any]:
+        """open → acknowledged; acknowledging twice is a 409."""
+        return await move(alert_id, AlertState.ACKNOWLEDGED, who, body)
+
+    @api.post("/alerts/{alert_id}/resolve")
+    async def resolve(
+        alert_id: alert_id_path, who: actor, body: NoteBody | None = None
+    ) -> dict[str, Any]:
+        """open or acknowledged → resolved (final)."""
+        return await move(alert_id, AlertState.RESOLVED, who, body)
+
+    @api.websocket("/alerts/stream")
+    async def stream(
+        websocket: WebSocket,
+        who: reader,
+        kinds: Annotated[str | None, Query(alias="type")] = None,
+    ) -> None:
+        """Each new alert as a JSON text message; optional `type=a,b` filter."""
+        try:
+            types = alert_types(kinds)
+        except ApiError as exc:
+            await websocket.close(status.WS_1008_POLICY_VIOLATION, exc.detail)
+            return
+        await websocket.accept()
+        subscription = hub.subscribe(types)
+        listener = asyncio.create_task(_until_disconnect(websocket))
+        try:
+            while True:
+                getter = asyncio.ensure_future(subscription.get())
+                done, _ = await asyncio.wait(
+                    {getter, listener}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if listener in done:
+                    getter.cancel()
+                    return
+                try:
+                    alert = getter.result()
+                except SubscriptionClosed as closed:
+                    await websocket.close(status.WS_1013_TRY_AGAIN_LATER, closed.reason[:120])
+                    return
+                await websocket.send_text(alert_text(alert))
+        except (WebSocketDisconnect, RuntimeError):
+            return  # the client went away mid-send
+        finally:
+            hub.unsubscribe(subscription)
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await listener
+
+    return api
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    """Reads (and ignores) what the client sends until it disconnects."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return

@@ -1,0 +1,272 @@
+"""Commands down to trackers: `POST /api/v1/devices/{terminal}/commands`, `GET
+/api/v1/commands/{id}` and a device's recent commands.
+
+Kinds: `set_parameters` (0x8103), `query_location` (0x8201), `track` (0x8202, temporary
+tracking) and `terminal_control` (0x8105). The injected sender (the gateway) sends to an online
+terminal and awaits its answer, or queues the command for an offline one. Every command gets an
+id: a queued one has the queue's, one answered (or failed) at once is recorded with its final
+state. The command log keeps who asked, the request and the terminal's answer.
+"""
+
+import json
+import struct
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api import params
+from api.auth import Identity
+from api.context import ApiContext
+from api.errors import ApiError, bad_request, not_found
+from api.routes.lookup import device_or_404
+from api.views import iso
+from ingest.jt808.errors import Jt808UsageError
+from ingest.jt808.fields import encode_text
+from ingest.jt808.ids import DWORD_PARAMS, ParamId
+from ingest.jt808.jsonview import body_json
+from ingest.jt808.messages import (
+    LocationQuery,
+    Message,
+    SetParameters,
+    TemporaryTracking,
+    TerminalControl,
+)
+from store import CommandState, QueuedCommand, Store
+from store.interface import CommandLog
+
+KINDS = {
+    0x8103: "set_parameters",
+    0x8201: "query_location",
+    0x8202: "track",
+    0x8105: "terminal_control",
+}
+_BY_NAME = {name: msg_id for msg_id, name in KINDS.items()}
+# 0x8105 command words (JT/T 808-2013 table 25).
+CONTROL_WORDS = {
+    "upgrade": 1,
+    "connect_server": 2,
+    "power_off": 3,
+    "reset": 4,
+    "factory_reset": 5,
+    "close_data": 6,
+    "close_wireless": 7,
+}
+
+
+ControlWord = Literal[
+    "upgrade",
+    "connect_server",
+    "power_off",
+    "reset",
+    "factory_reset",
+    "close_data",
+    "close_wireless",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+
+
+class SetParametersIn(_Strict):
+    params: dict[str, int | str] = Field(min_length=1, max_length=255)
+
+
+class QueryLocationIn(_Strict):
+    pass
+
+
+class TrackIn(_Strict):
+    interval_s: int = Field(ge=0, le=0xFFFF, description="0 stops temporary tracking")
+    validity_s: int = Field(default=0, ge=0, le=0xFFFFFFFF)
+
+
+class TerminalControlIn(_Strict):
+    command: int | ControlWord
+    params: str = Field(default="", max_length=1024)
+
+
+_MODELS: dict[int, type[_Strict]] = {
+    0x8103: SetParametersIn,
+    0x8201: QueryLocationIn,
+    0x8202: TrackIn,
+    0x8105: TerminalControlIn,
+}
+
+
+def _param_id(key: str) -> int:
+    field = f"params.{key}"
+    if key.lower().startswith("0x"):
+        try:
+            value = int(key, 16)
+        except ValueError:
+            raise bad_request(field, "not a hex parameter id") from None
+        if not 0 <= value <= 0xFFFFFFFF:
+            raise bad_request(field, "parameter id out of range")
+        return value
+    try:
+        return int(ParamId[key.upper()])
+    except KeyError:
+        known = ", ".join(p.name.lower() for p in ParamId)
+        raise bad_request(field, f"unknown parameter (a hex id, or one of {known})") from None
+
+
+def _param_bytes(key: str, param_id: int, value: int | str) -> bytes:
+    field = f"params.{key}"
+    known = param_id in ParamId._value2member_map_
+    if isinstance(value, int):
+        if known and param_id not in DWORD_PARAMS:
+            raise bad_request(field, "this parameter is text, not a number")
+        if not 0 <= value <= 0xFFFFFFFF:
+            raise bad_request(field, "out of range [0, 4294967295]")
+        return struct.pack(">I", value)
+    if param_id in DWORD_PARAMS:
+        raise bad_request(field, "this parameter is a number")
+    try:
+        encoded = encode_text(value)
+    except Jt808UsageError as exc:
+        raise bad_request(field, str(exc)) from None
+    if len(encoded) > 0xFF:
+        raise bad_request(field, "longer than 255 bytes")
+    return encoded
+
+
+def parse_command(body: dict[str, Any]) -> tuple[Message, dict[str, Any]]:
+    """The platform message a request asks for, and the request as it will be logged."""
+    kind = body.get("kind")
+    if not isinstance(kind, str):
+        raise bad_request("kind", f"required: one of {', '.join(_BY_NAME)}")
+    msg_id = _BY_NAME.get(kind)
+    if msg_id is None and kind.lower() in {f"0x{m:04x}" for m in KINDS}:
+        msg_id = int(kind, 16)
+    if msg_id is None:
+        raise bad_request("kind", f"unknown kind {kind!r} (one of {', '.join(_BY_NAME)})")
+    try:
+        parsed = _MODELS[msg_id].model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise bad_request(where, first["msg"]) from None
+    request: dict[str, Any] = {"kind": KINDS[msg_id]}
+    message: Message
+    if isinstance(parsed, SetParametersIn):
+        pairs = []
+        for key, value in parsed.params.items():
+            param_id = _param_id(key)
+            pairs.append((param_id, _param_bytes(key, param_id, value)))
+            request.setdefault("params", {})[f"0x{param_id:04x}"] = value
+        message = SetParameters(tuple(pairs))
+    elif isinstance(parsed, TrackIn):
+        if parsed.interval_s > 0 and parsed.validity_s == 0:
+            raise bad_request("validity_s", "required (seconds, > 0) when interval_s > 0")
+        message = TemporaryTracking(parsed.interval_s, parsed.validity_s)
+        request.update(interval_s=parsed.interval_s, validity_s=parsed.validity_s)
+    elif isinstance(parsed, TerminalControlIn):
+        word = parsed.command
+        code = CONTROL_WORDS[word] if isinstance(word, str) else word
+        if not 1 <= code <= 0xFF:
+            raise bad_request("command", "out of range [1, 255]")
+        try:
+            TerminalControl(code, parsed.params).encode_body()
+        except Jt808UsageError as exc:
+            raise bad_request("params", str(exc)) from None
+        message = TerminalControl(code, parsed.params)
+        request.update(command=code, params=parsed.params)
+    else:
+        message = LocationQuery()
+    return message, request
+
+
+def _reply_json(reply: Message | None) -> str | None:
+    if reply is None:
+        return None
+    return json.dumps({"msg_id": f"0x{reply.MSG_ID:04x}", **body_json(reply)}, ensure_ascii=False)
+
+
+def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, Any]:
+    return {
+        "id": command.id,
+        "terminal": command.terminal,
+        "kind": KINDS.get(command.msg_id, f"0x{command.msg_id:04x}"),
+        "msg_id": f"0x{command.msg_id:04x}",
+        "state": command.state.value,
+        "created": iso(command.created_ms),
+        "updated": iso(command.updated_ms),
+        "expires": iso(command.expires_ms),
+        "attempts": command.attempts,
+        "issued_by": log.issued_by if log else None,
+        "request": json.loads(log.request) if log else None,
+        "reply": json.loads(log.reply) if log and log.reply else None,
+    }
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["commands"])
+    viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
+    officer = Annotated[Identity, Depends(ctx.auth.officer)]
+
+    async def read(command_id: int) -> dict[str, Any] | None:
+        def both(store: Store) -> tuple[QueuedCommand | None, CommandLog | None]:
+            return store.get_command(command_id), store.command_log(command_id)
+
+        command, log = await ctx.stores.run(both)
+        return None if command is None else command_json(command, log)
+
+    @api.post("/devices/{terminal}/commands")
+    async def send(
+        terminal: str, who: officer, body: Annotated[dict[str, Any], Body()]
+    ) -> JSONResponse:
+        """Sends the command and waits for the terminal's answer; 202 when it was queued for
+        an offline terminal (poll `GET /api/v1/commands/{id}`)."""
+        term = params.terminal(terminal)
+        message, request = parse_command(body)
+        await device_or_404(ctx, term)
+        if ctx.send_command is None:
+            raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
+        outcome = await ctx.send_command(term, message)
+        command_id = outcome.command_id
+        if command_id is None:
+            msg_id, encoded, now = int(message.MSG_ID), message.encode_body(), ctx.clock_ms()
+            command_id = await ctx.stores.run(
+                lambda s: s.record_command(term, msg_id, encoded, outcome.state, now)
+            )
+        log = CommandLog(
+            command_id,
+            who.name,
+            json.dumps(request, ensure_ascii=False),
+            _reply_json(outcome.reply),
+        )
+        await ctx.stores.run(lambda s: s.log_command(log))
+        out = await read(command_id)
+        queued = outcome.state is CommandState.QUEUED
+        return JSONResponse(out, status_code=202 if queued else 200)
+
+    @api.get("/commands/{command_id}")
+    async def get_command(
+        command_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: viewer
+    ) -> dict[str, Any]:
+        out = await read(command_id)
+        if out is None:
+            raise not_found(f"no command {command_id}")
+        return out
+
+    @api.get("/devices/{terminal}/commands")
+    async def device_commands(
+        terminal: str, who: viewer, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ) -> dict[str, Any]:
+        """The device's most recent commands, newest first."""
+        term = params.terminal(terminal)
+        await device_or_404(ctx, term)
+
+        def recent(store: Store) -> list[dict[str, Any]]:
+            return [
+                command_json(c, store.command_log(c.id)) for c in store.list_commands(term, limit)
+            ]
+
+        return {"commands": await ctx.stores.run(recent)}
+
+    return api

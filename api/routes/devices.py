@@ -1,0 +1,166 @@
+"""Devices, their positions and vehicles: `/api/v1/devices...` and `/api/v1/vehicles/{id}`.
+
+Positions come from the store's `latest` and `track` (contracts section 6), each in the JSON of
+`lienwatch decode`'s location body (section 2). Provisioning (PUT) is for admins.
+"""
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api import params
+from api.auth import Identity, Role
+from api.context import ApiContext
+from api.errors import ApiError, bad_request, not_found
+from api.routes.lookup import device_or_404, is_online
+from api.views import device_json, position_json, positions_json
+from positions import PositionBatch
+from store import Device, Store
+
+_TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
+
+
+class Provision(BaseModel):
+    """PUT body: the collateral car the device is fitted to, and optionally its auth code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vehicle_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TEXT)
+    auth_code: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TEXT)
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["devices"])
+    viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
+    admin = Annotated[Identity, Depends(ctx.auth.admin)]
+
+    async def latest_of(terminals: list[str]) -> dict[str, dict[str, Any]]:
+        if not terminals:
+            return {}
+        batch = await ctx.stores.run(lambda s: s.latest(terminals))
+        return {terminals[int(d)]: position_json(batch, i) for i, d in enumerate(batch.device)}
+
+    async def devices_json(
+        devices: list[Device], *, with_latest: bool, who: Identity
+    ) -> list[dict[str, Any]]:
+        latest = await latest_of([d.terminal for d in devices]) if with_latest else {}
+        return [
+            device_json(
+                d,
+                online=is_online(ctx, d.terminal),
+                latest=latest.get(d.terminal),
+                with_latest=with_latest,
+                show_auth_code=who.can(Role.ADMIN),
+            )
+            for d in devices
+        ]
+
+    @api.get("/devices")
+    async def list_devices(
+        who: viewer,
+        vehicle_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        after: Annotated[str, Query(max_length=20, description="`next` of the last page")] = "",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        latest: Annotated[bool, Query(description="include each latest position")] = False,
+    ) -> dict[str, Any]:
+        """A page of devices by terminal; pass `next` back as `after` for the next page."""
+        page = await ctx.stores.run(
+            lambda s: s.find_devices(vehicle_id=vehicle_id, after=after, limit=limit)
+        )
+        return {
+            "devices": await devices_json(page, with_latest=latest, who=who),
+            "next": page[-1].terminal if len(page) == limit else None,
+        }
+
+    @api.get("/devices/{terminal}")
+    async def get_device(terminal: str, who: viewer) -> dict[str, Any]:
+        device = await device_or_404(ctx, params.terminal(terminal))
+        return (await devices_json([device], with_latest=True, who=who))[0]
+
+    @api.put("/devices/{terminal}")
+    async def provision(terminal: str, body: Provision, who: admin) -> JSONResponse:
+        """Creates the device (with a fresh auth code unless one is given) or updates it;
+        binds it to `vehicle_id`. 201 when created, 200 when it existed."""
+        term = params.terminal(terminal)
+
+        def upsert(store: Store) -> tuple[bool, Device]:
+            known = store.get_device(term)
+            code = body.auth_code
+            if known is None and code is None:
+                code = secrets.token_hex(8)
+            store.upsert_device(Device(term, auth_code=code, vehicle_id=body.vehicle_id))
+            stored = store.get_device(term)
+            assert stored is not None
+            return known is None, stored
+
+        created, device = await ctx.stores.run(upsert)
+        if ctx.device_changed is not None:
+            ctx.device_changed(device)
+        out = device_json(device, online=is_online(ctx, term), show_auth_code=True)
+        return JSONResponse(out, status_code=201 if created else 200)
+
+    @api.get("/devices/{terminal}/latest")
+    async def latest_position(terminal: str, who: viewer) -> dict[str, Any]:
+        """The newest valid fix (contracts section 6)."""
+        term = params.terminal(terminal)
+        await device_or_404(ctx, term)
+        found = await latest_of([term])
+        if term not in found:
+            raise ApiError(404, "no_position", f"device {term} has no position yet")
+        return {"terminal": term, **found[term]}
+
+    @api.get("/devices/{terminal}/track")
+    async def track(
+        terminal: str,
+        who: viewer,
+        from_: Annotated[str, Query(alias="from", description="ISO 8601 with offset")],
+        to: Annotated[str | None, Query(description="ISO 8601 with offset; default now")] = None,
+        max_points: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+        interval_s: Annotated[float | None, Query(gt=0, le=86_400 * 366)] = None,
+    ) -> list[dict[str, Any]]:
+        """Positions with from <= fix time <= to, in time order; optionally thinned to one per
+        `interval_s` and then to at most `max_points`."""
+        term = params.terminal(terminal)
+        start = params.time_ms(from_, "from")
+        end = params.time_ms(to, "to") if to is not None else ctx.clock_ms()
+        if end < start:
+            raise bad_request("to", "is before from")
+        await device_or_404(ctx, term)
+        interval_ms = None if interval_s is None else max(1, round(interval_s * 1000))
+        batch: PositionBatch = await ctx.stores.run(
+            lambda s: s.track(term, start, end + 1, max_points=max_points, interval_ms=interval_ms)
+        )
+        if len(batch) > ctx.max_track_points:
+            raise bad_request(
+                "max_points",
+                f"{len(batch)} positions in range, more than {ctx.max_track_points}:"
+                " pass max_points or interval_s, or narrow from/to",
+            )
+        return positions_json(batch)
+
+    @api.get("/vehicles/{vehicle_id}")
+    async def vehicle(vehicle_id: str, who: viewer) -> dict[str, Any]:
+        """The vehicle's devices, each with its latest position and connection state."""
+
+        def bound(store: Store) -> list[Device]:
+            found: list[Device] = []
+            while not found or len(found) % 1000 == 0:
+                after = found[-1].terminal if found else ""
+                page = store.find_devices(vehicle_id=vehicle_id, after=after, limit=1000)
+                if not page:
+                    break
+                found.extend(page)
+            return found
+
+        devices = await ctx.stores.run(bound)
+        if not devices:
+            raise not_found(f"no device is bound to vehicle {vehicle_id!r}")
+        return {
+            "vehicle_id": vehicle_id,
+            "devices": await devices_json(devices, with_latest=True, who=who),
+        }
+
+    return api

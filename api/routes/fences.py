@@ -1,0 +1,123 @@
+"""Fences: `/api/v1/fences` (contracts sections 3 and 6).
+
+A posted Feature or FeatureCollection is validated by the geofence package's own loader (errors
+name the feature and field), converted to WGS-84 when `crs` says it was drawn on a Chinese map
+(GCJ-02, BD-09), and stored by id: a fence with a known id replaces it. Every change bumps the
+store's fence-set version, which a running engine polls to reload.
+"""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.auth import Identity
+from api.context import ApiContext
+from api.errors import ApiError, bad_request, not_found
+from geofence import Crs, fences_to_geojson, load_fences
+from store import Store
+from store.fencerows import feature_collection
+from store.interface import FenceFeature, StoredFence
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def _crs(value: str | None) -> Crs:
+    if value is None:
+        return Crs.WGS84
+    try:
+        return Crs.parse(value)
+    except ValueError as exc:
+        raise bad_request("crs", str(exc)) from None
+
+
+async def _json_body(request: Request) -> Any:
+    size = 0
+    chunks: list[bytes] = []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, "too_large", f"body: more than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad_request("body", f"not valid JSON: {exc}") from None
+
+
+def _in_crs(stored: list[StoredFence], crs: Crs) -> list[dict[str, Any]]:
+    """Stored features, or the same fences converted to `crs` for a Chinese map."""
+    collection = feature_collection(stored)
+    if crs is Crs.WGS84:
+        features: list[dict[str, Any]] = collection["features"]
+        return features
+    converted: list[dict[str, Any]] = fences_to_geojson(load_fences(collection, name="store"), crs)[
+        "features"
+    ]
+    return converted
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["fences"])
+    viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
+    admin = Annotated[Identity, Depends(ctx.auth.admin)]
+    crs_query = Query(description="coordinates of the body or answer: wgs84, gcj02, bd09")
+
+    @api.post("/fences", status_code=201)
+    async def post_fences(
+        request: Request, who: admin, crs: Annotated[str | None, crs_query] = None
+    ) -> JSONResponse:
+        """Creates or replaces fences by id from a GeoJSON Feature or FeatureCollection."""
+        source = _crs(crs)
+        document = await _json_body(request)
+        fences = load_fences(document, crs=source, name="body")  # FenceError -> 400
+        if not fences:
+            raise bad_request("features", "no fence in the collection")
+        features = fences_to_geojson(fences)["features"]
+        rows = [
+            FenceFeature(f.id, str(f.kind), json.dumps(feature, ensure_ascii=False))
+            for f, feature in zip(fences, features, strict=True)
+        ]
+        version = await ctx.stores.run(lambda s: s.put_fences(rows, ctx.clock_ms()))
+        return JSONResponse({"version": version, "ids": [f.id for f in fences]}, 201)
+
+    @api.get("/fences")
+    async def list_fences(
+        who: viewer,
+        kind: Annotated[str | None, Query(pattern="^(hotspot|allowed_area|zone)$")] = None,
+        crs: Annotated[str | None, crs_query] = None,
+    ) -> dict[str, Any]:
+        """Every fence as a FeatureCollection, with the fence-set `version`."""
+        target = _crs(crs)
+
+        def read(store: Store) -> tuple[int, list[StoredFence]]:
+            return store.fences_version(), store.list_fences()
+
+        version, stored = await ctx.stores.run(read)
+        if kind is not None:
+            stored = [f for f in stored if f.kind == kind]
+        return {
+            "type": "FeatureCollection",
+            "version": version,
+            "features": _in_crs(stored, target),
+        }
+
+    @api.get("/fences/{fence_id}")
+    async def get_fence(
+        fence_id: str, who: viewer, crs: Annotated[str | None, crs_query] = None
+    ) -> dict[str, Any]:
+        target = _crs(crs)
+        stored = await ctx.stores.run(lambda s: s.get_fence(fence_id))
+        if stored is None:
+            raise not_found(f"no fence {fence_id!r}")
+        return _in_crs([stored], target)[0]
+
+    @api.delete("/fences/{fence_id}")
+    async def delete_fence(fence_id: str, who: admin) -> dict[str, Any]:
+        version = await ctx.stores.run(lambda s: s.delete_fence(fence_id, ctx.clock_ms()))
+        if version is None:
+            raise not_found(f"no fence {fence_id!r}")
+        return {"deleted": fence_id, "version": version}
+
+    return api

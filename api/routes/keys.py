@@ -1,0 +1,75 @@
+"""`/api/v1/keys` (admins manage keys; a key is shown once, at creation) and `/api/v1/me`.
+
+No `from __future__ import annotations` in route modules: FastAPI reads the dependency
+aliases built inside `router()` from the live annotations.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import NAME_PATTERN, Identity, Role, key_record, new_key
+from api.context import ApiContext
+from api.errors import ApiError, not_found
+from api.views import iso
+from store.interface import ApiKey
+
+
+class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN.pattern, description="letters, digits, . _ @ -")
+    role: Role
+
+
+def _key_json(key: ApiKey) -> dict[str, Any]:
+    return {
+        "name": key.name,
+        "role": key.role,
+        "prefix": key.prefix,
+        "created": iso(key.created_ms),
+    }
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["keys"])
+    admin = Annotated[Identity, Depends(ctx.auth.admin)]
+    viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
+
+    @api.get("/me")
+    async def me(who: viewer) -> dict[str, str]:
+        """The calling key's name and role."""
+        return {"name": who.name, "role": who.role.value}
+
+    @api.post("/keys", status_code=201)
+    async def create_key(body: NewKey, who: admin) -> JSONResponse:
+        """Creates a key; the response is the only time the key itself is shown."""
+        key = new_key()
+        record = key_record(body.name, body.role, key, ctx.clock_ms())
+        if not await ctx.stores.run(lambda s: s.create_api_key(record)):
+            raise ApiError(409, "conflict", f"name: a key named {body.name!r} exists")
+        return JSONResponse({**_key_json(record), "key": key}, status_code=201)
+
+    @api.get("/keys")
+    async def list_keys(who: admin) -> dict[str, Any]:
+        keys = await ctx.stores.run(lambda s: s.list_api_keys())
+        return {"keys": [_key_json(k) for k in keys]}
+
+    @api.delete("/keys/{name}")
+    async def delete_key(name: Annotated[str, Path(max_length=64)], who: admin) -> dict[str, str]:
+        """Revokes a key at once; the last admin key cannot be deleted."""
+        keys = await ctx.stores.run(lambda s: s.list_api_keys())
+        found = next((k for k in keys if k.name == name), None)
+        if found is None:
+            raise not_found(f"no key named {name!r}")
+        if found.role == Role.ADMIN and sum(k.role == Role.ADMIN for k in keys) == 1:
+            raise ApiError(
+                409, "last_admin", f"{name!r} is the last admin key: create another first"
+            )
+        if not await ctx.stores.run(lambda s: s.delete_api_key(name)):
+            raise not_found(f"no key named {name!r}")
+        return {"deleted": name}
+
+    return api

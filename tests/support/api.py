@@ -1,0 +1,174 @@
+"""An API over a real store for tests: the app, an admin key, keys of each role, store access.
+
+httpx drives the app in process (ASGITransport). `api_under_test` runs it in a background event
+loop behind a blocking client, as plain tests like; `async_api_under_test` runs it in the
+test's own loop, beside a gateway the test starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio.from_thread
+import httpx
+import numpy as np
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from api.app import create_app
+from api.auth import ensure_admin_key
+from api.context import ApiContext, CommandSender
+from api.stores import StoreAccess
+from positions import PositionBatch
+from store import Device, Store, migrate, open_store
+
+
+class BlockingClient:
+    """The app's lifespan and an httpx client in a background event loop, called blockingly."""
+
+    def __init__(self, app: FastAPI, portal: anyio.from_thread.BlockingPortal) -> None:
+        self._portal = portal
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api"
+        )
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = self._portal.call(
+            partial(self._client.request, method, url, **kwargs)
+        )
+        return response
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
+
+    def close(self) -> None:
+        self._portal.call(self._client.aclose)
+
+
+@contextlib.contextmanager
+def blocking_client(app: FastAPI) -> Iterator[BlockingClient]:
+    with anyio.from_thread.start_blocking_portal() as portal:
+        lifespan = app.router.lifespan_context(app)
+        portal.call(lifespan.__aenter__)
+        client = BlockingClient(app, portal)
+        try:
+            yield client
+        finally:
+            client.close()
+            portal.call(lifespan.__aexit__, None, None, None)
+
+
+@dataclass
+class ApiUnderTest:
+    client: Any  # BlockingClient or httpx.AsyncClient
+    context: ApiContext
+    url: str | None
+    data_dir: Path
+    admin_key: str
+    changed: list[Device] = field(default_factory=list)
+
+    def store(self) -> Store:
+        return open_store(self.url, self.data_dir)
+
+    def auth(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return self.auth(self.admin_key)
+
+    def key(self, role: str, name: str | None = None) -> dict[str, str]:
+        """Headers with a new key of that role, created through the API (blocking client)."""
+        answer = self.client.post(
+            "/api/v1/keys", json={"name": name or f"k-{role}", "role": role}, headers=self.admin
+        )
+        assert answer.status_code == 201, answer.text
+        return self.auth(answer.json()["key"])
+
+    def write(self, terminal: str, rows: list[dict[str, Any]]) -> None:
+        """Stores positions of one terminal: dicts of PositionBatch columns (`time_ms` needed)."""
+        names = {name for row in rows for name in row} | {"recv_ms", "status"}
+        defaults = [{"recv_ms": r["time_ms"] + 500, "status": 3} for r in rows]
+        columns = {
+            name: [row.get(name, d.get(name, 0)) for row, d in zip(rows, defaults, strict=True)]
+            for name in names
+        }
+        columns["device"] = [0] * len(rows)
+        batch = PositionBatch.from_columns({k: np.asarray(v) for k, v in columns.items()})
+        store = self.store()
+        try:
+            store.write_positions(batch, [terminal])
+        finally:
+            store.close()
+
+
+def _build(
+    url: str | None,
+    data_dir: Path,
+    send_command: CommandSender | None,
+    online: Callable[[str], bool] | None,
+    max_track_points: int,
+) -> tuple[FastAPI, ApiContext, str, list[Device]]:
+    migrate(url, data_dir)
+    store = open_store(url, data_dir)
+    try:
+        admin_key = ensure_admin_key(store, None)
+    finally:
+        store.close()
+    assert admin_key is not None
+    changed: list[Device] = []
+    context = ApiContext(
+        stores=StoreAccess(lambda: open_store(url, data_dir), threads=2),
+        send_command=send_command,
+        online=online or (lambda terminal: terminal.endswith("1")),
+        device_changed=changed.append,
+        max_track_points=max_track_points,
+    )
+    app = create_app(registry=CollectorRegistry(), ready=lambda: True, context=context)
+    return app, context, admin_key, changed
+
+
+def api_under_test(
+    url: str | None,
+    data_dir: Path,
+    *,
+    send_command: CommandSender | None = None,
+    online: Callable[[str], bool] | None = None,
+    max_track_points: int = 100_000,
+) -> Iterator[ApiUnderTest]:
+    """Migrates the store, bootstraps an admin key and serves the app to a blocking client."""
+    app, context, admin_key, changed = _build(url, data_dir, send_command, online, max_track_points)
+    with blocking_client(app) as client:
+        yield ApiUnderTest(client, context, url, data_dir, admin_key, changed)
+
+
+@contextlib.asynccontextmanager
+async def async_api_under_test(
+    url: str | None,
+    data_dir: Path,
+    *,
+    send_command: CommandSender | None = None,
+    online: Callable[[str], bool] | None = None,
+) -> AsyncIterator[ApiUnderTest]:
+    """The same, served to an httpx.AsyncClient in the running event loop."""
+    app, context, admin_key, changed = _build(url, data_dir, send_command, online, 100_000)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://api") as client,
+    ):
+        yield ApiUnderTest(client, context, url, data_dir, admin_key, changed)
