@@ -1,4 +1,5 @@
-"""Process wiring for `lienwatch serve` (and `demo`): settings → store, journal, gateway.
+"""Process wiring for `lienwatch serve` (and `demo`): settings → store, journal, gateway,
+live detection and alert fan-out (lienwatch.alerting), the HTTP API.
 
 The one place that knows every part; the parts only know what they are handed.
 """
@@ -17,12 +18,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from alerts.delivery.hub import AlertHub
 from api.app import create_app
+from api.auth import ensure_admin_key
+from api.context import ApiContext
+from api.routes.alerts import alerts_router
 from api.server import ApiServer
+from api.stores import StoreAccess
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
+from lienwatch.alerting import Alerting, start_alerting
 from lienwatch.settings import Settings
-from store import Store, migrate, open_store
+from pipeline.thresholds import RuleBook
+from store import Device, Store, migrate, open_store
 
 log = logging.getLogger("lienwatch")
 
@@ -83,37 +91,70 @@ class Services:
     settings: Settings
     journal: Journal
     gateway: Gateway
+    alerting: Alerting
     gateway_address: tuple[str, int]
     api_address: tuple[str, int]
+    # The admin key to show: the one handed to start_services, or one created at this start.
+    admin_key: str | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def hub(self) -> AlertHub:
+        return self.alerting.hub
 
     def store_factory(self) -> Store:
         return open_store(self.settings.database_url, self.settings.data_dir)
 
     async def close(self) -> None:
+        """API first, then the gateway (acknowledging what it read), then the alert side."""
         for closer in reversed(self.closers):
             with contextlib.suppress(Exception):
                 await closer()
         await self.gateway.stop()
+        await self.alerting.close()
         self.journal.close()
 
 
-async def start_services(settings: Settings) -> Services:
-    """Migrates the store, opens the journal (replaying what was not drained) and starts the
-    gateway; returns once it listens."""
+def _bootstrap_key(store: Store, settings: Settings, given: str | None) -> str | None:
+    """The admin key to print: `given` (stored as an admin key), else the configured one is
+    made sure of, else a new one when the store has no admin key yet."""
+    if given is not None:
+        ensure_admin_key(store, given)
+        return given
+    return ensure_admin_key(store, settings.admin_api_key)
+
+
+async def start_services(
+    settings: Settings, *, rules: RuleBook | None = None, admin_key: str | None = None
+) -> Services:
+    """Migrates the store, opens the journal (replaying what was not drained), starts the alert
+    side, the gateway and the API; returns once both listen."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     files = raise_open_files_limit()
     if files < 20_000:
         log.warning("only %d open files allowed: that many connections at most", files)
     await asyncio.to_thread(migrate, settings.database_url, settings.data_dir)
-    journal = Journal(settings.data_dir / "journal", max_bytes=settings.journal_max_bytes)
-    if journal.depth_bytes:
-        log.info("journal holds %d bytes not yet stored: replaying", journal.depth_bytes)
-    host, port = settings.jt808_address
 
     def store_factory() -> Store:
         return open_store(settings.database_url, settings.data_dir)
 
+    def bootstrap() -> str | None:
+        store = store_factory()
+        try:
+            return _bootstrap_key(store, settings, admin_key)
+        finally:
+            store.close()
+
+    shown_key = await asyncio.to_thread(bootstrap)
+    journal = Journal(settings.data_dir / "journal", max_bytes=settings.journal_max_bytes)
+    if journal.depth_bytes:
+        log.info("journal holds %d bytes not yet stored: replaying", journal.depth_bytes)
+    try:
+        alerting = start_alerting(settings, store_factory, rules)
+    except BaseException:
+        journal.close()
+        raise
+    host, port = settings.jt808_address
     gateway = Gateway(
         GatewayConfig(
             host=host,
@@ -126,21 +167,46 @@ async def start_services(settings: Settings) -> Services:
         ),
         journal=journal,
         store_factory=store_factory,
+        on_positions=alerting.on_positions,
     )
-    address = await gateway.start()
+    try:
+        address = await gateway.start()
+    except BaseException:
+        await alerting.close()
+        journal.close()
+        raise
+    alerting.start_watching()
+
+    def device_changed(device: Device) -> None:
+        gateway.registry.put(device)  # the gateway checks the new auth code at once
+        alerting.devices_changed()
+
+    stores = StoreAccess(store_factory)
+    context = ApiContext(
+        stores=stores,
+        send_command=gateway.send_command,
+        online=lambda terminal: terminal in gateway.sessions,
+        device_changed=device_changed,
+    )
+    context.extra_routers.append(
+        alerts_router(stores, alerting.hub, context.auth.viewer, act=context.auth.officer)
+    )
     api_host, api_port = settings.api_address
     api = ApiServer(
-        create_app(registry=gateway.metrics.registry, ready=lambda: not gateway.reading_paused),
+        create_app(
+            registry=gateway.metrics.registry,
+            ready=lambda: not gateway.reading_paused,
+            context=context,
+        ),
         api_host,
         api_port,
     )
+    services = Services(settings, journal, gateway, alerting, address, ("", 0), shown_key)
     try:
-        api_address = await api.start()
+        services.api_address = await api.start()
     except BaseException:
-        await gateway.stop()
-        journal.close()
+        await services.close()
         raise
-    services = Services(settings, journal, gateway, address, api_address)
     services.closers.append(api.stop)
     return services
 
@@ -176,6 +242,8 @@ async def serve(settings: Settings) -> None:
     print(f"lienwatch: JT808 gateway listening on {host}:{port}", flush=True)
     api_host, api_port = services.api_address
     print(f"lienwatch: API listening on http://{api_host}:{api_port}", flush=True)
+    if services.admin_key is not None:  # created at this start: shown once, stored hashed
+        print(f"lienwatch: admin API key (shown once): {services.admin_key}", flush=True)
     try:
         await wait_for_stop()
     finally:

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     # Alerts a live-stream client may fall behind by before it is dropped.
     alert_stream_queue: int = Field(default=1000, ge=1)
+    # Live detection beside the gateway; off for a gateway that only stores positions.
+    detect: bool = True
+    # RULES.toml with threshold overrides (docs/rules.md); the defaults when unset.
+    rules_file: Path | None = None
+    # How often the running engine looks for fence and device changes made through the API
+    # or by another process.
+    reload_interval_s: float = Field(default=2.0, gt=0)
 
     @field_validator("jt808_listen", "api_listen")
     @classmethod

@@ -1,0 +1,157 @@
+"""The live alert side of one process: detector, recorder, fan-out sinks and their reloads.
+
+Positions reach the `LiveDetector` from the gateway after each journal commit; alerts it raises
+are stored by the `AlertRecorder` and then handed to every sink (the in-process hub behind the
+WebSocket stream, Redis, MQTT, webhooks). Fences and device bindings are read from the store at
+start and again whenever they change (the API tells at once; a watcher also polls, for changes
+made by another process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from alerts.delivery.fanout import Fanout
+from alerts.delivery.hub import AlertHub
+from alerts.delivery.mqtt_sink import MqttPublisher
+from alerts.delivery.recorder import AlertRecorder
+from alerts.delivery.redis_sink import RedisPublisher
+from alerts.delivery.sink import AlertSink
+from alerts.delivery.webhooks import WebhookDeliverer, WebhookPolicy
+from geofence import Fence, load_fences
+from lienwatch.settings import Settings
+from pipeline.live import LiveDetector, fleet_from_devices
+from pipeline.thresholds import RuleBook, parse_rules
+from store import Store
+from store.fencerows import feature_collection
+
+log = logging.getLogger("lienwatch.alerting")
+
+
+def load_rules(settings: Settings) -> RuleBook:
+    """RULES.toml named by the settings, or the defaults."""
+    path = settings.rules_file
+    if path is None:
+        return RuleBook()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read rules file: {exc}") from exc
+    return parse_rules(data, str(path))
+
+
+def stored_fences(store: Store) -> list[Fence]:
+    return load_fences(feature_collection(store.list_fences()), name="stored fences")
+
+
+@dataclass(slots=True)
+class Alerting:
+    """The running alert side; `on_positions` goes to the gateway."""
+
+    hub: AlertHub
+    fanout: Fanout
+    detector: LiveDetector | None
+    webhooks: WebhookDeliverer | None
+    store_factory: Callable[[], Store]
+    reload_interval_s: float
+    fences_version: int = -1
+    _watcher: asyncio.Task[None] | None = None
+    _fleet_dirty: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def on_positions(self) -> Callable[..., None] | None:
+        return self.detector.on_positions if self.detector is not None else None
+
+    def devices_changed(self) -> None:
+        """A device was provisioned or rebound: refresh the fleet soon (once per burst)."""
+        self._fleet_dirty.set()
+
+    def start_watching(self) -> None:
+        if self.detector is not None:
+            self._watcher = asyncio.create_task(self._watch(), name="alerting-reload")
+
+    async def _watch(self) -> None:
+        """Applies fence and device changes to the running engine."""
+        detector = self.detector
+        assert detector is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._fleet_dirty.wait(), self.reload_interval_s)
+            refresh_fleet = self._fleet_dirty.is_set()
+            self._fleet_dirty.clear()
+            try:
+                await asyncio.to_thread(self._reload, detector, refresh_fleet)
+            except Exception as exc:  # the store is down: the engine keeps what it has
+                log.warning("cannot reload fences and devices: %s", exc)
+
+    def _reload(self, detector: LiveDetector, refresh_fleet: bool) -> None:
+        store = self.store_factory()
+        try:
+            version = store.fences_version()
+            if version != self.fences_version:
+                detector.set_fences(stored_fences(store))
+                log.info("fences reloaded (version %d)", version)
+                self.fences_version = version
+            if refresh_fleet:
+                detector.set_fleet(fleet_from_devices(store.list_devices()))
+        finally:
+            store.close()
+
+    async def close(self) -> None:
+        """After the gateway stopped: the engine finishes what it was given, then the sinks."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self.detector is not None:
+            await asyncio.to_thread(self.detector.stop)
+        await self.fanout.aclose()  # closes every sink, the webhook thread included
+
+
+def start_alerting(
+    settings: Settings, store_factory: Callable[[], Store], rules: RuleBook | None = None
+) -> Alerting:
+    """Builds and starts the sinks and, unless detection is off, the live detector. Runs on the
+    event loop (the fan-out's tasks live there) and reads the store once: call it at start-up."""
+    hub = AlertHub(max_queue=settings.alert_stream_queue)
+    sinks: list[AlertSink] = [hub]
+    if settings.redis_url:
+        sinks.append(RedisPublisher(settings.redis_url))
+    if settings.mqtt_url:
+        sinks.append(MqttPublisher(settings.mqtt_url))
+    webhooks = None
+    if settings.webhooks:
+        webhooks = WebhookDeliverer(
+            store_factory,
+            WebhookPolicy(
+                secret=settings.webhook_secret,
+                max_attempts=settings.webhook_max_attempts,
+                timeout_s=settings.webhook_timeout_s,
+            ),
+        )
+        webhooks.start()
+        sinks.append(webhooks)
+    fanout = Fanout(sinks)
+    fanout.start()
+    alerting = Alerting(hub, fanout, None, webhooks, store_factory, settings.reload_interval_s)
+    if settings.detect:
+        recorder = AlertRecorder(
+            store_factory, fanout.publish_threadsafe, webhook_urls=settings.webhooks
+        )
+        store = store_factory()
+        try:
+            fleet = fleet_from_devices(store.list_devices())
+            fences = stored_fences(store)
+            alerting.fences_version = store.fences_version()
+        finally:
+            store.close()
+        detector = LiveDetector(
+            recorder, fleet=fleet, fences=fences, rules=rules or load_rules(settings)
+        )
+        detector.start()
+        alerting.detector = detector
+    return alerting
