@@ -193,6 +193,8 @@ class Fleet:
         self.handshakes: list[Handshake | None] = [None] * n
         self.lon = rng.uniform(113.0, 122.0, n)
         self.lat = rng.uniform(22.0, 32.0, n)
+        self.speed_kmh = rng.uniform(0.0, 90.0, n)
+        self.course = rng.uniform(0.0, 360.0, n)
         self.mileage = rng.integers(0, 10**6, n)
         self.inbox: list[tuple[int, float, bytes]] = []  # (device, received at, bytes)
         self.latency_parts: list[F64] = []
@@ -300,8 +302,17 @@ class Fleet:
         self.overrun += int((flat[slot] > 0).sum())
         flat[slot] = sched
         rng = np.random.default_rng(int(sched[0] * 1000) & 0xFFFFFFFF)
-        self.lon[devices] += rng.normal(0, 2e-4, n)
-        self.lat[devices] += rng.normal(0, 2e-4, n)
+        # Each report moves its car one second (of data time) at its speed and heading, both
+        # drifting: plausible tracks, so the live rules see driving, not GPS jumps.
+        self.course[devices] = (self.course[devices] + rng.normal(0.0, 15.0, n)) % 360.0
+        speed = np.clip(self.speed_kmh[devices] + rng.normal(0.0, 5.0, n), 0.0, 90.0)
+        self.speed_kmh[devices] = speed
+        heading = np.radians(self.course[devices])
+        step_m = speed / 3.6
+        self.lat[devices] += step_m * np.cos(heading) / 110_540.0
+        self.lon[devices] += (
+            step_m * np.sin(heading) / (111_320.0 * np.cos(np.radians(self.lat[devices])))
+        )
         self.mileage[devices] += 1
         cols = {
             "serial": serial & 0xFFFF,
@@ -311,8 +322,8 @@ class Fleet:
             # store keys positions by (device, fix time), and a tracker never sends two fixes
             # with the same time, so every report must become its own row.
             "time_ms": wall0_ms + serial * 1000,
-            "speed_kmh": rng.uniform(0, 90, n).round(1),
-            "course": rng.integers(0, 360, n),
+            "speed_kmh": speed.round(1),
+            "course": self.course[devices].astype(np.int64),
             "mileage": self.mileage[devices],
         }
         frames = (
