@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from alerts.delivery.fanout import Fanout
 from alerts.delivery.hub import AlertHub
@@ -110,6 +114,48 @@ class Alerting:
         if self.detector is not None:
             await asyncio.to_thread(self.detector.stop)
         await self.fanout.aclose()  # closes every sink, the webhook thread included
+
+
+class AlertingCollector(Collector):
+    """The detector's and the sinks' counters on /metrics, read when scraped."""
+
+    def __init__(self, alerting: Alerting, registry: CollectorRegistry) -> None:
+        self._alerting = alerting
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        detector = self._alerting.detector
+        if detector is not None:
+            stats = detector.stats
+            for name, value, doc in (
+                ("positions", stats.positions, "Positions handed to the live detector"),
+                ("dropped_positions", stats.dropped_positions, "Positions left out of detection"),
+                ("engine_errors", stats.errors, "Engine steps that failed (logged)"),
+            ):
+                yield CounterMetricFamily(f"lienwatch_detector_{name}", doc, value=value)
+            raised = CounterMetricFamily(
+                "lienwatch_alerts_raised", "Alerts raised by the live engine", labels=["type"]
+            )
+            for alert_type, count in sorted(stats.by_type.items()):
+                raised.add_metric([alert_type], count)
+            yield raised
+            yield GaugeMetricFamily(
+                "lienwatch_alerts_unsaved", "Alerts waiting for the store", value=stats.unsaved
+            )
+        delivered = CounterMetricFamily(
+            "lienwatch_alert_deliveries", "Alerts delivered, by sink", labels=["sink"]
+        )
+        pending = GaugeMetricFamily(
+            "lienwatch_alert_sink_pending", "Alerts waiting for a sink", labels=["sink"]
+        )
+        failing = GaugeMetricFamily(
+            "lienwatch_alert_sink_failing", "1 while a sink is failing", labels=["sink"]
+        )
+        for status in self._alerting.fanout.status():
+            delivered.add_metric([status.name], status.delivered)
+            pending.add_metric([status.name], status.pending)
+            failing.add_metric([status.name], 1 if status.failing else 0)
+        yield from (delivered, pending, failing)
 
 
 def start_alerting(

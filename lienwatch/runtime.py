@@ -27,7 +27,7 @@ from api.server import ApiServer
 from api.stores import StoreAccess
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
-from lienwatch.alerting import Alerting, start_alerting
+from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
 from lienwatch.settings import Settings
 from pipeline.thresholds import RuleBook
 from store import Device, Store, migrate, open_store
@@ -176,6 +176,7 @@ async def start_services(
         journal.close()
         raise
     alerting.start_watching()
+    AlertingCollector(alerting, gateway.metrics.registry)
 
     def device_changed(device: Device) -> None:
         gateway.registry.put(device)  # the gateway checks the new auth code at once

@@ -64,6 +64,9 @@ async def test_a_power_cut_is_stored_streamed_and_acknowledged_and_a_new_fence_a
                 assert streamed["state"] == "open"
             (stored,) = await wait_for(http, "type=power_cut&vehicle_id=VIN-81")
             assert stored["id"] == streamed["id"]
+            metrics = (await http.get("/metrics")).text
+            assert 'lienwatch_alerts_raised_total{type="power_cut"} 1.0' in metrics
+            assert 'lienwatch_alert_deliveries_total{sink="' in metrics
             acked = await http.post(f"/api/v1/alerts/{stored['id']}/acknowledge", json={})
             assert acked.status_code == 200, acked.text
             assert acked.json()["state"] == "acknowledged"
