@@ -10,6 +10,7 @@ from typing import Any
 
 from alerts.lifecycle import AlertState, StoredAlert, alert_text
 from alerts.model import Alert, AlertType
+from store.interface import WebhookDelivery, WebhookState
 
 # The incident key: type, vehicle, device (terminal), fence ('' for none), data time in ms.
 IncidentKey = tuple[str, str, str, str, int]
@@ -100,3 +101,20 @@ def check_page(after_id: int, limit: int) -> None:
         raise ValueError("after_id must be >= 0")
     if limit < 1:
         raise ValueError("limit must be >= 1")
+
+
+def webhook_from_row(row: Sequence[Any]) -> WebhookDelivery:
+    """An outbox row in `_WEBHOOK_FIELDS` order (both adapters select the same columns)."""
+    did, alert_id, url, body, state, attempts, next_ms, created, updated, error = row
+    return WebhookDelivery(
+        id=int(did),
+        alert_id=int(alert_id),
+        url=url,
+        body=bytes(body),
+        state=WebhookState(state),
+        attempts=int(attempts),
+        next_attempt_ms=int(next_ms),
+        created_ms=int(created),
+        updated_ms=int(updated),
+        last_error=error,
+    )

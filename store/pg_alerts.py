@@ -21,6 +21,7 @@ from store.alert_rows import (
     incident_key,
     stored_from_row,
     webhook_body,
+    webhook_from_row,
 )
 from store.interface import AlertNotFoundError, AlertsAdded, WebhookDelivery, WebhookState
 
@@ -204,7 +205,7 @@ def claim_webhooks(conn: Conn, now_ms: int, limit: int, lease_ms: int) -> list[W
         """,
         (now_ms + lease_ms, now_ms, limit),
     ).fetchall()
-    return sorted((_delivery(row) for row in rows), key=lambda d: d.id)
+    return sorted((webhook_from_row(row) for row in rows), key=lambda d: d.id)
 
 
 def finish_webhook_attempt(
@@ -234,20 +235,4 @@ def list_webhooks(conn: Conn, alert_id: int | None) -> list[WebhookDelivery]:
     rows = conn.execute(
         f"SELECT {_WEBHOOK_FIELDS} FROM webhook_outbox {where} ORDER BY id", params
     ).fetchall()
-    return [_delivery(row) for row in rows]
-
-
-def _delivery(row: Sequence[Any]) -> WebhookDelivery:
-    did, alert_id, url, body, state, attempts, next_ms, created, updated, error = row
-    return WebhookDelivery(
-        id=int(did),
-        alert_id=int(alert_id),
-        url=url,
-        body=bytes(body),
-        state=WebhookState(state),
-        attempts=int(attempts),
-        next_attempt_ms=int(next_ms),
-        created_ms=int(created),
-        updated_ms=int(updated),
-        last_error=error,
-    )
+    return [webhook_from_row(row) for row in rows]

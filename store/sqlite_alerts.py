@@ -19,6 +19,7 @@ from store.alert_rows import (
     incident_key,
     stored_from_row,
     webhook_body,
+    webhook_from_row,
 )
 from store.interface import AlertNotFoundError, AlertsAdded, WebhookDelivery, WebhookState
 
@@ -140,7 +141,7 @@ def claim_webhooks(
         [(lease_until, row[0]) for row in rows],
     )
     return sorted(
-        (_delivery((*row[:6], lease_until, *row[7:])) for row in rows), key=lambda d: d.id
+        (webhook_from_row((*row[:6], lease_until, *row[7:])) for row in rows), key=lambda d: d.id
     )
 
 
@@ -172,20 +173,4 @@ def list_webhooks(conn: sqlite3.Connection, alert_id: int | None) -> list[Webhoo
     rows = conn.execute(
         f"SELECT {_WEBHOOK_FIELDS} FROM webhook_outbox {where} ORDER BY id", params
     ).fetchall()
-    return [_delivery(row) for row in rows]
-
-
-def _delivery(row: Sequence[Any]) -> WebhookDelivery:
-    did, alert_id, url, body, state, attempts, next_ms, created, updated, error = row
-    return WebhookDelivery(
-        id=int(did),
-        alert_id=int(alert_id),
-        url=url,
-        body=bytes(body),
-        state=WebhookState(state),
-        attempts=int(attempts),
-        next_attempt_ms=int(next_ms),
-        created_ms=int(created),
-        updated_ms=int(updated),
-        last_error=error,
-    )
+    return [webhook_from_row(row) for row in rows]
