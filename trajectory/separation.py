@@ -178,7 +178,10 @@ class SeparationRule:
         prev_reached[1:] = reached[:-1]
         prev_reached = np.where(first_v, self.fired[veh] & carried_open, prev_reached)
         prev_reached &= in_run
-        opens = np.flatnonzero(reached & ~prev_reached)
+        # The run carried in may already have fired (by the timer, while these fixes waited
+        # for the watermark): it stays fired for all of its rows.
+        already = self.fired[veh] & carried_open & (run_ms == self.run_start_ms[veh])
+        opens = np.flatnonzero(reached & ~prev_reached & ~already)
         # The device and distance of each run's first apart evidence (carried if it began in
         # an earlier batch).
         # A run's first row: apart, starting at its own time, and the first such in its vehicle
@@ -201,7 +204,7 @@ class SeparationRule:
         lv = np.flatnonzero(last_of_device(veh))
         v = veh[lv]
         self.run_start_ms[v] = run_ms[lv]
-        self.fired[v] = reached[lv] | prev_reached[lv]
+        self.fired[v] = reached[lv] | prev_reached[lv] | already[lv]
         new_run = own[lv] & (run_ms[lv] >= 0)
         self.run_device[v] = np.where(new_run, dev[src[lv]], self.run_device[v])
         self.run_distance_m[v] = np.where(new_run, gap_m[src[lv]], self.run_distance_m[v])
