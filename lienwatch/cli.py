@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lienwatch.commands import bench, decode, fences, migrate, replay, serve, simulate
+from lienwatch.commands import bench, decode, demo, fences, migrate, replay, serve, simulate
 
 app = typer.Typer(
     name="lienwatch",
@@ -27,6 +27,7 @@ decode.register(app)
 replay.register(app)
 migrate.register(app)
 serve.register(app)
+demo.register(app)
 
 
 def main() -> None:
