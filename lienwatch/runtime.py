@@ -27,6 +27,7 @@ from api.server import ApiServer
 from api.stores import StoreAccess
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
+from ingest.mqtt_bridge import MqttBridge
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
 from lienwatch.settings import Settings
 from pipeline.thresholds import RuleBook
@@ -96,6 +97,7 @@ class Services:
     api_address: tuple[str, int]
     # The admin key to show: the one handed to start_services, or one created at this start.
     admin_key: str | None = None
+    mqtt: MqttBridge | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
@@ -106,11 +108,16 @@ class Services:
         return open_store(self.settings.database_url, self.settings.data_dir)
 
     async def close(self) -> None:
-        """API first, then the gateway (acknowledging what it read), then the alert side."""
+        """API first, then the gateway (acknowledging what it read, over MQTT too), then the
+        alert side."""
         for closer in reversed(self.closers):
             with contextlib.suppress(Exception):
                 await closer()
+        if self.mqtt is not None:
+            self.mqtt.stop_intake()
         await self.gateway.stop()
+        if self.mqtt is not None:
+            await self.mqtt.close()
         await self.alerting.close()
         self.journal.close()
 
@@ -204,6 +211,11 @@ async def start_services(
     )
     services = Services(settings, journal, gateway, alerting, address, ("", 0), shown_key)
     try:
+        if settings.mqtt_url:
+            services.mqtt = MqttBridge(
+                gateway, settings.mqtt_url, client_id=settings.mqtt_client_id
+            )
+            await services.mqtt.start()
         services.api_address = await api.start()
     except BaseException:
         await services.close()

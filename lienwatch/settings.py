@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     # Alerts a live-stream client may fall behind by before it is dropped.
     alert_stream_queue: int = Field(default=1000, ge=1)
+    # The gateway's MQTT client id (contracts section 5 topics), unique per gateway process;
+    # a random one when empty.
+    mqtt_client_id: str = ""
     # Live detection beside the gateway; off for a gateway that only stores positions.
     detect: bool = True
     # RULES.toml with threshold overrides (docs/rules.md); the defaults when unset.

@@ -1,5 +1,5 @@
 """Simulated trackers through the real Mosquitto broker, against a test subscriber that plays
-the platform (the server side of MQTT comes later)."""
+the platform (the gateway's own MQTT side: tests/e2e/test_serve_mqtt.py)."""
 
 from __future__ import annotations
 
