@@ -15,7 +15,7 @@ from starlette.requests import HTTPConnection
 
 from api.context import ApiContext
 from api.errors import bad_request, install_error_handlers
-from api.routes import commands, devices, fences, keys, pages
+from api.routes import commands, devices, fences, keys, loans, pages
 
 
 async def _sane_text(conn: HTTPConnection) -> None:
@@ -72,7 +72,7 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     if context is not None:
-        for module in (keys, devices, fences, commands):
+        for module in (keys, devices, fences, commands, loans):
             app.include_router(module.router(context))
         for extra in context.extra_routers:
             app.include_router(extra)

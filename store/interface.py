@@ -19,13 +19,15 @@ Meanings both adapters keep:
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Protocol
 
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
 from positions import PositionBatch
+from store.loan_model import Bucket, CaseAction, Loan, LoanState, Stage
 
 
 class StoreError(RuntimeError):
@@ -174,6 +176,34 @@ class CommandLog:
     issued_by: str
     request: str
     reply: str | None = None
+
+
+# -- loans and their case log ------------------------------------------------------------------
+
+
+class LoanNotFoundError(StoreError):
+    """No loan has that loan number."""
+
+
+class LoanExistsError(StoreError):
+    """A loan with that loan number is already stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoanFilter:
+    """`find_loans` filters; each one given must match. `bucket` needs `today` (the day the
+    days past due are counted on) and matches only loans that still have days past due."""
+
+    state: LoanState | None = None
+    bucket: Bucket | None = None
+    today: date | None = None
+    stage: Stage | None = None
+    vehicle_id: str | None = None
+    branch: str | None = None
+
+
+# The pure change `update_loan` applies under the row's lock (a `store.loan_model` function).
+LoanChange = Callable[[Loan], tuple[Loan, CaseAction]]
 
 
 class Store(Protocol):
@@ -340,6 +370,35 @@ class Store(Protocol):
 
     def list_commands(self, terminal: str, limit: int) -> list[QueuedCommand]:
         """The terminal's most recent commands, newest first."""
+        ...
+
+    # -- loans and their case log (store/loan_model.py gives the meaning) ---------------------
+
+    def create_loan(self, loan: Loan) -> Loan:
+        """Stores a new loan; returns it with its id. LoanExistsError when the number is taken."""
+        ...
+
+    def get_loan(self, loan_no: str) -> Loan | None: ...
+
+    def find_loans(self, where: LoanFilter, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
+        """Up to `limit` loans with id > after_id matching `where`, by id."""
+        ...
+
+    def update_loan(self, loan_no: str, change: LoanChange) -> tuple[Loan, CaseAction]:
+        """Applies `change` to the loan atomically (no other update interleaves) and appends
+        its log entry; returns both as stored. LoanNotFoundError, or what `change` raises
+        (then nothing is written)."""
+        ...
+
+    def loan_actions(
+        self, loan_no: str, *, after_id: int = 0, limit: int = 100
+    ) -> list[CaseAction]:
+        """The loan's log entries with id > after_id, oldest first."""
+        ...
+
+    def unmonitored_vehicle_ids(self) -> set[str]:
+        """Cars whose loans are all settled, disposed or written off (`loan_model.UNMONITORED`):
+        their trackers' alerts are to be muted. A car with no loan at all is not in it."""
         ...
 
     def close(self) -> None: ...

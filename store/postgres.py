@@ -37,7 +37,7 @@ import psycopg
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
 from positions import PositionBatch, empty_batch
-from store import pg_alerts, pg_copy
+from store import pg_alerts, pg_copy, pg_loans
 from store.alert_rows import check_page
 from store.interface import (
     AlertsAdded,
@@ -46,6 +46,8 @@ from store.interface import (
     CommandState,
     Device,
     FenceFeature,
+    LoanChange,
+    LoanFilter,
     PositionPage,
     QueuedCommand,
     SchemaError,
@@ -55,6 +57,7 @@ from store.interface import (
     WebhookDelivery,
     WriteResult,
 )
+from store.loan_model import CaseAction, Loan
 from store.migrate import PLAIN, latest_version
 from store.selection import last_seen_per_device, newest_valid_per_device, thin
 
@@ -714,6 +717,36 @@ class PostgresStore:
     def list_webhooks(self, alert_id: int | None = None) -> list[WebhookDelivery]:
         with self._guard("list webhooks") as conn:
             return pg_alerts.list_webhooks(conn, alert_id)
+
+    # -- loans and their case log (SQL in store/pg_loans.py) ---------------------------------
+
+    def create_loan(self, loan: Loan) -> Loan:
+        with self._guard("create loan") as conn, conn.transaction():
+            return pg_loans.create_loan(conn, loan)
+
+    def get_loan(self, loan_no: str) -> Loan | None:
+        with self._guard("get loan") as conn:
+            return pg_loans.get_loan(conn, loan_no)
+
+    def find_loans(self, where: LoanFilter, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
+        check_page(after_id, limit)
+        with self._guard("find loans") as conn:
+            return pg_loans.find_loans(conn, where, after_id, limit)
+
+    def update_loan(self, loan_no: str, change: LoanChange) -> tuple[Loan, CaseAction]:
+        with self._guard("update loan") as conn, conn.transaction():
+            return pg_loans.update_loan(conn, loan_no, change)
+
+    def loan_actions(
+        self, loan_no: str, *, after_id: int = 0, limit: int = 100
+    ) -> list[CaseAction]:
+        check_page(after_id, limit)
+        with self._guard("loan actions") as conn:
+            return pg_loans.loan_actions(conn, loan_no, after_id, limit)
+
+    def unmonitored_vehicle_ids(self) -> set[str]:
+        with self._guard("unmonitored vehicles") as conn:
+            return pg_loans.unmonitored_vehicle_ids(conn)
 
 
 def _command(row: tuple[Any, ...]) -> QueuedCommand:

@@ -20,7 +20,7 @@ import numpy as np
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
 from positions import COLUMNS, PositionBatch, empty_batch
-from store import sqlite_alerts
+from store import sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
 from store.interface import (
     AlertsAdded,
@@ -29,6 +29,8 @@ from store.interface import (
     CommandState,
     Device,
     FenceFeature,
+    LoanChange,
+    LoanFilter,
     PositionPage,
     QueuedCommand,
     SchemaError,
@@ -37,6 +39,7 @@ from store.interface import (
     WebhookDelivery,
     WriteResult,
 )
+from store.loan_model import CaseAction, Loan
 from store.migrate import latest_version, migrate_sqlite
 from store.selection import last_seen_per_device, newest_valid_per_device, thin
 
@@ -506,6 +509,44 @@ class SqliteStore:
             return sqlite_alerts.list_webhooks(self._conn, alert_id)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: list webhooks: {exc}") from exc
+
+    # -- loans and their case log (SQL in store/sqlite_loans.py) -----------------------------
+
+    def create_loan(self, loan: Loan) -> Loan:
+        with self._transaction("create loan") as conn:
+            return sqlite_loans.create_loan(conn, loan)
+
+    def get_loan(self, loan_no: str) -> Loan | None:
+        try:
+            return sqlite_loans.get_loan(self._conn, loan_no)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: get loan: {exc}") from exc
+
+    def find_loans(self, where: LoanFilter, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
+        check_page(after_id, limit)
+        try:
+            return sqlite_loans.find_loans(self._conn, where, after_id, limit)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: find loans: {exc}") from exc
+
+    def update_loan(self, loan_no: str, change: LoanChange) -> tuple[Loan, CaseAction]:
+        with self._transaction("update loan") as conn:
+            return sqlite_loans.update_loan(conn, loan_no, change)
+
+    def loan_actions(
+        self, loan_no: str, *, after_id: int = 0, limit: int = 100
+    ) -> list[CaseAction]:
+        check_page(after_id, limit)
+        try:
+            return sqlite_loans.loan_actions(self._conn, loan_no, after_id, limit)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: loan actions: {exc}") from exc
+
+    def unmonitored_vehicle_ids(self) -> set[str]:
+        try:
+            return sqlite_loans.unmonitored_vehicle_ids(self._conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: unmonitored vehicles: {exc}") from exc
 
 
 def _rows(columns: dict[str, Any]) -> Iterator[tuple[Any, ...]]:

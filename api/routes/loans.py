@@ -1,0 +1,334 @@
+"""Loans on the collateral cars and their post-loan work: `/api/v1/loans...`.
+
+Admins create loans; viewers read them (with days past due and the bucket for today, the car's
+devices and its unresolved alerts); officers record payments, move the loan's state and log
+collection actions, each entry in the loan's append-only log with the key's name as the actor.
+The meaning (allowed moves, DPD, stages) is `store.loan_model`'s; the store applies each change
+atomically.
+
+No `from __future__ import annotations`: FastAPI reads the dependency aliases built inside
+`router()` from the live annotations.
+"""
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.requests import Request
+
+from alerts.lifecycle import AlertState, StoredAlert
+from api.auth import Identity, Role
+from api.context import ApiContext
+from api.errors import ApiError, bad_request, not_found
+from api.loan_views import action_json, loan_json, local_date
+from api.routes.lookup import is_online
+from api.views import device_json, position_json
+from store import Device, Store
+from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
+from store.loan_model import (
+    Bucket,
+    CaseAction,
+    Channel,
+    Loan,
+    LoanClosedError,
+    LoanState,
+    LoanTransitionError,
+    Outcome,
+    PaymentError,
+    Stage,
+    apply_payment,
+    log_collection,
+    new_loan,
+    paid_through_after,
+    transition,
+)
+
+_E = TypeVar("_E", LoanState, Stage)
+_LOAN_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ID_TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
+_MAX_ID = 2**63 - 1
+_MAX_LISTED = 1000  # devices and alerts shown with one loan
+
+
+def _text(value: str | None) -> str | None:
+    """Free text the databases can hold: no control characters, valid UTF-8, not blank."""
+    if value is None:
+        return None
+    if any((ord(c) < 0x20 and c not in "\t\n") or ord(c) == 0x7F for c in value):
+        raise ValueError("must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8") from None
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+class NewLoan(BaseModel):
+    """POST body: a loan on one car (`vehicle_id`, as devices are bound to it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loan_no: str = Field(pattern=_LOAN_NO.pattern, description="letters, digits, . _ -")
+    borrower_name: str = Field(min_length=1, max_length=200)
+    vehicle_id: str = Field(min_length=1, max_length=64, pattern=_ID_TEXT)
+    principal: Decimal = Field(gt=0, max_digits=16, decimal_places=2)
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    start_date: date
+    due_day: int = Field(ge=1, le=28, description="day of the month installments fall due")
+    grace_days: int = Field(default=0, ge=0, le=365)
+    paid_through: date | None = None
+    branch: str | None = Field(default=None, min_length=1, max_length=64, pattern=_ID_TEXT)
+
+    clean_name = field_validator("borrower_name")(_text)
+
+
+class Payment(BaseModel):
+    """POST body: the new paid-through date, or how many more installments were paid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paid_through: date | None = None
+    installments: int | None = Field(default=None, ge=1, le=600)
+    note: str | None = Field(default=None, max_length=2000)
+
+    clean_note = field_validator("note")(_text)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Payment":
+        if (self.paid_through is None) == (self.installments is None):
+            raise ValueError("give exactly one of paid_through and installments")
+        return self
+
+
+class Move(BaseModel):
+    """POST body: the state to move the loan to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: LoanState
+    note: str | None = Field(default=None, max_length=2000)
+
+    clean_note = field_validator("note")(_text)
+
+
+class Action(BaseModel):
+    """POST body: one collection step taken on the case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Stage
+    channel: Channel
+    outcome: Outcome
+    note: str | None = Field(default=None, max_length=2000)
+
+    clean_note = field_validator("note")(_text)
+
+
+def loan_number(value: str) -> str:
+    if not _LOAN_NO.match(value):
+        raise bad_request("loan_no", f"{value!r} is not a loan number (letters, digits, . _ -)")
+    return value
+
+
+def bucket_param(value: str) -> Bucket:
+    """`M0`..`M4+`; a `+` typed into a URL arrives as a space, and `M4` means `M4+`."""
+    text = value.strip().upper()
+    if text == "M4":
+        text = "M4+"
+    try:
+        return Bucket(text)
+    except ValueError:
+        raise bad_request("bucket", f"{value!r} is not one of M0, M1, M2, M3, M4+") from None
+
+
+def _enum_param(kind: type[_E], value: str, field: str) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise bad_request(field, f"{value!r} is not one of {allowed}") from None
+
+
+def _paged(request: Request, items: list[dict[str, Any]], limit: int) -> JSONResponse:
+    """A JSON array; a full page carries `X-Next-After-Id` and a `Link: rel="next"`."""
+    headers: dict[str, str] = {}
+    if items and len(items) == limit:
+        cursor = str(items[-1]["id"])
+        headers["X-Next-After-Id"] = cursor
+        following = {k: v for k, v in request.query_params.items() if k != "after_id"}
+        following["after_id"] = cursor
+        headers["Link"] = f'<{request.url.path}?{urlencode(following)}>; rel="next"'
+    return JSONResponse(items, headers=headers)
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["loans"])
+    viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
+    officer = Annotated[Identity, Depends(ctx.auth.officer)]
+    admin = Annotated[Identity, Depends(ctx.auth.admin)]
+
+    def today() -> date:
+        return local_date(ctx.clock_ms())
+
+    async def change(loan_no: str, apply: LoanChange) -> dict[str, Any]:
+        number = loan_number(loan_no)
+        try:
+            loan, action = await ctx.stores.run(lambda s: s.update_loan(number, apply))
+        except LoanNotFoundError:
+            raise not_found(f"no loan {number}") from None
+        except LoanTransitionError as exc:
+            raise ApiError(409, "invalid_transition", str(exc)) from None
+        except LoanClosedError as exc:
+            raise ApiError(409, "loan_closed", str(exc)) from None
+        except PaymentError as exc:
+            raise bad_request(f"body.{exc.field}", str(exc).partition(": ")[2]) from None
+        return {"loan": loan_json(loan, today()), "action": action_json(action)}
+
+    @api.post("/loans", status_code=201)
+    async def create(body: NewLoan, who: admin) -> JSONResponse:
+        """Records a loan on a car; 409 when the loan number is taken."""
+        if body.paid_through is not None and body.paid_through < body.start_date:
+            raise bad_request("body.paid_through", "is before start_date")
+        loan = new_loan(
+            loan_no=body.loan_no,
+            borrower_name=body.borrower_name,
+            vehicle_id=body.vehicle_id,
+            principal=body.principal,
+            currency=body.currency,
+            start_date=body.start_date,
+            due_day=body.due_day,
+            grace_days=body.grace_days,
+            branch=body.branch,
+            paid_through=body.paid_through,
+            now_ms=ctx.clock_ms(),
+        )
+        try:
+            stored = await ctx.stores.run(lambda s: s.create_loan(loan))
+        except LoanExistsError:
+            raise ApiError(409, "conflict", f"loan {body.loan_no} already exists") from None
+        return JSONResponse(loan_json(stored, today()), status_code=201)
+
+    @api.get("/loans")
+    async def list_loans(
+        request: Request,
+        who: viewer,
+        state: Annotated[str | None, Query(description="a loan state")] = None,
+        bucket: Annotated[str | None, Query(description="M0, M1, M2, M3 or M4+")] = None,
+        stage: Annotated[str | None, Query(description="a collection stage")] = None,
+        vehicle_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        branch: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        after_id: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> JSONResponse:
+        """Loans matching every filter given, by id; `bucket` is counted on today."""
+        day = today()
+        where = LoanFilter(
+            state=None if state is None else _enum_param(LoanState, state, "state"),
+            bucket=None if bucket is None else bucket_param(bucket),
+            today=day,
+            stage=None if stage is None else _enum_param(Stage, stage, "stage"),
+            vehicle_id=vehicle_id,
+            branch=branch,
+        )
+        page = await ctx.stores.run(lambda s: s.find_loans(where, after_id=after_id, limit=limit))
+        return _paged(request, [loan_json(loan, day) for loan in page], limit)
+
+    @api.get("/loans/{loan_no}")
+    async def get_loan(loan_no: str, who: viewer) -> dict[str, Any]:
+        """The loan with its DPD and bucket for today, its car's devices (latest position,
+        online state) and the car's unresolved alerts."""
+        number = loan_number(loan_no)
+
+        def read(store: Store) -> tuple[Loan, list[Device], Any, list[StoredAlert]] | None:
+            loan = store.get_loan(number)
+            if loan is None:
+                return None
+            devices = store.find_devices(vehicle_id=loan.vehicle_id, limit=_MAX_LISTED)
+            latest = store.latest([d.terminal for d in devices])
+            alerts: list[StoredAlert] = []
+            for state in (AlertState.OPEN, AlertState.ACKNOWLEDGED):
+                alerts += store.list_alerts(
+                    vehicle_id=loan.vehicle_id, state=state, limit=_MAX_LISTED
+                )
+            return loan, devices, latest, sorted(alerts, key=lambda a: a.id)
+
+        found = await ctx.stores.run(read)
+        if found is None:
+            raise not_found(f"no loan {number}")
+        loan, devices, latest, alerts = found
+        terminals = [d.terminal for d in devices]
+        positions = {
+            terminals[int(d)]: position_json(latest, i) for i, d in enumerate(latest.device)
+        }
+        return {
+            **loan_json(loan, today()),
+            "devices": [
+                device_json(
+                    d,
+                    online=is_online(ctx, d.terminal),
+                    latest=positions.get(d.terminal),
+                    with_latest=True,
+                    show_auth_code=who.can(Role.ADMIN),
+                )
+                for d in devices
+            ],
+            "alerts": [a.to_json() for a in alerts],
+        }
+
+    @api.post("/loans/{loan_no}/payments")
+    async def pay(loan_no: str, body: Payment, who: officer) -> dict[str, Any]:
+        """Moves paid-through forward; an overdue loan no longer past due becomes active."""
+        day, now_ms = today(), ctx.clock_ms()
+
+        def apply(loan: Loan) -> tuple[Loan, CaseAction]:
+            through = body.paid_through or paid_through_after(loan, body.installments or 1)
+            return apply_payment(loan, through, who.name, body.note, day, now_ms)
+
+        return await change(loan_no, apply)
+
+    @api.post("/loans/{loan_no}/transition")
+    async def move(loan_no: str, body: Move, who: officer) -> dict[str, Any]:
+        """Moves the loan to `to`; a move the loan model forbids is a 409 naming from and to."""
+        now_ms = ctx.clock_ms()
+        return await change(
+            loan_no, lambda loan: transition(loan, body.to, who.name, body.note, now_ms)
+        )
+
+    @api.post("/loans/{loan_no}/actions", status_code=201)
+    async def act(loan_no: str, body: Action, who: officer) -> JSONResponse:
+        """Logs a collection step; the case stage moves forward to it (never back)."""
+        now_ms = ctx.clock_ms()
+        out = await change(
+            loan_no,
+            lambda loan: log_collection(
+                loan, body.stage, body.channel, body.outcome, who.name, body.note, now_ms
+            ),
+        )
+        return JSONResponse(out, status_code=201)
+
+    @api.get("/loans/{loan_no}/actions")
+    async def actions(
+        request: Request,
+        loan_no: str,
+        who: viewer,
+        after_id: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> JSONResponse:
+        """The loan's log (collection steps, payments, state moves), oldest first."""
+        number = loan_number(loan_no)
+        try:
+            page = await ctx.stores.run(
+                lambda s: s.loan_actions(number, after_id=after_id, limit=limit)
+            )
+        except LoanNotFoundError:
+            raise not_found(f"no loan {number}") from None
+        return _paged(request, [action_json(a) for a in page], limit)
+
+    return api
