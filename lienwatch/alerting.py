@@ -1,5 +1,8 @@
 """The live alert side of one process: detector, recorder, fan-out sinks and their reloads.
 
+A car whose loans are all settled, disposed or written off is no longer watched: its alerts are
+dropped before they are stored (the set is read again with every reload).
+
 Positions reach the `LiveDetector` from the gateway after each journal commit; alerts it raises
 are stored by the `AlertRecorder` and then handed to every sink (the in-process hub behind the
 WebSocket stream, Redis, MQTT, webhooks). Fences and device bindings are read from the store at
@@ -58,6 +61,7 @@ class Alerting:
 
     hub: AlertHub
     fanout: Fanout
+    recorder: AlertRecorder | None
     detector: LiveDetector | None
     webhooks: WebhookDeliverer | None
     store_factory: Callable[[], Store]
@@ -102,6 +106,8 @@ class Alerting:
                 self.fences_version = version
             if refresh_fleet:
                 detector.set_fleet(fleet_from_devices(store.list_devices()))
+            if self.recorder is not None:
+                self.recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())
         finally:
             store.close()
 
@@ -183,7 +189,9 @@ def start_alerting(
         sinks.append(webhooks)
     fanout = Fanout(sinks)
     fanout.start()
-    alerting = Alerting(hub, fanout, None, webhooks, store_factory, settings.reload_interval_s)
+    alerting = Alerting(
+        hub, fanout, None, None, webhooks, store_factory, settings.reload_interval_s
+    )
     if settings.detect:
         recorder = AlertRecorder(
             store_factory, fanout.publish_threadsafe, webhook_urls=settings.webhooks
@@ -193,8 +201,10 @@ def start_alerting(
             fleet = fleet_from_devices(store.list_devices())
             fences = stored_fences(store)
             alerting.fences_version = store.fences_version()
+            recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())
         finally:
             store.close()
+        alerting.recorder = recorder
         detector = LiveDetector(
             recorder, fleet=fleet, fences=fences, rules=rules or load_rules(settings)
         )

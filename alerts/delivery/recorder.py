@@ -29,9 +29,15 @@ class AlertRecorder:
         self._store: Store | None = None
         self._publish = publish
         self.webhook_urls = tuple(webhook_urls)
+        # Cars no longer watched (every loan on them settled, disposed or written off): their
+        # alerts are neither stored nor sent. Replaced whole by the composition root.
+        self.muted_vehicles: frozenset[str] = frozenset()
 
     def record(self, alerts: Sequence[Alert], now_ms: int) -> list[StoredAlert]:
         """Raises StoreError (nothing published) when the store cannot take them now."""
+        muted = self.muted_vehicles
+        if muted:
+            alerts = [a for a in alerts if a.vehicle_id not in muted]
         if not alerts:
             return []
         if self._store is None:

@@ -79,6 +79,29 @@ async def test_a_power_cut_is_stored_streamed_and_acknowledged_and_a_new_fence_a
             await device.wait_acks(inside)
             (entered,) = await wait_for(http, "type=geofence_enter")
             assert (entered["fence_id"], entered["vehicle_id"]) == ("depot", "VIN-81")
+
+            # The car's loan is settled: it is no longer watched, a new power cut stays quiet.
+            loan = {
+                "loan_no": "L-81",
+                "borrower_name": "Borrower 81",
+                "vehicle_id": "VIN-81",
+                "principal": "120000.00",
+                "start_date": "2026-01-05",
+                "due_day": 5,
+            }
+            assert (await http.post("/api/v1/loans", json=loan)).status_code == 201
+            settled = await http.post("/api/v1/loans/L-81/transition", json={"to": "settled"})
+            assert settled.status_code == 200, settled.text
+            time.sleep(1.0)  # the alert side re-reads the watched cars every 0.2 s here
+            now = int(time.time() * 1000)
+            quiet = [
+                await device.report(120.20, 30.25, now + 1000),
+                await device.report(120.20, 30.25, now + 2000, alarm=POWER_CUT),
+            ]
+            await device.wait_acks(quiet)
+            time.sleep(1.5)  # a detector cycle and more
+            cuts = (await http.get("/api/v1/alerts?type=power_cut")).json()
+            assert [a["id"] for a in cuts] == [stored["id"]]
             await device.close()
     finally:
         assert stop(proc, signal.SIGTERM) == 0
