@@ -12,7 +12,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import websockets
@@ -30,7 +29,7 @@ from api.routes.alerts import alerts_router
 from api.server import ApiServer
 from api.stores import StoreAccess
 from store import migrate, open_store
-from tests.support.api import BlockingClient, blocking_client
+from tests.support.api import BlockingClient, blocking_client, error
 
 T0 = 1_709_280_000_000  # 2024-03-01T08:00:00Z = 16:00 +08:00
 NOW = T0 + 3_600_000
@@ -111,15 +110,6 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     with blocking_client(app) as client:
         yield Api(client, ids)
     stores.close()
-
-
-def error(answer: Any, status_code: int, code: str, field: str | None = None) -> str:
-    assert answer.status_code == status_code, answer.text
-    body = answer.json()
-    assert body["error"] == code, body
-    if field is not None:
-        assert body["detail"].startswith(field), body
-    return str(body["detail"])
 
 
 def listed(api: Api, query: str = "") -> list[int]:

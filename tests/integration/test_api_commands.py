@@ -27,7 +27,7 @@ from simulators.device import Device as SimulatedDevice
 from simulators.device import Shuttle
 from simulators.wire import Clock, run_tcp
 from store import CommandState, Device, open_store
-from tests.support.api import ApiUnderTest, api_under_test, async_api_under_test
+from tests.support.api import ApiUnderTest, api_under_test, async_api_under_test, error
 
 A = "013900000001"
 T0_MS = 1_735_689_600_000
@@ -80,15 +80,6 @@ def api(store_url: str | None, tmp_path: Path, sender: RecordingSender) -> Itera
         finally:
             store.close()
         yield running
-
-
-def error(answer: Any, status: int, code: str, field: str | None = None) -> str:
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert body["error"] == code, body
-    if field is not None:
-        assert body["detail"].startswith(field), body
-    return str(body["detail"])
 
 
 def test_an_answered_command_gets_an_id_and_a_log_of_who_asked_and_the_answer(

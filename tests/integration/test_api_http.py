@@ -18,7 +18,7 @@ from geofence import load_fences
 from positions import Flag
 from store import Device, open_store
 from store.fencerows import feature_collection
-from tests.support.api import ApiUnderTest, api_under_test, blocking_client
+from tests.support.api import ApiUnderTest, api_under_test, blocking_client, error
 
 T0 = 1_704_081_600_000  # 2024-01-01T12:00:00+08:00
 A = "013900000001"
@@ -28,16 +28,6 @@ A = "013900000001"
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiUnderTest]:
     url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
     yield from api_under_test(url, tmp_path, max_track_points=50)
-
-
-def error(answer: Any, status: int, code: str, field: str | None = None) -> str:
-    """Checks a JSON error answer; returns its detail."""
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert body["error"] == code, body
-    if field is not None:
-        assert body["detail"].startswith(field), body
-    return str(body["detail"])
 
 
 def provision(api: ApiUnderTest, terminal: str = A, vehicle: str | None = "V1") -> Any:

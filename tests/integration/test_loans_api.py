@@ -13,7 +13,7 @@ import pytest
 
 from alerts.lifecycle import AlertState
 from alerts.model import Alert, AlertType
-from tests.support.api import ApiUnderTest, api_under_test
+from tests.support.api import ApiUnderTest, api_under_test, error
 
 # 2024-06-30T12:00:00+08:00: the API's "today" is 2024-06-30 in GMT+8.
 NOW = 1_719_720_000_000
@@ -26,15 +26,6 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiUnderTest
     for under_test in api_under_test(url, tmp_path):
         under_test.context.clock_ms = lambda: NOW
         yield under_test
-
-
-def error(answer: Any, status: int, code: str, field: str | None = None) -> str:
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert body["error"] == code, body
-    if field is not None:
-        assert body["detail"].startswith(field), body
-    return str(body["detail"])
 
 
 def loan_body(loan_no: str = "L-1", vehicle: str = "V1", **extra: Any) -> dict[str, Any]:

@@ -172,3 +172,14 @@ async def async_api_under_test(
         httpx.AsyncClient(transport=transport, base_url="http://api") as client,
     ):
         yield ApiUnderTest(client, context, url, data_dir, admin_key, changed)
+
+
+def error(answer: Any, status: int, code: str, field: str | None = None) -> str:
+    """Checks a JSON error answer (`{"error": CODE, "detail": ...}`, the detail naming `field`
+    first when given); returns its detail."""
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert body["error"] == code, body
+    if field is not None:
+        assert body["detail"].startswith(field), body
+    return str(body["detail"])
