@@ -13,6 +13,7 @@ from api.stores import StoreAccess
 from ingest.gateway import CommandOutcome
 from ingest.jt808.messages import Message
 from store import Device
+from store.loan_model import CaseAction, Loan
 
 # `Gateway.send_command` fits: sends a platform message, awaits the answer or queues it.
 CommandSender = Callable[[str, Message], Awaitable[CommandOutcome]]
@@ -31,6 +32,9 @@ class ApiContext:
     - `online(terminal)`: whether the terminal has a live connection now (the gateway knows).
     - `device_changed(device)`: told after a device is provisioned or rebound, so the gateway's
       registry sees the new auth code and vehicle at once.
+    - `loan_changed(loan, action)`: told after a loan changed through the API, with its log
+      entry (the live side tightens or relaxes the car's monitoring when it enters or leaves
+      overdue). Called on the event loop; it must only schedule its work.
     - `extra_routers`: more routes (alerts), built with `auth`'s dependencies.
     - `close_stores`: the app closes `stores` when it shuts down.
     """
@@ -39,6 +43,7 @@ class ApiContext:
     send_command: CommandSender | None = None
     online: Callable[[str], bool] | None = None
     device_changed: Callable[[Device], None] | None = None
+    loan_changed: Callable[[Loan, CaseAction], None] | None = None
     extra_routers: list[APIRouter] = field(default_factory=list)
     clock_ms: Callable[[], int] = wall_clock_ms
     max_track_points: int = 100_000

@@ -1,7 +1,9 @@
 """The live alert side of one process: detector, recorder, fan-out sinks and their reloads.
 
 A car whose loans are all settled, disposed or written off is no longer watched: its alerts are
-dropped before they are stored (the set is read again with every reload).
+dropped before they are stored (the set is read again with every reload). A car whose open loan
+is overdue gets the `[loan_state.overdue.*]` thresholds of RULES.toml: the cars' loan states are
+read with every reload too, and the fleet is refreshed when they changed.
 
 Positions reach the `LiveDetector` from the gateway after each journal commit; alerts it raises
 are stored by the `AlertRecorder` and then handed to every sink (the in-process hub behind the
@@ -55,6 +57,11 @@ def stored_fences(store: Store) -> list[Fence]:
     return load_fences(feature_collection(store.list_fences()), name="stored fences")
 
 
+def loan_state_names(store: Store) -> dict[str, str]:
+    """vehicle_id -> the state of its open loan, as `Vehicle.loan_state` takes it."""
+    return {vehicle: state.value for vehicle, state in store.loan_states().items()}
+
+
 @dataclass(slots=True)
 class Alerting:
     """The running alert side; `on_positions` goes to the gateway."""
@@ -67,6 +74,7 @@ class Alerting:
     store_factory: Callable[[], Store]
     reload_interval_s: float
     fences_version: int = -1
+    loan_states: dict[str, str] = field(default_factory=dict)
     _watcher: asyncio.Task[None] | None = None
     _fleet_dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -76,6 +84,11 @@ class Alerting:
 
     def devices_changed(self) -> None:
         """A device was provisioned or rebound: refresh the fleet soon (once per burst)."""
+        self._fleet_dirty.set()
+
+    def loans_changed(self) -> None:
+        """A loan changed state (the API or the overdue sweep): reload its car's thresholds
+        soon, as for a device change."""
         self._fleet_dirty.set()
 
     def start_watching(self) -> None:
@@ -104,8 +117,10 @@ class Alerting:
                 detector.set_fences(stored_fences(store))
                 log.info("fences reloaded (version %d)", version)
                 self.fences_version = version
-            if refresh_fleet:
-                detector.set_fleet(fleet_from_devices(store.list_devices()))
+            states = loan_state_names(store)
+            if refresh_fleet or states != self.loan_states:
+                detector.set_fleet(fleet_from_devices(store.list_devices(), states))
+                self.loan_states = states
             if self.recorder is not None:
                 self.recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())
         finally:
@@ -198,7 +213,8 @@ def start_alerting(
         )
         store = store_factory()
         try:
-            fleet = fleet_from_devices(store.list_devices())
+            alerting.loan_states = loan_state_names(store)
+            fleet = fleet_from_devices(store.list_devices(), alerting.loan_states)
             fences = stored_fences(store)
             alerting.fences_version = store.fences_version()
             recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from alerts.delivery.hub import AlertHub
 from api.app import create_app
 from api.auth import ensure_admin_key
-from api.context import ApiContext
+from api.context import ApiContext, wall_clock_ms
+from api.loan_views import local_date
 from api.routes.alerts import alerts_router
 from api.server import ApiServer
 from api.stores import StoreAccess
@@ -29,6 +30,8 @@ from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
 from ingest.mqtt_bridge import MqttBridge
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
+from lienwatch.loan_sweep import LoanSweeper, Moved
+from lienwatch.loan_watch import ReportIntervals
 from lienwatch.settings import Settings
 from pipeline.thresholds import RuleBook
 from store import Device, Store, migrate, open_store
@@ -189,12 +192,32 @@ async def start_services(
         gateway.registry.put(device)  # the gateway checks the new auth code at once
         alerting.devices_changed()
 
+    intervals = ReportIntervals(
+        store_factory,
+        gateway.send_command,
+        overdue_interval_s=settings.overdue_report_interval_s,
+        normal_interval_s=settings.normal_report_interval_s,
+        on_change=alerting.loans_changed,
+    )
+
+    def swept(moved: list[Moved]) -> None:
+        for loan, action in moved:
+            intervals.loan_changed(loan, action)
+
+    sweeper = LoanSweeper(
+        store_factory,
+        settings.loan_sweep_interval_s,
+        today=lambda: local_date(wall_clock_ms()),
+        clock_ms=wall_clock_ms,
+        on_moved=swept,
+    )
     stores = StoreAccess(store_factory)
     context = ApiContext(
         stores=stores,
         send_command=gateway.send_command,
         online=lambda terminal: terminal in gateway.sessions,
         device_changed=device_changed,
+        loan_changed=intervals.loan_changed,
     )
     context.extra_routers.append(
         alerts_router(stores, alerting.hub, context.auth.viewer, act=context.auth.officer)
@@ -210,6 +233,9 @@ async def start_services(
         api_port,
     )
     services = Services(settings, journal, gateway, alerting, address, ("", 0), shown_key)
+    services.closers.append(intervals.close)
+    sweeper.start()
+    services.closers.append(sweeper.close)
     try:
         if settings.mqtt_url:
             services.mqtt = MqttBridge(

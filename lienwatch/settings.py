@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     # How often the running engine looks for fence and device changes made through the API
     # or by another process.
     reload_interval_s: float = Field(default=2.0, gt=0)
+    # Post-loan work: how often active loans past their due date are moved to overdue, and the
+    # trackers' default reporting interval (JT/T 808 parameter 0x0029) while the car's loan is
+    # overdue and otherwise.
+    loan_sweep_interval_s: float = Field(default=3600.0, gt=0)
+    overdue_report_interval_s: int = Field(default=10, ge=1)
+    normal_report_interval_s: int = Field(default=30, ge=1)
 
     @field_validator("jt808_listen", "api_listen")
     @classmethod

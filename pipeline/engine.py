@@ -120,9 +120,7 @@ class Engine:
             vehicle = len(self.vehicle_ids)
             self._vehicle_index[vehicle_id] = vehicle
             self.vehicle_ids.append(vehicle_id)
-            self.thresholds.append(
-                self.rules.for_vehicle(spec.tenant, spec.product) if spec else self.rules.defaults
-            )
+            self.thresholds.append(self.rules.for_spec(spec))
         return vehicle
 
     def _register(self, n_devices: int) -> None:
@@ -185,9 +183,7 @@ class Engine:
         by_id = {v.vehicle_id: v for v in fleet.vehicles}
         for index, vehicle_id in enumerate(self.vehicle_ids):
             spec = by_id.get(vehicle_id)
-            self.thresholds[index] = (
-                self.rules.for_vehicle(spec.tenant, spec.product) if spec else self.rules.defaults
-            )
+            self.thresholds[index] = self.rules.for_spec(spec)
         known = len(self.vehicle_of)
         moved: list[int] = []
         touched: set[int] = set()

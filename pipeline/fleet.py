@@ -20,6 +20,9 @@ class Vehicle:
     allowed_area: str | None = None
     tenant: str | None = None
     product: str | None = None
+    # The state of the car's open loan (the worst of several): selects `[loan_state.*]`
+    # threshold overrides. Read from the store live; not a FLEET.json key.
+    loan_state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -47,14 +47,28 @@ class AlertSaver(Protocol):
     def close(self) -> None: ...
 
 
-def fleet_from_devices(devices: Iterable[Device]) -> Fleet:
+def fleet_from_devices(
+    devices: Iterable[Device], loan_states: Mapping[str, str] | None = None
+) -> Fleet:
     """The fleet the store knows: devices grouped by their `vehicle_id` (a device without one
-    is its own vehicle, as the engine treats an unlisted device)."""
+    is its own vehicle, as the engine treats an unlisted device), each car with the state of
+    its open loan from `loan_states` (vehicle_id -> state; `Store.loan_states`)."""
     by_vehicle: dict[str, list[str]] = {}
     for device in devices:
         if device.vehicle_id:
             by_vehicle.setdefault(device.vehicle_id, []).append(device.terminal)
-    return Fleet(tuple(Vehicle(v, tuple(sorted(t))) for v, t in sorted(by_vehicle.items())))
+    states = loan_states or {}
+    return Fleet(
+        tuple(
+            Vehicle(v, tuple(sorted(t)), loan_state=_state_name(states.get(v)))
+            for v, t in sorted(by_vehicle.items())
+        )
+    )
+
+
+def _state_name(state: str | None) -> str | None:
+    """The plain value of a state (a `LoanState` is a str enum)."""
+    return None if state is None else str(state)
 
 
 def wall_clock_ms() -> int:

@@ -1,8 +1,10 @@
 """Rule thresholds: contract defaults, overridden by RULES.toml, per tenant and per product.
 
 RULES.toml has one table per rule name (`[overspeed] speed_kmh = 110`); `[tenant.NAME.RULE]` and
-`[product.NAME.RULE]` tables override them for the vehicles of that tenant or product (product
-wins over tenant, tenant over the file's defaults).
+`[product.NAME.RULE]` tables override them for the vehicles of that tenant or product, and
+`[loan_state.STATE.RULE]` tables for the cars whose open loan is in that state (`overdue`:
+watched more closely). Loan state wins over product, product over tenant, tenant over the
+file's defaults.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from pipeline.fleet import Vehicle
+from store.loan_model import LoanState
 
 MINUTE_S = 60
 HOUR_S = 3600
@@ -68,19 +73,33 @@ _KEYS = _keys()
 
 @dataclass(frozen=True, slots=True)
 class RuleBook:
-    """Defaults plus per-tenant and per-product overrides, resolved per vehicle."""
+    """Defaults plus per-tenant, per-product and per-loan-state overrides, resolved per
+    vehicle. No loan-state overrides unless RULES.toml has them."""
 
     defaults: Thresholds = Thresholds()
     tenants: tuple[tuple[str, dict[str, float]], ...] = ()
     products: tuple[tuple[str, dict[str, float]], ...] = ()
+    loan_states: tuple[tuple[str, dict[str, float]], ...] = ()
 
-    def for_vehicle(self, tenant: str | None, product: str | None) -> Thresholds:
+    def for_vehicle(
+        self, tenant: str | None, product: str | None, loan_state: str | None = None
+    ) -> Thresholds:
         chosen = self.defaults
-        for name, table in ((tenant, self.tenants), (product, self.products)):
+        for name, table in (
+            (tenant, self.tenants),
+            (product, self.products),
+            (loan_state, self.loan_states),
+        ):
             for key, overrides in table:
                 if key == name:
                     chosen = replace(chosen, **overrides)
         return chosen
+
+    def for_spec(self, spec: Vehicle | None) -> Thresholds:
+        """A fleet entry's thresholds (the defaults for a vehicle the fleet does not list)."""
+        if spec is None:
+            return self.defaults
+        return self.for_vehicle(spec.tenant, spec.product, spec.loan_state)
 
 
 def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
@@ -91,17 +110,34 @@ def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
         raise RulesError(f"{source}: field document: not valid TOML: {exc}") from None
     tenants = document.pop("tenant", {})
     products = document.pop("product", {})
+    loan_states = document.pop("loan_state", {})
     defaults = replace(Thresholds(), **_overrides(document, source, ""))
+    for state, _ in _tables(loan_states, source, "loan_state"):
+        if state not in {s.value for s in LoanState}:
+            known = ", ".join(s.value for s in LoanState)
+            raise RulesError(
+                f"{source}: field loan_state.{state}: unknown loan state (one of {known})"
+            )
     return RuleBook(
         defaults,
-        tuple((k, _overrides(v, source, f"tenant.{k}.")) for k, v in _tables(tenants, source)),
-        tuple((k, _overrides(v, source, f"product.{k}.")) for k, v in _tables(products, source)),
+        tuple(
+            (k, _overrides(v, source, f"tenant.{k}."))
+            for k, v in _tables(tenants, source, "tenant")
+        ),
+        tuple(
+            (k, _overrides(v, source, f"product.{k}."))
+            for k, v in _tables(products, source, "product")
+        ),
+        tuple(
+            (k, _overrides(v, source, f"loan_state.{k}."))
+            for k, v in _tables(loan_states, source, "loan_state")
+        ),
     )
 
 
-def _tables(value: Any, source: str) -> list[tuple[str, Any]]:
+def _tables(value: Any, source: str, name: str) -> list[tuple[str, Any]]:
     if not isinstance(value, dict):
-        raise RulesError(f"{source}: field tenant/product: expected tables")
+        raise RulesError(f"{source}: field {name}: expected tables")
     return sorted(value.items())
 
 

@@ -401,4 +401,17 @@ class Store(Protocol):
         their trackers' alerts are to be muted. A car with no loan at all is not in it."""
         ...
 
+    # -- the sweep's past-due loans and the cars' loan states --------------------------------
+
+    def past_due_loans(self, today: date, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
+        """Up to `limit` active or restructured loans with id > after_id whose days past due
+        on `today` are above 0 (`Loan.dpd`): the ones to move to overdue. By id."""
+        ...
+
+    def loan_states(self, vehicle_ids: Sequence[str] | None = None) -> dict[str, LoanState]:
+        """vehicle_id -> the state of its open (not settled, not written-off) loan, the worst
+        (`loan_model.WORST_FIRST`) when it has several; of every car when `vehicle_ids` is None.
+        Cars without an open loan are not in it."""
+        ...
+
     def close(self) -> None: ...

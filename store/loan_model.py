@@ -16,6 +16,7 @@ day count rather than only delaying its start.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -411,3 +412,53 @@ def log_collection(
         note=note,
     )
     return moved, action
+
+
+# -- loans falling overdue by themselves, and what the live side reads --------------------------
+
+# States the daily sweep moves to overdue once days past due pass 0.
+SWEPT: frozenset[LoanState] = frozenset({_S.ACTIVE, _S.RESTRUCTURED})
+# A car's open loans (not final), worst first: the car is watched by its worst loan.
+WORST_FIRST: tuple[LoanState, ...] = (
+    _S.REPOSSESSED,
+    _S.DISPOSED,
+    _S.OVERDUE,
+    _S.RESTRUCTURED,
+    _S.ACTIVE,
+)
+SYSTEM_ACTOR = "system"
+
+
+class NotPastDueError(LoanConflictError):
+    """The sweep found the loan no longer due for the move (paid or moved meanwhile)."""
+
+
+def worst_state(states: Iterable[LoanState]) -> LoanState | None:
+    """The worst of a car's open loan states (final ones are ignored); None when none is open."""
+    open_states = set(states) - FINAL
+    return next((s for s in WORST_FIRST if s in open_states), None)
+
+
+def fall_overdue(loan: Loan, today: date, now_ms: int) -> tuple[Loan, CaseAction]:
+    """The sweep's change: an active or restructured loan past due on `today` becomes overdue,
+    logged by `system`. Checked again under the store's lock: NotPastDueError when it no longer
+    applies."""
+    dpd = loan.dpd(today)
+    if loan.state not in SWEPT or not dpd:
+        raise NotPastDueError(
+            f"loan {loan.loan_no} is {loan.state.value}, {dpd or 0} days past due"
+        )
+    note = f"{dpd} days past due on {today.isoformat()}"
+    return transition(loan, _S.OVERDUE, SYSTEM_ACTOR, note, now_ms)
+
+
+def state_moved(action: CaseAction) -> tuple[LoanState, LoanState] | None:
+    """(from, to) when the logged change moved the loan's state (a transition, or a payment
+    that cured an overdue loan); None otherwise."""
+    if action.kind is ActionKind.TRANSITION:
+        moved = action.details
+    elif action.kind is ActionKind.PAYMENT and isinstance(action.details.get("state"), dict):
+        moved = action.details["state"]
+    else:
+        return None
+    return LoanState(moved["from"]), LoanState(moved["to"])

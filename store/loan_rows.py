@@ -8,13 +8,15 @@ Both adapters select times as epoch ms; dates come back as `date` (PostgreSQL) o
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from store.interface import LoanFilter
 from store.loan_model import (
+    FINAL,
+    SWEPT,
     WITHOUT_DPD,
     ActionKind,
     CaseAction,
@@ -24,6 +26,7 @@ from store.loan_model import (
     Outcome,
     Stage,
     counts_from_bounds,
+    worst_state,
 )
 
 # Columns every loan read selects, in this order (times as epoch ms).
@@ -184,3 +187,38 @@ def filter_conditions(
             conditions.append(f"{counts_from} <= {mark}")
             params.append(day(latest))
     return conditions, params
+
+
+# -- the sweep's past-due loans and the cars' loan states ---------------------------------------
+
+_SWEPT = "state IN (" + ", ".join(f"'{s.value}'" for s in sorted(SWEPT)) + ")"
+_OPEN = "state NOT IN (" + ", ".join(f"'{s.value}'" for s in sorted(FINAL)) + ")"
+
+
+def past_due_conditions(
+    today: date, counts_from: str, mark: str, day: Callable[[date], Any]
+) -> tuple[list[str], list[Any]]:
+    """Active or restructured loans with days past due above 0 on `today`: DPD > 0 exactly
+    when `next_due_date + grace_days` is before today (`loan_model.days_past_due`)."""
+    return [_SWEPT, f"{counts_from} < {mark}"], [day(today)]
+
+
+def open_states_sql(vehicles: int, mark: str) -> str:
+    """vehicle_id, state of every open (not final) loan, of `vehicles` cars (0: all cars)."""
+    sql = f"SELECT vehicle_id, state FROM loans WHERE {_OPEN}"
+    if vehicles:
+        sql += f" AND vehicle_id IN ({', '.join(mark for _ in range(vehicles))})"
+    return sql
+
+
+def worst_states(rows: Iterable[Sequence[Any]]) -> dict[str, LoanState]:
+    """vehicle_id -> the worst state of its open loans, from (vehicle_id, state) rows."""
+    by_car: dict[str, list[LoanState]] = {}
+    for vehicle_id, state in rows:
+        by_car.setdefault(vehicle_id, []).append(LoanState(state))
+    out: dict[str, LoanState] = {}
+    for vehicle_id, states in by_car.items():
+        worst = worst_state(states)
+        if worst is not None:
+            out[vehicle_id] = worst
+    return out

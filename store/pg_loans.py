@@ -6,13 +6,14 @@ to one loan the second sees the first's result. Times cross as epoch ms, convert
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 import psycopg
 
 from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
-from store.loan_model import UNMONITORED, CaseAction, Loan
+from store.loan_model import UNMONITORED, CaseAction, Loan, LoanState
 from store.loan_rows import (
     LOAN_FIELDS,
     MUTABLE_FIELDS,
@@ -22,6 +23,9 @@ from store.loan_rows import (
     loan_from_row,
     loan_values,
     mutable_values,
+    open_states_sql,
+    past_due_conditions,
+    worst_states,
 )
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -126,3 +130,23 @@ def unmonitored_vehicle_ids(conn: Conn) -> set[str]:
         (_UNMONITORED,),
     ).fetchall()
     return {row[0] for row in rows}
+
+
+# -- the sweep's past-due loans and the cars' loan states ---------------------------------------
+
+
+def past_due_loans(conn: Conn, today: date, after_id: int, limit: int) -> list[Loan]:
+    conditions, params = past_due_conditions(today, "(next_due_date + grace_days)", "%s", _day)
+    rows = conn.execute(
+        f"{_SELECT} WHERE {' AND '.join(['id > %s', *conditions])} ORDER BY id LIMIT %s",
+        (after_id, *params, limit),
+    ).fetchall()
+    return [loan_from_row(row) for row in rows]
+
+
+def loan_states(conn: Conn, vehicle_ids: Sequence[str] | None) -> dict[str, LoanState]:
+    if vehicle_ids is not None and not vehicle_ids:
+        return {}
+    wanted = list(vehicle_ids or ())
+    rows = conn.execute(open_states_sql(len(wanted), "%s"), wanted).fetchall()
+    return worst_states(rows)

@@ -57,7 +57,7 @@ from store.interface import (
     WebhookDelivery,
     WriteResult,
 )
-from store.loan_model import CaseAction, Loan
+from store.loan_model import CaseAction, Loan, LoanState
 from store.migrate import PLAIN, latest_version
 from store.selection import last_seen_per_device, newest_valid_per_device, thin
 
@@ -747,6 +747,17 @@ class PostgresStore:
     def unmonitored_vehicle_ids(self) -> set[str]:
         with self._guard("unmonitored vehicles") as conn:
             return pg_loans.unmonitored_vehicle_ids(conn)
+
+    # -- the sweep's past-due loans and the cars' loan states --------------------------------
+
+    def past_due_loans(self, today: date, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
+        check_page(after_id, limit)
+        with self._guard("past-due loans") as conn:
+            return pg_loans.past_due_loans(conn, today, after_id, limit)
+
+    def loan_states(self, vehicle_ids: Sequence[str] | None = None) -> dict[str, LoanState]:
+        with self._guard("loan states") as conn:
+            return pg_loans.loan_states(conn, vehicle_ids)
 
 
 def _command(row: tuple[Any, ...]) -> QueuedCommand:

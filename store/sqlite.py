@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from store.interface import (
     WebhookDelivery,
     WriteResult,
 )
-from store.loan_model import CaseAction, Loan
+from store.loan_model import CaseAction, Loan, LoanState
 from store.migrate import latest_version, migrate_sqlite
 from store.selection import last_seen_per_device, newest_valid_per_device, thin
 
@@ -547,6 +548,21 @@ class SqliteStore:
             return sqlite_loans.unmonitored_vehicle_ids(self._conn)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: unmonitored vehicles: {exc}") from exc
+
+    # -- the sweep's past-due loans and the cars' loan states --------------------------------
+
+    def past_due_loans(self, today: date, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
+        check_page(after_id, limit)
+        try:
+            return sqlite_loans.past_due_loans(self._conn, today, after_id, limit)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: past-due loans: {exc}") from exc
+
+    def loan_states(self, vehicle_ids: Sequence[str] | None = None) -> dict[str, LoanState]:
+        try:
+            return sqlite_loans.loan_states(self._conn, vehicle_ids)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: loan states: {exc}") from exc
 
 
 def _rows(columns: dict[str, Any]) -> Iterator[tuple[Any, ...]]:

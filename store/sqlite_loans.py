@@ -7,10 +7,12 @@ loan, applying the pure change and writing it back cannot interleave with anothe
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
-from store.loan_model import UNMONITORED, CaseAction, Loan
+from store.loan_model import UNMONITORED, CaseAction, Loan, LoanState
 from store.loan_rows import (
     ACTION_FIELDS,
     LOAN_FIELDS,
@@ -21,6 +23,9 @@ from store.loan_rows import (
     loan_from_row,
     loan_values,
     mutable_values,
+    open_states_sql,
+    past_due_conditions,
+    worst_states,
 )
 
 _SELECT = "SELECT " + ", ".join(LOAN_FIELDS) + " FROM loans"
@@ -109,3 +114,25 @@ def unmonitored_vehicle_ids(conn: sqlite3.Connection) -> set[str]:
         f" HAVING sum(state NOT IN ({_UNMONITORED})) = 0"
     ).fetchall()
     return {row[0] for row in rows}
+
+
+# -- the sweep's past-due loans and the cars' loan states ---------------------------------------
+
+
+def past_due_loans(conn: sqlite3.Connection, today: date, after_id: int, limit: int) -> list[Loan]:
+    conditions, params = past_due_conditions(today, _COUNTS_FROM, "?", _day)
+    rows = conn.execute(
+        f"{_SELECT} WHERE {' AND '.join(['id > ?', *conditions])} ORDER BY id LIMIT ?",
+        (after_id, *params, limit),
+    ).fetchall()
+    return [loan_from_row(row) for row in rows]
+
+
+def loan_states(
+    conn: sqlite3.Connection, vehicle_ids: Sequence[str] | None
+) -> dict[str, LoanState]:
+    if vehicle_ids is not None and not vehicle_ids:
+        return {}
+    wanted = list(vehicle_ids or ())
+    rows = conn.execute(open_states_sql(len(wanted), "?"), wanted).fetchall()
+    return worst_states(rows)

@@ -3,6 +3,7 @@
 Admins create loans; viewers read them (with days past due and the bucket for today, the car's
 devices and its unresolved alerts); officers record payments, move the loan's state and log
 collection actions, each entry in the loan's append-only log with the key's name as the actor.
+Every change is told to `ctx.loan_changed` (the live side watches overdue cars more closely).
 The meaning (allowed moves, DPD, stages) is `store.loan_model`'s; the store applies each change
 atomically.
 
@@ -189,6 +190,8 @@ def router(ctx: ApiContext) -> APIRouter:
             raise ApiError(409, "loan_closed", str(exc)) from None
         except PaymentError as exc:
             raise bad_request(f"body.{exc.field}", str(exc).partition(": ")[2]) from None
+        if ctx.loan_changed is not None:
+            ctx.loan_changed(loan, action)
         return {"loan": loan_json(loan, today()), "action": action_json(action)}
 
     @api.post("/loans", status_code=201)
