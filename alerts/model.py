@@ -26,6 +26,9 @@ class AlertType(enum.StrEnum):
     PARTIAL_OFFLINE = "partial_offline"
     LONG_STAY = "long_stay"
     HOTSPOT_REPEAT = "hotspot_repeat"
+    TOW = "tow"
+    FROZEN_POSITION = "frozen_position"
+    HOTSPOT_DWELL_CRITICAL = "hotspot_dwell_critical"
 
 
 SEVERITY: dict[AlertType, str] = {
@@ -43,6 +46,9 @@ SEVERITY: dict[AlertType, str] = {
     AlertType.PARTIAL_OFFLINE: "high",
     AlertType.LONG_STAY: "medium",
     AlertType.HOTSPOT_REPEAT: "high",
+    AlertType.TOW: "high",
+    AlertType.FROZEN_POSITION: "medium",
+    AlertType.HOTSPOT_DWELL_CRITICAL: "critical",
 }
 
 # Alerts shown in the device's local time: trackers and their users live in GMT+8.

@@ -21,6 +21,9 @@ WEIGHTS: dict[AlertType, float] = {
     AlertType.POWER_CUT: 40.0,
     AlertType.DEVICE_SEPARATION: 40.0,
     AlertType.HOTSPOT_DWELL: 35.0,
+    AlertType.HOTSPOT_DWELL_CRITICAL: 45.0,  # a day at a pawn shop: the car is likely pledged
+    AlertType.TOW: 35.0,  # moved without its ignition: loaded on a truck
+    AlertType.FROZEN_POSITION: 25.0,  # a tracker replaying one position: tampering
     AlertType.LEAVE_ALLOWED_AREA: 30.0,
     AlertType.PARTIAL_OFFLINE: 30.0,
     AlertType.ALL_DEVICES_OFFLINE: 30.0,

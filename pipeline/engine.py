@@ -19,11 +19,13 @@ from alerts.incidents import Edge, IncidentMerger, IncidentStart
 from alerts.model import Alert, AlertType, format_time
 from alerts.repeats import RepeatVisits
 from geofence import Fence, FenceKind, FenceSet
+from pipeline.dwell_escalation import DwellEscalation
 from pipeline.fence_rules import VISIT, FenceRules
 from pipeline.fleet import Fleet, FleetError
 from pipeline.thresholds import RuleBook, Thresholds
 from positions import DeviceIndex, PositionBatch
 from trajectory.alarms import ANTENNA_CUT_BIT, POWER_CUT_BIT, AlarmBitRule
+from trajectory.frozen import FrozenPositionRule, FrozenSettings
 from trajectory.offline import OfflineRule, Silences
 from trajectory.overspeed import OverspeedRule
 from trajectory.places import LongStayRule, LongStays, LongStaySettings
@@ -31,6 +33,7 @@ from trajectory.preprocess import NOT_A_FIX, NOT_A_REPORT, GateSettings, Preproc
 from trajectory.separation import SeparationRule, SeparationSettings, SeparationStarts
 from trajectory.state import grown
 from trajectory.stops import StopDetector
+from trajectory.tow import TowRule, TowSettings
 from trajectory.vehicle_offline import SilenceAlerts, VehicleSilenceRule, VehicleSilenceSettings
 
 _INF = float("inf")
@@ -84,6 +87,18 @@ class Engine:
                 partial_after_ms=int(d.partial_offline_after_s * 1000),
             )
         )
+        self.tow = TowRule(
+            TowSettings(
+                speed_kmh=d.tow_speed_kmh,
+                duration_ms=int(d.tow_duration_s * 1000),
+                distance_m=d.tow_distance_m,
+            )
+        )
+        self.frozen = FrozenPositionRule(
+            FrozenSettings(
+                fixes=int(d.frozen_position_fixes), speed_kmh=d.frozen_position_speed_kmh
+            )
+        )
         self.stops = StopDetector()
         self.long_stays = LongStayRule(
             LongStaySettings(
@@ -98,7 +113,9 @@ class Engine:
         self.fence_rules = (
             FenceRules(FenceSet(self.fence_list, version=1)) if self.fence_list else None
         )
+        self.escalation = DwellEscalation()
         self.dwell_ms = np.zeros(0, np.int64)
+        self.critical_ms = np.zeros(0, np.int64)
         self.vehicle_ids: list[str] = []
         self.vehicle_of = np.zeros(0, np.int32)
         self.devices_of: dict[int, list[int]] = {}
@@ -144,6 +161,8 @@ class Engine:
         self._device_thresholds(slice(start, n_devices))
         self.separation.set_vehicles(self.devices_of, len(self.vehicle_ids), n_devices)
         self.silences.set_vehicles(self.separation.slots, n_devices)
+        self.tow.ensure(n_devices)
+        self.frozen.ensure(n_devices)
         self.stops.ensure(n_devices)
         self.long_stays.ensure(n_devices)
         if self.fence_rules is not None:
@@ -162,6 +181,14 @@ class Engine:
             self.dwell_ms, len(self.vehicle_of), int(d.hotspot_dwell_after_s * 1000)
         )
         self.dwell_ms[devices] = [int(t.hotspot_dwell_after_s * 1000) for t in per_device]
+        self.critical_ms = grown(
+            self.critical_ms,
+            len(self.vehicle_of),
+            int(d.hotspot_dwell_critical_after_s * 1000),
+        )
+        self.critical_ms[devices] = [
+            int(t.hotspot_dwell_critical_after_s * 1000) for t in per_device
+        ]
 
     # -- live changes: fleet and fences swapped between batches ------------------------------
     def set_fleet(self, fleet: Fleet) -> None:
@@ -224,6 +251,7 @@ class Engine:
         self.fence_list = fence_list
         if not fence_list:
             self.fence_rules = None
+            self.escalation.retain(set())
             return
         fence_set = FenceSet(fence_list, version=old.fences.version + 1 if old else 1)
         if old is None:
@@ -231,6 +259,9 @@ class Engine:
         else:
             old.rebind(fence_set)
         self._bind_fences()
+        rules = self.fence_rules
+        assert rules is not None
+        self.escalation.retain({(d, rules.fences.fences[f].id) for d, f in rules.stays})
 
     @staticmethod
     def _check_areas(fleet: Fleet, fences: Sequence[Fence]) -> None:
@@ -316,12 +347,16 @@ class Engine:
                 fast.end_device, fast.end_ms,
             )
         )  # fmt: skip
+        alerts += self._tows(fix, b)
+        alerts += self._frozen(fix, b)
         if self.fence_rules is not None:
-            self._edges(
-                self.fence_rules.fixes(
-                    f_dev, self.vehicle_of[f_dev], f_ms, b.lon[fix], b.lat[fix], self.dwell_ms
-                )
+            f_veh, f_lon, f_lat = self.vehicle_of[f_dev], b.lon[fix], b.lat[fix]
+            edges = self.fence_rules.fixes(f_dev, f_veh, f_ms, f_lon, f_lat, self.dwell_ms)
+            edges += self.escalation.follow(edges, self.dwell_ms, self.critical_ms)
+            edges += self.escalation.fixes(
+                self.fence_rules.fences, f_dev, f_veh, f_ms, f_lon, f_lat
             )
+            self._edges(edges)
         stops = self.stops.fixes(f_dev, f_ms, b.lon[fix], b.lat[fix], b.speed_kmh[fix])
         self._long_stays(self.long_stays.stops(stops))
         watermark = self._vehicle_watermark(-_INF)
@@ -388,7 +423,9 @@ class Engine:
             )
         )
         if self.fence_rules is not None:
-            self._edges(self.fence_rules.advance(now_ms, self.dwell_ms))
+            edges = self.fence_rules.advance(now_ms, self.dwell_ms)
+            edges += self.escalation.follow(edges, self.dwell_ms, self.critical_ms)
+            self._edges(edges + self.escalation.advance(now_ms))
         return alerts
 
     # -- helpers --------------------------------------------------------------------------
@@ -410,6 +447,7 @@ class Engine:
         )
         if self.fence_rules is not None:
             known = np.minimum(known, self.fence_rules.known_through_ms(n, self.dwell_ms))
+            known = np.minimum(known, self.escalation.known_through_ms(n))
         return known
 
     def _vehicle_min(
@@ -493,6 +531,56 @@ class Engine:
                 )
             ]
         return alerts
+
+    def _tows(self, fix: npt.NDArray[np.intp], b: PositionBatch) -> list[Alert]:
+        """`tow` alerts from the accepted valid fixes `fix` of the device-grouped batch."""
+        towed = self.tow.fixes(
+            b.device[fix], b.time_ms[fix], b.lon[fix], b.lat[fix], b.speed_kmh[fix], b.status[fix]
+        )
+        rows = fix[towed.rows]
+        return [
+            self._alert(
+                AlertType.TOW,
+                d,
+                t,
+                details={"since": format_time(since), "distance_m": round(m)},
+            )
+            for d, t, since, m in zip(
+                b.device[rows].tolist(),
+                b.time_ms[rows].tolist(),
+                towed.since_ms.tolist(),
+                towed.distance_m.tolist(),
+                strict=True,
+            )
+        ]
+
+    def _frozen(self, fix: npt.NDArray[np.intp], b: PositionBatch) -> list[Alert]:
+        """`frozen_position` alerts from the accepted valid fixes `fix` of the batch."""
+        frozen = self.frozen.fixes(
+            b.device[fix], b.time_ms[fix], b.lon[fix], b.lat[fix], b.speed_kmh[fix], b.status[fix]
+        )
+        rows = fix[frozen.rows]
+        return [
+            self._alert(
+                AlertType.FROZEN_POSITION,
+                d,
+                t,
+                details={
+                    "since": format_time(since),
+                    "fixes": self.frozen.settings.fixes,
+                    "lon": round(x, 6),
+                    "lat": round(y, 6),
+                },
+            )
+            for d, t, since, x, y in zip(
+                b.device[rows].tolist(),
+                b.time_ms[rows].tolist(),
+                frozen.since_ms.tolist(),
+                b.lon[rows].tolist(),
+                b.lat[rows].tolist(),
+                strict=True,
+            )
+        ]
 
     def _separations(self, s: SeparationStarts) -> list[Alert]:
         return [

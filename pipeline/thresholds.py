@@ -32,6 +32,7 @@ class Thresholds:
     overspeed_duration_s: float = 60.0
     offline_after_s: float = 2 * HOUR_S
     hotspot_dwell_after_s: float = 30 * MINUTE_S
+    hotspot_dwell_critical_after_s: float = 24 * HOUR_S
     device_separation_distance_m: float = 2000.0
     device_separation_duration_s: float = 30 * MINUTE_S
     device_separation_window_s: float = 10 * MINUTE_S
@@ -44,11 +45,17 @@ class Thresholds:
     all_devices_offline_parked_after_s: float = 24 * HOUR_S
     long_stay_after_s: float = 72 * HOUR_S
     long_stay_radius_m: float = 1000.0
+    tow_speed_kmh: float = 20.0
+    tow_duration_s: float = 2 * MINUTE_S
+    tow_distance_m: float = 500.0
+    frozen_position_fixes: float = 20
+    frozen_position_speed_kmh: float = 5.0
 
 
 RULES = (
     "all_devices_offline",
     "device_separation",
+    "frozen_position",
     "gps_jump",
     "hotspot_dwell",
     "hotspot_repeat",
@@ -56,6 +63,7 @@ RULES = (
     "offline",
     "overspeed",
     "partial_offline",
+    "tow",
 )
 
 

@@ -18,6 +18,7 @@ from alerts.model import Alert, AlertType
 from geofence import Fence
 from pipeline.fleet import Fleet, Vehicle
 from pipeline.reference import run_reference
+from pipeline.thresholds import parse_rules
 from tests.unit.pipeline.tracks import (
     HOME,
     Fix,
@@ -54,6 +55,8 @@ CORE = {t for t in AlertType if t.value in {
     "geofence_enter", "geofence_exit", "leave_allowed_area", "hotspot_dwell", "offline",
     "power_cut", "antenna_cut", "device_separation", "gps_jump", "overspeed",
 }}  # fmt: skip
+# The dwell escalates after 45 min instead of 24 h, so that tracks this short reach it.
+RULES = parse_rules("[hotspot_dwell]\ncritical_after_s = 2700\n")
 FLEET = Fleet((Vehicle("V1", ("W1", "L1")), Vehicle("V2", ("W2",), allowed_area="v2-area")))
 BASIC_FLEET = fleet(V1=["W1", "L1"], V2=["W2"])
 
@@ -67,10 +70,18 @@ step = st.tuples(
     st.one_of(st.sampled_from(MOVES), st.sampled_from([1e6 + p for p in PLACES])),
     st.sampled_from([0.0, 60.0, 130.0]),  # reported speed
     st.sampled_from([0, 0, 0, 1 << 8, 1 << 5]),  # alarm word
-    st.sampled_from([3, 3, 3, 3, 0]),  # status (0: not positioned)
+    st.sampled_from([3, 3, 3, 2, 2, 0]),  # status (2: ACC off, for tow; 0: not positioned)
 )
+# Now and then a tracker holding one position for a while (frozen_position needs 20 fixes).
+hold = st.tuples(st.sampled_from([0.25, 0.5, 1.0]), step, st.integers(18, 24)).map(
+    lambda h: [(h[0], 0.0, *h[1][2:])] * h[2]
+)
+block = st.one_of(*[step.map(lambda s: [s])] * 7, hold)
 tracks = st.fixed_dictionaries(
-    {d: st.lists(step, min_size=0, max_size=40) for d in ("W1", "L1", "W2")}
+    {
+        d: st.lists(block, min_size=0, max_size=40).map(lambda b: [s for run in b for s in run])
+        for d in ("W1", "L1", "W2")
+    }
 )
 
 
@@ -131,8 +142,8 @@ def test_any_split_into_batches_gives_identical_alerts(
 ) -> None:
     rows = _interleave({d: _track(d, s) for d, s in steps.items()}, seed)
     fence_list, fleet_spec = _setup(layout)
-    whole = run(rows, fence_list, fleet_spec)
-    split = run(rows, fence_list, fleet_spec, batch_rows=batch_rows)
+    whole = run(rows, fence_list, fleet_spec, rules=RULES)
+    split = run(rows, fence_list, fleet_spec, batch_rows=batch_rows, rules=RULES)
     assert _keys(split) == _keys(whole)
 
 

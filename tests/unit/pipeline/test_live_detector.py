@@ -62,7 +62,7 @@ def gateway_batch(
             "lon": [p[0] for _, _, p, _ in rows],
             "lat": [p[1] for _, _, p, _ in rows],
             "alarm": [a for _, _, _, a in rows],
-            "status": np.full(len(rows), 3),
+            "status": np.full(len(rows), 2),  # parked: positioned, ACC off
         }
     )
 

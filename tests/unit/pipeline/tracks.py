@@ -38,6 +38,8 @@ def east(lon_lat: tuple[float, float], metres: float) -> tuple[float, float]:
 
 
 def stay(device: str, at: tuple[float, float], minutes: Iterable[float], **kw: Any) -> list[Fix]:
+    """A parked car: one position, ignition off unless `status` says otherwise."""
+    kw.setdefault("status", 2)
     return [Fix(device, m, at[0], at[1], **kw) for m in minutes]
 
 
