@@ -431,6 +431,13 @@ class PostgresStore:
                 ),
             )
 
+    def unbind_device(self, terminal: str) -> bool:
+        with self._guard("unbind device") as conn:
+            cur = conn.execute(
+                "UPDATE devices SET vehicle_id = NULL WHERE terminal = %s", (terminal,)
+            )
+            return cur.rowcount == 1
+
     def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
         with self._guard("read devices") as conn:
             rows = conn.execute(

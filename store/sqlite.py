@@ -236,6 +236,13 @@ class SqliteStore:
                 ),
             )
 
+    def unbind_device(self, terminal: str) -> bool:
+        with self._transaction("unbind device") as conn:
+            cur = conn.execute(
+                "UPDATE devices SET vehicle_id = NULL WHERE terminal = ?", (terminal,)
+            )
+            return cur.rowcount == 1
+
     def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
         rows = self._read(
             "read devices",

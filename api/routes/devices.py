@@ -24,7 +24,8 @@ _TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge s
 
 
 class Provision(BaseModel):
-    """PUT body: the collateral car the device is fitted to, and optionally its auth code."""
+    """PUT body: the collateral car the device is fitted to (`null` takes it off its car; left
+    out, the binding stays), and optionally its auth code."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -92,6 +93,8 @@ def router(ctx: ApiContext) -> APIRouter:
             if known is None and code is None:
                 code = secrets.token_hex(8)
             store.upsert_device(Device(term, auth_code=code, vehicle_id=body.vehicle_id))
+            if body.vehicle_id is None and "vehicle_id" in body.model_fields_set:
+                store.unbind_device(term)
             stored = store.get_device(term)
             assert stored is not None
             return known is None, stored

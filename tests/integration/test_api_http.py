@@ -188,6 +188,18 @@ def test_provisioning_creates_a_device_with_an_auth_code_and_rebinding_keeps_it(
     assert "auth_code" not in seen and seen["vehicle_id"] == "V2" and seen["latest"] is None
 
 
+def test_a_device_is_taken_off_its_car_by_an_explicit_null(api: ApiUnderTest) -> None:
+    provision(api, A, "V1")
+    unbound = api.client.put(f"/api/v1/devices/{A}", json={"vehicle_id": None}, headers=api.admin)
+    assert unbound.status_code == 200, unbound.text
+    assert unbound.json()["vehicle_id"] is None
+    assert api.changed[-1].vehicle_id is None  # the gateway and the engine are told
+    listed = api.client.get("/api/v1/devices?vehicle_id=V1", headers=api.admin).json()
+    assert listed["devices"] == []
+    kept = api.client.put(f"/api/v1/devices/{A}", json={"auth_code": "x1"}, headers=api.admin)
+    assert kept.json()["vehicle_id"] is None
+
+
 def test_device_requests_with_bad_values_name_the_field(api: ApiUnderTest) -> None:
     client, admin = api.client, api.admin
     error(client.get("/api/v1/devices/12ab", headers=admin), 400, "bad_request", "terminal")
