@@ -10,12 +10,12 @@ trackers' local day, as the API counts days past due.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
+from lienwatch.periodic import PeriodicTask
 from store import Store
 from store.interface import LoanNotFoundError
 from store.loan_model import CaseAction, Loan, NotPastDueError, fall_overdue
@@ -59,10 +59,11 @@ class LoanSweeper:
     today: Callable[[], date]
     clock_ms: Callable[[], int]
     on_moved: Callable[[list[Moved]], None] | None = None
-    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _periodic: PeriodicTask | None = field(default=None, init=False)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="loan-sweep")
+        self._periodic = PeriodicTask("loan sweep", self.interval_s, self.run_once)
+        self._periodic.start()
 
     async def run_once(self) -> list[Moved]:
         moved = await asyncio.to_thread(self._sweep)
@@ -77,17 +78,7 @@ class LoanSweeper:
         finally:
             store.close()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception as exc:  # the store is down: try again next time
-                log.warning("cannot sweep overdue loans: %s", exc)
-            await asyncio.sleep(self.interval_s)
-
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._periodic is not None:
+            await self._periodic.close()
+            self._periodic = None

@@ -32,6 +32,7 @@ from ingest.mqtt_bridge import MqttBridge
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
 from lienwatch.loan_sweep import LoanSweeper, Moved
 from lienwatch.loan_watch import ReportIntervals
+from lienwatch.retention import retention_task
 from lienwatch.settings import Settings
 from pipeline.thresholds import RuleBook
 from store import Device, Store, migrate, open_store
@@ -236,6 +237,10 @@ async def start_services(
     services.closers.append(intervals.close)
     sweeper.start()
     services.closers.append(sweeper.close)
+    if settings.retention_days is not None:
+        retention = retention_task(store_factory, settings.retention_days, wall_clock_ms)
+        retention.start()
+        services.closers.append(retention.close)
     try:
         if settings.mqtt_url:
             services.mqtt = MqttBridge(

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # The gateway's MQTT client id (contracts section 5 topics), unique per gateway process;
     # a random one when empty.
     mqtt_client_id: str = ""
+    # Positions older than this many days leave the store (checked every 6 h); unset keeps all.
+    retention_days: int | None = Field(default=None, ge=1)
     # Live detection beside the gateway; off for a gateway that only stores positions.
     detect: bool = True
     # RULES.toml with threshold overrides (docs/rules.md); the defaults when unset.

@@ -234,6 +234,12 @@ class Store(Protocol):
         """Up to `limit` positions stored after `cursor` (0: from the start), in store order."""
         ...
 
+    def drop_positions_before(self, cutoff_ms: int) -> int:
+        """Retention: deletes stored positions whose fix time is before `cutoff_ms` (on
+        PostgreSQL's daily partitions, whole days: those ending at or before it); returns how
+        many positions (SQLite) or day partitions (PostgreSQL) went. Latest positions stay."""
+        ...
+
     # devices
     def upsert_device(self, device: Device) -> None:
         """Creates the device or replaces its fields (None keeps what is stored)."""

@@ -408,6 +408,24 @@ class PostgresStore:
         batch = PositionBatch(**{**batch.columns(), "device": local})
         return PositionPage(batch, terminals, int(seq[-1]) if len(seq) else cursor)
 
+    def drop_positions_before(self, cutoff_ms: int) -> int:
+        cutoff = _dt(cutoff_ms)
+        assert cutoff is not None
+        with self._guard("drop old positions") as conn, conn.transaction():
+            if self._layout == PLAIN:
+                row = conn.execute(
+                    "SELECT lienwatch_drop_day_partitions_before(%s)", (cutoff.date(),)
+                ).fetchone()
+                conn.execute("DELETE FROM positions_outside WHERE fix_time < %s", (cutoff,))
+                dropped = int(row[0]) if row else 0
+            else:  # TimescaleDB: whole chunks
+                rows = conn.execute(
+                    "SELECT drop_chunks('positions', older_than => %s)", (cutoff,)
+                ).fetchall()
+                dropped = len(rows)
+        self._days.clear()  # dropped partitions are created again if a late fix needs one
+        return dropped
+
     # -- devices -----------------------------------------------------------------------------
 
     def upsert_device(self, device: Device) -> None:

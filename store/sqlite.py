@@ -236,6 +236,10 @@ class SqliteStore:
                 ),
             )
 
+    def drop_positions_before(self, cutoff_ms: int) -> int:
+        with self._transaction("drop old positions") as conn:
+            return conn.execute("DELETE FROM positions WHERE time_ms < ?", (cutoff_ms,)).rowcount
+
     def unbind_device(self, terminal: str) -> bool:
         with self._transaction("unbind device") as conn:
             cur = conn.execute(

@@ -239,3 +239,22 @@ def test_commands_for_unknown_terminals_or_ids_are_refused(store: Store) -> None
     with pytest.raises(StoreError, match="no command 12345"):
         store.mark_command(12345, CommandState.ACKED, now_ms=T0)
     assert store.get_command(12345) is None
+
+
+DAY_MS = 86_400_000
+MIDNIGHT = T0 - 8 * 3_600_000  # 2024-03-01T00:00:00Z
+
+
+def test_retention_drops_positions_of_the_days_before_the_cutoff_and_keeps_the_latest(
+    store: Store,
+) -> None:
+    days = [MIDNIGHT - T0 + d * DAY_MS + 3_600_000 for d in range(3)]  # 01:00 on three days
+    batch, terminals = positions(
+        [{"terminal": A, "t": t, "lon": 121.0, "lat": 31.0, "status": 3} for t in days]
+    )
+    store.write_positions(batch, terminals)
+    assert store.drop_positions_before(MIDNIGHT + DAY_MS) >= 1
+    kept = store.track(A, MIDNIGHT - DAY_MS, MIDNIGHT + 3 * DAY_MS)
+    assert kept.time_ms.tolist() == [T0 + t for t in days[1:]]
+    assert store.latest([A]).time_ms.tolist() == [T0 + days[2]]
+    assert store.drop_positions_before(MIDNIGHT + DAY_MS) == 0  # nothing older is left
