@@ -1,5 +1,7 @@
 """The in-process alert hub: WebSocket clients subscribe, each with its own bounded queue.
 
+A subscriber may also ask for lifecycle changes (`changes=True`): an alert acknowledged or
+resolved is then offered again, with its new state, so every officer's screen follows.
 Publishing never waits on a subscriber. One that lets `max_queue` alerts pile up is dropped
 with a reason (it gets what was queued, then `SubscriptionClosed`), so a stalled browser tab
 never holds back the others or grows memory without bound. Runs on one event loop.
@@ -24,9 +26,12 @@ class SubscriptionClosed(Exception):
 class Subscription:
     """Alerts for one subscriber, optionally only some types; iterate it or `await get()`."""
 
-    def __init__(self, hub: AlertHub, types: frozenset[str] | None, max_queue: int) -> None:
+    def __init__(
+        self, hub: AlertHub, types: frozenset[str] | None, max_queue: int, changes: bool = False
+    ) -> None:
         self._hub = hub
         self.types = types
+        self.changes = changes
         self.max_queue = max_queue
         self._queue: asyncio.Queue[StoredAlert | None] = asyncio.Queue()
         self.closed_reason: str | None = None
@@ -78,9 +83,11 @@ class AlertHub:
     def __len__(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, types: Iterable[str] | None = None) -> Subscription:
+    def subscribe(
+        self, types: Iterable[str] | None = None, *, changes: bool = False
+    ) -> Subscription:
         wanted = frozenset(types) if types is not None else None
-        subscription = Subscription(self, wanted, self.max_queue)
+        subscription = Subscription(self, wanted, self.max_queue, changes)
         self._subscribers.add(subscription)
         return subscription
 
@@ -92,6 +99,14 @@ class AlertHub:
             for alert in alerts:
                 if subscription.wants(alert):
                     subscription.offer(alert)
+
+    def publish_changes(self, alerts: Sequence[StoredAlert]) -> None:
+        """Alerts whose lifecycle moved, to the subscribers that asked for changes."""
+        for subscription in list(self._subscribers):
+            if subscription.changes:
+                for alert in alerts:
+                    if subscription.wants(alert):
+                        subscription.offer(alert)
 
     async def send(self, alerts: Sequence[StoredAlert]) -> None:
         self.publish(alerts)

@@ -6,7 +6,8 @@
 - `GET /api/v1/alerts/{id}` → one alert.
 - `POST /api/v1/alerts/{id}/acknowledge` and `/resolve`, body `{"note": "..."}` or none → the
   alert after the move; the actor is the API key's name; a move the lifecycle forbids is a 409.
-- `WS /api/v1/alerts/stream?type=a,b` → each new alert as one JSON text message, as it fires.
+- `WS /api/v1/alerts/stream?type=a,b` → each new alert as one JSON text message, as it fires;
+  with `&changes=true` also each acknowledged or resolved alert again, with its new state.
   A client too slow to keep up is closed with 1013 (try again later) and a reason.
 
 No `from __future__ import annotations`: FastAPI reads the routes' dependencies, built inside
@@ -158,6 +159,7 @@ def alerts_router(
             raise not_found(f"no alert {alert_id}") from None
         except TransitionError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
+        hub.publish_changes([moved])
         return moved.to_json()
 
     @api.post("/alerts/{alert_id}/acknowledge")
@@ -179,15 +181,17 @@ def alerts_router(
         websocket: WebSocket,
         who: reader,
         kinds: Annotated[str | None, Query(alias="type")] = None,
+        changes: Annotated[bool, Query(description="also acknowledged/resolved alerts")] = False,
     ) -> None:
-        """Each new alert as a JSON text message; optional `type=a,b` filter."""
+        """Each new alert as a JSON text message; optional `type=a,b` filter; with
+        `changes=true`, an alert is sent again when it is acknowledged or resolved."""
         try:
             types = alert_types(kinds)
         except ApiError as exc:
             await websocket.close(status.WS_1008_POLICY_VIOLATION, exc.detail)
             return
         await websocket.accept()
-        subscription = hub.subscribe(types)
+        subscription = hub.subscribe(types, changes=changes)
         listener = asyncio.create_task(_until_disconnect(websocket))
         try:
             while True:

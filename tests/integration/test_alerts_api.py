@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import websockets
 from fastapi import FastAPI, WebSocketException, status
@@ -337,3 +338,22 @@ async def test_a_client_that_falls_too_far_behind_is_closed_with_a_reason(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1013
     assert "too slow" in closed.value.rcvd.reason
+
+
+async def test_a_stream_that_asks_for_changes_sees_an_acknowledgement(
+    served: Served, tmp_path: Path
+) -> None:
+    store = open_store(None, tmp_path)
+    (stored,) = store.add_alerts([Alert(AlertType.POWER_CUT, "013900000001", "V1", T0)], NOW).new
+    store.close()
+    base = f"ws://{served.address}/api/v1/alerts/stream?key=k-viewer"
+    async with connect(base + "&changes=true") as follows, connect(base) as plain:
+        await subscribed(served.hub, 2)
+        async with httpx.AsyncClient(base_url=f"http://{served.address}") as http:
+            path = f"/api/v1/alerts/{stored.id}/acknowledge"
+            answer = await http.post(path, json={"note": "called"}, headers=OFFICER)
+            assert answer.status_code == 200, answer.text
+        changed = json.loads(await asyncio.wait_for(follows.recv(), 5))
+        assert (changed["id"], changed["state"]) == (stored.id, "acknowledged")
+        with pytest.raises(asyncio.TimeoutError):  # the contract's stream: new alerts only
+            await asyncio.wait_for(plain.recv(), 0.3)
