@@ -13,6 +13,7 @@ from tests.support.services import (  # noqa: F401  (fixtures)
     pg_database_url,
     pg_url,
     redis_url,
+    store_url,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

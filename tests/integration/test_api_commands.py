@@ -58,14 +58,6 @@ class RecordingSender:
         return CommandOutcome(CommandState.FAILED)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.db)])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
 def sender(store_url: str | None, tmp_path: Path) -> RecordingSender:
     return RecordingSender(lambda: open_store(store_url, tmp_path))

@@ -62,14 +62,6 @@ async def _drained(gateway: Gateway, timeout_s: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.db)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
 async def running(store_url: str | None, tmp_path: Path) -> AsyncIterator[Running]:
     async with _gateway(store_url, tmp_path, GatewayConfig(port=0, auto_register=True)) as r:

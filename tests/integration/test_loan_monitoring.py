@@ -15,8 +15,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from api.loan_views import local_date
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
@@ -35,14 +33,6 @@ from tests.support.api import ApiUnderTest, async_api_under_test
 
 T0_MS = 1_735_689_600_000
 TERMINAL = "013900000040"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.db)])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 async def _until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:

@@ -38,11 +38,10 @@ T0 = 1_709_280_000_000
 TODAY = date(2024, 6, 30)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.db)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str | None, Path]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
-    migrate(url, tmp_path)
-    return url, tmp_path
+@pytest.fixture
+def backend(store_url: str | None, tmp_path: Path) -> tuple[str | None, Path]:
+    migrate(store_url, tmp_path)
+    return store_url, tmp_path
 
 
 @pytest.fixture

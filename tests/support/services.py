@@ -46,6 +46,15 @@ def pg_url(pg_database_url: str) -> str:
     return pg_database_url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.db)])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """Runs the test on each store: None (the embedded SQLite), then the PostgreSQL URL."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture
 def redis_url() -> str:
     return REDIS_URL
