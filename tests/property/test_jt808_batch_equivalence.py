@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +9,7 @@ from ingest.jt808 import Edition, FrameError, LocationReport, decode_frame, enco
 from ingest.jt808.batch import LOCATION, OTHER, REJECTED, decode_location_frames
 from ingest.jt808.fields import ms_to_bcd_time
 from ingest.jt808.messages import Heartbeat
-from tests.conftest import SHARED_FRAMES
+from tests.conftest import PUBLIC_FRAMES, read_frames
 
 
 def assert_agrees(frames: list[bytes], flagged: bool = True) -> None:
@@ -122,9 +120,8 @@ def test_vectorized_decode_matches_scalar_on_payloads_without_flags(batch: list[
     assert_agrees([frame[1:-1] for frame in batch], flagged=False)
 
 
-def test_vectorized_decode_matches_scalar_on_every_shared_fixture() -> None:
-    rows = [json.loads(line) for line in SHARED_FRAMES.read_text().splitlines() if line.strip()]
-    assert rows, "the shared fixture file is empty"
+def test_vectorized_decode_matches_scalar_on_every_public_fixture() -> None:
+    rows = read_frames(PUBLIC_FRAMES)
     assert_agrees([bytes.fromhex(row["hex"]) for row in rows])
 
 

@@ -1,4 +1,4 @@
-"""Every fixture frame (the shared set and our own) decodes to its expectation in the JSON view.
+"""Every fixture frame (the public set and our own) decodes to its expectation in the JSON view.
 
 An expectation is a recursive subset of the decoded object: its keys must be present with equal
 values (floats within 1e-9); `{"error": true}` asks for an error object with a contract code.
@@ -7,12 +7,13 @@ values (floats within 1e-9); `{"error": true}` asks for an error object with a c
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ingest.jt808.jsonview import decode_hex_line
-from tests.conftest import LOCAL_FRAMES, SHARED_FRAMES, load_frame_fixtures
+from tests.conftest import LOCAL_FRAMES, PUBLIC_FRAMES, load_frame_fixtures, read_frames
 
 CONTRACT_CODES = {
     "bad_checksum",
@@ -52,12 +53,21 @@ def subset_mismatches(expected: Any, got: Any, path: str = "$") -> list[str]:
     return []
 
 
-def test_the_shared_fixture_file_is_present_and_not_empty() -> None:
-    assert SHARED_FRAMES.is_file(), f"missing {SHARED_FRAMES}"
-    assert SHARED_FRAMES.read_text(encoding="utf-8").strip()
+def test_the_public_fixture_file_is_present_and_keeps_its_provenance() -> None:
+    rows = read_frames(PUBLIC_FRAMES)
+    assert all(row["source"] and row["source"] != "hand-made" for row in rows)
 
 
-def test_our_own_fixture_file_is_loaded_with_the_shared_one() -> None:
+def test_a_missing_or_empty_fixture_file_is_an_error_not_silence(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing"):
+        read_frames(tmp_path / "absent.jsonl")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="empty"):
+        read_frames(empty)
+
+
+def test_our_own_fixture_file_is_loaded_with_the_public_one() -> None:
     assert LOCAL_FRAMES.is_file()
     ids = {row["id"] for row in FIXTURES}
     assert any(i.startswith("local-") for i in ids)
