@@ -80,6 +80,11 @@ class GatewayConfig:
     port: int = 6808
     auto_register: bool = False
     idle_timeout_s: float = 600.0
+    # A connection not authenticated this long after it opened is closed (contracts §8), so an
+    # unauthenticated peer cannot hold a socket for the whole idle timeout.
+    handshake_timeout_s: float = 30.0
+    # SO_REUSEPORT: several gateway processes on one host share the port (contracts §9).
+    reuse_port: bool = False
     max_frame_bytes: int = 4096
     max_errors: int = 20
     # Reading pauses above this many reports waiting for their commit.
@@ -166,6 +171,8 @@ class Session(asyncio.Protocol):
         self.authenticated = False
         self.errors = 0
         self.last_rx_s = time.monotonic()
+        # When the handshake clock started: the connection's opening, or its last deregistration.
+        self.handshake_from_s = self.last_rx_s
         self.closed = False
         self.paused = False
         self.replies: dict[int, asyncio.Future[Message]] = {}
@@ -269,6 +276,7 @@ class Session(asyncio.Protocol):
                 gateway._persist_device(changed)
             self.conn.answer(header, Result.OK)
             self.authenticated = False
+            self.handshake_from_s = now
         elif isinstance(message, _REPLIES):
             self._resolve_reply(message)
         elif isinstance(message, RawMessage):
@@ -440,7 +448,11 @@ class Gateway:
             asyncio.create_task(self._sweep_loop(), name="gateway-sweep"),
         ]
         self._server = await self._loop.create_server(
-            lambda: Session(self), self.config.host, self.config.port, backlog=4096
+            lambda: Session(self),
+            self.config.host,
+            self.config.port,
+            backlog=4096,
+            reuse_port=self.config.reuse_port or None,
         )
         sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
@@ -787,6 +799,12 @@ class Gateway:
             for session in list(self._all):
                 if now - session.last_rx_s > self.config.idle_timeout_s:
                     session.close("idle")
+                    continue
+                if (
+                    not session.authenticated
+                    and now - session.handshake_from_s > self.config.handshake_timeout_s
+                ):
+                    session.close("handshake timeout")
                     continue
                 if session.conn.awaiting_reply:
                     session.conn.check_timeouts(now)

@@ -172,6 +172,8 @@ async def start_services(
             port=port,
             auto_register=settings.auto_register,
             idle_timeout_s=settings.jt808_idle_timeout_s,
+            handshake_timeout_s=settings.jt808_handshake_timeout_s,
+            reuse_port=settings.jt808_reuse_port,
             max_frame_bytes=settings.jt808_max_frame_bytes,
             max_errors=settings.jt808_max_errors,
             commit_interval_s=settings.journal_commit_ms / 1000,

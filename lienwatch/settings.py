@@ -2,12 +2,19 @@
 
 The TOML file is named by `LIENWATCH_CONFIG`; a variable in the environment wins over the file.
 Keys in the file are the setting names in lower case without the prefix (`data_dir = "..."`).
+
+A misspelt setting is an error, not silence: an unknown `LIENWATCH_*` variable or TOML key
+raises SettingsError naming it (with the closest known name). Not settings, and ignored here:
+`LIENWATCH_CONFIG` itself and the reserved prefixes `LIENWATCH_TEST_` (the test suite's service
+URLs) and `LIENWATCH_BENCH_` (benchmark knobs).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +24,44 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 class SettingsError(ValueError):
     """The configuration file or a variable is unusable; the message names which."""
+
+
+ENV_PREFIX = "LIENWATCH_"
+CONFIG_VARIABLE = "LIENWATCH_CONFIG"
+# Variables under these prefixes belong to the tests and benchmarks, not to the settings.
+RESERVED_PREFIXES = ("LIENWATCH_TEST_", "LIENWATCH_BENCH_")
+ROLES = ("gateway", "detector", "api")
+
+
+def _suggest(name: str, known: list[str], prefix: str = "") -> str:
+    """ " (did you mean X?)" for the closest known name, or nothing when none is close."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`LIENWATCH_*` variables that name no setting (case-insensitive, like the loader)."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    found = []
+    for variable in environ:
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper == CONFIG_VARIABLE:
+            continue
+        if upper.startswith(RESERVED_PREFIXES) or upper in known:
+            continue
+        found.append(variable)
+    return sorted(found)
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    unknown = unknown_variables(environ)
+    if not unknown:
+        return
+    known = [name.upper() for name in Settings.model_fields]
+    named = ", ".join(
+        v + _suggest(v.upper().removeprefix(ENV_PREFIX), known, ENV_PREFIX) for v in unknown
+    )
+    raise SettingsError(f"unknown environment variable{'s' if len(unknown) > 1 else ''}: {named}")
 
 
 class _TomlFileSource(PydanticBaseSettingsSource):
@@ -35,6 +80,13 @@ class _TomlFileSource(PydanticBaseSettingsSource):
             except tomllib.TOMLDecodeError as exc:
                 raise SettingsError(f"{path}: not valid TOML: {exc}") from exc
             self._values = {str(k).lower(): v for k, v in loaded.items()}
+            known = list(settings_cls.model_fields)
+            unknown = sorted(k for k in self._values if k not in settings_cls.model_fields)
+            if unknown:
+                named = ", ".join(k + _suggest(k, known) for k in unknown)
+                raise SettingsError(
+                    f"{path}: unknown setting{'s' if len(unknown) > 1 else ''}: {named}"
+                )
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._values.get(field_name), field_name, False
@@ -59,7 +111,7 @@ def _parse_address(value: str, default_host: str) -> tuple[str, int]:
 class Settings(BaseSettings):
     """Settings every deployment relies on (contracts section 7) and our own additions."""
 
-    model_config = SettingsConfigDict(env_prefix="LIENWATCH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LIENWATCH_", extra="forbid")
 
     data_dir: Path = Path("./lienwatch-data")
     database_url: str | None = None
@@ -69,6 +121,13 @@ class Settings(BaseSettings):
     api_listen: str = "127.0.0.1:8000"
     auto_register: bool = False
     admin_api_key: str | None = None
+    # A connection not authenticated within this many seconds is closed.
+    jt808_handshake_timeout_s: float = Field(default=30.0, gt=0)
+    # Which parts this process runs. Only all three together for now: a subset is refused
+    # rather than silently running everything.
+    roles: str | list[str] = ",".join(ROLES)
+    # SO_REUSEPORT on the gateway's socket, so several processes on one host share the port.
+    jt808_reuse_port: bool = False
 
     # Logs on stderr: "text" for people, "json" (one object per line) for log collectors.
     log_format: Literal["text", "json"] = "text"
@@ -115,6 +174,21 @@ class Settings(BaseSettings):
         _parse_address(value, "0.0.0.0")
         return value
 
+    @field_validator("roles")
+    @classmethod
+    def _check_roles(cls, value: str | list[str]) -> str:
+        names = value.split(",") if isinstance(value, str) else value
+        cleaned = [n.strip().lower() for n in names if n.strip()]
+        unknown = [n for n in cleaned if n not in ROLES]
+        if unknown:
+            raise ValueError(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}")
+        if set(cleaned) != set(ROLES):
+            raise ValueError(
+                f"{','.join(cleaned) or 'none'}: running only some roles is not supported yet;"
+                f" give all of {','.join(ROLES)} (the default)"
+            )
+        return ",".join(ROLES)
+
     @field_validator("webhook_urls")
     @classmethod
     def _check_webhooks(cls, value: str | list[str]) -> list[str]:
@@ -140,7 +214,14 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        _check_environment(os.environ)
         return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        """The roles this process runs (today always all of ROLES)."""
+        roles = self.roles
+        return frozenset(roles.split(",") if isinstance(roles, str) else roles)
 
     @property
     def jt808_address(self) -> tuple[str, int]:
@@ -152,10 +233,16 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Builds the settings, turning pydantic's errors into one readable SettingsError."""
+    """Builds the settings, turning pydantic's errors into one readable SettingsError.
+
+    Unknown `LIENWATCH_*` variables and TOML keys (refused by the sources themselves, so a bare
+    `Settings()` refuses them too) raise SettingsError before any value is validated.
+    """
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise SettingsError(f"setting {field}: {first['msg']}") from exc
+        raise SettingsError(
+            f"setting {field}: {first['msg'].removeprefix('Value error, ')}"
+        ) from exc

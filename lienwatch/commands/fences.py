@@ -16,7 +16,7 @@ import typer
 
 from geofence import Crs, FenceError, SpotLibrary, check_tenant, load_spots
 from lienwatch.commands import fail
-from lienwatch.settings import Settings
+from lienwatch.settings import SettingsError, load_settings
 
 fences_app = typer.Typer(help="Fences and the risk-spot library.", no_args_is_help=True)
 
@@ -41,7 +41,13 @@ def import_spots(
         spots = load_spots(path, crs=source_crs)
     except (FenceError, ValueError) as exc:
         fail(str(exc))
-    directory = library if library is not None else Settings().data_dir / "fences"
+    if library is not None:
+        directory = library
+    else:
+        try:
+            directory = load_settings().data_dir / "fences"
+        except SettingsError as exc:
+            fail(str(exc))
     try:
         current = SpotLibrary.load(directory)
     except FenceError as exc:
