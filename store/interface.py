@@ -26,8 +26,8 @@ from typing import Protocol
 
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
+from loans import Bucket, CaseAction, Loan, LoanState, Stage
 from positions import PositionBatch
-from store.loan_model import Bucket, CaseAction, Loan, LoanState, Stage
 
 
 class StoreError(RuntimeError):
@@ -202,7 +202,7 @@ class LoanFilter:
     branch: str | None = None
 
 
-# The pure change `update_loan` applies under the row's lock (a `store.loan_model` function).
+# The pure change `update_loan` applies under the row's lock (a `loans.changes` function).
 LoanChange = Callable[[Loan], tuple[Loan, CaseAction]]
 
 
@@ -382,7 +382,7 @@ class Store(Protocol):
         """The terminal's most recent commands, newest first."""
         ...
 
-    # -- loans and their case log (store/loan_model.py gives the meaning) ---------------------
+    # -- loans and their case log (the `loans` package gives the meaning) ---------------------
 
     def create_loan(self, loan: Loan) -> Loan:
         """Stores a new loan; returns it with its id. LoanExistsError when the number is taken."""
@@ -407,7 +407,7 @@ class Store(Protocol):
         ...
 
     def unmonitored_vehicle_ids(self) -> set[str]:
-        """Cars whose loans are all settled, disposed or written off (`loan_model.UNMONITORED`):
+        """Cars whose loans are all settled, disposed or written off (`loans.UNMONITORED`):
         their trackers' alerts are to be muted. A car with no loan at all is not in it."""
         ...
 
@@ -420,7 +420,7 @@ class Store(Protocol):
 
     def loan_states(self, vehicle_ids: Sequence[str] | None = None) -> dict[str, LoanState]:
         """vehicle_id -> the state of its open (not settled, not written-off) loan, the worst
-        (`loan_model.WORST_FIRST`) when it has several; of every car when `vehicle_ids` is None.
+        (`loans.WORST_FIRST`) when it has several; of every car when `vehicle_ids` is None.
         Cars without an open loan are not in it."""
         ...
 

@@ -36,6 +36,7 @@ import psycopg
 
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
+from loans import CaseAction, Loan, LoanState
 from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans
 from store.alert_rows import check_page
@@ -57,7 +58,6 @@ from store.interface import (
     WebhookDelivery,
     WriteResult,
 )
-from store.loan_model import CaseAction, Loan, LoanState
 from store.migrate import PLAIN, latest_version
 from store.selection import last_seen_per_device, newest_valid_per_device, thin
 
