@@ -26,6 +26,7 @@ from typing import Protocol
 
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
+from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import Bucket, CaseAction, Loan, LoanState, Stage
 from positions import PositionBatch
 
@@ -101,36 +102,6 @@ class QueuedCommand:
 
 class AlertNotFoundError(StoreError):
     """No stored alert has that id."""
-
-
-@dataclass(frozen=True, slots=True)
-class AlertsAdded:
-    """`add_alerts`: every offered alert as stored (same order), and those new in this call."""
-
-    stored: list[StoredAlert]
-    new: list[StoredAlert]
-
-
-class WebhookState(enum.StrEnum):
-    PENDING = "pending"  # waiting for its next attempt
-    DELIVERED = "delivered"  # the receiver answered 2xx
-    FAILED = "failed"  # given up after the last allowed attempt
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookDelivery:
-    """One alert to one webhook URL in the outbox; `body` is the exact JSON that is signed."""
-
-    id: int
-    alert_id: int
-    url: str
-    body: bytes
-    state: WebhookState
-    attempts: int
-    next_attempt_ms: int
-    created_ms: int
-    updated_ms: int
-    last_error: str | None
 
 
 # -- HTTP API records: keys, fences, command log ----------------------------------------------

@@ -36,12 +36,12 @@ import psycopg
 
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
+from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
 from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans
 from store.alert_rows import check_page
 from store.interface import (
-    AlertsAdded,
     ApiKey,
     CommandLog,
     CommandState,
@@ -55,7 +55,6 @@ from store.interface import (
     StoredFence,
     StoreError,
     StoreUnavailableError,
-    WebhookDelivery,
     WriteResult,
 )
 from store.migrate import PLAIN, latest_version
