@@ -12,8 +12,8 @@ from api.auth import Authenticator
 from api.stores import StoreAccess
 from ingest.gateway import CommandOutcome
 from ingest.jt808.messages import Message
+from loans import CaseAction, Loan
 from store import Device
-from store.loan_model import CaseAction, Loan
 
 # `Gateway.send_command` fits: sends a platform message, awaits the answer or queues it.
 CommandSender = Callable[[str, Message], Awaitable[CommandOutcome]]

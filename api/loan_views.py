@@ -8,7 +8,7 @@ from typing import Any
 
 from alerts.model import DEFAULT_UTC_OFFSET
 from api.views import iso
-from store.loan_model import UNMONITORED, CaseAction, Loan
+from loans import UNMONITORED, CaseAction, Loan
 
 
 def local_date(now_ms: int) -> date:

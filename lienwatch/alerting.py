@@ -35,7 +35,7 @@ from geofence import Fence, load_fences
 from lienwatch.settings import Settings
 from pipeline.live import LiveDetector, fleet_from_devices
 from pipeline.thresholds import RuleBook, parse_rules
-from store import Store
+from store import Store, StoreError
 from store.fencerows import feature_collection
 
 log = logging.getLogger("lienwatch.alerting")
@@ -199,6 +199,7 @@ def start_alerting(
                 max_attempts=settings.webhook_max_attempts,
                 timeout_s=settings.webhook_timeout_s,
             ),
+            outage_errors=(StoreError,),
         )
         webhooks.start()
         sinks.append(webhooks)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from lienwatch.periodic import PeriodicTask
+from loans import CaseAction, Loan, NotPastDueError, fall_overdue
 from store import Store
 from store.interface import LoanNotFoundError
-from store.loan_model import CaseAction, Loan, NotPastDueError, fall_overdue
 
 log = logging.getLogger("lienwatch.loan_sweep")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from ingest.gateway import CommandOutcome
 from ingest.jt808 import ParamId
 from ingest.jt808.messages import Message, SetParameters
+from loans import CaseAction, Loan, LoanState, state_moved
 from store import Store
-from store.loan_model import CaseAction, Loan, LoanState, state_moved
 
 log = logging.getLogger("lienwatch.loan_watch")
 

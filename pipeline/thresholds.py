@@ -13,8 +13,8 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from loans import LoanState
 from pipeline.fleet import Vehicle
-from store.loan_model import LoanState
 
 MINUTE_S = 60
 HOUR_S = 3600

@@ -1,9 +1,9 @@
 """Persistence: one small interface, SQLite (embedded default) and PostgreSQL/TimescaleDB."""
 
+from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
 from store.factory import migrate, open_store, sqlite_path
 from store.interface import (
     AlertNotFoundError,
-    AlertsAdded,
     CommandState,
     Device,
     PositionPage,
@@ -13,8 +13,6 @@ from store.interface import (
     StoreConfigError,
     StoreError,
     StoreUnavailableError,
-    WebhookDelivery,
-    WebhookState,
     WriteResult,
 )
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from alerts.lifecycle import AlertState, StoredAlert, alert_text
 from alerts.model import Alert, AlertType
-from store.interface import WebhookDelivery, WebhookState
+from alerts.outbox import WebhookDelivery, WebhookState
 
 # The incident key: type, vehicle, device (terminal), fence ('' for none), data time in ms.
 IncidentKey = tuple[str, str, str, str, int]

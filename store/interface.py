@@ -26,8 +26,9 @@ from typing import Protocol
 
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
+from alerts.outbox import AlertsAdded, WebhookDelivery
+from loans import Bucket, CaseAction, Loan, LoanState, Stage
 from positions import PositionBatch
-from store.loan_model import Bucket, CaseAction, Loan, LoanState, Stage
 
 
 class StoreError(RuntimeError):
@@ -103,36 +104,6 @@ class AlertNotFoundError(StoreError):
     """No stored alert has that id."""
 
 
-@dataclass(frozen=True, slots=True)
-class AlertsAdded:
-    """`add_alerts`: every offered alert as stored (same order), and those new in this call."""
-
-    stored: list[StoredAlert]
-    new: list[StoredAlert]
-
-
-class WebhookState(enum.StrEnum):
-    PENDING = "pending"  # waiting for its next attempt
-    DELIVERED = "delivered"  # the receiver answered 2xx
-    FAILED = "failed"  # given up after the last allowed attempt
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookDelivery:
-    """One alert to one webhook URL in the outbox; `body` is the exact JSON that is signed."""
-
-    id: int
-    alert_id: int
-    url: str
-    body: bytes
-    state: WebhookState
-    attempts: int
-    next_attempt_ms: int
-    created_ms: int
-    updated_ms: int
-    last_error: str | None
-
-
 # -- HTTP API records: keys, fences, command log ----------------------------------------------
 
 
@@ -202,7 +173,7 @@ class LoanFilter:
     branch: str | None = None
 
 
-# The pure change `update_loan` applies under the row's lock (a `store.loan_model` function).
+# The pure change `update_loan` applies under the row's lock (a `loans.changes` function).
 LoanChange = Callable[[Loan], tuple[Loan, CaseAction]]
 
 
@@ -382,7 +353,7 @@ class Store(Protocol):
         """The terminal's most recent commands, newest first."""
         ...
 
-    # -- loans and their case log (store/loan_model.py gives the meaning) ---------------------
+    # -- loans and their case log (the `loans` package gives the meaning) ---------------------
 
     def create_loan(self, loan: Loan) -> Loan:
         """Stores a new loan; returns it with its id. LoanExistsError when the number is taken."""
@@ -407,7 +378,7 @@ class Store(Protocol):
         ...
 
     def unmonitored_vehicle_ids(self) -> set[str]:
-        """Cars whose loans are all settled, disposed or written off (`loan_model.UNMONITORED`):
+        """Cars whose loans are all settled, disposed or written off (`loans.UNMONITORED`):
         their trackers' alerts are to be muted. A car with no loan at all is not in it."""
         ...
 
@@ -420,7 +391,7 @@ class Store(Protocol):
 
     def loan_states(self, vehicle_ids: Sequence[str] | None = None) -> dict[str, LoanState]:
         """vehicle_id -> the state of its open (not settled, not written-off) loan, the worst
-        (`loan_model.WORST_FIRST`) when it has several; of every car when `vehicle_ids` is None.
+        (`loans.WORST_FIRST`) when it has several; of every car when `vehicle_ids` is None.
         Cars without an open loan are not in it."""
         ...
 

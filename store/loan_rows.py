@@ -13,8 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from store.interface import LoanFilter
-from store.loan_model import (
+from loans import (
     FINAL,
     SWEPT,
     WITHOUT_DPD,
@@ -28,6 +27,7 @@ from store.loan_model import (
     counts_from_bounds,
     worst_state,
 )
+from store.interface import LoanFilter
 
 # Columns every loan read selects, in this order (times as epoch ms).
 LOAN_FIELDS = (
@@ -199,7 +199,7 @@ def past_due_conditions(
     today: date, counts_from: str, mark: str, day: Callable[[date], Any]
 ) -> tuple[list[str], list[Any]]:
     """Active or restructured loans with days past due above 0 on `today`: DPD > 0 exactly
-    when `next_due_date + grace_days` is before today (`loan_model.days_past_due`)."""
+    when `next_due_date + grace_days` is before today (`loans.days_past_due`)."""
     return [_SWEPT, f"{counts_from} < {mark}"], [day(today)]
 
 

@@ -14,6 +14,7 @@ import psycopg
 
 from alerts.lifecycle import AlertState, StoredAlert, opened, transition
 from alerts.model import Alert
+from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
 from store.alert_rows import (
     IncidentKey,
     details_text,
@@ -23,7 +24,9 @@ from store.alert_rows import (
     webhook_body,
     webhook_from_row,
 )
-from store.interface import AlertNotFoundError, AlertsAdded, WebhookDelivery, WebhookState
+from store.interface import (
+    AlertNotFoundError,
+)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 
+from loans import UNMONITORED, CaseAction, Loan, LoanState
 from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
-from store.loan_model import UNMONITORED, CaseAction, Loan, LoanState
 from store.loan_rows import (
     LOAN_FIELDS,
     MUTABLE_FIELDS,

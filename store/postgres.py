@@ -36,11 +36,12 @@ import psycopg
 
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
+from alerts.outbox import AlertsAdded, WebhookDelivery
+from loans import CaseAction, Loan, LoanState
 from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans
 from store.alert_rows import check_page
 from store.interface import (
-    AlertsAdded,
     ApiKey,
     CommandLog,
     CommandState,
@@ -54,10 +55,8 @@ from store.interface import (
     StoredFence,
     StoreError,
     StoreUnavailableError,
-    WebhookDelivery,
     WriteResult,
 )
-from store.loan_model import CaseAction, Loan, LoanState
 from store.migrate import PLAIN, latest_version
 from store.selection import last_seen_per_device, newest_valid_per_device, thin
 

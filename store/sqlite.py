@@ -20,11 +20,12 @@ import numpy as np
 
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
+from alerts.outbox import AlertsAdded, WebhookDelivery
+from loans import CaseAction, Loan, LoanState
 from positions import COLUMNS, PositionBatch, empty_batch
 from store import sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
 from store.interface import (
-    AlertsAdded,
     ApiKey,
     CommandLog,
     CommandState,
@@ -37,10 +38,8 @@ from store.interface import (
     SchemaError,
     StoredFence,
     StoreError,
-    WebhookDelivery,
     WriteResult,
 )
-from store.loan_model import CaseAction, Loan, LoanState
 from store.migrate import latest_version, migrate_sqlite
 from store.selection import last_seen_per_device, newest_valid_per_device, thin
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from alerts.lifecycle import AlertState, StoredAlert, opened, transition
 from alerts.model import Alert
+from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
 from store.alert_rows import (
     ALERT_FIELDS,
     details_text,
@@ -21,7 +22,9 @@ from store.alert_rows import (
     webhook_body,
     webhook_from_row,
 )
-from store.interface import AlertNotFoundError, AlertsAdded, WebhookDelivery, WebhookState
+from store.interface import (
+    AlertNotFoundError,
+)
 
 _SELECT = "SELECT " + ", ".join(ALERT_FIELDS) + " FROM alerts"
 _KEY_WHERE = "type = ? AND vehicle_id = ? AND terminal = ? AND fence_id = ? AND time_ms = ?"

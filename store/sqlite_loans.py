@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from loans import UNMONITORED, CaseAction, Loan, LoanState
 from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
-from store.loan_model import UNMONITORED, CaseAction, Loan, LoanState
 from store.loan_rows import (
     ACTION_FIELDS,
     LOAN_FIELDS,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from alerts.delivery.ports import AlertLog
 from alerts.lifecycle import StoredAlert
 from alerts.model import Alert
-from store.interface import Store
 
 
 class AlertRecorder:
@@ -20,13 +20,13 @@ class AlertRecorder:
 
     def __init__(
         self,
-        store_factory: Callable[[], Store],
+        store_factory: Callable[[], AlertLog],
         publish: Callable[[Sequence[StoredAlert]], None],
         *,
         webhook_urls: Sequence[str] = (),
     ) -> None:
         self._store_factory = store_factory
-        self._store: Store | None = None
+        self._store: AlertLog | None = None
         self._publish = publish
         self.webhook_urls = tuple(webhook_urls)
         # Cars no longer watched (every loan on them settled, disposed or written off): their
@@ -34,7 +34,7 @@ class AlertRecorder:
         self.muted_vehicles: frozenset[str] = frozenset()
 
     def record(self, alerts: Sequence[Alert], now_ms: int) -> list[StoredAlert]:
-        """Raises StoreError (nothing published) when the store cannot take them now."""
+        """Raises what the alert log raises (nothing published) when it cannot take them now."""
         muted = self.muted_vehicles
         if muted:
             alerts = [a for a in alerts if a.vehicle_id not in muted]

@@ -21,9 +21,10 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from alerts.delivery.ports import WebhookOutbox
 from alerts.delivery.signing import DELIVERY_HEADER, SIGNATURE_HEADER, retry_at_ms, sign
 from alerts.lifecycle import StoredAlert
-from store.interface import Store, StoreError, WebhookDelivery
+from alerts.outbox import WebhookDelivery
 
 log = logging.getLogger("lienwatch.alerts")
 
@@ -61,15 +62,19 @@ class WebhookDeliverer:
 
     def __init__(
         self,
-        store_factory: Callable[[], Store],
+        store_factory: Callable[[], WebhookOutbox],
         policy: WebhookPolicy | None = None,
         *,
         post: Post = http_post,
         clock_ms: Callable[[], int] = _now_ms,
+        outage_errors: tuple[type[Exception], ...] = (),
     ) -> None:
         self.policy = policy or WebhookPolicy()
         self._store_factory = store_factory
-        self._store: Store | None = None
+        self._store: WebhookOutbox | None = None
+        # Errors that mean the outbox is unreachable for now (the store's own error class, handed
+        # in by the composition root): warned about once and retried, not logged as a failure.
+        self._outage_errors = outage_errors
         self._post = post
         self._clock_ms = clock_ms
         self._wake = threading.Event()
@@ -113,7 +118,7 @@ class WebhookDeliverer:
             self._wake.clear()
             try:
                 busy = self.run_once() >= self.policy.batch
-            except StoreError as exc:
+            except self._outage_errors as exc:
                 if not self._store_down:
                     log.warning("webhook outbox unreachable (%s): retrying", exc)
                     self._store_down = True
@@ -143,7 +148,7 @@ class WebhookDeliverer:
             self._record(store, delivery, error)
         return len(due)
 
-    def _open(self) -> Store:
+    def _open(self) -> WebhookOutbox:
         if self._store is None:
             self._store = self._store_factory()
         return self._store
@@ -162,7 +167,7 @@ class WebhookDeliverer:
             return f"{type(exc).__name__}: {exc}"
         return None if 200 <= status < 300 else f"HTTP {status}"
 
-    def _record(self, store: Store, delivery: WebhookDelivery, error: str | None) -> None:
+    def _record(self, store: WebhookOutbox, delivery: WebhookDelivery, error: str | None) -> None:
         now = self._clock_ms()
         retry = None
         if error is not None:

@@ -4,7 +4,7 @@ Admins create loans; viewers read them (with days past due and the bucket for to
 devices and its unresolved alerts); officers record payments, move the loan's state and log
 collection actions, each entry in the loan's append-only log with the key's name as the actor.
 Every change is told to `ctx.loan_changed` (the live side watches overdue cars more closely).
-The meaning (allowed moves, DPD, stages) is `store.loan_model`'s; the store applies each change
+The meaning (allowed moves, DPD, stages) is the `loans` package's; the store applies each change
 atomically.
 
 No `from __future__ import annotations`: FastAPI reads the dependency aliases built inside
@@ -29,9 +29,7 @@ from api.errors import ApiError, bad_request, not_found
 from api.loan_views import action_json, loan_json, local_date
 from api.routes.lookup import is_online
 from api.views import device_json, position_json
-from store import Device, Store
-from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
-from store.loan_model import (
+from loans import (
     Bucket,
     CaseAction,
     Channel,
@@ -48,6 +46,8 @@ from store.loan_model import (
     paid_through_after,
     transition,
 )
+from store import Device, Store
+from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
 
 _E = TypeVar("_E", LoanState, Stage)
 _LOAN_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

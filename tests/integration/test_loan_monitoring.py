@@ -24,11 +24,11 @@ from lienwatch.alerting import start_alerting
 from lienwatch.loan_sweep import LoanSweeper, Moved
 from lienwatch.loan_watch import ReportIntervals, touches_overdue
 from lienwatch.settings import Settings
+from loans import ActionKind, CaseAction, LoanState, new_loan, transition
 from simulators.device import Device as SimulatedDevice
 from simulators.device import Shuttle
 from simulators.wire import Clock, run_tcp
 from store import CommandState, Device, migrate, open_store
-from store.loan_model import ActionKind, CaseAction, LoanState, new_loan, transition
 from tests.support.api import ApiUnderTest, async_api_under_test
 
 T0_MS = 1_735_689_600_000

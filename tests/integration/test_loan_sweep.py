@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from lienwatch.loan_sweep import LoanSweeper, sweep_overdue
-from store import Store, migrate, open_store
-from store.loan_model import (
+from loans import (
     ActionKind,
     CaseAction,
     Loan,
@@ -22,6 +21,7 @@ from store.loan_model import (
     new_loan,
     transition,
 )
+from store import Store, migrate, open_store
 
 T0 = 1_709_280_000_000
 T1 = T0 + 86_400_000

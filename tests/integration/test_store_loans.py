@@ -15,9 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from store import Store, migrate, open_store, sqlite_path
-from store.interface import LoanExistsError, LoanFilter, LoanNotFoundError
-from store.loan_model import (
+from loans import (
     ActionKind,
     Bucket,
     CaseAction,
@@ -33,6 +31,8 @@ from store.loan_model import (
     paid_through_after,
     transition,
 )
+from store import Store, migrate, open_store, sqlite_path
+from store.interface import LoanExistsError, LoanFilter, LoanNotFoundError
 
 T0 = 1_709_280_000_000
 TODAY = date(2024, 6, 30)

@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from store.loan_model import (
+from loans import (
     ALLOWED,
     FINAL,
     Loan,

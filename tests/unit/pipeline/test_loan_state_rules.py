@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from alerts.model import Alert
+from loans import LoanState
 from pipeline.csv_positions import read_positions_csv
 from pipeline.engine import Engine
 from pipeline.fleet import Fleet, Vehicle
@@ -15,7 +16,6 @@ from pipeline.live import fleet_from_devices
 from pipeline.replay import to_batch
 from pipeline.thresholds import RuleBook, RulesError, Thresholds, parse_rules
 from store.interface import Device
-from store.loan_model import LoanState
 from tests.unit.pipeline.tracks import HOME, Fix, csv_bytes, minute_ms, of_type, run, stay
 
 RULES = b"""

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from store.loan_model import (
+from loans import (
     ActionKind,
     CaseAction,
     Loan,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from store.loan_model import (
+from loans import (
     ActionKind,
     Bucket,
     Channel,
