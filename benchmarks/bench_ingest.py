@@ -210,7 +210,7 @@ def _cpu_figures(benchmark: Any, report: LoadReport, meter: Meter, role: str) ->
     busy = meter.delta("machine")
     benchmark.extra_info.update(
         {
-            "cpu_s": round(server_s, 3),
+            "cpu_s": server_s,
             "cpu_of": f"{role}: its process, all threads and children, from the first "
             "scheduled report to the last acknowledgement",
             f"{role}_cpu_us_per_report": _us(server_s, acked),
