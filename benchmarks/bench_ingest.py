@@ -137,8 +137,8 @@ def _figures(benchmark: Any, report: LoadReport) -> None:
     )
 
 
-def _wait_stored(url: str, want: int) -> int:
-    deadline = time.monotonic() + STORE_WAIT_S
+def _wait_stored(url: str, want: int, wait_s: float = STORE_WAIT_S) -> int:
+    deadline = time.monotonic() + wait_s
     stored = _stored(url)
     while stored < want and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -169,6 +169,7 @@ class Meter:
         self.at[mark] = {
             "server": process_cpu_s(self.server),
             "machine": machine_busy_s(),
+            "wall": time.monotonic(),
             "backends": self._backends(),
         }
 
@@ -207,7 +208,7 @@ def _cpu_figures(benchmark: Any, report: LoadReport, meter: Meter, role: str) ->
     acked = report.acknowledged
     server_s = meter.delta("server")
     window = report.window_s
-    busy = meter.delta("machine")
+    busy = meter.delta("machine") / meter.delta("wall")  # cores, between the marks
     benchmark.extra_info.update(
         {
             "cpu_s": server_s,
@@ -217,7 +218,7 @@ def _cpu_figures(benchmark: Any, report: LoadReport, meter: Meter, role: str) ->
             "window_s": round(window, 3),
             "generator_cpu_s": round(report.window_cpu_s, 3),
             "generator_cpu_us_per_report": _us(report.window_cpu_s, acked),
-            "machine_busy_cores": round(busy / window, 2) if window else None,
+            "machine_busy_cores": round(busy, 2),
             "cores": CORES,
         }
     )
@@ -227,7 +228,7 @@ def _cpu_figures(benchmark: Any, report: LoadReport, meter: Meter, role: str) ->
         f"load generator CPU (this process, not the {role}): "
         f"{_us(report.window_cpu_s, acked):,.1f} µs per report "
         f"({report.window_cpu_s / window:.2f} cores); it competes for the same {CORES} cores",
-        f"machine: {busy / window:.2f} of {CORES} cores busy over the window, every process "
+        f"machine: {busy:.2f} of {CORES} cores busy over the window, every process "
         "counted (other users' load too)",
     ]
     return server_s
@@ -260,6 +261,7 @@ def _serve(database: str, data: str) -> tuple[subprocess.Popen[str], int]:
         "LIENWATCH_DATABASE_URL": database,
         "LIENWATCH_DATA_DIR": data,
         "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
+        "LIENWATCH_API_LISTEN": "127.0.0.1:0",  # any free port: another gateway may hold 8000
         "LIENWATCH_AUTO_REGISTER": "true",
     }
     return _start([str(BIN), "serve"], env, r"JT808 gateway listening on [^:]+:(\d+)")
@@ -396,7 +398,9 @@ def test_gateway_capacity(benchmark: Any, search_database: str) -> None:
                     )
                     with Meter(proc.pid) as meter:
                         report = run(cfg, mark=meter)
-                    total = _wait_stored(search_database, stored_before + report.acknowledged)
+                    total = _wait_stored(
+                        search_database, stored_before + report.acknowledged, STORE_WAIT_S / 2
+                    )
                     steps.append(Step(rate, report, total - stored_before, meter.delta("server")))
                     stored_before = total
                     if steps[-1].ok:
