@@ -130,6 +130,7 @@ def _figures(benchmark: Any, report: LoadReport) -> None:
             "sent": report.sent,
             "acknowledged": report.acknowledged,
             "errors": report.errors,
+            "overrun": report.overrun,
             "achieved_rate": round(report.achieved_rate, 1),
             "acked_per_s": round(report.acknowledged / report.duration_s, 1),
             **{f"ack_{k}_ms": round(v, 2) for k, v in report.ack_latency_ms.items()},
@@ -311,6 +312,7 @@ def test_gateway_into_postgres(benchmark: Any, database: str) -> None:
         "(WAL writer, checkpointer) are not counted",
     ]
     benchmark.extra_info["notes"][1:1] = between
+    print("\n".join(benchmark.extra_info["notes"]))  # pytest shows it when the counts fail
     assert report.sent == report.acknowledged == stored, (report.sent, report.acknowledged, stored)
 
 
@@ -327,6 +329,7 @@ class Step:
         return (
             r.connected == r.devices
             and r.errors == 0
+            and r.overrun == 0
             and r.sent == r.acknowledged == self.stored > 0
             and r.ack_latency_ms.get("p99", float("inf")) < P99_LIMIT_MS
         )

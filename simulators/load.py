@@ -96,6 +96,9 @@ class LoadReport:
     send_lag_ms: dict[str, float] = field(default_factory=dict)
     window_s: float = 0.0  # from the first scheduled report to the last answer (or giving up)
     window_cpu_s: float = 0.0  # the generator's own CPU over that window: its cost per report
+    # Reports still unanswered when their send-time slot was reused (RING_WINDOW_S later): a
+    # late answer to one is matched to the newer report, so latencies are understated.
+    overrun: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +118,7 @@ class LoadReport:
             "cpu_s": round(self.cpu_s, 2),
             "window_s": round(self.window_s, 3),
             "window_cpu_s": round(self.window_cpu_s, 3),
+            "overrun": self.overrun,
         }
 
 
@@ -752,6 +756,7 @@ async def run_load(
         ),
         window_s=window_s,
         window_cpu_s=window_cpu_s,
+        overrun=fleet.overrun,
     )
 
 
