@@ -17,7 +17,9 @@ that is met says little about capacity, so the figures are:
 - capacity (`gateway_capacity`): the highest offered rate at which p99 acknowledgement stays
   under 1 s with exact counts, searched on a fresh gateway and database by short steps
   (doubling from a start rate, then bisection to within 10 %), each with new devices, until
-  the time budget is spent.
+  the time budget is spent. A step with an overrun answer fails too (its latencies would be
+  understated). Each step shows how busy the whole machine was: on a shared machine latency
+  is mostly other users' load, where the CPU figures above still hold.
 
 Environment: LIENWATCH_BENCH_INGEST_S (default 60), LIENWATCH_BENCH_INGEST_RATE (50000),
 LIENWATCH_BENCH_INGEST_DEVICES (2000), LIENWATCH_BENCH_PG_ADMIN_URL; for the capacity search
