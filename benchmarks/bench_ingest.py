@@ -1,13 +1,31 @@
 """`lienwatch bench ingest`: the gateway under load, durable into PostgreSQL.
 
 `lienwatch serve` runs as its own process on a fresh PostgreSQL database; the load generator
-(simulators/load.py) offers RATE reports/s from DEVICES connections for SECONDS. Figures: the
-acknowledged rate over the sending window, acknowledgement latency percentiles, and exact counts
-(sent = acknowledged = stored rows). The baseline is the same load against the trivial
-acknowledging sink (no decoding, no durability) in the same run.
+(simulators/load.py) offers RATE reports/s from DEVICES connections for SECONDS. An offered rate
+that is met says little about capacity, so the figures are:
+- CPU per acknowledged report: the gateway process's user+system time (all threads and any
+  children, from the kernel's accounting) from the first scheduled report to the last
+  acknowledgement, over the reports acknowledged; next to it the same figure for the trivial
+  acknowledging sink (no decoding, no durability) under the same load in the same run, whose
+  result is the baseline. `cpu_ratio` is the gateway's reports per CPU-second over the sink's.
+  Also the gateway's CPU until every row is stored, the bench database's PostgreSQL backends
+  (the server's shared processes, such as the WAL writer, cannot be attributed), the load
+  generator's own CPU (it runs in this process and competes for the same cores) and how busy
+  the whole machine was (other users' load shows there);
+- the acknowledged rate over the sending window, acknowledgement latency percentiles, and exact
+  counts (sent = acknowledged = stored rows);
+- capacity (`gateway_capacity`): the highest offered rate at which p99 acknowledgement stays
+  under 1 s with exact counts, searched on a fresh gateway and database by short steps
+  (doubling from a start rate, then bisection to within 10 %), each with new devices, until
+  the time budget is spent. A step with an overrun answer fails too (its latencies would be
+  understated). Each step shows how busy the whole machine was: on a shared machine latency
+  is mostly other users' load, where the CPU figures above still hold.
 
 Environment: LIENWATCH_BENCH_INGEST_S (default 60), LIENWATCH_BENCH_INGEST_RATE (50000),
-LIENWATCH_BENCH_INGEST_DEVICES (2000), LIENWATCH_BENCH_PG_ADMIN_URL.
+LIENWATCH_BENCH_INGEST_DEVICES (2000), LIENWATCH_BENCH_PG_ADMIN_URL; for the capacity search
+LIENWATCH_BENCH_INGEST_SEARCH_S (time budget, default 180; 0 skips it),
+LIENWATCH_BENCH_INGEST_STEP_S (each step's sending time, 10), LIENWATCH_BENCH_INGEST_SEARCH_FROM
+(first rate, 25000) and LIENWATCH_BENCH_INGEST_SEARCH_TO (highest rate tried, 400000).
 """
 
 from __future__ import annotations
@@ -21,13 +39,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from simulators.load import LoadConfig, LoadReport, run
+from simulators.load import LoadConfig, LoadReport, machine_busy_s, process_cpu_s, run
 
 SECONDS = float(os.environ.get("LIENWATCH_BENCH_INGEST_S", "60"))
 RATE = float(os.environ.get("LIENWATCH_BENCH_INGEST_RATE", "50000"))
@@ -35,7 +54,14 @@ DEVICES = int(os.environ.get("LIENWATCH_BENCH_INGEST_DEVICES", "2000"))
 PG_ADMIN = os.environ.get(
     "LIENWATCH_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+SEARCH_S = float(os.environ.get("LIENWATCH_BENCH_INGEST_SEARCH_S", "180"))
+STEP_S = float(os.environ.get("LIENWATCH_BENCH_INGEST_STEP_S", "10"))
+SEARCH_FROM = float(os.environ.get("LIENWATCH_BENCH_INGEST_SEARCH_FROM", "25000"))
+SEARCH_TO = float(os.environ.get("LIENWATCH_BENCH_INGEST_SEARCH_TO", "400000"))
+P99_LIMIT_MS = 1000.0
 BIN = Path(sys.executable).with_name("lienwatch")
+CORES = os.cpu_count() or 1
+STORE_WAIT_S = 120.0
 
 
 def _start(args: list[str], env: dict[str, str], pattern: str) -> tuple[subprocess.Popen[str], int]:
@@ -71,8 +97,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.stdout.close()
 
 
-@pytest.fixture(scope="module")
-def database() -> Iterator[str]:
+def _fresh_database() -> Iterator[str]:
     name = f"lienwatch_bench_ingest_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -81,6 +106,16 @@ def database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    yield from _fresh_database()
+
+
+@pytest.fixture
+def search_database() -> Iterator[str]:
+    yield from _fresh_database()
 
 
 def _stored(url: str) -> int:
@@ -97,11 +132,112 @@ def _figures(benchmark: Any, report: LoadReport) -> None:
             "sent": report.sent,
             "acknowledged": report.acknowledged,
             "errors": report.errors,
+            "overrun": report.overrun,
             "achieved_rate": round(report.achieved_rate, 1),
             "acked_per_s": round(report.acknowledged / report.duration_s, 1),
             **{f"ack_{k}_ms": round(v, 2) for k, v in report.ack_latency_ms.items()},
         }
     )
+
+
+def _wait_stored(url: str, want: int, wait_s: float = STORE_WAIT_S) -> int:
+    deadline = time.monotonic() + wait_s
+    stored = _stored(url)
+    while stored < want and time.monotonic() < deadline:
+        time.sleep(0.5)
+        stored = _stored(url)
+    return stored
+
+
+@dataclass
+class Meter:
+    """CPU seconds of the server process (and of the database's backends) between the load's
+    window marks, read from outside through the kernel's accounting."""
+
+    server: int  # pid
+    database: str | None = None  # also charge this database's PostgreSQL backends
+    at: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _monitor: psycopg.Connection[Any] | None = None
+
+    def __enter__(self) -> Meter:
+        if self.database is not None:
+            self._monitor = psycopg.connect(self.database, autocommit=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._monitor is not None:
+            self._monitor.close()
+
+    def __call__(self, mark: str) -> None:
+        self.at[mark] = {
+            "server": process_cpu_s(self.server),
+            "machine": machine_busy_s(),
+            "wall": time.monotonic(),
+            "backends": self._backends(),
+        }
+
+    def _backends(self) -> dict[int, float]:
+        if self._monitor is None:
+            return {}
+        rows = self._monitor.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+        cpu: dict[int, float] = {}
+        for (pid,) in rows:
+            try:
+                cpu[int(pid)] = process_cpu_s(int(pid))
+            except ProcessLookupError:
+                continue
+        return cpu
+
+    def delta(self, key: str) -> float:
+        return float(self.at["end"][key] - self.at["start"][key])
+
+    def backends_cpu_s(self) -> tuple[float, int, int]:
+        """CPU of the backends over the window, how many, how many left before the end (their
+        CPU is lost; a backend that came during the window counts from its start)."""
+        start, end = self.at["start"]["backends"], self.at["end"]["backends"]
+        total = sum(cpu - start.get(pid, 0.0) for pid, cpu in end.items())
+        return total, len(end), len(set(start) - set(end))
+
+
+def _us(cpu_s: float, reports: int) -> float:
+    return round(cpu_s * 1e6 / reports, 2) if reports else float("nan")
+
+
+def _cpu_figures(benchmark: Any, report: LoadReport, meter: Meter, role: str) -> float:
+    """Puts the window's CPU figures into extra_info; returns the server's CPU seconds."""
+    acked = report.acknowledged
+    server_s = meter.delta("server")
+    window = report.window_s
+    busy = meter.delta("machine") / meter.delta("wall")  # cores, between the marks
+    benchmark.extra_info.update(
+        {
+            "cpu_s": server_s,
+            "cpu_of": f"{role}: its process, all threads and children, from the first "
+            "scheduled report to the last acknowledgement",
+            f"{role}_cpu_us_per_report": _us(server_s, acked),
+            "window_s": round(window, 3),
+            "generator_cpu_s": round(report.window_cpu_s, 3),
+            "generator_cpu_us_per_report": _us(report.window_cpu_s, acked),
+            "machine_busy_cores": round(busy, 2),
+            "cores": CORES,
+        }
+    )
+    benchmark.extra_info["notes"] = [
+        f"{role} CPU: {_us(server_s, acked):,.1f} µs per acknowledged report "
+        f"({server_s:.2f} s over {window:.1f} s, {server_s / window:.2f} cores)",
+        f"load generator CPU (this process, not the {role}): "
+        f"{_us(report.window_cpu_s, acked):,.1f} µs per report "
+        f"({report.window_cpu_s / window:.2f} cores); it competes for the same {CORES} cores",
+        f"machine: {busy:.2f} of {CORES} cores busy over the window, every process "
+        "counted (other users' load too)",
+    ]
+    return server_s
+
+
+SINK: dict[str, float] = {}  # the sink's CPU per report, for the gateway's line of the same run
 
 
 def test_sink_baseline(benchmark: Any) -> None:
@@ -110,37 +246,209 @@ def test_sink_baseline(benchmark: Any) -> None:
     )
     seconds = min(SECONDS, 20.0)
     try:
-        report: LoadReport = benchmark.pedantic(
-            lambda: run(LoadConfig("127.0.0.1", port, DEVICES, RATE, seconds)), rounds=1
-        )
+        with Meter(proc.pid) as meter:
+            report: LoadReport = benchmark.pedantic(
+                lambda: run(LoadConfig("127.0.0.1", port, DEVICES, RATE, seconds), mark=meter),
+                rounds=1,
+            )
     finally:
         _stop(proc)
     _figures(benchmark, report)
     benchmark.extra_info["items"] = report.acknowledged
+    sink_s = _cpu_figures(benchmark, report, meter, "sink")
+    SINK["cpu_us_per_report"] = _us(sink_s, report.acknowledged)
+
+
+def _serve(database: str, data: str) -> tuple[subprocess.Popen[str], int]:
+    env = {
+        "LIENWATCH_DATABASE_URL": database,
+        "LIENWATCH_DATA_DIR": data,
+        "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
+        "LIENWATCH_API_LISTEN": "127.0.0.1:0",  # any free port: another gateway may hold 8000
+        "LIENWATCH_AUTO_REGISTER": "true",
+    }
+    return _start([str(BIN), "serve"], env, r"JT808 gateway listening on [^:]+:(\d+)")
 
 
 def test_gateway_into_postgres(benchmark: Any, database: str) -> None:
     with tempfile.TemporaryDirectory() as data:
-        env = {
-            "LIENWATCH_DATABASE_URL": database,
-            "LIENWATCH_DATA_DIR": data,
-            "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
-            "LIENWATCH_AUTO_REGISTER": "true",
-        }
-        proc, port = _start([str(BIN), "serve"], env, r"JT808 gateway listening on [^:]+:(\d+)")
+        proc, port = _serve(database, data)
         try:
-            report: LoadReport = benchmark.pedantic(
-                lambda: run(LoadConfig("127.0.0.1", port, DEVICES, RATE, SECONDS)), rounds=1
-            )
-            deadline = time.monotonic() + 120
-            stored = _stored(database)
-            while stored < report.acknowledged and time.monotonic() < deadline:
-                time.sleep(0.5)
-                stored = _stored(database)
+            with Meter(proc.pid, database) as meter:
+                report: LoadReport = benchmark.pedantic(
+                    lambda: run(LoadConfig("127.0.0.1", port, DEVICES, RATE, SECONDS), mark=meter),
+                    rounds=1,
+                )
+            stored = _wait_stored(database, report.acknowledged)
+            to_stored_s = process_cpu_s(proc.pid) - meter.at["start"]["server"]
         finally:
             _stop(proc)
     _figures(benchmark, report)
     benchmark.extra_info["stored"] = stored
     benchmark.extra_info["items"] = report.acknowledged
     benchmark.extra_info["baseline"] = "test_sink_baseline"
+    acked = report.acknowledged
+    gateway_s = _cpu_figures(benchmark, report, meter, "gateway")
+    pg_s, backends, gone = meter.backends_cpu_s()
+    benchmark.extra_info.update(
+        {
+            "gateway_cpu_us_per_report_until_stored": _us(to_stored_s, acked),
+            "sink_cpu_us_per_report": SINK.get("cpu_us_per_report"),
+            "postgres_cpu_s": round(pg_s, 3),
+            "postgres_cpu_us_per_report": _us(pg_s, acked),
+            "postgres_backends": backends,
+        }
+    )
+    between: list[str] = []
+    if "cpu_us_per_report" in SINK:
+        sink_us = SINK["cpu_us_per_report"]
+        between.append(
+            f"sink CPU in this run: {sink_us:,.1f} µs per acknowledged report; the gateway "
+            f"costs {_us(gateway_s, acked) / sink_us:.1f}x the sink's CPU per report"
+        )
+    between += [
+        f"gateway CPU until every row was stored: {_us(to_stored_s, acked):,.1f} µs per report",
+        f"PostgreSQL backends of the bench database ({backends}"
+        + (f", {gone} gone before the end and not counted" if gone else "")
+        + f"): {_us(pg_s, acked):,.1f} µs per report; the server's shared processes "
+        "(WAL writer, checkpointer) are not counted",
+    ]
+    benchmark.extra_info["notes"][1:1] = between
+    print("\n".join(benchmark.extra_info["notes"]))  # pytest shows it when the counts fail
     assert report.sent == report.acknowledged == stored, (report.sent, report.acknowledged, stored)
+
+
+@dataclass(frozen=True)
+class Step:
+    rate: float
+    report: LoadReport
+    stored: int
+    gateway_cpu_s: float
+    machine_busy_cores: float  # everyone's load over the step: contention shows as latency
+
+    @property
+    def ok(self) -> bool:
+        r = self.report
+        return (
+            r.connected == r.devices
+            and r.errors == 0
+            and r.overrun == 0
+            and r.sent == r.acknowledged == self.stored > 0
+            and r.ack_latency_ms.get("p99", float("inf")) < P99_LIMIT_MS
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "offered_rate": self.rate,
+            "ok": self.ok,
+            "sent": r.sent,
+            "acknowledged": r.acknowledged,
+            "stored": self.stored,
+            "errors": r.errors,
+            "achieved_rate": round(r.achieved_rate, 1),
+            "ack_p99_ms": round(r.ack_latency_ms.get("p99", float("nan")), 1),
+            "send_lag_p99_ms": round(r.send_lag_ms.get("p99", float("nan")), 1),
+            "gateway_cpu_us_per_report": _us(self.gateway_cpu_s, r.acknowledged),
+            "generator_cpu_us_per_report": _us(r.window_cpu_s, r.acknowledged),
+            "machine_busy_cores": round(self.machine_busy_cores, 2),
+        }
+
+    def line(self) -> str:
+        j = self.to_json()
+        return (
+            f"{self.rate:>9,.0f}/s {'ok  ' if self.ok else 'FAIL'} p99 {j['ack_p99_ms']:,.0f} ms "
+            f"(send lag p99 {j['send_lag_p99_ms']:,.0f} ms), sent {j['sent']:,} "
+            f"acked {j['acknowledged']:,} stored {j['stored']:,}, gateway "
+            f"{j['gateway_cpu_us_per_report']:,.1f} µs/report, generator "
+            f"{j['generator_cpu_us_per_report']:,.1f} µs/report, machine "
+            f"{j['machine_busy_cores']:.2f} of {CORES} cores busy"
+        )
+
+
+def _next_rate(passed: float | None, failed: float | None, rate: float) -> float | None:
+    """Doubling until a step fails (halving until one passes), then bisection to 10 %."""
+    if failed is None:
+        return min(rate * 2, SEARCH_TO) if rate < SEARCH_TO else None
+    if passed is None:
+        return rate / 2 if rate / 2 >= SEARCH_FROM / 16 else None
+    if failed / passed <= 1.1:
+        return None
+    middle = (passed + failed) / 2
+    rounded = float(round(middle / 500) * 500)
+    return rounded if passed < rounded < failed else middle
+
+
+def test_gateway_capacity(benchmark: Any, search_database: str) -> None:
+    if SEARCH_S <= 0:
+        pytest.skip("LIENWATCH_BENCH_INGEST_SEARCH_S=0")
+    steps: list[Step] = []
+
+    def search() -> None:
+        passed: float | None = None
+        failed: float | None = None
+        rate: float | None = SEARCH_FROM
+        stored_before = 0
+        longest = 0.0
+        with tempfile.TemporaryDirectory() as data:
+            proc, port = _serve(search_database, data)
+            began = time.monotonic()  # the budget is for steps, the gateway's start aside
+            try:
+                while rate is not None and (
+                    not steps or time.monotonic() - began + longest <= SEARCH_S
+                ):
+                    step_began = time.monotonic()
+                    cfg = LoadConfig(
+                        "127.0.0.1",
+                        port,
+                        DEVICES,
+                        rate,
+                        STEP_S,
+                        first_terminal=13_800_000_000 + len(steps) * DEVICES,
+                    )
+                    with Meter(proc.pid) as meter:
+                        report = run(cfg, mark=meter)
+                    total = _wait_stored(
+                        search_database, stored_before + report.acknowledged, STORE_WAIT_S / 2
+                    )
+                    busy = meter.delta("machine") / meter.delta("wall")
+                    steps.append(
+                        Step(rate, report, total - stored_before, meter.delta("server"), busy)
+                    )
+                    stored_before = total
+                    if steps[-1].ok:
+                        passed = rate if passed is None else max(passed, rate)
+                    else:
+                        failed = rate if failed is None else min(failed, rate)
+                    longest = max(longest, time.monotonic() - step_began)
+                    rate = _next_rate(passed, failed, rate)
+            finally:
+                _stop(proc)
+
+    benchmark.pedantic(search, rounds=1)
+    passed_rates = [s.rate for s in steps if s.ok]
+    highest = max(passed_rates) if passed_rates else None
+    lowest_failed = min((s.rate for s in steps if not s.ok), default=None)
+    benchmark.extra_info.update(
+        {
+            "highest_rate": highest,
+            "lowest_failed_rate": lowest_failed,
+            "criterion": f"p99 acknowledgement < {P99_LIMIT_MS:.0f} ms, "
+            "sent = acknowledged = stored, no errors",
+            "devices": DEVICES,
+            "step_s": STEP_S,
+            "steps": [s.to_json() for s in steps],
+        }
+    )
+    found = f"{highest:,.0f}/s" if highest is not None else "none of the rates tried"
+    above = (
+        f", {lowest_failed:,.0f}/s failed"
+        if lowest_failed is not None
+        else f" (no step failed up to {max(s.rate for s in steps):,.0f}/s, the cap or budget)"
+    )
+    benchmark.extra_info["notes"] = [
+        f"highest offered rate with p99 acknowledgement < 1 s and exact counts: {found}{above}; "
+        f"{DEVICES} devices, {STEP_S:.0f} s steps, the generator on the same {CORES} cores",
+        *[s.line() for s in steps],
+    ]
+    assert steps

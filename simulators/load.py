@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,8 +92,13 @@ class LoadReport:
     refused: int = 0
     commands_answered: int = 0
     unanswered: int = 0
-    cpu_s: float = 0.0
+    cpu_s: float = 0.0  # the generator's own CPU, connecting included
     send_lag_ms: dict[str, float] = field(default_factory=dict)
+    window_s: float = 0.0  # from the first scheduled report to the last answer (or giving up)
+    window_cpu_s: float = 0.0  # the generator's own CPU over that window: its cost per report
+    # Reports still unanswered when their send-time slot was reused (RING_WINDOW_S later): a
+    # late answer to one is matched to the newer report, so latencies are understated.
+    overrun: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,6 +116,9 @@ class LoadReport:
             "send_lag_ms": {k: round(v, 3) for k, v in self.send_lag_ms.items()},
             "commands_answered": self.commands_answered,
             "cpu_s": round(self.cpu_s, 2),
+            "window_s": round(self.window_s, 3),
+            "window_cpu_s": round(self.window_cpu_s, 3),
+            "overrun": self.overrun,
         }
 
 
@@ -580,6 +589,63 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+# ---------------------------------------------------------------------- CPU accounting
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat from field 3 (state) on: the command name may hold spaces or parens."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        text = fh.read().decode("ascii", "replace")
+    return text[text.rindex(")") + 2 :].split()
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds the kernel charged to process `pid` (Linux /proc).
+
+    Counts every thread of the process, ended ones too, and the children it has waited for,
+    plus its live descendants: a server's whole cost, not just its main thread's. Read from
+    the kernel's own accounting, so a process measures another without disturbing it.
+    Resolution is one clock tick (usually 10 ms). Raises ProcessLookupError when `pid` is gone.
+    """
+    try:
+        fields = _stat_fields(pid)
+    except FileNotFoundError:
+        raise ProcessLookupError(pid) from None
+    # utime, stime, cutime, cstime are fields 14..17, i.e. 11..14 from the state on.
+    total = sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
+    for child in _descendants(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += sum(int(f) for f in _stat_fields(child)[11:15]) / CLOCK_TICKS
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+                children.setdefault(int(_stat_fields(int(entry))[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores of the machine spent busy (not idle or waiting on I/O), from
+    /proc/stat: over a window, busy / window = cores in use by everyone, so a shared machine's
+    other load shows next to the processes measured."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 # ---------------------------------------------------------------------- the run
 
 
@@ -608,8 +674,15 @@ async def run_load(
     cfg: LoadConfig,
     progress: Callable[[str], None] | None = None,
     transport: Callable[[Fleet], Transport] | None = None,
+    mark: Callable[[str], None] | None = None,
 ) -> LoadReport:
-    """Connects the fleet, reports at `cfg.rate` for `cfg.duration_s`, waits for the last acks."""
+    """Connects the fleet, reports at `cfg.rate` for `cfg.duration_s`, waits for the last acks.
+
+    `mark` is called with "start" once every device is connected, just before the first report
+    is scheduled, and with "end" once the last answer is in (or the drain gave up): a caller
+    reads other processes' CPU there, over the same window as `window_cpu_s`, leaving out the
+    connection handshakes.
+    """
     fleet = Fleet(cfg)
     link = (transport or TcpTransport)(fleet)
     cpu0 = time.process_time()
@@ -620,6 +693,9 @@ async def run_load(
         await link.close()
         return LoadReport(cfg.devices, 0, 0, 0, refused, 0.0, cfg.rate, 0.0, {}, refused)
     period = len(connected) / cfg.rate  # seconds between two reports of one device
+    if mark is not None:
+        mark("start")
+    window_cpu0 = time.process_time()
     start = time.monotonic()
     next_at = start + np.random.default_rng(cfg.seed).uniform(0, period, len(connected))
     end = start + cfg.duration_s
@@ -652,6 +728,10 @@ async def run_load(
         await asyncio.sleep(0.01)
         link.poll()
         fleet.take_inbox(time.monotonic())
+    window_s = time.monotonic() - start
+    window_cpu_s = time.process_time() - window_cpu0
+    if mark is not None:
+        mark("end")
     await link.close()
     latencies = np.concatenate(fleet.latency_parts) if fleet.latency_parts else np.empty(0)
     unanswered = max(0, fleet.sent - fleet.acked)
@@ -674,6 +754,9 @@ async def run_load(
         send_lag_ms=_percentiles(
             np.concatenate(fleet.lag_parts) if fleet.lag_parts else np.empty(0)
         ),
+        window_s=window_s,
+        window_cpu_s=window_cpu_s,
+        overrun=fleet.overrun,
     )
 
 
@@ -689,6 +772,7 @@ def run(
     cfg: LoadConfig,
     progress: Callable[[str], None] | None = None,
     transport: Callable[[Fleet], Transport] | None = None,
+    mark: Callable[[str], None] | None = None,
 ) -> LoadReport:
     """Blocking entry point, on uvloop when it is installed.
 
@@ -702,8 +786,8 @@ def run(
         with contextlib.suppress(ImportError):
             import uvloop
 
-            return uvloop.run(run_load(cfg, progress, transport))
-        return asyncio.run(run_load(cfg, progress, transport))
+            return uvloop.run(run_load(cfg, progress, transport, mark))
+        return asyncio.run(run_load(cfg, progress, transport, mark))
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
@@ -717,7 +801,9 @@ __all__ = [
     "LoadReport",
     "TcpTransport",
     "Transport",
+    "machine_busy_s",
     "parse_answers",
+    "process_cpu_s",
     "ring_size",
     "run",
     "run_load",

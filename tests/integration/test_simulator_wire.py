@@ -149,3 +149,19 @@ async def test_load_mode_reports_are_all_acknowledged_and_commands_answered() ->
     assert len(answers) == 20
     assert {m.answer_id for _, m in answers} == {0x8103}  # type: ignore[attr-defined]
     assert report.ack_latency_ms["p50"] > 0
+
+
+async def test_load_mode_marks_the_window_after_connecting_and_after_the_last_answer() -> None:
+    peer = Peer()
+    seen: list[tuple[str, int, int]] = []  # (mark, connections, reports received)
+    async with serve(peer) as port:
+        cfg = LoadConfig("127.0.0.1", port, devices=10, rate=200.0, duration_s=0.5, seed=3)
+
+        def mark(name: str) -> None:
+            seen.append((name, peer.connections, len(peer.of_type(LocationReport))))
+
+        report = await run_load(cfg, mark=mark)
+    assert seen == [("start", 10, 0), ("end", 10, 100)]
+    assert report.acknowledged == 100
+    assert report.window_s >= cfg.duration_s
+    assert 0 < report.window_cpu_s <= report.cpu_s
