@@ -3,6 +3,8 @@
 A benchmark declares what it measured through `benchmark.extra_info`:
 - `items`: how many items (frames, positions, points) one round processes;
 - `baseline` (optional): the name of the benchmark in the same suite it is compared with.
+- `main` (optional, true on one result): the suite's main figure, repeated as `main` at the top
+  of the summary with its baseline and ratio.
 Throughput is items / median round time. Each result with a baseline gets `ratio`.
 """
 
@@ -13,17 +15,20 @@ from typing import Any
 
 def summarize(suite: str, raw: dict[str, Any]) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
+    main = ""
     for bench in raw.get("benchmarks", []):
         info = bench.get("extra_info", {})
         items = info.get("items")
         name = bench["name"].removeprefix("test_")
+        if info.get("main"):
+            main = name
         median = bench["stats"]["median"]
         entry: dict[str, Any] = {"median_s": median}
         if items:
             entry["items"] = items
             entry["per_s"] = items / median if median > 0 else float("inf")
         for key, value in info.items():
-            if key not in ("items", "baseline"):
+            if key not in ("items", "baseline", "main"):
                 entry[key] = value
         if info.get("baseline"):
             entry["baseline"] = str(info["baseline"]).removeprefix("test_")
@@ -39,4 +44,14 @@ def summarize(suite: str, raw: dict[str, Any]) -> dict[str, Any]:
         if "ratio" in entry:
             text += f"  ({entry['ratio']:.1f}x {entry['baseline']})"
         lines.append(text)
-    return {"suite": suite, "results": results, "lines": lines}
+    summary: dict[str, Any] = {"suite": suite, "results": results, "lines": lines}
+    if main:
+        keys = ("per_s", "baseline", "baseline_per_s", "ratio")
+        summary["main"] = {"result": main} | {
+            k: results[main][k] for k in keys if k in results[main]
+        }
+        if "ratio" in results[main]:
+            lines.insert(
+                0, f"{suite} main: {results[main]['ratio']:.1f}x {results[main]['baseline']}"
+            )
+    return summary
