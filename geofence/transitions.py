@@ -125,9 +125,12 @@ class TransitionTracker:
         keep = valid_a[row_a]
         pair_row, pair_fence = row_a[keep], fence_a[keep]
         pair_dev = device_a[pair_row].astype(np.int64)
-        if _nondecreasing(device_a):
+        # Where the device changes; the rows are grouped by device (the usual batch) when it
+        # only ever increases there: checked on those few rows, not the whole batch.
+        change = np.flatnonzero(device_a[1:] != device_a[:-1]) + 1
+        if bool(np.all(device_a[change] > device_a[change - 1])):
             by_dev_rows, devices, dev_start, dev_count, valid_before = _sorted_devices(
-                device_a, valid_a
+                device_a, valid_a, change
             )
             # A valid row's place among all valid rows, less its device's first place.
             pair_ord = valid_before[pair_row] - dev_start[np.searchsorted(devices, pair_dev)]
@@ -318,13 +321,12 @@ class TransitionTracker:
 
 
 def _sorted_devices(
-    device: npt.NDArray[np.integer[Any]], valid: Bools
+    device: npt.NDArray[np.integer[Any]], valid: Bools, change: npt.NDArray[np.intp]
 ) -> tuple[I64, I64, I64, I64, I64]:
-    """For rows already grouped by device: (valid rows, devices with a valid row, each one's
-    first place among the valid rows, its count of them, valid rows before each row), in a
-    few passes over the batch."""
+    """For rows grouped by device, `change` the rows where a new device starts: (valid rows,
+    devices with a valid row, each one's first place among the valid rows, its count of them,
+    valid rows before each row), in a few passes over the batch."""
     n = len(device)
-    change = np.flatnonzero(device[1:] != device[:-1]) + 1
     starts = np.concatenate([[0], change])
     ends = np.append(change, n)
     valid_before = np.zeros(n + 1, dtype=np.int64)
