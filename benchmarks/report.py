@@ -8,6 +8,8 @@ A benchmark declares what it measured through `benchmark.extra_info`:
   with a baseline that has it too, `baseline_cpu_us_per_item` and `cpu_ratio` (per_cpu_s over the
   baseline's: below 1 when an item costs more CPU than in the baseline);
 - `notes` (optional): lines printed under the result's line.
+- `main` (optional, true on one result): the suite's main figure, repeated as `main` at the top
+  of the summary with its baseline and ratio.
 Throughput is items / median round time. Each result with a baseline gets `ratio`.
 """
 
@@ -19,11 +21,14 @@ from typing import Any
 def summarize(suite: str, raw: dict[str, Any]) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
     raw_notes: dict[str, list[str]] = {}
+    main = ""
     for bench in raw.get("benchmarks", []):
         info = bench.get("extra_info", {})
         items = info.get("items")
         name = bench["name"].removeprefix("test_")
         raw_notes[name] = [str(n) for n in info.get("notes", [])]
+        if info.get("main"):
+            main = name
         median = bench["stats"]["median"]
         entry: dict[str, Any] = {"median_s": median}
         if items:
@@ -33,7 +38,7 @@ def summarize(suite: str, raw: dict[str, Any]) -> dict[str, Any]:
                 entry["cpu_us_per_item"] = info["cpu_s"] * 1e6 / items
                 entry["per_cpu_s"] = items / info["cpu_s"]
         for key, value in info.items():
-            if key not in ("items", "baseline", "notes"):
+            if key not in ("items", "baseline", "notes", "main"):
                 entry[key] = value
         if info.get("baseline"):
             entry["baseline"] = str(info["baseline"]).removeprefix("test_")
@@ -57,4 +62,14 @@ def summarize(suite: str, raw: dict[str, Any]) -> dict[str, Any]:
             text += f" ({entry['cpu_ratio']:.2f}x per CPU-second)"
         lines.append(text)
         lines += [f"  {note}" for note in raw_notes.get(name, [])]
-    return {"suite": suite, "results": results, "lines": lines}
+    summary: dict[str, Any] = {"suite": suite, "results": results, "lines": lines}
+    if main:
+        keys = ("per_s", "baseline", "baseline_per_s", "ratio")
+        summary["main"] = {"result": main} | {
+            k: results[main][k] for k in keys if k in results[main]
+        }
+        if "ratio" in results[main]:
+            lines.insert(
+                0, f"{suite} main: {results[main]['ratio']:.1f}x {results[main]['baseline']}"
+            )
+    return summary

@@ -156,13 +156,10 @@ class FenceSet:
         found = self._index.grid.candidates(lon_a, lat_a)
         row, fence, inside, exact = found.row, found.fence, found.inside, found.exact
         if self._restricted.any():
+            # Masks, not copies: one selection at the end keeps the allowed pairs inside.
             allowed = self._allowed(row, fence, vehicle_a)
-            row, fence, inside, exact = (
-                row[allowed],
-                fence[allowed],
-                inside[allowed],
-                exact[allowed],
-            )
+            inside &= allowed
+            exact &= allowed
         check = np.flatnonzero(exact)
         if len(check):
             inside[check] = self._exact(fence[check], lon_a[row[check]], lat_a[row[check]])

@@ -70,26 +70,37 @@ class Grid:
         byte per coarse cell) drops them before any CSR gather or pair expansion.
         """
         inv_cell = 1.0 / self.cell_deg  # within 1e-12 cells of the division: far below eps
+        # Coarse cells straight from the coordinates: scaling by 1/8 is exact in binary
+        # floating point, so floor(x / 8) here is floor(x) >> 3 of the fine position x.
+        inv_coarse = inv_cell * (1.0 / BLOCK)
         with np.errstate(over="ignore"):  # absurd coordinates become inf, off the grid
             x = lon - self.x0_deg
-            x *= inv_cell
+            x *= inv_coarse
             y = lat - self.y0_deg
-            y *= inv_cell
+            y *= inv_coarse
+        coarse_cols, coarse_rows = self.coarse_cols, self.fine_rows // BLOCK
         rows: npt.NDArray[np.intp] | None = None
-        if not (_all_within(x, self.fine_cols) and _all_within(y, self.fine_rows)):
-            in_grid = (x >= 0.0) & (x < self.fine_cols) & (y >= 0.0) & (y < self.fine_rows)
+        if not (_all_within(x, coarse_cols) and _all_within(y, coarse_rows)):
+            in_grid = (x >= 0.0) & (x < coarse_cols) & (y >= 0.0) & (y < coarse_rows)
             rows = np.flatnonzero(in_grid)  # NaN coordinates fail every comparison
             x, y = x[rows], y[rows]
-        # Truncation is floor here: every value is in [0, cells).
-        col = x.astype(np.intp)
-        row = y.astype(np.intp)
-        cell = (row >> 3) * self.coarse_cols + (col >> 3)
+        # Truncation is floor here: every value is in [0, cells). int32: at most
+        # MAX_COARSE_CELLS coarse cells, and half the memory traffic of intp.
+        cell = y.astype(np.int32)
+        cell *= coarse_cols
+        cell += x.astype(np.int32)
         hit = np.flatnonzero(self.occupied[cell])
         cell = cell[hit]
         start = self.cell_start[cell]
         count = self.cell_start[cell + 1] - start
-        bit = ((row[hit] & 7) << 3) | (col[hit] & 7)
         point = hit if rows is None else rows[hit]
+        # The fine cell within the block, for the hits only, by the arithmetic of the full grid.
+        with np.errstate(over="ignore"):
+            fx = lon[point] - self.x0_deg
+            fx *= inv_cell
+            fy = lat[point] - self.y0_deg
+            fy *= inv_cell
+        bit = ((fy.astype(np.intp) & 7) << 3) | (fx.astype(np.intp) & 7)
         if len(count) and int(count.max()) == 1:
             entry = start
         else:

@@ -13,6 +13,7 @@ That makes the result independent of how a device's time-ordered stream is cut i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -108,7 +109,9 @@ class TransitionTracker:
         """Feeds one batch: membership pairs from `fences.contains`, and per-row device index,
         fix time and validity. Rows of one device must be in time order."""
         self._bind(fences)
-        device_a = np.asarray(device, dtype=np.int64)
+        device_a = np.asarray(device)
+        if not np.issubdtype(device_a.dtype, np.integer):
+            device_a = device_a.astype(np.int64)
         time_a = np.asarray(time_ms, dtype=np.int64)
         valid_a = np.asarray(valid, dtype=bool)
         row_a = np.asarray(member_row, dtype=np.int64)
@@ -118,27 +121,35 @@ class TransitionTracker:
             return _no_events()
         n_confirm = self.confirm_fixes
 
-        # Ordinal of each valid row among its device's valid rows in this batch.
-        valid_dev = device_a[valid_rows]
-        if len(valid_dev) > 1 and np.any(valid_dev[1:] < valid_dev[:-1]):
-            order = np.argsort(valid_dev, kind="stable")
-            by_dev_rows, by_dev = valid_rows[order], valid_dev[order]
-        else:
-            by_dev_rows, by_dev = valid_rows, valid_dev
-        new_dev = np.ones(len(by_dev), dtype=bool)
-        new_dev[1:] = by_dev[1:] != by_dev[:-1]
-        dev_start = np.flatnonzero(new_dev)
-        devices = by_dev[dev_start]
-        dev_count = np.diff(np.append(dev_start, len(by_dev)))
-        ordinal = np.arange(len(by_dev)) - np.repeat(dev_start, dev_count)
-        ordinal_of_row = np.full(len(valid_a), -1, dtype=np.int64)
-        ordinal_of_row[by_dev_rows] = ordinal
-
-        # Runs of "inside" per key, from the membership pairs of valid rows.
+        # Valid rows grouped by device; the ordinal of each among its device's valid rows.
         keep = valid_a[row_a]
         pair_row, pair_fence = row_a[keep], fence_a[keep]
-        pair_key = (device_a[pair_row] << _FENCE_BITS) | pair_fence
-        pair_ord = ordinal_of_row[pair_row]
+        pair_dev = device_a[pair_row].astype(np.int64)
+        # Where the device changes; the rows are grouped by device (the usual batch) when it
+        # only ever increases there: checked on those few rows, not the whole batch.
+        change = np.flatnonzero(device_a[1:] != device_a[:-1]) + 1
+        if bool(np.all(device_a[change] > device_a[change - 1])):
+            by_dev_rows, devices, dev_start, dev_count, valid_before = _sorted_devices(
+                device_a, valid_a, change
+            )
+            # A valid row's place among all valid rows, less its device's first place.
+            pair_ord = valid_before[pair_row] - dev_start[np.searchsorted(devices, pair_dev)]
+        else:
+            valid_dev = device_a[valid_rows]
+            order = np.argsort(valid_dev, kind="stable")
+            by_dev_rows, by_dev = valid_rows[order], valid_dev[order]
+            new_dev = np.ones(len(by_dev), dtype=bool)
+            new_dev[1:] = by_dev[1:] != by_dev[:-1]
+            dev_start = np.flatnonzero(new_dev)
+            devices = by_dev[dev_start].astype(np.int64)
+            dev_count = np.diff(np.append(dev_start, len(by_dev)))
+            ordinal = np.arange(len(by_dev)) - np.repeat(dev_start, dev_count)
+            ordinal_of_row = np.full(len(valid_a), -1, dtype=np.int64)
+            ordinal_of_row[by_dev_rows] = ordinal
+            pair_ord = ordinal_of_row[pair_row]
+
+        # Runs of "inside" per key, from the membership pairs of valid rows.
+        pair_key = (pair_dev << _FENCE_BITS) | pair_fence
         order = _order_by(pair_key, pair_ord, ordered_within=_nondecreasing(pair_row))
         pair_key, pair_ord = pair_key[order], pair_ord[order]
         run_new = np.ones(len(pair_key), dtype=bool)
@@ -307,6 +318,23 @@ class TransitionTracker:
             moved.pending_ms[order],
             moved.since_ms[order],
         )
+
+
+def _sorted_devices(
+    device: npt.NDArray[np.integer[Any]], valid: Bools, change: npt.NDArray[np.intp]
+) -> tuple[I64, I64, I64, I64, I64]:
+    """For rows grouped by device, `change` the rows where a new device starts: (valid rows,
+    devices with a valid row, each one's first place among the valid rows, its count of them,
+    valid rows before each row), in a few passes over the batch."""
+    n = len(device)
+    starts = np.concatenate([[0], change])
+    ends = np.append(change, n)
+    valid_before = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(valid, out=valid_before[1:])
+    first, count = valid_before[starts], valid_before[ends] - valid_before[starts]
+    some = count > 0
+    rows = np.flatnonzero(valid)
+    return rows, device[starts[some]].astype(np.int64), first[some], count[some], valid_before
 
 
 def _in_sorted(values: I64, sorted_set: I64) -> Bools:

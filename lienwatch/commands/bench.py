@@ -1,11 +1,14 @@
 """`lienwatch bench NAME`: runs benchmarks/bench_NAME.py under pytest-benchmark.
 
 Prints human-readable lines, then one last line of JSON: every throughput next to the baseline
-measured in the same run and their ratio (see benchmarks/report.py).
+measured in the same run and their ratio (see benchmarks/report.py). pytest and pytest-benchmark
+come with the `bench` extra only; without them the command says so and exits 2. This module and
+benchmarks/ are the only runtime code that imports them, and only when a suite runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import tempfile
@@ -16,9 +19,20 @@ import typer
 
 import benchmarks
 from benchmarks.report import summarize
-from lienwatch.commands import EXIT_RUNTIME, fail
+from lienwatch.commands import EXIT_BAD_INPUT, EXIT_RUNTIME, fail
 
 BENCH_DIR = Path(benchmarks.__file__).resolve().parent
+NEEDS_EXTRA = "lienwatch bench needs the bench extra: pip install 'lienwatch[bench]'"
+
+
+def _require_bench_extra() -> None:
+    """Exits 2 with one line when pytest or pytest-benchmark cannot be imported."""
+    for module in ("pytest", "pytest_benchmark"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            print(NEEDS_EXTRA, file=sys.stderr)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 def available() -> list[str]:
@@ -30,6 +44,7 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="fewer rounds, for a smoke run")] = False,
 ) -> None:
     """Run one benchmark suite; the last line of output is JSON with the figures."""
+    _require_bench_extra()
     import pytest
 
     suites = available()
