@@ -15,8 +15,9 @@ import gc
 import json
 import os
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,9 @@ from lienwatch.progress import Progress
 
 if TYPE_CHECKING:
     import typer
+
+    from pipeline.csv_positions import CsvPositions
+    from pipeline.engine import Engine
 
 MAX_ROW_ERRORS_SHOWN = 20
 # --option -> parameter of `run`; the first four also take a value, all take exactly one.
@@ -37,6 +41,14 @@ OPTIONS = {
     "--scores": "scores",
 }
 REQUIRED = ("positions", "fences", "out")
+
+
+def _progress_after_s() -> float:
+    """Seconds before the progress bar shows: LIENWATCH_PROGRESS_AFTER_S (0: at once), else 2."""
+    try:
+        return float(os.environ.get("LIENWATCH_PROGRESS_AFTER_S", "2"))
+    except ValueError:
+        return 2.0
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -57,28 +69,42 @@ def run(
     """The command itself; returns the exit code (2 when rows were rejected), or raises
     SystemExit through `fail` for input that cannot be read at all."""
     from geofence.errors import FenceError
-    from geofence.geojson import load_fences
-    from pipeline.csv_positions import CsvFormatError, read_positions_csv
-    from pipeline.engine import Engine
-    from pipeline.fleet import Fleet, FleetError, parse_fleet
-    from pipeline.replay import replay as replay_rows
-    from pipeline.replay import write_alerts
-    from pipeline.thresholds import RuleBook, RulesError, parse_rules
+    from pipeline.fleet import FleetError
+    from pipeline.thresholds import RulesError
 
     started = time.perf_counter()
-    progress = Progress(sys.stderr, started=started)
-    try:
+    progress = Progress(sys.stderr, started=started, after_s=_progress_after_s())
+
+    def setup() -> Engine:
+        from geofence.geojson import load_fences
+        from pipeline.engine import Engine
+        from pipeline.fleet import Fleet, parse_fleet
+        from pipeline.thresholds import RuleBook, parse_rules
+
         fleet_spec = parse_fleet(_read(fleet, "fleet"), str(fleet)) if fleet else Fleet()
         rule_book = parse_rules(_read(rules, "rules"), str(rules)) if rules else RuleBook()
-        fence_list = load_fences(fences)
-        engine = Engine(fleet=fleet_spec, rules=rule_book, fences=fence_list)
-        data = _read(positions, "positions")
-        progress.update("reading", 0, 1)
-        rows = read_positions_csv(data, str(positions))
+        return Engine(fleet=fleet_spec, rules=rule_book, fences=load_fences(fences))
+
+    # The engine's modules load and its fence index is built while Arrow parses the CSV (it
+    # releases the GIL); errors are still reported in the order they were before: fleet, rules,
+    # fences, then positions.
+    engine_setup = _Background(setup)
+    from pipeline.csv_positions import CsvFormatError
+
+    try:
+        rows: CsvPositions | BaseException = _read_positions(positions, progress)
+    except BaseException as exc:
+        rows = exc
+    try:
+        engine = engine_setup.result()
+        if isinstance(rows, BaseException):
+            raise rows
     except (FleetError, RulesError, FenceError, CsvFormatError) as exc:
         progress.clear()
         fail(str(exc))
-    del data
+    from pipeline.replay import replay as replay_rows
+    from pipeline.replay import write_alerts
+
     result = replay_rows(rows, engine, progress=lambda done, total: progress.update(
         "detecting", done, total
     ))  # fmt: skip
@@ -112,6 +138,38 @@ def run(
     }
     print(json.dumps(summary), file=sys.stderr)
     return EXIT_BAD_INPUT if result.errors else EXIT_OK
+
+
+def _read_positions(path: Path, progress: Progress) -> CsvPositions:
+    from pipeline.csv_positions import read_positions_csv
+
+    data = _read(path, "positions")
+    progress.update("reading", 0, 1)
+    return read_positions_csv(data, str(path))
+
+
+class _Background:
+    """One call on a thread of its own; `result` waits for it and raises what it raised."""
+
+    def __init__(self, call: Callable[[], Engine]) -> None:
+        self._value: Engine | None = None
+        self._error: BaseException | None = None
+        self._call = call
+        self._thread = threading.Thread(target=self._run, name="replay-setup", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # handed to the caller, SystemExit from `fail` included
+            self._error = exc
+
+    def result(self) -> Engine:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def parse_plain(args: Sequence[str]) -> dict[str, Path] | None:
