@@ -1,30 +1,36 @@
 """`lienwatch bench replay`: CSV in, alerts out; the engine against a row-at-a-time baseline.
 
 The input is a simulator scenario (`lienwatch simulate --scenario-out`): 300 vehicles x 7 days by
-default (about 790,000 positions) with its fences and fleet. Both sides are timed end to end:
-reading the three files, every core rule including the fence rules, and writing JSON lines.
-LIENWATCH_BENCH_VEHICLES and LIENWATCH_BENCH_DAYS change the size.
+default (about 780,000 positions) with its fences and fleet. Both sides are timed as a user runs
+them, each round a new process: `lienwatch replay` (the console script: process start, imports,
+reading the three files, every rule, writing JSON lines, exit) against `python -m
+benchmarks.rowwise` (the same files and output, the core rules one row at a time), the same
+number of rounds each. Both must find the same core alerts.
+LIENWATCH_BENCH_VEHICLES and LIENWATCH_BENCH_DAYS change the size, LIENWATCH_BENCH_ROUNDS the
+rounds (default 3).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from geofence import FenceSet, load_fences
-from pipeline.csv_positions import read_positions_csv
-from pipeline.engine import Engine
-from pipeline.fleet import parse_fleet
-from pipeline.reference import run_reference
-from pipeline.replay import replay
 from simulators.config import ScenarioConfig
 from simulators.output import write_scenario
 from simulators.scenario import build_scenario
+
+ROUNDS = int(os.environ.get("LIENWATCH_BENCH_ROUNDS", "3"))
+CORE = {
+    "geofence_enter", "geofence_exit", "leave_allowed_area", "hotspot_dwell", "offline",
+    "power_cut", "antenna_cut", "device_separation", "gps_jump", "overspeed",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -36,40 +42,68 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     return out, int(figures["positions"])
 
 
-def _engine_end_to_end(directory: Path) -> str:
-    fleet = parse_fleet((directory / "fleet.json").read_bytes())
-    fences = load_fences(directory / "fences.geojson")
-    rows = read_positions_csv((directory / "positions.csv").read_bytes())
-    result = replay(rows, Engine(fleet=fleet, fences=fences))
-    out = io.StringIO()
-    for alert in result.alerts:
-        out.write(json.dumps(alert.to_json()) + "\n")
-    return out.getvalue()
+def _lienwatch() -> list[str]:
+    """The console script a user runs; through the interpreter when it is not installed."""
+    script = Path(sys.executable).with_name("lienwatch")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from lienwatch.cli import main; main()"]
 
 
-def _rowwise_end_to_end(directory: Path) -> str:
-    fleet = parse_fleet((directory / "fleet.json").read_bytes())
-    fences = load_fences(directory / "fences.geojson")
-    data = (directory / "positions.csv").read_bytes()
-    out = io.StringIO()
-    for alert in run_reference(data, fleet, fences=fences):
-        out.write(json.dumps(alert.to_json()) + "\n")
-    return out.getvalue()
+def _inputs(directory: Path, out: Path) -> list[str]:
+    return [
+        "--positions", str(directory / "positions.csv"),
+        "--fences", str(directory / "fences.geojson"),
+        "--fleet", str(directory / "fleet.json"),
+        "--out", str(out),
+    ]  # fmt: skip
 
 
-def test_replay_engine(benchmark: Any, scenario: tuple[Path, int]) -> None:
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[0]} exited {done.returncode}: {done.stderr[-2000:]}")
+
+
+def _core(path: Path) -> set[tuple[Any, ...]]:
+    """(type, device, vehicle, fence, time) of every core alert in an ALERTS.jsonl."""
+    alerts = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return {
+        (a["type"], a["device_id"], a["vehicle_id"], a["fence_id"], a["time"])
+        for a in alerts
+        if a["type"] in CORE
+    }
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("alerts")
+    return {"engine": out / "engine.jsonl", "rowwise": out / "rowwise.jsonl"}
+
+
+def test_replay_engine(
+    benchmark: Any, scenario: tuple[Path, int], outputs: dict[str, Path]
+) -> None:
     directory, n = scenario
-    text = benchmark.pedantic(_engine_end_to_end, args=(directory,), rounds=5, iterations=1)
+    command = [*_lienwatch(), "replay", *_inputs(directory, outputs["engine"])]
+    benchmark.pedantic(_run, args=(command,), rounds=ROUNDS, iterations=1)
     benchmark.extra_info["items"] = n
     benchmark.extra_info["baseline"] = "test_replay_rowwise"
-    benchmark.extra_info["alerts"] = text.count("\n")
+    benchmark.extra_info["alerts"] = len(outputs["engine"].read_text().splitlines())
 
 
-def test_replay_rowwise(benchmark: Any, scenario: tuple[Path, int]) -> None:
+def test_replay_rowwise(
+    benchmark: Any, scenario: tuple[Path, int], outputs: dict[str, Path]
+) -> None:
     directory, n = scenario
-    text = benchmark.pedantic(_rowwise_end_to_end, args=(directory,), rounds=1, iterations=1)
+    command = [sys.executable, "-m", "benchmarks.rowwise", *_inputs(directory, outputs["rowwise"])]
+    benchmark.pedantic(_run, args=(command,), rounds=ROUNDS, iterations=1)
     benchmark.extra_info["items"] = n
-    benchmark.extra_info["alerts"] = text.count("\n")
+    benchmark.extra_info["alerts"] = len(outputs["rowwise"].read_text().splitlines())
+    engine = _core(outputs["engine"])
+    rowwise = _core(outputs["rowwise"])
+    assert engine == rowwise, (sorted(engine - rowwise)[:10], sorted(rowwise - engine)[:10])
+    benchmark.extra_info["core_alerts"] = len(rowwise)
 
 
 def test_replay_fence_set_build(benchmark: Any, scenario: tuple[Path, int]) -> None:

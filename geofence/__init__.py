@@ -22,15 +22,46 @@ data). The interface the rule layer uses, kept stable:
   their start times. Results do not depend on how a device's stream is cut into batches, and a
   new fence set (by fence id) carries the state over.
 - `SpotLibrary` and `load_spots(path)`: the shared risk-spot layer and each tenant's own.
+
+Exports resolve on first use (PEP 562), so a command pays only for the modules it touches
+(the spot library, CRS conversion and their dependencies are not replay's).
 """
 
-from geofence.crs import Crs, from_wgs84, to_wgs84
-from geofence.errors import FenceError
-from geofence.fenceset import KIND_CODES, FenceSet
-from geofence.geojson import fences_to_geojson, load_fences
-from geofence.model import Fence, FenceKind, Shape
-from geofence.spots import SpotLibrary, check_tenant, load_spots
-from geofence.transitions import ENTER, EXIT, Inside, Transitions, TransitionTracker
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from geofence.crs import Crs, from_wgs84, to_wgs84
+    from geofence.errors import FenceError
+    from geofence.fenceset import KIND_CODES, FenceSet
+    from geofence.geojson import fences_to_geojson, load_fences
+    from geofence.model import Fence, FenceKind, Shape
+    from geofence.spots import SpotLibrary, check_tenant, load_spots
+    from geofence.transitions import ENTER, EXIT, Inside, Transitions, TransitionTracker
+
+_HOME = {
+    "Crs": "geofence.crs",
+    "from_wgs84": "geofence.crs",
+    "to_wgs84": "geofence.crs",
+    "FenceError": "geofence.errors",
+    "KIND_CODES": "geofence.fenceset",
+    "FenceSet": "geofence.fenceset",
+    "fences_to_geojson": "geofence.geojson",
+    "load_fences": "geofence.geojson",
+    "Fence": "geofence.model",
+    "FenceKind": "geofence.model",
+    "Shape": "geofence.model",
+    "SpotLibrary": "geofence.spots",
+    "check_tenant": "geofence.spots",
+    "load_spots": "geofence.spots",
+    "ENTER": "geofence.transitions",
+    "EXIT": "geofence.transitions",
+    "Inside": "geofence.transitions",
+    "Transitions": "geofence.transitions",
+    "TransitionTracker": "geofence.transitions",
+}
 
 __all__ = [
     "ENTER",
@@ -53,3 +84,12 @@ __all__ = [
     "load_spots",
     "to_wgs84",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pa_compute
 import pyarrow.csv as pa_csv
 
 from pipeline.timeparse import parse_times_ms
@@ -83,10 +82,12 @@ def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositio
     if missing:
         raise CsvFormatError(f"{source}:1: field {missing[0]}: required column missing")
     used = [name for name in (*REQUIRED, *OPTIONAL) if name in header]
+    # No comma after the header: no row to read (the paths below say which lines are bad).
+    if newline >= 0 and data.find(b",", newline + 1) >= 0:
+        arrow = _arrow(data, used)
+        if arrow is not None:
+            return arrow
     body = data[newline + 1 :] if newline >= 0 else b""
-    arrow = _arrow(data, body, used)
-    if arrow is not None:
-        return arrow
     bulk = True
     try:
         table = _fast(data, body, header, used)
@@ -101,48 +102,26 @@ def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositio
     return _columns(table, line, errors, bulk)
 
 
-def _arrow(data: bytes, body: bytes, used: list[str]) -> CsvPositions | None:
+def _arrow(data: bytes, used: list[str]) -> CsvPositions | None:
     """Arrow's multi-threaded C++ reader: the fast path for a well-formed file. None when any
-    row needs a closer look (then the numpy and row-by-row paths report it by line)."""
-    if not body or body.isspace():
+    row needs a closer look (then the numpy and row-by-row paths report it by line).
+
+    Times are parsed by the reader itself (ISO 8601 with offset, to UTC milliseconds); a file
+    of epoch seconds is read again with the time as text. Blank lines are rows to the reader
+    (`ignore_empty_lines=False`), so one fails the read and row numbers stay line numbers."""
+    table = _read_arrow(data, used, pa.timestamp("ms", tz="UTC"))
+    if table is None:
         return None
-    types: dict[str, Any] = {
-        "device_id": pa.dictionary(pa.int32(), pa.string()),
-        "time": pa.string(),
-        "lat": pa.float64(),
-        "lon": pa.float64(),
-        "speed_kmh": pa.float64(),
-        "course": pa.float64(),
-        "alarm": pa.int64(),
-        "status": pa.int64(),
-    }
-    try:
-        table = pa_csv.read_csv(
-            io.BytesIO(data),
-            read_options=pa_csv.ReadOptions(encoding="utf8"),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=False),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={name: types[name] for name in used},
-                include_columns=used,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
-        return None
-    n = table.num_rows
-    if body.count(b"\n") + (0 if body.endswith(b"\n") else 1) != n:
-        return None  # blank lines: row numbers would not be line numbers
-    if any(table.column(name).null_count for name in used if name not in OPTIONAL):
-        return None
-    try:
-        times = pa_compute.cast(table.column("time"), pa.timestamp("ms", tz="UTC"))
-        time_ms = times.to_numpy().astype("datetime64[ms]").astype(np.int64)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    if table.schema.field("time").type == pa.string():
         raw = np.array([t.encode() for t in table.column("time").to_pylist()], dtype=np.bytes_)
         time_ms, ok = parse_times_ms(raw)
         if not ok.all():
             return None
+    else:
+        time_ms = _numpy(table.column("time")).astype("datetime64[ms]").view(np.int64)
+    n = table.num_rows
+    if any(table.column(name).null_count for name in used if name not in OPTIONAL):
+        return None
     ids = table.column("device_id").combine_chunks()
     names = np.array([d.encode() for d in ids.dictionary.to_pylist()], dtype=np.bytes_)
     codes = ids.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
@@ -152,7 +131,7 @@ def _arrow(data: bytes, body: bytes, used: list[str]) -> CsvPositions | None:
         if name not in used:
             return np.zeros(n, np.float64)
         col = table.column(name)
-        values = col.to_numpy(zero_copy_only=False)
+        values = _numpy(col)
         return np.where(np.isnan(values), 0, values) if col.null_count else values
 
     words = {name: column(name) for name in ("alarm", "status")}
@@ -176,6 +155,48 @@ def _arrow(data: bytes, body: bytes, used: list[str]) -> CsvPositions | None:
         device_names=names,
         device_codes=codes,
     )
+
+
+def _read_arrow(data: bytes, used: list[str], time_type: Any) -> Any:
+    """The file as an Arrow table with `time` of `time_type` (or text when the times are not
+    ISO 8601); None when Arrow cannot read it."""
+    types: dict[str, Any] = {
+        "device_id": pa.dictionary(pa.int32(), pa.string()),
+        "time": time_type,
+        "lat": pa.float64(),
+        "lon": pa.float64(),
+        "speed_kmh": pa.float64(),
+        "course": pa.float64(),
+        "alarm": pa.int64(),
+        "status": pa.int64(),
+    }
+    try:
+        return pa_csv.read_csv(
+            io.BytesIO(data),
+            read_options=pa_csv.ReadOptions(encoding="utf8"),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: types[name] for name in used},
+                include_columns=used,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:
+        if time_type == pa.string():
+            return None
+        return _read_arrow(data, used, pa.string())  # epoch seconds, or a row to look at
+    except (pa.ArrowTypeError, UnicodeDecodeError):
+        return None
+
+
+def _numpy(column: Any) -> npt.NDArray[Any]:
+    """A chunked column as one numpy array, chunk by chunk (no Arrow compute kernels: loading
+    pyarrow.compute costs more than the conversion)."""
+    chunks: list[npt.NDArray[Any]] = [c.to_numpy(zero_copy_only=False) for c in column.chunks]
+    if len(chunks) == 1:
+        return chunks[0]
+    return np.concatenate(chunks) if chunks else np.zeros(0)
 
 
 def _dtype(used: list[str]) -> np.dtype[Any]:

@@ -6,7 +6,10 @@ the files, calls `replay`, and writes what it returns.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 import numpy as np
 
@@ -44,15 +47,29 @@ def to_batch(rows: CsvPositions, devices: DeviceIndex) -> PositionBatch:
     )
 
 
-def replay(rows: CsvPositions, engine: Engine, batch_rows: int = BATCH_ROWS) -> ReplayResult:
-    """Runs every row in file order, then advances the clock to the latest time in the file."""
+def replay(
+    rows: CsvPositions,
+    engine: Engine,
+    batch_rows: int = BATCH_ROWS,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayResult:
+    """Runs every row in file order, then advances the clock to the latest time in the file.
+    `progress(rows_done, rows_total)` is called after each batch."""
     batch = to_batch(rows, engine.devices)
     alerts: list[Alert] = []
     columns = batch.columns()
-    for start in range(0, len(batch), batch_rows):
+    total = len(batch)
+    for start in range(0, total, batch_rows):
         part = {name: column[start : start + batch_rows] for name, column in columns.items()}
         alerts += engine.process(PositionBatch(**part))
+        if progress is not None:
+            progress(min(start + batch_rows, total), total)
     latest = int(rows.time_ms.max()) if len(rows) else 0
     alerts += engine.finish(latest)
     alerts.sort(key=Alert.sort_key)
     return ReplayResult(alerts, len(rows), list(rows.errors), engine.pre.counts.as_dict(), latest)
+
+
+def write_alerts(alerts: Iterable[Alert], out: TextIO) -> None:
+    """ALERTS.jsonl: one JSON object per line, in the order given."""
+    out.writelines(json.dumps(alert.to_json(), ensure_ascii=False) + "\n" for alert in alerts)

@@ -24,8 +24,19 @@ def local_m(
     lat1 = np.asarray(lat1_deg, dtype=np.float64)
     lat2 = np.asarray(lat2_deg, dtype=np.float64)
     k = np.pi / 180.0 * EARTH_RADIUS_M
-    dx = (np.asarray(lon2_deg, dtype=np.float64) - lon1) * np.cos((lat1 + lat2) * (np.pi / 360.0))
-    return np.asarray(np.hypot(dx, lat2 - lat1) * k)
+    dx = np.asarray(np.asarray(lon2_deg, dtype=np.float64) - lon1)
+    if dx.ndim == 0 or lat1.shape != dx.shape or lat2.shape != dx.shape:
+        dx = dx * np.cos((lat1 + lat2) * (np.pi / 360.0))
+        return np.asarray(np.hypot(dx, lat2 - lat1) * k)
+    # The same operations in the same order, into two scratch arrays (whole batches).
+    t = np.add(lat1, lat2)
+    t *= np.pi / 360.0
+    np.cos(t, out=t)
+    dx *= t
+    np.subtract(lat2, lat1, out=t)
+    np.hypot(dx, t, out=dx)
+    dx *= k
+    return dx
 
 
 def local_scalar_m(lon1_deg: float, lat1_deg: float, lon2_deg: float, lat2_deg: float) -> float:

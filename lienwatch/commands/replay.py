@@ -1,18 +1,54 @@
-"""`lienwatch replay` (contracts section 3): recorded positions in, alerts as JSON lines out."""
+"""`lienwatch replay` (contracts section 3): recorded positions in, alerts as JSON lines out.
+
+Replay is run on files of hundreds of thousands of rows, where the process's own start and exit
+are a large share of the time: `fast_main` runs a plain invocation without importing typer and
+leaves with `os._exit` once every output is flushed and closed; anything else (`--help`, an
+unknown or missing option) goes through typer as every other command does.
+"""
+
+# typer declares options as argument defaults by design.
+# ruff: noqa: B008
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import sys
+import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
+from lienwatch.commands import EXIT_BAD_INPUT, EXIT_OK, fail
+from lienwatch.progress import Progress
 
-from lienwatch.commands import EXIT_BAD_INPUT, fail
+if TYPE_CHECKING:
+    import typer
+
+    from pipeline.csv_positions import CsvPositions
+    from pipeline.engine import Engine
 
 MAX_ROW_ERRORS_SHOWN = 20
+# --option -> parameter of `run`; the first four also take a value, all take exactly one.
+OPTIONS = {
+    "--positions": "positions",
+    "--fences": "fences",
+    "--out": "out",
+    "--fleet": "fleet",
+    "--rules": "rules",
+    "--scores": "scores",
+}
+REQUIRED = ("positions", "fences", "out")
+
+
+def _progress_after_s() -> float:
+    """Seconds before the progress bar shows: LIENWATCH_PROGRESS_AFTER_S (0: at once), else 2."""
+    try:
+        return float(os.environ.get("LIENWATCH_PROGRESS_AFTER_S", "2"))
+    except ValueError:
+        return 2.0
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -22,38 +58,60 @@ def _read(path: Path, what: str) -> bytes:
         fail(f"{path}: cannot read {what}: {exc.strerror or exc}")
 
 
-def replay(
-    positions: Annotated[Path, typer.Option("--positions", help="POSITIONS.csv")],
-    fences: Annotated[Path, typer.Option("--fences", help="FENCES.geojson")],
-    out: Annotated[Path, typer.Option("--out", help="ALERTS.jsonl to write")],
-    fleet: Annotated[Path | None, typer.Option("--fleet", help="FLEET.json")] = None,
-    rules: Annotated[Path | None, typer.Option("--rules", help="RULES.toml overrides")] = None,
-    scores: Annotated[
-        Path | None, typer.Option("--scores", help="also write vehicles' risk scores (JSON)")
-    ] = None,
-) -> None:
-    """Run the detection engine over recorded positions, on the data's own clock."""
-    from geofence import FenceError, load_fences
-    from pipeline.csv_positions import CsvFormatError, read_positions_csv
-    from pipeline.engine import Engine
-    from pipeline.fleet import Fleet, FleetError, parse_fleet
-    from pipeline.replay import replay as run
-    from pipeline.thresholds import RuleBook, RulesError, parse_rules
+def run(
+    positions: Path,
+    fences: Path,
+    out: Path,
+    fleet: Path | None = None,
+    rules: Path | None = None,
+    scores: Path | None = None,
+) -> int:
+    """The command itself; returns the exit code (2 when rows were rejected), or raises
+    SystemExit through `fail` for input that cannot be read at all."""
+    from geofence.errors import FenceError
+    from pipeline.fleet import FleetError
+    from pipeline.thresholds import RulesError
 
     started = time.perf_counter()
-    try:
+    progress = Progress(sys.stderr, started=started, after_s=_progress_after_s())
+
+    def setup() -> Engine:
+        from geofence.geojson import load_fences
+        from pipeline.engine import Engine
+        from pipeline.fleet import Fleet, parse_fleet
+        from pipeline.thresholds import RuleBook, parse_rules
+
         fleet_spec = parse_fleet(_read(fleet, "fleet"), str(fleet)) if fleet else Fleet()
         rule_book = parse_rules(_read(rules, "rules"), str(rules)) if rules else RuleBook()
-        fence_list = load_fences(fences)
-        engine = Engine(fleet=fleet_spec, rules=rule_book, fences=fence_list)
-        rows = read_positions_csv(_read(positions, "positions"), str(positions))
+        return Engine(fleet=fleet_spec, rules=rule_book, fences=load_fences(fences))
+
+    # The engine's modules load and its fence index is built while Arrow parses the CSV (it
+    # releases the GIL); errors are still reported in the order they were before: fleet, rules,
+    # fences, then positions.
+    engine_setup = _Background(setup)
+    from pipeline.csv_positions import CsvFormatError
+
+    try:
+        rows: CsvPositions | BaseException = _read_positions(positions, progress)
+    except BaseException as exc:
+        rows = exc
+    try:
+        engine = engine_setup.result()
+        if isinstance(rows, BaseException):
+            raise rows
     except (FleetError, RulesError, FenceError, CsvFormatError) as exc:
+        progress.clear()
         fail(str(exc))
-    result = run(rows, engine)
+    from pipeline.replay import replay as replay_rows
+    from pipeline.replay import write_alerts
+
+    result = replay_rows(rows, engine, progress=lambda done, total: progress.update(
+        "detecting", done, total
+    ))  # fmt: skip
+    progress.clear()
     try:
         with out.open("w", encoding="utf-8") as fh:
-            for alert in result.alerts:
-                fh.write(json.dumps(alert.to_json(), ensure_ascii=False) + "\n")
+            write_alerts(result.alerts, fh)
         if scores is not None:
             from alerts.model import format_time
             from alerts.risk import score_vehicles
@@ -79,9 +137,100 @@ def replay(
         "flagged": result.flagged,
     }
     print(json.dumps(summary), file=sys.stderr)
-    if result.errors:
-        raise typer.Exit(EXIT_BAD_INPUT)
+    return EXIT_BAD_INPUT if result.errors else EXIT_OK
+
+
+def _read_positions(path: Path, progress: Progress) -> CsvPositions:
+    from pipeline.csv_positions import read_positions_csv
+
+    data = _read(path, "positions")
+    progress.update("reading", 0, 1)
+    return read_positions_csv(data, str(path))
+
+
+class _Background:
+    """One call on a thread of its own; `result` waits for it and raises what it raised."""
+
+    def __init__(self, call: Callable[[], Engine]) -> None:
+        self._value: Engine | None = None
+        self._error: BaseException | None = None
+        self._call = call
+        self._thread = threading.Thread(target=self._run, name="replay-setup", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # handed to the caller, SystemExit from `fail` included
+            self._error = exc
+
+    def result(self) -> Engine:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+def parse_plain(args: Sequence[str]) -> dict[str, Path] | None:
+    """The options of a plain invocation (`--name value` or `--name=value`, each known option
+    at most once, the required ones present, no value that looks like an option); None for
+    anything else, which typer then parses and reports exactly as it does for every command."""
+    found: dict[str, Path] = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        name, eq, value = token.partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                return None
+            value = args[i + 1]
+            i += 1
+        i += 1
+        param = OPTIONS.get(name)
+        if param is None or param in found or not value or value.startswith("-"):
+            return None
+        found[param] = Path(value)
+    if any(name not in found for name in REQUIRED):
+        return None
+    return found
+
+
+def fast_main(args: Sequence[str]) -> None:
+    """Runs a plain invocation and ends the process; returns (doing nothing) otherwise.
+
+    The run allocates millions of small objects that live until the end: the cyclic collector
+    would only walk them again and again, so it is off, and at exit nothing is freed one by
+    one (`os._exit` after stdout and stderr are flushed; every file written is closed)."""
+    options = parse_plain(args)
+    if options is None:
+        return
+    gc.disable()
+    try:
+        code = run(**options)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def register(app: typer.Typer) -> None:
+    import typer
+
+    def replay(
+        positions: Path = typer.Option(..., "--positions", help="POSITIONS.csv"),
+        fences: Path = typer.Option(..., "--fences", help="FENCES.geojson"),
+        out: Path = typer.Option(..., "--out", help="ALERTS.jsonl to write"),
+        fleet: Path | None = typer.Option(None, "--fleet", help="FLEET.json"),
+        rules: Path | None = typer.Option(None, "--rules", help="RULES.toml overrides"),
+        scores: Path | None = typer.Option(
+            None, "--scores", help="also write vehicles' risk scores (JSON)"
+        ),
+    ) -> None:
+        """Run the detection engine over recorded positions, on the data's own clock."""
+        code = run(positions, fences, out, fleet, rules, scores)
+        if code:
+            raise typer.Exit(code)
+
     app.command("replay")(replay)

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from alerts.model import Alert, AlertType
 from geofence import Fence
 from pipeline.fleet import Fleet, Vehicle
-from pipeline.reference import run_reference
 from pipeline.thresholds import parse_rules
+from tests.support.reference import run_reference
 from tests.unit.pipeline.tracks import (
     HOME,
     Fix,

@@ -1,7 +1,8 @@
 """The core rules written the straightforward way: one Python row at a time, dicts of state.
 
-Two uses: the baseline that `lienwatch bench replay` measures the engine against, and an oracle
-that the property tests compare the vectorized engine with. Keep it obvious rather than fast.
+The oracle that the property tests compare the vectorized engine with: keep it obvious rather
+than fast. (The benchmark's baseline, benchmarks/rowwise.py, is the same rules without this
+file's linear searches, since it is timed.)
 """
 
 from __future__ import annotations
