@@ -120,10 +120,6 @@ def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
     products = document.pop("product", {})
     loan_states = document.pop("loan_state", {})
     defaults = replace(Thresholds(), **_overrides(document, source, ""))
-    # Here, not at the top: importing the store package loads its database drivers, which
-    # replay never needs.
-    from store.loan_model import LoanState
-
     for state, _ in _tables(loan_states, source, "loan_state"):
         if state not in {s.value for s in LoanState}:
             known = ", ".join(s.value for s in LoanState)

@@ -44,9 +44,9 @@ REQUIRED = ("positions", "fences", "out")
 
 
 def _progress_after_s() -> float:
-    """Seconds before the progress bar shows: LIENWATCH_PROGRESS_AFTER_S (0: at once), else 2."""
+    """Seconds before the progress bar shows: 2, or LIENWATCH_TEST_PROGRESS_AFTER_S (0: at once)."""
     try:
-        return float(os.environ.get("LIENWATCH_PROGRESS_AFTER_S", "2"))
+        return float(os.environ.get("LIENWATCH_TEST_PROGRESS_AFTER_S", "2"))
     except ValueError:
         return 2.0
 

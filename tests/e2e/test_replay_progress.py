@@ -27,7 +27,7 @@ def _args(tmp_path: Path) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "LIENWATCH_PROGRESS_AFTER_S": "0"}
+    return {**os.environ, "LIENWATCH_TEST_PROGRESS_AFTER_S": "0"}
 
 
 def test_a_terminal_gets_a_bar_that_is_erased_before_the_summary(tmp_path: Path) -> None:
