@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from geofence import FenceError
 from store import SchemaError, StoreError, StoreUnavailableError
@@ -68,11 +69,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail: Any = exc.detail
-        if isinstance(detail, dict) and {"error", "detail"} <= detail.keys():
+        headers = exc.headers
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            body = error_body(
+                "method_not_allowed", f"{request.method} is not allowed here: {', '.join(allowed)}"
+            )
+        elif isinstance(detail, dict) and {"error", "detail"} <= detail.keys():
             body = {"error": str(detail["error"]), "detail": str(detail["detail"])}
         else:
             body = error_body(_CODES.get(exc.status_code, "http_error"), str(detail))
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -101,6 +109,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("store_error", "a storage operation failed"), 500)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the first
+    route's, though a path's methods are often spread over several routes)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
 def validation_detail(exc: RequestValidationError) -> str:
     """`where: what` of the first problem, e.g. `query.from: Field required`."""
     errors = exc.errors()
@@ -112,5 +133,8 @@ def validation_detail(exc: RequestValidationError) -> str:
         reason = (first.get("ctx") or {}).get("error", "")
         return f"body: not valid JSON{f' ({reason})' if reason else ''}"
     where = ".".join(loc)
-    message = str(first.get("msg", "invalid"))
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if first.get("type") == "string_pattern_mismatch":
+        pattern = (first.get("ctx") or {}).get("pattern", "")
+        message = f"{first.get('input')!r} does not match {pattern}"
     return f"{where}: {message}" if where else message
