@@ -7,13 +7,13 @@ mapped in one place so bad input is always a 4xx naming the field, never a 500.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
 
 from geofence import FenceError
 from store import SchemaError, StoreError, StoreUnavailableError
@@ -71,7 +71,7 @@ def install_error_handlers(app: FastAPI) -> None:
         detail: Any = exc.detail
         headers = exc.headers
         if exc.status_code == 405:
-            allowed = allowed_methods(request)
+            allowed = allowed_methods(request, (headers or {}).get("Allow"))
             headers = {**(headers or {}), "Allow": ", ".join(allowed)}
             body = error_body(
                 "method_not_allowed", f"{request.method} is not allowed here: {', '.join(allowed)}"
@@ -109,17 +109,33 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("store_error", "a storage operation failed"), 500)
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette's 405 names only the first
-    route's, though a path's methods are often spread over several routes)."""
+_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _method_table(app: Any) -> list[tuple[re.Pattern[str], set[str]]]:
+    """(path regex, methods) of each path of the OpenAPI document, built once per app."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "methods", None)
+    if table is None:
+        table = []
+        for template, item in app.openapi().get("paths", {}).items():
+            parts = re.split(r"\{[^}/]+\}", template)
+            regex = re.compile("[^/]+".join(re.escape(part) for part in parts))
+            table.append((regex, {m.upper() for m in item if m.upper() in _ORDER}))
+        app.state.methods = table
+    return table
+
+
+def allowed_methods(request: Request, fallback: str | None) -> list[str]:
+    """The methods the OpenAPI document lists at this path (Starlette's 405 names only the
+    first route's, though a path's methods are spread over several routes); for a path the
+    document does not show (the map page), Starlette's own list."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(request.scope)
-            if match is not Match.NONE:
-                methods |= route.methods
-    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
+    for regex, listed in _method_table(request.app):
+        if regex.fullmatch(request.url.path):
+            methods |= listed
+    if not methods and fallback:
+        methods = {m.strip() for m in fallback.split(",") if m.strip()}
+    return sorted(methods, key=lambda m: (_ORDER.index(m) if m in _ORDER else len(_ORDER), m))
 
 
 def validation_detail(exc: RequestValidationError) -> str:
