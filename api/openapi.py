@@ -34,7 +34,8 @@ _WHY: dict[int, str] = {
     401: "no key, or a key the store does not know (`unauthorized`)",
     403: "the key's role is too low (`forbidden`)",
     404: "no such thing (`not_found`, `no_position`)",
-    409: "the state forbids it (`conflict`, `last_admin`, `invalid_transition`, `loan_closed`)",
+    409: "the state forbids it (`conflict`, `last_admin`, `configured_key`,"
+    " `invalid_transition`, `loan_closed`)",
     413: "the body is too large (`too_large`)",
     503: "the database cannot be reached (`store_unavailable`, `schema`) or no gateway runs"
     " in this process (`commands_unavailable`)",

@@ -20,7 +20,9 @@ from store.interface import ApiKey
 
 
 class NewKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "ops-viewer", "role": "viewer"}]}
+    )
 
     name: str = Field(pattern=NAME_PATTERN.pattern, description="letters, digits, . _ @ -")
     role: Role
@@ -67,11 +69,19 @@ def router(ctx: ApiContext) -> APIRouter:
     async def delete_key(
         name: Annotated[str, Path(max_length=64, pattern=NO_NUL)], who: admin
     ) -> dict[str, str]:
-        """Revokes a key at once; the last admin key cannot be deleted."""
+        """Revokes a key at once; the last admin key, and the configured one (which would come
+        back at the next start), cannot be deleted."""
         keys = await ctx.stores.run(lambda s: s.list_api_keys())
         found = next((k for k in keys if k.name == name), None)
         if found is None:
             raise not_found(f"no key named {name!r}")
+        if found.key_hash in ctx.fixed_keys:
+            raise ApiError(
+                409,
+                "configured_key",
+                f"{name!r} is the configured admin key, stored again at every start:"
+                " change LIENWATCH_ADMIN_API_KEY to revoke it",
+            )
         if found.role == Role.ADMIN and sum(k.role == Role.ADMIN for k in keys) == 1:
             raise ApiError(
                 409, "last_admin", f"{name!r} is the last admin key: create another first"

@@ -142,6 +142,15 @@ def test_a_wrong_method_is_a_405_naming_every_allowed_method(
     assert answer.json()["error"] == "method_not_allowed"
 
 
+def test_the_configured_admin_key_cannot_be_deleted(served: Served) -> None:
+    """It is stored again at every start: deleting it would not revoke it (and the run above
+    depends on it)."""
+    answer = httpx.delete(f"{served.url}/api/v1/keys/admin", headers=served.auth)
+    assert answer.status_code == 409
+    assert answer.json()["error"] == "configured_key"
+    assert httpx.get(f"{served.url}/api/v1/me", headers=served.auth).status_code == 200
+
+
 def test_an_unknown_path_is_a_json_404(served: Served) -> None:
     answer = httpx.get(f"{served.url}/api/v2/nothing", headers=served.auth)
     assert answer.status_code == 404
