@@ -61,7 +61,9 @@ class _Named(Protocol):
 class NoteBody(BaseModel):
     """Body of acknowledge/resolve: an optional note kept with the alert."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"note": "called the driver"}]}
+    )
 
     note: str | None = Field(default=None, max_length=2000)
 
@@ -116,7 +118,7 @@ def alerts_router(
     ) -> JSONResponse:
         """Alerts matching every filter given, by id (alert time at or after `since`)."""
         given = request.query_params.getlist("type")
-        types = alert_types(",".join(given) if given else None)
+        types = alert_types(",".join(given) if given else None, "query.type")
         since_ms = since
         wanted_state = state
 

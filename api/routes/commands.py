@@ -147,7 +147,18 @@ def command_body() -> dict[str, Any]:
         variant.pop("title", None)
     return {
         "required": True,
-        "content": {"application/json": {"schema": {"oneOf": variants}}},
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": variants},
+                "examples": {
+                    "locate": {"value": {"kind": "query_location"}},
+                    "interval": {
+                        "value": {"kind": "set_parameters", "params": {"default_interval_s": 30}}
+                    },
+                    "track": {"value": {"kind": "track", "interval_s": 5, "validity_s": 600}},
+                },
+            }
+        },
     }
 
 

@@ -33,7 +33,9 @@ class Provision(BaseModel):
     """PUT body: the collateral car the device is fitted to (`null` takes it off its car; left
     out, the binding stays), and optionally its auth code."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"vehicle_id": "V1"}]}
+    )
 
     vehicle_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TEXT)
     auth_code: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TEXT)

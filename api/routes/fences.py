@@ -116,7 +116,16 @@ FENCE_BODY: dict[str, Any] = {
                         },
                     },
                 ]
-            }
+            },
+            "examples": {
+                "hotspot": {
+                    "value": {
+                        "type": "Feature",
+                        "properties": {"id": "pawn-17", "kind": "hotspot", "radius_m": 150},
+                        "geometry": {"type": "Point", "coordinates": [121.4737, 31.2304]},
+                    }
+                }
+            },
         }
     },
 }

@@ -14,7 +14,7 @@ No `from __future__ import annotations`: FastAPI reads the dependency aliases bu
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -51,7 +51,6 @@ from store.loan_model import (
     transition,
 )
 
-_E = TypeVar("_E", LoanState, Stage)
 _LOAN_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ID_TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
 _MAX_ID = 2**63 - 1
@@ -89,7 +88,21 @@ TextDate = Annotated[date, BeforeValidator(_date_text)]
 class NewLoan(BaseModel):
     """POST body: a loan on one car (`vehicle_id`, as devices are bound to it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_no": "L-2024-0001",
+                    "borrower_name": "Example Borrower",
+                    "vehicle_id": "V1",
+                    "principal": "150000.00",
+                    "start_date": "2024-01-15",
+                    "due_day": 15,
+                }
+            ]
+        },
+    )
 
     loan_no: str = Field(pattern=_LOAN_NO.pattern, description="letters, digits, . _ -")
     borrower_name: str = Field(min_length=1, max_length=200, pattern=_FREE_TEXT)
@@ -116,6 +129,7 @@ class Payment(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
+            "examples": [{"installments": 1}],
             "anyOf": [
                 {
                     "required": ["paid_through"],
@@ -131,7 +145,7 @@ class Payment(BaseModel):
                         "paid_through": {"type": "null"},
                     },
                 },
-            ]
+            ],
         },
     )
 
@@ -151,7 +165,7 @@ class Payment(BaseModel):
 class Move(BaseModel):
     """POST body: the state to move the loan to."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"to": "overdue"}]})
 
     to: LoanState
     note: str | None = Field(default=None, max_length=2000, pattern=_FREE_TEXT)
@@ -162,7 +176,12 @@ class Move(BaseModel):
 class Action(BaseModel):
     """POST body: one collection step taken on the case."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"stage": "phone", "channel": "phone", "outcome": "promised_to_pay"}]
+        },
+    )
 
     stage: Stage
     channel: Channel
@@ -187,14 +206,6 @@ def bucket_param(value: str) -> Bucket:
         return Bucket(text)
     except ValueError:
         raise bad_request("bucket", f"{value!r} is not one of M0, M1, M2, M3, M4+") from None
-
-
-def _enum_param(kind: type[_E], value: str, field: str) -> _E:
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        raise bad_request(field, f"{value!r} is not one of {allowed}") from None
 
 
 def _paged(request: Request, items: list[dict[str, Any]], limit: int) -> JSONResponse:

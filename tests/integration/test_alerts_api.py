@@ -170,8 +170,8 @@ def test_pages_follow_the_next_cursor(api: Api) -> None:
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("?type=bogus", "type"),
-        ("?type=power_cut,nope", "type"),
+        ("?type=bogus", "query.type"),
+        ("?type=power_cut,nope", "query.type"),
         ("?since=yesterday", "query.since"),
         ("?since=2024-03-01T16:00:00", "query.since"),
         ("?state=closed", "query.state"),
