@@ -82,7 +82,11 @@ _PROPERTIES = {
         "id": {"type": "string", "minLength": 1},
         "name": {"type": ["string", "null"]},
         "kind": {"enum": [k.value for k in FenceKind]},
-        "notify": {"type": "array", "items": {"enum": ["enter", "exit"]}},
+        "notify": {
+            "type": "array",
+            "items": {"enum": ["enter", "exit"]},
+            "description": "for a zone only",
+        },
         "vehicles": {"type": "array", "items": {"type": "string"}},
         "radius_m": {"type": "number", "exclusiveMinimum": 0},
         "buffer_m": {"type": "number", "exclusiveMinimum": 0},
@@ -92,10 +96,6 @@ _FEATURE = {
     "type": "object",
     "required": ["type", "properties", "geometry"],
     "properties": {"type": {"const": "Feature"}, "properties": _PROPERTIES, "geometry": _GEOMETRY},
-    "anyOf": [  # only a zone takes notify
-        {"properties": {"properties": {"properties": {"kind": {"const": "zone"}}}}},
-        {"properties": {"properties": {"not": {"required": ["notify"]}}}},
-    ],
 }
 # The request body as JSON Schema: the route reads the raw body (the geofence loader validates
 # it, naming feature and field), so FastAPI cannot derive it. Shapes only: ring closure,
