@@ -18,6 +18,7 @@ from api.errors import ApiError, bad_request, not_found
 from api.models import Feature, FenceCollection, FenceDeleted, FencesPut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
 from geofence import Crs, FenceKind, fences_to_geojson, load_fences
+from geofence.model import MAX_BUFFER_M, MAX_RADIUS_M, MIN_BUFFER_M, MIN_RADIUS_M
 from store import Store
 from store.fencerows import feature_collection
 from store.interface import FenceFeature, StoredFence
@@ -33,69 +34,87 @@ _POSITION = {
         {"type": "number", "minimum": -90, "maximum": 90},
     ],
     "minItems": 2,
-    "maxItems": 3,
+    "description": "lon, lat in degrees; later elements (altitude) are ignored",
 }
 _RING = {"type": "array", "items": _POSITION, "minItems": 4}
-_GEOMETRY = {
-    "oneOf": [
-        {
-            "type": "object",
-            "required": ["type", "coordinates"],
-            "properties": {
-                "type": {"const": "Polygon"},
-                "coordinates": {"type": "array", "items": _RING, "minItems": 1},
-            },
-        },
-        {
-            "type": "object",
-            "required": ["type", "coordinates"],
-            "properties": {
-                "type": {"const": "MultiPolygon"},
-                "coordinates": {
-                    "type": "array",
-                    "items": {"type": "array", "items": _RING, "minItems": 1},
-                    "minItems": 1,
-                },
-            },
-        },
-        {
-            "type": "object",
-            "required": ["type", "coordinates"],
-            "properties": {"type": {"const": "Point"}, "coordinates": _POSITION},
-            "description": "a circle: needs `radius_m` in the properties",
-        },
-        {
-            "type": "object",
-            "required": ["type", "coordinates"],
-            "properties": {
-                "type": {"const": "LineString"},
-                "coordinates": {"type": "array", "items": _POSITION, "minItems": 2},
-            },
-            "description": "a corridor: needs `buffer_m` in the properties",
-        },
-    ]
-}
-_PROPERTIES = {
+_POLYGON = {
     "type": "object",
-    "required": ["id"],
+    "required": ["type", "coordinates"],
     "properties": {
-        "id": {"type": "string", "minLength": 1},
-        "name": {"type": ["string", "null"]},
-        "kind": {"enum": [k.value for k in FenceKind]},
-        "notify": {
-            "type": "array",
-            "items": {"enum": ["enter", "exit"]},
-            "description": "for a zone only",
-        },
-        "vehicles": {"type": "array", "items": {"type": "string"}},
-        "radius_m": {"type": "number", "exclusiveMinimum": 0},
-        "buffer_m": {"type": "number", "exclusiveMinimum": 0},
+        "type": {"const": "Polygon"},
+        "coordinates": {"type": "array", "items": _RING, "minItems": 1},
     },
 }
-_FEATURE = {
+_MULTIPOLYGON = {
     "type": "object",
-    "required": ["type", "properties", "geometry"],
-    "properties": {"type": {"const": "Feature"}, "properties": _PROPERTIES, "geometry": _GEOMETRY},
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"const": "MultiPolygon"},
+        "coordinates": {
+            "type": "array",
+            "items": {"type": "array", "items": _RING, "minItems": 1},
+            "minItems": 1,
+        },
+    },
+}
+_POINT = {
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "properties": {"type": {"const": "Point"}, "coordinates": _POSITION},
+}
+_LINE = {
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"const": "LineString"},
+        "coordinates": {"type": "array", "items": _POSITION, "minItems": 2},
+    },
+}
+_COMMON = {
+    "id": {"type": ["string", "integer"], "minLength": 1},
+    "name": {"type": ["string", "null"]},
+    "kind": {"enum": [k.value for k in FenceKind]},
+    "notify": {
+        "type": ["array", "null"],
+        "items": {"enum": ["enter", "exit"]},
+        "description": "for a zone only (any other kind takes both or none)",
+    },
+    "vehicles": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
+    "crs": {"type": "string", "description": "this feature's coordinates, as the query's crs"},
+}
+_NONE = {"type": "null", "description": "not for this geometry"}
+
+
+def _feature(geometry: dict[str, Any], sizes: dict[str, Any], what: str) -> dict[str, Any]:
+    """A Feature of one geometry type with the size properties it takes: a circle needs
+    `radius_m`, a corridor `buffer_m`; other properties are kept."""
+    required = ["id", "kind", *(k for k, v in sizes.items() if v is not _NONE)]
+    return {
+        "type": "object",
+        "required": ["type", "properties", "geometry"],
+        "properties": {
+            "type": {"const": "Feature"},
+            "properties": {
+                "type": "object",
+                "required": required,
+                "properties": {**_COMMON, **sizes},
+            },
+            "geometry": geometry,
+        },
+        "description": what,
+    }
+
+
+_AREA = {"radius_m": _NONE, "buffer_m": _NONE}
+_RADIUS = {"type": "number", "minimum": MIN_RADIUS_M, "maximum": MAX_RADIUS_M}
+_BUFFER = {"type": "number", "minimum": MIN_BUFFER_M, "maximum": MAX_BUFFER_M}
+_FEATURE = {
+    "oneOf": [
+        _feature(_POLYGON, _AREA, "an area"),
+        _feature(_MULTIPOLYGON, _AREA, "areas"),
+        _feature(_POINT, {"radius_m": _RADIUS}, "a circle"),
+        _feature(_LINE, {"buffer_m": _BUFFER}, "a corridor"),
+    ]
 }
 # The request body as JSON Schema: the route reads the raw body (the geofence loader validates
 # it, naming feature and field), so FastAPI cannot derive it. Shapes only: ring closure,
