@@ -17,7 +17,7 @@ from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.models import Feature, FenceCollection, FenceDeleted, FencesPut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
-from geofence import Crs, FenceKind, fences_to_geojson, load_fences
+from geofence import Crs, FenceError, FenceKind, fences_to_geojson, load_fences
 from geofence.model import MAX_BUFFER_M, MAX_RADIUS_M, MIN_BUFFER_M, MIN_RADIUS_M
 from store import Store
 from store.fencerows import feature_collection
@@ -198,7 +198,12 @@ def router(ctx: ApiContext) -> APIRouter:
         """Creates or replaces fences by id from a GeoJSON Feature or FeatureCollection."""
         source = _crs(crs)
         document = await _json_body(request)
-        fences = load_fences(document, crs=source, name="body")  # FenceError -> 400
+        try:
+            fences = load_fences(document, crs=source, name="body")  # FenceError -> 400
+        except FenceError:
+            raise
+        except (ValueError, TypeError) as exc:  # input the loader does not catch itself
+            raise ApiError(400, "bad_fence", f"body: unusable geometry ({exc})") from None
         if not fences:
             raise bad_request("features", "no fence in the collection")
         features = fences_to_geojson(fences)["features"]

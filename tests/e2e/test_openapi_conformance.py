@@ -151,6 +151,22 @@ def test_the_configured_admin_key_cannot_be_deleted(served: Served) -> None:
     assert httpx.get(f"{served.url}/api/v1/me", headers=served.auth).status_code == 200
 
 
+def test_a_polygon_with_holes_of_different_sizes_is_not_a_500(served: Served) -> None:
+    """Found by schemathesis: holes with different point counts crashed the loader (a 500)."""
+    outer = [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0], [0.0, 0.0]]
+    triangle = [[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [1.0, 1.0]]
+    square = [[5.0, 5.0], [6.0, 5.0], [6.0, 6.0], [5.0, 6.0], [5.0, 5.0]]
+    body = {
+        "type": "Feature",
+        "properties": {"id": "holes", "kind": "zone"},
+        "geometry": {"type": "Polygon", "coordinates": [outer, triangle, square]},
+    }
+    answer = httpx.post(f"{served.url}/api/v1/fences", json=body, headers=served.auth)
+    assert answer.status_code in (201, 400), answer.text
+    if answer.status_code == 400:
+        assert answer.json()["error"] == "bad_fence"
+
+
 def test_an_unknown_path_is_a_json_404(served: Served) -> None:
     answer = httpx.get(f"{served.url}/api/v2/nothing", headers=served.auth)
     assert answer.status_code == 404
