@@ -7,20 +7,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.requests import HTTPConnection
 
+from api import openapi
 from api.context import ApiContext
 from api.errors import bad_request, install_error_handlers
+from api.models import Health
 from api.routes import commands, devices, fences, keys, loans, pages
 
 
 async def _sane_text(conn: HTTPConnection) -> None:
     """Path and query values the databases can hold: no NUL, valid UTF-8 (else a 400)."""
-    values = [*conn.path_params.items(), *conn.query_params.multi_items()]
+    values = [
+        *((f"path.{k}", v) for k, v in conn.path_params.items()),
+        *((f"query.{k}", v) for k, v in conn.query_params.multi_items()),
+    ]
     for name, value in values:
         if not isinstance(value, str):
             continue
@@ -58,25 +64,44 @@ def create_app(
         docs_url="/api/docs",
         redoc_url=None,
         lifespan=lifespan,
-        dependencies=[Depends(_sane_text)],
     )
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        responses={
+            200: {"model": Health, "description": "ready"},
+            503: {"model": Health, "description": "still starting"},
+        },
+    )
     def healthz() -> JSONResponse:
         if ready():
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "starting"}, status_code=503)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition"}},
+    )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     if context is not None:
+        checked = [Depends(_sane_text)]
         for module in (keys, devices, fences, commands, loans):
-            app.include_router(module.router(context))
+            app.include_router(module.router(context), dependencies=checked)
         for extra in context.extra_routers:
-            app.include_router(extra)
+            app.include_router(extra, dependencies=checked)
         app.include_router(pages.router())
 
     install_error_handlers(app)
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi.finish(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = schema  # type: ignore[method-assign]
     return app

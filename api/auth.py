@@ -17,11 +17,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import WebSocketException, status
+from fastapi import Security, WebSocketException, status
 from starlette.requests import HTTPConnection
 
 from api.errors import ApiError
+from api.openapi import BEARER
 from api.stores import StoreAccess
 from store import Store
 from store.interface import ApiKey
@@ -91,19 +93,6 @@ def ensure_admin_key(store: Store, configured_key: str | None) -> str | None:
     return key
 
 
-def bearer_token(conn: HTTPConnection) -> str | None:
-    """The key of a request: the bearer header, or for a WebSocket the `key` query parameter."""
-    header = conn.headers.get("authorization")
-    if header:
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-        return None
-    if conn.scope["type"] == "websocket":
-        return conn.query_params.get("key") or None
-    return None
-
-
 class Authenticator:
     """Builds the FastAPI dependencies that check keys against the store.
 
@@ -125,10 +114,11 @@ class Authenticator:
             return None
         return Identity(found.name, Role(found.role))
 
-    def require(self, role: Role) -> Callable[[HTTPConnection], Awaitable[Identity]]:
-        async def dependency(conn: HTTPConnection) -> Identity:
+    def require(self, role: Role) -> Callable[..., Awaitable[Identity]]:
+        async def dependency(
+            conn: HTTPConnection, token: Annotated[str | None, Security(BEARER)]
+        ) -> Identity:
             websocket = conn.scope["type"] == "websocket"
-            token = bearer_token(conn)
             identity = await self.identify(token) if token else None
             if identity is None:
                 if websocket:

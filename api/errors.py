@@ -7,6 +7,7 @@ mapped in one place so bad input is always a 4xx naming the field, never a 500.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -68,11 +69,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail: Any = exc.detail
-        if isinstance(detail, dict) and {"error", "detail"} <= detail.keys():
+        headers = exc.headers
+        if exc.status_code == 405:
+            allowed = allowed_methods(request, (headers or {}).get("Allow"))
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            body = error_body(
+                "method_not_allowed", f"{request.method} is not allowed here: {', '.join(allowed)}"
+            )
+        elif isinstance(detail, dict) and {"error", "detail"} <= detail.keys():
             body = {"error": str(detail["error"]), "detail": str(detail["detail"])}
         else:
             body = error_body(_CODES.get(exc.status_code, "http_error"), str(detail))
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -101,6 +109,35 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("store_error", "a storage operation failed"), 500)
 
 
+_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _method_table(app: Any) -> list[tuple[re.Pattern[str], set[str]]]:
+    """(path regex, methods) of each path of the OpenAPI document, built once per app."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "methods", None)
+    if table is None:
+        table = []
+        for template, item in app.openapi().get("paths", {}).items():
+            parts = re.split(r"\{[^}/]+\}", template)
+            regex = re.compile("[^/]+".join(re.escape(part) for part in parts))
+            table.append((regex, {m.upper() for m in item if m.upper() in _ORDER}))
+        app.state.methods = table
+    return table
+
+
+def allowed_methods(request: Request, fallback: str | None) -> list[str]:
+    """The methods the OpenAPI document lists at this path (Starlette's 405 names only the
+    first route's, though a path's methods are spread over several routes); for a path the
+    document does not show (the map page), Starlette's own list."""
+    methods: set[str] = set()
+    for regex, listed in _method_table(request.app):
+        if regex.fullmatch(request.url.path):
+            methods |= listed
+    if not methods and fallback:
+        methods = {m.strip() for m in fallback.split(",") if m.strip()}
+    return sorted(methods, key=lambda m: (_ORDER.index(m) if m in _ORDER else len(_ORDER), m))
+
+
 def validation_detail(exc: RequestValidationError) -> str:
     """`where: what` of the first problem, e.g. `query.from: Field required`."""
     errors = exc.errors()
@@ -112,5 +149,8 @@ def validation_detail(exc: RequestValidationError) -> str:
         reason = (first.get("ctx") or {}).get("error", "")
         return f"body: not valid JSON{f' ({reason})' if reason else ''}"
     where = ".".join(loc)
-    message = str(first.get("msg", "invalid"))
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if first.get("type") == "string_pattern_mismatch":
+        pattern = (first.get("ctx") or {}).get("pattern", "")
+        message = f"{first.get('input')!r} does not match {pattern}"
     return f"{where}: {message}" if where else message

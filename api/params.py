@@ -8,8 +8,11 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from api.errors import bad_request
+from pydantic import BeforeValidator, WithJsonSchema
+
+from api.errors import ApiError, bad_request
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A "+08:00" offset typed into a URL arrives as " 08:00" (a plus is a space in a query string).
@@ -45,3 +48,30 @@ def time_ms(value: str, field: str) -> int:
     if stamp.tzinfo is None:
         raise bad_request(field, f"{value!r} needs a UTC offset (+08:00 or Z)")
     return (stamp - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _query_time(value: object) -> object:
+    """`time_ms` as a pydantic validator: a bad time is a validation error (a 400 naming it)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return time_ms(value, "time")
+    except ApiError as exc:
+        raise ValueError(exc.detail.partition(": ")[2]) from None
+
+
+# A query time: the handler gets epoch ms. Documented as what `time_ms` reads (ISO 8601 with an
+# offset, or epoch seconds); the spaced offset a raw `+` becomes is accepted as well.
+QueryTime = Annotated[
+    int,
+    BeforeValidator(_query_time),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "pattern": r"^-?[0-9]{1,13}(\.[0-9]{1,6})?$"},
+            ],
+            "description": "ISO 8601 with a UTC offset or Z, or epoch seconds",
+        }
+    ),
+]

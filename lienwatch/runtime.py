@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from alerts.delivery.hub import AlertHub
 from api.app import create_app
-from api.auth import ensure_admin_key
+from api.auth import ensure_admin_key, hash_key
 from api.context import ApiContext, wall_clock_ms
 from api.loan_views import local_date
 from api.routes.alerts import alerts_router
@@ -135,6 +135,12 @@ def _bootstrap_key(store: Store, settings: Settings, given: str | None) -> str |
     return ensure_admin_key(store, settings.admin_api_key)
 
 
+def _fixed_keys(settings: Settings, given: str | None) -> frozenset[str]:
+    """Hashes of the keys `_bootstrap_key` stores again at every start."""
+    keys = (given, settings.admin_api_key)
+    return frozenset(hash_key(k.strip()) for k in keys if k is not None and k.strip())
+
+
 async def start_services(
     settings: Settings, *, rules: RuleBook | None = None, admin_key: str | None = None
 ) -> Services:
@@ -221,6 +227,7 @@ async def start_services(
         online=lambda terminal: terminal in gateway.sessions,
         device_changed=device_changed,
         loan_changed=intervals.loan_changed,
+        fixed_keys=_fixed_keys(settings, admin_key),
     )
     context.extra_routers.append(
         alerts_router(stores, alerting.hub, context.auth.viewer, act=context.auth.officer)

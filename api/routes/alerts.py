@@ -31,12 +31,24 @@ from alerts.lifecycle import AlertState, StoredAlert, TransitionError, alert_tex
 from alerts.model import AlertType
 from api import params
 from api.errors import ApiError, bad_request, not_found
+from api.models import AlertOut
+from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.stores import StoreAccess
 from store import AlertNotFoundError, Store
 
 _TYPES = frozenset(t.value for t in AlertType)
-_STATES = frozenset(s.value for s in AlertState)
 _MAX_ID = 2**63 - 1
+# `type=a,b`: an array of alert types in one comma-separated value (form style, not exploded).
+# The route reads it itself, so the document carries it by hand.
+TYPE_PARAMETER: dict[str, Any] = {
+    "name": "type",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": False,
+    "description": "alert type(s), comma-separated",
+    "schema": {"type": "array", "items": {"enum": sorted(_TYPES)}},
+}
 
 
 class _Named(Protocol):
@@ -49,7 +61,9 @@ class _Named(Protocol):
 class NoteBody(BaseModel):
     """Body of acknowledge/resolve: an optional note kept with the alert."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"note": "called the driver"}]}
+    )
 
     note: str | None = Field(default=None, max_length=2000)
 
@@ -60,9 +74,9 @@ def _wall_clock_ms() -> int:
 
 def alert_types(value: str | None, field: str = "type") -> frozenset[str] | None:
     """`a,b` → the set of alert types, or a 400 naming the field and the unknown type."""
-    if value is None or not value.strip():
+    if value is None or not value:
         return None
-    wanted = frozenset(part.strip() for part in value.split(",") if part.strip())
+    wanted = frozenset(value.split(","))
     unknown = sorted(wanted - _TYPES)
     if unknown:
         raise bad_request(field, f"unknown alert type {unknown[0]!r}")
@@ -86,25 +100,27 @@ def alerts_router(
     actor = Annotated[_Named, Depends(act or auth)]
     alert_id_path = Annotated[int, Path(ge=1, le=_MAX_ID, description="the alert's id")]
 
-    @api.get("/alerts")
+    @api.get(
+        "/alerts",
+        responses={200: {"model": list[AlertOut]}, **errors(*KEYED)},
+        openapi_extra={"parameters": [TYPE_PARAMETER]},
+    )
     async def list_alerts(
         request: Request,
         who: reader,
-        kinds: Annotated[
-            str | None, Query(alias="type", description="alert type(s), comma-separated")
+        since: Annotated[params.QueryTime | None, Query()] = None,
+        vehicle_id: Annotated[
+            str | None, Query(min_length=1, max_length=64, pattern=NO_NUL)
         ] = None,
-        since: Annotated[str | None, Query(description="ISO 8601 with offset")] = None,
-        vehicle_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-        state: Annotated[str | None, Query(description="open, acknowledged or resolved")] = None,
+        state: AlertState | None = None,
         after_id: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=max_limit)] = 100,
     ) -> JSONResponse:
         """Alerts matching every filter given, by id (alert time at or after `since`)."""
-        types = alert_types(kinds)
-        since_ms = params.time_ms(since, "since") if since is not None else None
-        if state is not None and state not in _STATES:
-            raise bad_request("state", f"{state!r} is not one of {sorted(_STATES)}")
-        wanted_state = AlertState(state) if state is not None else None
+        given = request.query_params.getlist("type")
+        types = alert_types(",".join(given) if given else None, "query.type")
+        since_ms = since
+        wanted_state = state
 
         def query(store: Store) -> list[StoredAlert]:
             if types is None or len(types) == 1:
@@ -140,7 +156,11 @@ def alerts_router(
             headers["Link"] = f'<{request.url.path}?{urlencode(following)}>; rel="next"'
         return JSONResponse([a.to_json() for a in page], headers=headers)
 
-    @api.get("/alerts/{alert_id}")
+    @api.get(
+        "/alerts/{alert_id}",
+        response_model=None,
+        responses={200: {"model": AlertOut}, **errors(*KEYED, 404)},
+    )
     async def get_alert(alert_id: alert_id_path, who: reader) -> dict[str, Any]:
         found = await stores.run(lambda s: s.get_alert(alert_id))
         if found is None:
@@ -162,14 +182,16 @@ def alerts_router(
         hub.publish_changes([moved])
         return moved.to_json()
 
-    @api.post("/alerts/{alert_id}/acknowledge")
+    move_answers = {200: {"model": AlertOut}, **errors(*ROLE, 404, 409)}
+
+    @api.post("/alerts/{alert_id}/acknowledge", response_model=None, responses=move_answers)
     async def acknowledge(
         alert_id: alert_id_path, who: actor, body: NoteBody | None = None
     ) -> dict[str, Any]:
         """open → acknowledged; acknowledging twice is a 409."""
         return await move(alert_id, AlertState.ACKNOWLEDGED, who, body)
 
-    @api.post("/alerts/{alert_id}/resolve")
+    @api.post("/alerts/{alert_id}/resolve", response_model=None, responses=move_answers)
     async def resolve(
         alert_id: alert_id_path, who: actor, body: NoteBody | None = None
     ) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import json
 import struct
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,6 +20,9 @@ from api import params
 from api.auth import Identity
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
+from api.models import CommandList, CommandOut
+from api.openapi import KEYED, ROLE, errors
+from api.routes.devices import Terminal
 from api.routes.lookup import device_or_404
 from api.views import iso
 from ingest.jt808.errors import Jt808UsageError
@@ -67,7 +70,8 @@ ControlWord = Literal[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON types as documented (no `true` for 1, no "5" for 5).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     kind: str
 
@@ -96,6 +100,66 @@ _MODELS: dict[int, type[_Strict]] = {
     0x8202: TrackIn,
     0x8105: TerminalControlIn,
 }
+
+
+def _documented(model: type[_Strict], kind: str) -> dict[str, Any]:
+    """A command model's JSON Schema with `kind` narrowed to its name and message id."""
+    schema = model.model_json_schema()
+    schema["properties"]["kind"] = {"enum": [kind, f"0x{_BY_NAME[kind]:04x}"]}
+    schema["required"] = sorted({"kind", *schema.get("required", [])})
+    return schema
+
+
+def command_body() -> dict[str, Any]:
+    """The request body as JSON Schema (the route parses it itself, to name the field at fault
+    exactly). Which parameters take numbers and which text, and text the terminal's encoding
+    cannot carry, are checked by the route (a 400 naming the parameter)."""
+    names = "|".join(p.name.lower() for p in ParamId)
+    value = {
+        "anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": 0xFFFFFFFF},
+            {"type": "string", "maxLength": 255},
+        ]
+    }
+    set_parameters = _documented(SetParametersIn, "set_parameters")
+    set_parameters["properties"]["params"] = {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 255,
+        "propertyNames": {"pattern": f"^(0[xX][0-9a-fA-F]{{1,8}}|{names})$"},
+        "additionalProperties": value,
+        "description": "parameter name (`ingest.jt808.ids.ParamId` in lower case) or hex id",
+    }
+    control = _documented(TerminalControlIn, "terminal_control")
+    control["properties"]["command"] = {
+        "anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": 255},
+            {"enum": list(CONTROL_WORDS)},
+        ]
+    }
+    track = _documented(TrackIn, "track")
+    track["anyOf"] = [  # tracking needs a validity; interval 0 stops it
+        {"properties": {"interval_s": {"const": 0}}},
+        {"properties": {"validity_s": {"minimum": 1}}, "required": ["validity_s"]},
+    ]
+    variants = [set_parameters, _documented(QueryLocationIn, "query_location"), track, control]
+    for variant in variants:
+        variant.pop("title", None)
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": variants},
+                "examples": {
+                    "locate": {"value": {"kind": "query_location"}},
+                    "interval": {
+                        "value": {"kind": "set_parameters", "params": {"default_interval_s": 30}}
+                    },
+                    "track": {"value": {"kind": "track", "interval_s": 5, "validity_s": 600}},
+                },
+            }
+        },
+    }
 
 
 def _param_id(key: str) -> int:
@@ -216,13 +280,25 @@ def router(ctx: ApiContext) -> APIRouter:
         command, log = await ctx.stores.run(both)
         return None if command is None else command_json(command, log)
 
-    @api.post("/devices/{terminal}/commands")
-    async def send(
-        terminal: str, who: officer, body: Annotated[dict[str, Any], Body()]
-    ) -> JSONResponse:
+    @api.post(
+        "/devices/{terminal}/commands",
+        responses={
+            200: {"model": CommandOut, "description": "sent and answered (or failed)"},
+            202: {"model": CommandOut, "description": "queued for an offline terminal"},
+            **errors(*ROLE, 404),
+        },
+        openapi_extra={"requestBody": command_body()},
+    )
+    async def send(terminal: Terminal, who: officer, http: Request) -> JSONResponse:
         """Sends the command and waits for the terminal's answer; 202 when it was queued for
         an offline terminal (poll `GET /api/v1/commands/{id}`)."""
         term = params.terminal(terminal)
+        try:
+            body = json.loads(await http.body())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise bad_request("body", f"not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise bad_request("body", "must be a JSON object")
         message, request = parse_command(body)
         await device_or_404(ctx, term)
         if ctx.send_command is None:
@@ -245,7 +321,11 @@ def router(ctx: ApiContext) -> APIRouter:
         queued = outcome.state is CommandState.QUEUED
         return JSONResponse(out, status_code=202 if queued else 200)
 
-    @api.get("/commands/{command_id}")
+    @api.get(
+        "/commands/{command_id}",
+        response_model=None,
+        responses={200: {"model": CommandOut}, **errors(*KEYED, 404)},
+    )
     async def get_command(
         command_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: viewer
     ) -> dict[str, Any]:
@@ -254,9 +334,13 @@ def router(ctx: ApiContext) -> APIRouter:
             raise not_found(f"no command {command_id}")
         return out
 
-    @api.get("/devices/{terminal}/commands")
+    @api.get(
+        "/devices/{terminal}/commands",
+        response_model=None,
+        responses={200: {"model": CommandList}, **errors(*KEYED, 404)},
+    )
     async def device_commands(
-        terminal: str, who: viewer, limit: Annotated[int, Query(ge=1, le=500)] = 50
+        terminal: Terminal, who: viewer, limit: Annotated[int, Query(ge=1, le=500)] = 50
     ) -> dict[str, Any]:
         """The device's most recent commands, newest first."""
         term = params.terminal(terminal)

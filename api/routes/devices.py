@@ -7,7 +7,7 @@ Positions come from the store's `latest` and `track` (contracts section 6), each
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,19 +15,27 @@ from api import params
 from api.auth import Identity, Role
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
+from api.models import DeviceOut, DevicePage, LatestPosition, Position, Vehicle
+from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.routes.lookup import device_or_404, is_online
 from api.views import device_json, position_json, positions_json
 from positions import PositionBatch
 from store import Device, Store
 
 _TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
+Terminal = Annotated[
+    str,
+    Path(pattern=r"^[0-9]{1,20}$", description="BCD digits; zero-padded to 12 (or 20) digits"),
+]
 
 
 class Provision(BaseModel):
     """PUT body: the collateral car the device is fitted to (`null` takes it off its car; left
     out, the binding stays), and optionally its auth code."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"vehicle_id": "V1"}]}
+    )
 
     vehicle_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TEXT)
     auth_code: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TEXT)
@@ -59,11 +67,17 @@ def router(ctx: ApiContext) -> APIRouter:
             for d in devices
         ]
 
-    @api.get("/devices")
+    @api.get(
+        "/devices", response_model=None, responses={200: {"model": DevicePage}, **errors(*KEYED)}
+    )
     async def list_devices(
         who: viewer,
-        vehicle_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-        after: Annotated[str, Query(max_length=20, description="`next` of the last page")] = "",
+        vehicle_id: Annotated[
+            str | None, Query(min_length=1, max_length=64, pattern=NO_NUL)
+        ] = None,
+        after: Annotated[
+            str, Query(max_length=20, pattern=NO_NUL, description="`next` of the last page")
+        ] = "",
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         latest: Annotated[bool, Query(description="include each latest position")] = False,
     ) -> dict[str, Any]:
@@ -76,13 +90,24 @@ def router(ctx: ApiContext) -> APIRouter:
             "next": page[-1].terminal if len(page) == limit else None,
         }
 
-    @api.get("/devices/{terminal}")
-    async def get_device(terminal: str, who: viewer) -> dict[str, Any]:
+    @api.get(
+        "/devices/{terminal}",
+        response_model=None,
+        responses={200: {"model": DeviceOut}, **errors(*KEYED, 404)},
+    )
+    async def get_device(terminal: Terminal, who: viewer) -> dict[str, Any]:
         device = await device_or_404(ctx, params.terminal(terminal))
         return (await devices_json([device], with_latest=True, who=who))[0]
 
-    @api.put("/devices/{terminal}")
-    async def provision(terminal: str, body: Provision, who: admin) -> JSONResponse:
+    @api.put(
+        "/devices/{terminal}",
+        responses={
+            200: {"model": DeviceOut, "description": "updated"},
+            201: {"model": DeviceOut, "description": "created"},
+            **errors(*ROLE),
+        },
+    )
+    async def provision(terminal: Terminal, body: Provision, who: admin) -> JSONResponse:
         """Creates the device (with a fresh auth code unless one is given) or updates it;
         binds it to `vehicle_id`. 201 when created, 200 when it existed."""
         term = params.terminal(terminal)
@@ -105,8 +130,12 @@ def router(ctx: ApiContext) -> APIRouter:
         out = device_json(device, online=is_online(ctx, term), show_auth_code=True)
         return JSONResponse(out, status_code=201 if created else 200)
 
-    @api.get("/devices/{terminal}/latest")
-    async def latest_position(terminal: str, who: viewer) -> dict[str, Any]:
+    @api.get(
+        "/devices/{terminal}/latest",
+        response_model=None,
+        responses={200: {"model": LatestPosition}, **errors(*KEYED, 404)},
+    )
+    async def latest_position(terminal: Terminal, who: viewer) -> dict[str, Any]:
         """The newest valid fix (contracts section 6)."""
         term = params.terminal(terminal)
         await device_or_404(ctx, term)
@@ -115,23 +144,27 @@ def router(ctx: ApiContext) -> APIRouter:
             raise ApiError(404, "no_position", f"device {term} has no position yet")
         return {"terminal": term, **found[term]}
 
-    @api.get("/devices/{terminal}/track")
+    @api.get(
+        "/devices/{terminal}/track",
+        response_model=None,
+        responses={200: {"model": list[Position]}, **errors(*KEYED, 404)},
+    )
     async def track(
-        terminal: str,
+        terminal: Terminal,
         who: viewer,
-        from_: Annotated[str, Query(alias="from", description="ISO 8601 with offset")],
-        to: Annotated[str | None, Query(description="ISO 8601 with offset; default now")] = None,
+        from_: Annotated[params.QueryTime, Query(alias="from")],
+        to: Annotated[params.QueryTime | None, Query(description="default now")] = None,
         max_points: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
         interval_s: Annotated[float | None, Query(gt=0, le=86_400 * 366)] = None,
     ) -> list[dict[str, Any]]:
         """Positions with from <= fix time <= to, in time order; optionally thinned to one per
         `interval_s` and then to at most `max_points`."""
         term = params.terminal(terminal)
-        start = params.time_ms(from_, "from")
-        end = params.time_ms(to, "to") if to is not None else ctx.clock_ms()
-        if end < start:
-            raise bad_request("to", "is before from")
+        start = from_
+        end = to if to is not None else ctx.clock_ms()
         await device_or_404(ctx, term)
+        if end < start:
+            return []  # an empty range holds no position
         interval_ms = None if interval_s is None else max(1, round(interval_s * 1000))
         batch: PositionBatch = await ctx.stores.run(
             lambda s: s.track(term, start, end + 1, max_points=max_points, interval_ms=interval_ms)
@@ -144,8 +177,14 @@ def router(ctx: ApiContext) -> APIRouter:
             )
         return positions_json(batch)
 
-    @api.get("/vehicles/{vehicle_id}")
-    async def vehicle(vehicle_id: str, who: viewer) -> dict[str, Any]:
+    @api.get(
+        "/vehicles/{vehicle_id}",
+        response_model=None,
+        responses={200: {"model": Vehicle}, **errors(*KEYED, 404)},
+    )
+    async def vehicle(
+        vehicle_id: Annotated[str, Path(pattern=NO_NUL)], who: viewer
+    ) -> dict[str, Any]:
         """The vehicle's devices, each with its latest position and connection state."""
 
         def bound(store: Store) -> list[Device]:

@@ -9,27 +9,149 @@ store's fence-set version, which a running engine polls to reload.
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import Identity
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
-from geofence import Crs, fences_to_geojson, load_fences
+from api.models import Feature, FenceCollection, FenceDeleted, FencesPut
+from api.openapi import KEYED, NO_NUL, ROLE, errors
+from geofence import Crs, FenceError, FenceKind, fences_to_geojson, load_fences
+from geofence.model import MAX_BUFFER_M, MAX_RADIUS_M, MIN_BUFFER_M, MIN_RADIUS_M
 from store import Store
 from store.fencerows import feature_collection
 from store.interface import FenceFeature, StoredFence
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+FenceId = Annotated[str, Path(pattern=NO_NUL)]
 
 
-def _crs(value: str | None) -> Crs:
-    if value is None:
-        return Crs.WGS84
-    try:
-        return Crs.parse(value)
-    except ValueError as exc:
-        raise bad_request("crs", str(exc)) from None
+_POSITION = {
+    "type": "array",
+    "prefixItems": [
+        {"type": "number", "minimum": -180, "maximum": 180},
+        {"type": "number", "minimum": -90, "maximum": 90},
+    ],
+    "minItems": 2,
+    "description": "lon, lat in degrees; later elements (altitude) are ignored",
+}
+_RING = {"type": "array", "items": _POSITION, "minItems": 4}
+_POLYGON = {
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"const": "Polygon"},
+        "coordinates": {"type": "array", "items": _RING, "minItems": 1},
+    },
+}
+_MULTIPOLYGON = {
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"const": "MultiPolygon"},
+        "coordinates": {
+            "type": "array",
+            "items": {"type": "array", "items": _RING, "minItems": 1},
+            "minItems": 1,
+        },
+    },
+}
+_POINT = {
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "properties": {"type": {"const": "Point"}, "coordinates": _POSITION},
+}
+_LINE = {
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"const": "LineString"},
+        "coordinates": {"type": "array", "items": _POSITION, "minItems": 2},
+    },
+}
+_COMMON = {
+    "id": {"type": ["string", "integer"], "minLength": 1},
+    "name": {"type": ["string", "null"]},
+    "kind": {"enum": [k.value for k in FenceKind]},
+    "notify": {
+        "type": ["array", "null"],
+        "items": {"enum": ["enter", "exit"]},
+        "description": "for a zone only (any other kind takes both or none)",
+    },
+    "vehicles": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
+    "crs": {"type": "string", "description": "this feature's coordinates, as the query's crs"},
+}
+_NONE = {"type": "null", "description": "not for this geometry"}
+
+
+def _feature(geometry: dict[str, Any], sizes: dict[str, Any], what: str) -> dict[str, Any]:
+    """A Feature of one geometry type with the size properties it takes: a circle needs
+    `radius_m`, a corridor `buffer_m`; other properties are kept."""
+    required = ["id", "kind", *(k for k, v in sizes.items() if v is not _NONE)]
+    return {
+        "type": "object",
+        "required": ["type", "properties", "geometry"],
+        "properties": {
+            "type": {"const": "Feature"},
+            "properties": {
+                "type": "object",
+                "required": required,
+                "properties": {**_COMMON, **sizes},
+            },
+            "geometry": geometry,
+        },
+        "description": what,
+    }
+
+
+_AREA = {"radius_m": _NONE, "buffer_m": _NONE}
+_RADIUS = {"type": "number", "minimum": MIN_RADIUS_M, "maximum": MAX_RADIUS_M}
+_BUFFER = {"type": "number", "minimum": MIN_BUFFER_M, "maximum": MAX_BUFFER_M}
+_FEATURE = {
+    "oneOf": [
+        _feature(_POLYGON, _AREA, "an area"),
+        _feature(_MULTIPOLYGON, _AREA, "areas"),
+        _feature(_POINT, {"radius_m": _RADIUS}, "a circle"),
+        _feature(_LINE, {"buffer_m": _BUFFER}, "a corridor"),
+    ]
+}
+# The request body as JSON Schema: the route reads the raw body (the geofence loader validates
+# it, naming feature and field), so FastAPI cannot derive it. Shapes only: ring closure,
+# self-intersection and the like are the loader's to check (a 400 `bad_fence`).
+FENCE_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    _FEATURE,
+                    {
+                        "type": "object",
+                        "required": ["type", "features"],
+                        "properties": {
+                            "type": {"const": "FeatureCollection"},
+                            "features": {"type": "array", "items": _FEATURE, "minItems": 1},
+                        },
+                    },
+                ]
+            },
+            "examples": {
+                "hotspot": {
+                    "value": {
+                        "type": "Feature",
+                        "properties": {"id": "pawn-17", "kind": "hotspot", "radius_m": 150},
+                        "geometry": {"type": "Point", "coordinates": [121.4737, 31.2304]},
+                    }
+                }
+            },
+        }
+    },
+}
+
+
+def _crs(value: Crs | None) -> Crs:
+    return Crs.WGS84 if value is None else value
 
 
 async def _json_body(request: Request) -> Any:
@@ -62,16 +184,26 @@ def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["fences"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     admin = Annotated[Identity, Depends(ctx.auth.admin)]
-    crs_query = Query(description="coordinates of the body or answer: wgs84, gcj02, bd09")
+    crs_query = Query(description="coordinates of the body or answer (default wgs84)")
 
-    @api.post("/fences", status_code=201)
+    @api.post(
+        "/fences",
+        status_code=201,
+        responses={201: {"model": FencesPut}, **errors(*ROLE, 413)},
+        openapi_extra={"requestBody": FENCE_BODY},
+    )
     async def post_fences(
-        request: Request, who: admin, crs: Annotated[str | None, crs_query] = None
+        request: Request, who: admin, crs: Annotated[Crs | None, crs_query] = None
     ) -> JSONResponse:
         """Creates or replaces fences by id from a GeoJSON Feature or FeatureCollection."""
         source = _crs(crs)
         document = await _json_body(request)
-        fences = load_fences(document, crs=source, name="body")  # FenceError -> 400
+        try:
+            fences = load_fences(document, crs=source, name="body")  # FenceError -> 400
+        except FenceError:
+            raise
+        except (ValueError, TypeError) as exc:  # input the loader does not catch itself
+            raise ApiError(400, "bad_fence", f"body: unusable geometry ({exc})") from None
         if not fences:
             raise bad_request("features", "no fence in the collection")
         features = fences_to_geojson(fences)["features"]
@@ -82,11 +214,15 @@ def router(ctx: ApiContext) -> APIRouter:
         version = await ctx.stores.run(lambda s: s.put_fences(rows, ctx.clock_ms()))
         return JSONResponse({"version": version, "ids": [f.id for f in fences]}, 201)
 
-    @api.get("/fences")
+    @api.get(
+        "/fences",
+        response_model=None,
+        responses={200: {"model": FenceCollection}, **errors(*KEYED)},
+    )
     async def list_fences(
         who: viewer,
-        kind: Annotated[str | None, Query(pattern="^(hotspot|allowed_area|zone)$")] = None,
-        crs: Annotated[str | None, crs_query] = None,
+        kind: FenceKind | None = None,
+        crs: Annotated[Crs | None, crs_query] = None,
     ) -> dict[str, Any]:
         """Every fence as a FeatureCollection, with the fence-set `version`."""
         target = _crs(crs)
@@ -103,9 +239,13 @@ def router(ctx: ApiContext) -> APIRouter:
             "features": _in_crs(stored, target),
         }
 
-    @api.get("/fences/{fence_id}")
+    @api.get(
+        "/fences/{fence_id}",
+        response_model=None,
+        responses={200: {"model": Feature}, **errors(*KEYED, 404)},
+    )
     async def get_fence(
-        fence_id: str, who: viewer, crs: Annotated[str | None, crs_query] = None
+        fence_id: FenceId, who: viewer, crs: Annotated[Crs | None, crs_query] = None
     ) -> dict[str, Any]:
         target = _crs(crs)
         stored = await ctx.stores.run(lambda s: s.get_fence(fence_id))
@@ -113,8 +253,12 @@ def router(ctx: ApiContext) -> APIRouter:
             raise not_found(f"no fence {fence_id!r}")
         return _in_crs([stored], target)[0]
 
-    @api.delete("/fences/{fence_id}")
-    async def delete_fence(fence_id: str, who: admin) -> dict[str, Any]:
+    @api.delete(
+        "/fences/{fence_id}",
+        response_model=None,
+        responses={200: {"model": FenceDeleted}, **errors(*ROLE, 404)},
+    )
+    async def delete_fence(fence_id: FenceId, who: admin) -> dict[str, Any]:
         version = await ctx.stores.run(lambda s: s.delete_fence(fence_id, ctx.clock_ms()))
         if version is None:
             raise not_found(f"no fence {fence_id!r}")

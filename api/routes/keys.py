@@ -13,12 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import NAME_PATTERN, Identity, Role, key_record, new_key
 from api.context import ApiContext
 from api.errors import ApiError, not_found
+from api.models import Deleted, KeyList, Me, NewKeyOut
+from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.views import iso
 from store.interface import ApiKey
 
 
 class NewKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "ops-viewer", "role": "viewer"}]}
+    )
 
     name: str = Field(pattern=NAME_PATTERN.pattern, description="letters, digits, . _ @ -")
     role: Role
@@ -38,12 +42,12 @@ def router(ctx: ApiContext) -> APIRouter:
     admin = Annotated[Identity, Depends(ctx.auth.admin)]
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
 
-    @api.get("/me")
+    @api.get("/me", response_model=None, responses={200: {"model": Me}, **errors(*KEYED)})
     async def me(who: viewer) -> dict[str, str]:
         """The calling key's name and role."""
         return {"name": who.name, "role": who.role.value}
 
-    @api.post("/keys", status_code=201)
+    @api.post("/keys", status_code=201, responses={201: {"model": NewKeyOut}, **errors(*ROLE, 409)})
     async def create_key(body: NewKey, who: admin) -> JSONResponse:
         """Creates a key; the response is the only time the key itself is shown."""
         key = new_key()
@@ -52,18 +56,32 @@ def router(ctx: ApiContext) -> APIRouter:
             raise ApiError(409, "conflict", f"name: a key named {body.name!r} exists")
         return JSONResponse({**_key_json(record), "key": key}, status_code=201)
 
-    @api.get("/keys")
+    @api.get("/keys", response_model=None, responses={200: {"model": KeyList}, **errors(*ROLE)})
     async def list_keys(who: admin) -> dict[str, Any]:
         keys = await ctx.stores.run(lambda s: s.list_api_keys())
         return {"keys": [_key_json(k) for k in keys]}
 
-    @api.delete("/keys/{name}")
-    async def delete_key(name: Annotated[str, Path(max_length=64)], who: admin) -> dict[str, str]:
-        """Revokes a key at once; the last admin key cannot be deleted."""
+    @api.delete(
+        "/keys/{name}",
+        response_model=None,
+        responses={200: {"model": Deleted}, **errors(*ROLE, 404, 409)},
+    )
+    async def delete_key(
+        name: Annotated[str, Path(max_length=64, pattern=NO_NUL)], who: admin
+    ) -> dict[str, str]:
+        """Revokes a key at once; the last admin key, and the configured one (which would come
+        back at the next start), cannot be deleted."""
         keys = await ctx.stores.run(lambda s: s.list_api_keys())
         found = next((k for k in keys if k.name == name), None)
         if found is None:
             raise not_found(f"no key named {name!r}")
+        if found.key_hash in ctx.fixed_keys:
+            raise ApiError(
+                409,
+                "configured_key",
+                f"{name!r} is the configured admin key, stored again at every start:"
+                " change LIENWATCH_ADMIN_API_KEY to revoke it",
+            )
         if found.role == Role.ADMIN and sum(k.role == Role.ADMIN for k in keys) == 1:
             raise ApiError(
                 409, "last_admin", f"{name!r} is the last admin key: create another first"

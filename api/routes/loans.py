@@ -14,12 +14,12 @@ No `from __future__ import annotations`: FastAPI reads the dependency aliases bu
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from starlette.requests import Request
 
 from alerts.lifecycle import AlertState, StoredAlert
@@ -27,6 +27,8 @@ from api.auth import Identity, Role
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.loan_views import action_json, loan_json, local_date
+from api.models import ActionOut, LoanChanged, LoanDetail, LoanOut
+from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.routes.lookup import is_online
 from api.views import device_json, position_json
 from loans import (
@@ -49,11 +51,13 @@ from loans import (
 from store import Device, Store
 from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
 
-_E = TypeVar("_E", LoanState, Stage)
 _LOAN_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ID_TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
 _MAX_ID = 2**63 - 1
 _MAX_LISTED = 1000  # devices and alerts shown with one loan
+# What `_text` accepts: no control character but tab and newline, and not only white space.
+_FREE_TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
+LoanNo = Annotated[str, Path(pattern=_LOAN_NO.pattern, description="letters, digits, . _ -")]
 
 
 def _text(value: str | None) -> str | None:
@@ -71,20 +75,49 @@ def _text(value: str | None) -> str | None:
     return value
 
 
+def _date_text(value: object) -> object:
+    """Dates come as `YYYY-MM-DD` text only, as documented (not as a number of seconds)."""
+    if not isinstance(value, str | date):
+        raise ValueError("a date is text: YYYY-MM-DD")
+    return value
+
+
+TextDate = Annotated[date, BeforeValidator(_date_text)]
+
+
 class NewLoan(BaseModel):
     """POST body: a loan on one car (`vehicle_id`, as devices are bound to it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_no": "L-2024-0001",
+                    "borrower_name": "Example Borrower",
+                    "vehicle_id": "V1",
+                    "principal": "150000.00",
+                    "start_date": "2024-01-15",
+                    "due_day": 15,
+                }
+            ]
+        },
+    )
 
     loan_no: str = Field(pattern=_LOAN_NO.pattern, description="letters, digits, . _ -")
-    borrower_name: str = Field(min_length=1, max_length=200)
+    borrower_name: str = Field(min_length=1, max_length=200, pattern=_FREE_TEXT)
     vehicle_id: str = Field(min_length=1, max_length=64, pattern=_ID_TEXT)
-    principal: Decimal = Field(gt=0, max_digits=16, decimal_places=2)
+    principal: str = Field(
+        pattern=r"^([1-9][0-9]{0,13}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$",
+        description="a positive decimal as text, at most 2 places (no float rounding)",
+    )
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
-    start_date: date
-    due_day: int = Field(ge=1, le=28, description="day of the month installments fall due")
-    grace_days: int = Field(default=0, ge=0, le=365)
-    paid_through: date | None = None
+    start_date: TextDate
+    due_day: int = Field(
+        strict=True, ge=1, le=28, description="day of the month installments fall due"
+    )
+    grace_days: int = Field(default=0, strict=True, ge=0, le=365)
+    paid_through: TextDate | None = None
     branch: str | None = Field(default=None, min_length=1, max_length=64, pattern=_ID_TEXT)
 
     clean_name = field_validator("borrower_name")(_text)
@@ -93,11 +126,32 @@ class NewLoan(BaseModel):
 class Payment(BaseModel):
     """POST body: the new paid-through date, or how many more installments were paid."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"installments": 1}],
+            "anyOf": [
+                {
+                    "required": ["paid_through"],
+                    "properties": {
+                        "paid_through": {"type": "string"},
+                        "installments": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["installments"],
+                    "properties": {
+                        "installments": {"type": "integer"},
+                        "paid_through": {"type": "null"},
+                    },
+                },
+            ],
+        },
+    )
 
-    paid_through: date | None = None
-    installments: int | None = Field(default=None, ge=1, le=600)
-    note: str | None = Field(default=None, max_length=2000)
+    paid_through: TextDate | None = None
+    installments: int | None = Field(default=None, strict=True, ge=1, le=600)
+    note: str | None = Field(default=None, max_length=2000, pattern=_FREE_TEXT)
 
     clean_note = field_validator("note")(_text)
 
@@ -111,10 +165,10 @@ class Payment(BaseModel):
 class Move(BaseModel):
     """POST body: the state to move the loan to."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"to": "overdue"}]})
 
     to: LoanState
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=2000, pattern=_FREE_TEXT)
 
     clean_note = field_validator("note")(_text)
 
@@ -122,12 +176,17 @@ class Move(BaseModel):
 class Action(BaseModel):
     """POST body: one collection step taken on the case."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"stage": "phone", "channel": "phone", "outcome": "promised_to_pay"}]
+        },
+    )
 
     stage: Stage
     channel: Channel
     outcome: Outcome
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=2000, pattern=_FREE_TEXT)
 
     clean_note = field_validator("note")(_text)
 
@@ -147,14 +206,6 @@ def bucket_param(value: str) -> Bucket:
         return Bucket(text)
     except ValueError:
         raise bad_request("bucket", f"{value!r} is not one of M0, M1, M2, M3, M4+") from None
-
-
-def _enum_param(kind: type[_E], value: str, field: str) -> _E:
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        raise bad_request(field, f"{value!r} is not one of {allowed}") from None
 
 
 def _paged(request: Request, items: list[dict[str, Any]], limit: int) -> JSONResponse:
@@ -194,7 +245,7 @@ def router(ctx: ApiContext) -> APIRouter:
             ctx.loan_changed(loan, action)
         return {"loan": loan_json(loan, today()), "action": action_json(action)}
 
-    @api.post("/loans", status_code=201)
+    @api.post("/loans", status_code=201, responses={201: {"model": LoanOut}, **errors(*ROLE, 409)})
     async def create(body: NewLoan, who: admin) -> JSONResponse:
         """Records a loan on a car; 409 when the loan number is taken."""
         if body.paid_through is not None and body.paid_through < body.start_date:
@@ -203,7 +254,7 @@ def router(ctx: ApiContext) -> APIRouter:
             loan_no=body.loan_no,
             borrower_name=body.borrower_name,
             vehicle_id=body.vehicle_id,
-            principal=body.principal,
+            principal=Decimal(body.principal),
             currency=body.currency,
             start_date=body.start_date,
             due_day=body.due_day,
@@ -218,33 +269,45 @@ def router(ctx: ApiContext) -> APIRouter:
             raise ApiError(409, "conflict", f"loan {body.loan_no} already exists") from None
         return JSONResponse(loan_json(stored, today()), status_code=201)
 
-    @api.get("/loans")
+    @api.get("/loans", responses={200: {"model": list[LoanOut]}, **errors(*KEYED)})
     async def list_loans(
         request: Request,
         who: viewer,
-        state: Annotated[str | None, Query(description="a loan state")] = None,
-        bucket: Annotated[str | None, Query(description="M0, M1, M2, M3 or M4+")] = None,
-        stage: Annotated[str | None, Query(description="a collection stage")] = None,
-        vehicle_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-        branch: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        state: LoanState | None = None,
+        bucket: Annotated[
+            str | None,
+            Query(
+                pattern=r"^[Mm]([0-3]|4[+ ]?)$",
+                description="M0, M1, M2, M3 or M4+ (M4, or M4 and a space: a raw `+`)",
+            ),
+        ] = None,
+        stage: Stage | None = None,
+        vehicle_id: Annotated[
+            str | None, Query(min_length=1, max_length=64, pattern=NO_NUL)
+        ] = None,
+        branch: Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO_NUL)] = None,
         after_id: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> JSONResponse:
         """Loans matching every filter given, by id; `bucket` is counted on today."""
         day = today()
         where = LoanFilter(
-            state=None if state is None else _enum_param(LoanState, state, "state"),
+            state=state,
             bucket=None if bucket is None else bucket_param(bucket),
             today=day,
-            stage=None if stage is None else _enum_param(Stage, stage, "stage"),
+            stage=stage,
             vehicle_id=vehicle_id,
             branch=branch,
         )
         page = await ctx.stores.run(lambda s: s.find_loans(where, after_id=after_id, limit=limit))
         return _paged(request, [loan_json(loan, day) for loan in page], limit)
 
-    @api.get("/loans/{loan_no}")
-    async def get_loan(loan_no: str, who: viewer) -> dict[str, Any]:
+    @api.get(
+        "/loans/{loan_no}",
+        response_model=None,
+        responses={200: {"model": LoanDetail}, **errors(*KEYED, 404)},
+    )
+    async def get_loan(loan_no: LoanNo, who: viewer) -> dict[str, Any]:
         """The loan with its DPD and bucket for today, its car's devices (latest position,
         online state) and the car's unresolved alerts."""
         number = loan_number(loan_no)
@@ -285,8 +348,10 @@ def router(ctx: ApiContext) -> APIRouter:
             "alerts": [a.to_json() for a in alerts],
         }
 
-    @api.post("/loans/{loan_no}/payments")
-    async def pay(loan_no: str, body: Payment, who: officer) -> dict[str, Any]:
+    changed = {200: {"model": LoanChanged}, **errors(*ROLE, 404, 409)}
+
+    @api.post("/loans/{loan_no}/payments", response_model=None, responses=changed)
+    async def pay(loan_no: LoanNo, body: Payment, who: officer) -> dict[str, Any]:
         """Moves paid-through forward; an overdue loan no longer past due becomes active."""
         day, now_ms = today(), ctx.clock_ms()
 
@@ -296,16 +361,20 @@ def router(ctx: ApiContext) -> APIRouter:
 
         return await change(loan_no, apply)
 
-    @api.post("/loans/{loan_no}/transition")
-    async def move(loan_no: str, body: Move, who: officer) -> dict[str, Any]:
+    @api.post("/loans/{loan_no}/transition", response_model=None, responses=changed)
+    async def move(loan_no: LoanNo, body: Move, who: officer) -> dict[str, Any]:
         """Moves the loan to `to`; a move the loan model forbids is a 409 naming from and to."""
         now_ms = ctx.clock_ms()
         return await change(
             loan_no, lambda loan: transition(loan, body.to, who.name, body.note, now_ms)
         )
 
-    @api.post("/loans/{loan_no}/actions", status_code=201)
-    async def act(loan_no: str, body: Action, who: officer) -> JSONResponse:
+    @api.post(
+        "/loans/{loan_no}/actions",
+        status_code=201,
+        responses={201: {"model": LoanChanged}, **errors(*ROLE, 404, 409)},
+    )
+    async def act(loan_no: LoanNo, body: Action, who: officer) -> JSONResponse:
         """Logs a collection step; the case stage moves forward to it (never back)."""
         now_ms = ctx.clock_ms()
         out = await change(
@@ -316,10 +385,13 @@ def router(ctx: ApiContext) -> APIRouter:
         )
         return JSONResponse(out, status_code=201)
 
-    @api.get("/loans/{loan_no}/actions")
+    @api.get(
+        "/loans/{loan_no}/actions",
+        responses={200: {"model": list[ActionOut]}, **errors(*KEYED, 404)},
+    )
     async def actions(
         request: Request,
-        loan_no: str,
+        loan_no: LoanNo,
         who: viewer,
         after_id: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -170,11 +170,11 @@ def test_pages_follow_the_next_cursor(api: Api) -> None:
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("?type=bogus", "type"),
-        ("?type=power_cut,nope", "type"),
-        ("?since=yesterday", "since"),
-        ("?since=2024-03-01T16:00:00", "since"),
-        ("?state=closed", "state"),
+        ("?type=bogus", "query.type"),
+        ("?type=power_cut,nope", "query.type"),
+        ("?since=yesterday", "query.since"),
+        ("?since=2024-03-01T16:00:00", "query.since"),
+        ("?state=closed", "query.state"),
         ("?limit=0", "query.limit"),
         ("?limit=100000", "query.limit"),
         ("?limit=ten", "query.limit"),

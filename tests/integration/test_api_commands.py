@@ -215,7 +215,7 @@ def test_commands_to_unknown_devices_and_unknown_command_ids_answer_404(
         client.post("/api/v1/devices/x/commands", json=where, headers=admin),
         400,
         "bad_request",
-        "terminal",
+        "path.terminal",
     )
     error(client.get("/api/v1/commands/999999", headers=admin), 404, "not_found")
     error(client.get("/api/v1/commands/abc", headers=admin), 400, "bad_request", "path")

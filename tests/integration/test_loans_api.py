@@ -98,9 +98,13 @@ def test_the_list_filters_by_state_bucket_stage_vehicle_and_branch_and_pages(
     cursor = page.headers["x-next-after-id"]
     assert 'rel="next"' in page.headers["link"]
     assert numbers(f"?limit=2&after_id={cursor}") == ["L-c"]
-    error(client.get("/api/v1/loans?bucket=M9", headers=headers), 400, "bad_request", "bucket")
-    error(client.get("/api/v1/loans?state=gone", headers=headers), 400, "bad_request", "state")
-    error(client.get("/api/v1/loans?stage=x", headers=headers), 400, "bad_request", "stage")
+    error(
+        client.get("/api/v1/loans?bucket=M9", headers=headers), 400, "bad_request", "query.bucket"
+    )
+    error(
+        client.get("/api/v1/loans?state=gone", headers=headers), 400, "bad_request", "query.state"
+    )
+    error(client.get("/api/v1/loans?stage=x", headers=headers), 400, "bad_request", "query.stage")
     error(client.get("/api/v1/loans?limit=0", headers=headers), 400, "bad_request", "query.limit")
 
 
@@ -137,7 +141,9 @@ def test_a_loan_shows_its_car_s_devices_latest_positions_and_unresolved_alerts(
     assert "auth_code" not in devices[A]  # viewers do not see auth codes
     assert [a["type"] for a in body["alerts"]] == ["power_cut"]  # resolved and other cars' out
     error(api.client.get("/api/v1/loans/L-404", headers=viewer), 404, "not_found")
-    error(api.client.get("/api/v1/loans/bad%20no", headers=viewer), 400, "bad_request", "loan_no")
+    error(
+        api.client.get("/api/v1/loans/bad%20no", headers=viewer), 400, "bad_request", "path.loan_no"
+    )
 
 
 def test_payments_move_paid_through_and_bring_an_overdue_loan_back(api: ApiUnderTest) -> None:

@@ -1,0 +1,213 @@
+"""The JSON answers as pydantic models, for the OpenAPI document only: routes still build their
+bodies with api/views.py and friends, and the schemathesis conformance test
+(tests/e2e/test_openapi_conformance.py) checks that what they build matches these.
+
+Closed sets are enums, from the same enums the code uses, so the document cannot drift from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from alerts.lifecycle import AlertState
+from alerts.model import AlertType
+from api.auth import Role
+from geofence import FenceKind
+from store import CommandState
+from store.loan_model import ActionKind, Bucket, Channel, LoanState, Outcome, Stage
+
+CommandKind = Literal["set_parameters", "query_location", "track", "terminal_control"]
+FlagName = Literal[
+    "backfill", "invalid_fix", "implausible", "duplicate", "out_of_order", "future", "bad_time",
+    "batch",
+]  # fmt: skip
+Time = str  # ISO 8601 in the trackers' local time with its offset
+
+
+class Health(BaseModel):
+    status: Literal["ok", "starting"]
+
+
+class Me(BaseModel):
+    name: str
+    role: Role
+
+
+class KeyOut(BaseModel):
+    name: str
+    role: Role
+    prefix: str = Field(description="the key's first characters, to tell keys apart")
+    created: Time | None
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="the key itself, shown this once")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+class Position(BaseModel):
+    """Contracts section 2's location body, plus the receive time, flags and validity."""
+
+    lat: float
+    lon: float
+    altitude_m: int
+    speed_kmh: float
+    course: int
+    time: Time | None
+    time_raw: str | None = Field(default=None, description="the BCD time when it is no date")
+    alarm: int
+    status: int
+    received: Time | None
+    flags: list[FlagName]
+    valid: bool
+
+
+class LatestPosition(Position):
+    terminal: str
+
+
+class DeviceOut(BaseModel):
+    terminal: str
+    vehicle_id: str | None
+    edition: int | None
+    registered: Time | None
+    last_seen: Time | None
+    online: bool | None = Field(default=None, description="absent when the process cannot tell")
+    auth_code: str | None = Field(default=None, description="admins only")
+    latest: Position | None = Field(default=None, description="where asked")
+
+
+class DevicePage(BaseModel):
+    devices: list[DeviceOut]
+    next: str | None = Field(description="pass back as `after` for the next page")
+
+
+class Vehicle(BaseModel):
+    vehicle_id: str
+    devices: list[DeviceOut]
+
+
+class FenceProperties(BaseModel):
+    id: str
+    kind: FenceKind
+    name: str | None = None
+    notify: list[Literal["enter", "exit"]] | None = None
+    vehicles: list[str] | None = None
+    radius_m: float | None = None
+    buffer_m: float | None = None
+
+
+class Feature(BaseModel):
+    type: Literal["Feature"]
+    properties: FenceProperties
+    geometry: dict[str, Any]
+
+
+class FenceCollection(BaseModel):
+    type: Literal["FeatureCollection"]
+    version: int
+    features: list[Feature]
+
+
+class FencesPut(BaseModel):
+    version: int = Field(description="the fence-set version after the change")
+    ids: list[str]
+
+
+class FenceDeleted(Deleted):
+    version: int
+
+
+class CommandOut(BaseModel):
+    id: int
+    terminal: str
+    kind: CommandKind | str = Field(description="a kind, or the message id of another command")
+    msg_id: str = Field(pattern=r"^0x[0-9a-f]{4}$")
+    state: CommandState
+    created: Time | None
+    updated: Time | None
+    expires: Time | None
+    attempts: int
+    issued_by: str | None
+    request: dict[str, Any] | None
+    reply: dict[str, Any] | None
+
+
+class CommandList(BaseModel):
+    commands: list[CommandOut]
+
+
+class AlertOut(BaseModel):
+    """Contracts section 3's alert plus `id`, `state` and the lifecycle fields."""
+
+    id: int
+    type: AlertType
+    device_id: str
+    vehicle_id: str
+    time: Time
+    fence_id: str | None
+    severity: str
+    details: dict[str, Any]
+    state: AlertState
+    opened_at: Time
+    updated_at: Time
+    acknowledged_by: str | None
+    acknowledged_at: Time | None
+    resolved_by: str | None
+    resolved_at: Time | None
+    note: str | None
+
+
+class LoanOut(BaseModel):
+    id: int
+    loan_no: str
+    borrower_name: str
+    vehicle_id: str
+    principal: str = Field(description="decimal, 2 places, as text")
+    currency: str
+    start_date: str
+    due_day: int
+    next_due_date: str
+    paid_through: str | None
+    grace_days: int
+    state: LoanState
+    stage: Stage | None
+    branch: str | None
+    created_at: Time | None
+    updated_at: Time | None
+    as_of: str
+    dpd: int | None = Field(description="days past due; null once settled or written off")
+    bucket: Bucket | None
+    monitored: bool
+
+
+class LoanDetail(LoanOut):
+    devices: list[DeviceOut]
+    alerts: list[AlertOut]
+
+
+class ActionOut(BaseModel):
+    id: int
+    loan_no: str
+    kind: ActionKind
+    actor: str
+    at: Time | None
+    stage: Stage | None
+    channel: Channel | None
+    outcome: Outcome | None
+    note: str | None
+    details: dict[str, Any] | None
+
+
+class LoanChanged(BaseModel):
+    loan: LoanOut
+    action: ActionOut
