@@ -318,7 +318,10 @@ def _polygonal(geom_type: str, coords: Any, crs: Crs, repair: bool) -> BaseGeome
         if not isinstance(rings, list) or not rings:
             raise _Bad(where, "expected a list of rings")
         shell, *holes = (_wgs84(_ring(r, f"{where}[{i}]"), crs) for i, r in enumerate(rings))
-        polygons.append(shapely.polygons(shell, holes=holes or None))
+        # Holes as ring geometries: shapely stacks raw coordinate arrays into one array, which
+        # fails for holes of different lengths.
+        rings_of_holes = [shapely.linearrings(h) for h in holes] if holes else None
+        polygons.append(shapely.polygons(shell, holes=rings_of_holes))
     geometry = polygons[0] if geom_type == "Polygon" else shapely.multipolygons(polygons)
     if shapely.is_valid(geometry):
         return geometry

@@ -65,6 +65,20 @@ def test_multipolygon_with_a_hole_keeps_the_hole() -> None:
     assert fence.geometry.area == pytest.approx(16 - 4 + 0.5)
 
 
+def test_a_polygon_with_holes_of_different_lengths_keeps_both_holes() -> None:
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [
+            [[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]],
+            [[1, 1], [3, 1], [3, 3], [1, 3], [1, 1]],
+            [[5, 5], [8, 5], [6, 8], [5, 5]],
+        ],
+    }
+    (fence,) = load_fences(feature({"id": "h", "kind": "zone"}, geometry))
+    assert len(fence.geometry.interiors) == 2
+    assert fence.geometry.area == pytest.approx(100 - 4 - 4.5)
+
+
 def test_errors_name_the_file_the_feature_and_the_field(tmp_path: Path) -> None:
     path = tmp_path / "fences.geojson"
     bad = feature(
