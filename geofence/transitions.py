@@ -121,7 +121,9 @@ class TransitionTracker:
             return _no_events()
         n_confirm = self.confirm_fixes
 
-        # Valid rows grouped by device; the ordinal of each among its device's valid rows.
+        # Valid rows grouped by device (`by_dev_rows`); each device's first place among them
+        # and its count. A pair's ordinal is its row's place in `by_dev_rows`: within one
+        # device consecutive valid fixes have consecutive places, which is all runs need.
         keep = valid_a[row_a]
         pair_row, pair_fence = row_a[keep], fence_a[keep]
         pair_dev = device_a[pair_row].astype(np.int64)
@@ -129,11 +131,9 @@ class TransitionTracker:
         # only ever increases there: checked on those few rows, not the whole batch.
         change = np.flatnonzero(device_a[1:] != device_a[:-1]) + 1
         if bool(np.all(device_a[change] > device_a[change - 1])):
-            by_dev_rows, devices, dev_start, dev_count, valid_before = _sorted_devices(
-                device_a, valid_a, change
-            )
-            # A valid row's place among all valid rows, less its device's first place.
-            pair_ord = valid_before[pair_row] - dev_start[np.searchsorted(devices, pair_dev)]
+            by_dev_rows = valid_rows
+            devices, dev_start, dev_count, valid_before = _sorted_devices(device_a, valid_a, change)
+            pair_ord = valid_before[pair_row].astype(np.int64)
         else:
             valid_dev = device_a[valid_rows]
             order = np.argsort(valid_dev, kind="stable")
@@ -143,10 +143,9 @@ class TransitionTracker:
             dev_start = np.flatnonzero(new_dev)
             devices = by_dev[dev_start].astype(np.int64)
             dev_count = np.diff(np.append(dev_start, len(by_dev)))
-            ordinal = np.arange(len(by_dev)) - np.repeat(dev_start, dev_count)
-            ordinal_of_row = np.full(len(valid_a), -1, dtype=np.int64)
-            ordinal_of_row[by_dev_rows] = ordinal
-            pair_ord = ordinal_of_row[pair_row]
+            place_of_row = np.full(len(valid_a), -1, dtype=np.int64)
+            place_of_row[by_dev_rows] = np.arange(len(by_dev_rows))
+            pair_ord = place_of_row[pair_row]
 
         # Runs of "inside" per key, from the membership pairs of valid rows.
         pair_key = (pair_dev << _FENCE_BITS) | pair_fence
@@ -165,7 +164,8 @@ class TransitionTracker:
         keys = _sorted_union(in_key, state.key[carried])
         key_dev = keys >> _FENCE_BITS
         key_devpos = np.searchsorted(devices, key_dev)
-        key_n = dev_count[key_devpos]
+        key_first = dev_start[key_devpos].astype(np.int64)  # the key's device's places
+        key_end = key_first + dev_count[key_devpos]
         s_at = np.searchsorted(state.key, keys)
         s_hit = np.zeros(len(keys), dtype=bool)
         in_range = s_at < len(state.key)
@@ -190,17 +190,20 @@ class TransitionTracker:
         last_in[:-1] = in_k[1:] != in_k[:-1]
         prev_end = np.empty(len(in_k), dtype=np.int64)
         prev_end[1:] = in_start[:-1] + in_len[:-1]
-        gap_start = np.where(first_in, 0, prev_end)
+        gap_start = np.where(first_in, key_first[in_k], prev_end)
         tail_start = in_start[last_in] + in_len[last_in]
         has_inside = np.zeros(len(keys), dtype=bool)
         has_inside[in_k] = True
         quiet = np.flatnonzero(~has_inside)
         run_k = np.concatenate([in_k, in_k, in_k[last_in], quiet])
-        run_start = np.concatenate(
-            [in_start, gap_start, tail_start, np.zeros(len(quiet), np.int64)]
-        )
+        run_start = np.concatenate([in_start, gap_start, tail_start, key_first[quiet]])
         run_len = np.concatenate(
-            [in_len, in_start - gap_start, key_n[in_k[last_in]] - tail_start, key_n[quiet]]
+            [
+                in_len,
+                in_start - gap_start,
+                key_end[in_k[last_in]] - tail_start,
+                key_end[quiet] - key_first[quiet],
+            ]
         )
         n_outside = len(in_k) + int(last_in.sum()) + len(quiet)
         run_val = np.concatenate([np.ones(len(in_k), np.int64), np.zeros(n_outside, np.int64)])
@@ -225,8 +228,7 @@ class TransitionTracker:
         extend = first_run & (run_val != s0[run_k]) & (p0[run_k] > 0)
         carry = np.where(extend, p0[run_k], 0)
         effective = run_len + carry
-        base = dev_start[key_devpos[run_k]]
-        run_ms = np.where(extend, p0_ms[run_k], time_a[by_dev_rows[base + run_start]])
+        run_ms = np.where(extend, p0_ms[run_k], time_a[by_dev_rows[run_start]])
 
         # Long runs set the state; a long run differing from the previous state is an event.
         long_at = np.flatnonzero(effective >= n_confirm)
@@ -243,7 +245,7 @@ class TransitionTracker:
             fence=(keys[run_k[flip_at]] & 0xFFFF_FFFF).astype(np.int32),
             kind=np.where(run_val[flip_at] == 1, ENTER, EXIT).astype(np.uint8),
             time_ms=run_ms[flip_at],
-            row=by_dev_rows[base[flip_at] + confirm_ord],
+            row=by_dev_rows[confirm_ord],
         )
 
         # End state per key: set by its last long run; a stay starts at its last enter.
@@ -322,19 +324,22 @@ class TransitionTracker:
 
 def _sorted_devices(
     device: npt.NDArray[np.integer[Any]], valid: Bools, change: npt.NDArray[np.intp]
-) -> tuple[I64, I64, I64, I64, I64]:
-    """For rows grouped by device, `change` the rows where a new device starts: (valid rows,
-    devices with a valid row, each one's first place among the valid rows, its count of them,
-    valid rows before each row), in a few passes over the batch."""
+) -> tuple[I64, I64, I64, npt.NDArray[np.int32] | I64]:
+    """For rows grouped by device, `change` the rows where a new device starts: (devices with
+    a valid row, each one's first place among the valid rows, its count of them, valid rows
+    before each row), in one pass over the batch (an int32 count when it fits: half the
+    memory traffic of int64)."""
     n = len(device)
     starts = np.concatenate([[0], change])
     ends = np.append(change, n)
-    valid_before = np.zeros(n + 1, dtype=np.int64)
+    valid_before: npt.NDArray[np.int32] | I64 = (
+        np.zeros(n + 1, dtype=np.int32) if n < 2**31 - 1 else np.zeros(n + 1, dtype=np.int64)
+    )
     np.cumsum(valid, out=valid_before[1:])
-    first, count = valid_before[starts], valid_before[ends] - valid_before[starts]
+    first = valid_before[starts].astype(np.int64)
+    count = valid_before[ends].astype(np.int64) - first
     some = count > 0
-    rows = np.flatnonzero(valid)
-    return rows, device[starts[some]].astype(np.int64), first[some], count[some], valid_before
+    return device[starts[some]].astype(np.int64), first[some], count[some], valid_before
 
 
 def _in_sorted(values: I64, sorted_set: I64) -> Bools:
