@@ -15,8 +15,8 @@ from alerts.lifecycle import AlertState
 from alerts.model import AlertType
 from api.auth import Role
 from geofence import FenceKind
+from loans import ActionKind, Bucket, Channel, LoanState, Outcome, Stage
 from store import CommandState
-from store.loan_model import ActionKind, Bucket, Channel, LoanState, Outcome, Stage
 
 CommandKind = Literal["set_parameters", "query_location", "track", "terminal_control"]
 FlagName = Literal[
