@@ -128,6 +128,12 @@ class Engine:
         self._register(len(self.devices))
 
     # -- devices and vehicles -------------------------------------------------------------
+    def register_devices(self) -> npt.NDArray[np.int32]:
+        """Gives every known device its vehicle now (as the next batch would); returns the
+        vehicle index of each device index."""
+        self._register(len(self.devices))
+        return self.vehicle_of
+
     def _vehicle_for(self, terminal: str) -> int:
         """The vehicle index the fleet gives `terminal` (its own vehicle if not listed)."""
         spec = self._by_device.get(terminal)
