@@ -315,8 +315,9 @@ class Engine:
         if len(batch) == 0:
             return []
         self._register(max(len(self.devices), int(batch.device.max()) + 1))
-        order = np.argsort(batch.device, kind="stable")
-        b = batch.take(order)
+        device = batch.device
+        grouped = len(device) < 2 or bool((device[1:] >= device[:-1]).all())
+        b = batch if grouped else batch.take(np.argsort(device, kind="stable"))
         pre = self.pre.apply(b.device, b.time_ms, b.recv_ms, b.lon, b.lat, b.status, b.flags)
         flags = pre.flags
         alerts: list[Alert] = []

@@ -116,6 +116,8 @@ def _run(
         else:
             lo, hi = np.searchsorted(keep, (start, stop))
             rows = keep[lo:hi]
+            # Grouped by device here (as the engine would), so the rows are gathered once.
+            rows = rows[np.argsort(columns["device"][rows], kind="stable")]
             part = {name: column[rows] for name, column in columns.items()}
         alerts += engine.process(PositionBatch(**part))
         if progress is not None:
