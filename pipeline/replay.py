@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from alerts.model import Alert
 from pipeline.csv_positions import CsvPositions, RowError
-from pipeline.engine import Engine
+from pipeline.engine import Engine, device_order
 from positions import DeviceIndex, PositionBatch
 
 BATCH_ROWS = 262_144
@@ -117,7 +117,7 @@ def _run(
             lo, hi = np.searchsorted(keep, (start, stop))
             rows = keep[lo:hi]
             # Grouped by device here (as the engine would), so the rows are gathered once.
-            rows = rows[np.argsort(columns["device"][rows], kind="stable")]
+            rows = rows[device_order(columns["device"][rows])]
             part = {name: column[rows] for name, column in columns.items()}
         alerts += engine.process(PositionBatch(**part))
         if progress is not None:
