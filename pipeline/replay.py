@@ -156,21 +156,32 @@ def _run_forked(
     vehicle_of_row = vehicle_of[batch.device]
     masks = partitions(vehicle_of_row, len(engine.vehicle_ids), n)
     children: list[tuple[int, int]] = []
-    for mask in masks[1:]:
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: only this thread exists here; it never returns
-            os.close(read_fd)
-            _child(engine, batch, mask, vehicle_of_row, batch_rows, latest, write_fd)
-        os.close(write_fd)
-        children.append((pid, read_fd))
     try:
+        for mask in masks[1:]:
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: only this thread exists here; it never returns
+                os.close(read_fd)
+                _child(engine, batch, mask, vehicle_of_row, batch_rows, latest, write_fd)
+            os.close(write_fd)
+            children.append((pid, read_fd))
         keep = np.flatnonzero(masks[0][vehicle_of_row])
         alerts, flagged = _own_vehicles(
             _run(engine, batch, keep, batch_rows, latest, progress), engine, masks[0]
         )
     finally:
-        results = [_collect(pid, fd) for pid, fd in children]
+        # Every child is waited for, whatever happened; the first failure is raised after.
+        outcomes: list[tuple[list[Alert], dict[str, int]] | ReplayWorkerError] = []
+        for pid, fd in children:
+            try:
+                outcomes.append(_collect(pid, fd))
+            except ReplayWorkerError as exc:
+                outcomes.append(exc)
+    results: list[tuple[list[Alert], dict[str, int]]] = []
+    for outcome in outcomes:
+        if isinstance(outcome, ReplayWorkerError):
+            raise outcome
+        results.append(outcome)
     for child_alerts, child_flagged in results:
         alerts += child_alerts
         for name, count in child_flagged.items():

@@ -91,3 +91,35 @@ def test_a_failed_worker_is_an_error_not_a_partial_result(
     monkeypatch.setattr(replay_module, "_run", failing)
     with pytest.raises(replay_module.ReplayWorkerError, match="boom"):
         replay_module.replay(rows, _engine(scenario), workers=2)
+
+
+def test_the_command_exits_1_and_writes_nothing_when_a_worker_fails(
+    scenario: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lienwatch.commands.replay import run
+
+    parent = os.getpid()
+    real = replay_module._run
+
+    def failing(*args: object, **kwargs: object) -> object:
+        if os.getpid() != parent:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replay_module, "_run", failing)
+    out = tmp_path / "alerts.jsonl"
+    with pytest.raises(SystemExit) as exit_info:
+        run(
+            scenario / "positions.csv",
+            scenario / "fences.geojson",
+            out,
+            fleet=scenario / "fleet.json",
+            workers=2,
+        )
+    assert exit_info.value.code == 1
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "boom" in err and "no output written" in err
