@@ -6,6 +6,10 @@ them, each round a new process: `lienwatch replay` (the console script: process 
 reading the three files, every rule, writing JSON lines, exit) against `python -m
 benchmarks.rowwise` (the same files and output, the core rules one row at a time), the same
 number of rounds each. Both must find the same core alerts.
+Besides wall time, each side's CPU time per position is reported (user + system of the process
+and of every process it waited for, from RUSAGE_CHILDREN): the engine may split vehicles over
+forked processes (`--workers`, automatic on a large file), the baseline is one process, so the
+ratio per CPU-second stands next to the wall-clock ratio.
 LIENWATCH_BENCH_VEHICLES and LIENWATCH_BENCH_DAYS change the size, LIENWATCH_BENCH_ROUNDS the
 rounds (default 3).
 """
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -59,10 +65,14 @@ def _inputs(directory: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _run(command: list[str]) -> None:
+def _run(command: list[str], cpu: list[float]) -> None:
+    """Runs one round; appends its CPU seconds (children included) to `cpu`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{command[0]} exited {done.returncode}: {done.stderr[-2000:]}")
+    cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
 
 def _core(path: Path) -> set[tuple[Any, ...]]:
@@ -86,8 +96,13 @@ def test_replay_engine(
 ) -> None:
     directory, n = scenario
     command = [*_lienwatch(), "replay", *_inputs(directory, outputs["engine"])]
-    benchmark.pedantic(_run, args=(command,), rounds=ROUNDS, iterations=1)
+    cpu: list[float] = []
+    benchmark.pedantic(_run, args=(command, cpu), rounds=ROUNDS, iterations=1)
     benchmark.extra_info["items"] = n
+    benchmark.extra_info["cpu_s"] = statistics.median(cpu)
+    benchmark.extra_info["notes"] = [
+        "CPU: the engine's processes together (it may use more than one); the baseline is one"
+    ]
     benchmark.extra_info["baseline"] = "test_replay_rowwise"
     benchmark.extra_info["alerts"] = len(outputs["engine"].read_text().splitlines())
 
@@ -97,8 +112,10 @@ def test_replay_rowwise(
 ) -> None:
     directory, n = scenario
     command = [sys.executable, "-m", "benchmarks.rowwise", *_inputs(directory, outputs["rowwise"])]
-    benchmark.pedantic(_run, args=(command,), rounds=ROUNDS, iterations=1)
+    cpu: list[float] = []
+    benchmark.pedantic(_run, args=(command, cpu), rounds=ROUNDS, iterations=1)
     benchmark.extra_info["items"] = n
+    benchmark.extra_info["cpu_s"] = statistics.median(cpu)
     benchmark.extra_info["alerts"] = len(outputs["rowwise"].read_text().splitlines())
     engine = _core(outputs["engine"])
     rowwise = _core(outputs["rowwise"])

@@ -128,6 +128,12 @@ class Engine:
         self._register(len(self.devices))
 
     # -- devices and vehicles -------------------------------------------------------------
+    def register_devices(self) -> npt.NDArray[np.int32]:
+        """Gives every known device its vehicle now (as the next batch would); returns the
+        vehicle index of each device index."""
+        self._register(len(self.devices))
+        return self.vehicle_of
+
     def _vehicle_for(self, terminal: str) -> int:
         """The vehicle index the fleet gives `terminal` (its own vehicle if not listed)."""
         spec = self._by_device.get(terminal)
@@ -309,8 +315,9 @@ class Engine:
         if len(batch) == 0:
             return []
         self._register(max(len(self.devices), int(batch.device.max()) + 1))
-        order = np.argsort(batch.device, kind="stable")
-        b = batch.take(order)
+        device = batch.device
+        grouped = len(device) < 2 or bool((device[1:] >= device[:-1]).all())
+        b = batch if grouped else batch.take(device_order(device))
         pre = self.pre.apply(b.device, b.time_ms, b.recv_ms, b.lon, b.lat, b.status, b.flags)
         flags = pre.flags
         alerts: list[Alert] = []
@@ -611,6 +618,15 @@ class Engine:
         self.stats.alerts += len(alerts)
         for a in alerts:
             self.stats.by_type[a.type.value] = self.stats.by_type.get(a.type.value, 0) + 1
+
+
+def device_order(device: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+    """The stable order grouping rows by device. The same permutation as a stable argsort of
+    the int32 column, through 16-bit keys when they fit (numpy radix-sorts those: several
+    times faster than its merge sort on 32-bit keys)."""
+    if len(device) and int(device.min()) >= 0 and int(device.max()) < 1 << 16:
+        return np.argsort(device.astype(np.uint16), kind="stable")
+    return np.argsort(device, kind="stable")
 
 
 def _edges(

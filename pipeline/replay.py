@@ -1,24 +1,41 @@
 """Replay: a recorded positions file through the engine, in file order, on the data's clock.
 
-Pure of process concerns (no argument parsing, no exit codes): the command in lienwatch/ reads
-the files, calls `replay`, and writes what it returns.
+Pure of argument parsing and exit codes: the command in lienwatch/ reads the files, calls
+`replay`, and writes what it returns. Vehicles are independent, so a large file is split by
+vehicle over a few processes (forked, so the parsed columns and the fence index are shared
+copy-on-write); each runs the same batches restricted to its vehicles, and the merged alerts,
+sorted on the same key, are the ones a single process gives.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import sys
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
 import numpy as np
+import numpy.typing as npt
 
 from alerts.model import Alert
 from pipeline.csv_positions import CsvPositions, RowError
-from pipeline.engine import Engine
+from pipeline.engine import Engine, device_order
 from positions import DeviceIndex, PositionBatch
 
 BATCH_ROWS = 262_144
+# Below this many rows a second process costs more than it saves.
+PARALLEL_MIN_ROWS = 100_000
+AUTO_WORKERS = 2
+
+Progress = Callable[[int, int], None]
+
+
+class ReplayWorkerError(RuntimeError):
+    """A replay process failed; its partition's alerts are missing, so there is no result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,27 +64,187 @@ def to_batch(rows: CsvPositions, devices: DeviceIndex) -> PositionBatch:
     )
 
 
+def worker_count(requested: int | None, rows: int) -> int:
+    """Processes to use: `requested` (None: automatic, AUTO_WORKERS for a large file on a
+    machine with more than one CPU); always 1 where fork is not the safe default (not Linux)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return 1
+    if requested is not None:
+        return max(1, requested)
+    if rows <= PARALLEL_MIN_ROWS:
+        return 1
+    return max(1, min(AUTO_WORKERS, os.cpu_count() or 1))
+
+
 def replay(
     rows: CsvPositions,
     engine: Engine,
     batch_rows: int = BATCH_ROWS,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> ReplayResult:
     """Runs every row in file order, then advances the clock to the latest time in the file.
-    `progress(rows_done, rows_total)` is called after each batch."""
+    `progress(rows_done, rows_total)` is called after each batch. `workers`: see
+    `worker_count`; raises ReplayWorkerError when a forked process fails."""
     batch = to_batch(rows, engine.devices)
+    latest = int(rows.time_ms.max()) if len(rows) else 0
+    n = min(worker_count(workers, len(batch)), max(1, len(batch)))
+    if n == 1:
+        alerts, flagged = _run(engine, batch, None, batch_rows, latest, progress)
+    else:
+        alerts, flagged = _run_forked(engine, batch, n, batch_rows, latest, progress)
+    return ReplayResult(alerts, len(rows), list(rows.errors), flagged, latest)
+
+
+def _run(
+    engine: Engine,
+    batch: PositionBatch,
+    keep: npt.NDArray[np.intp] | None,
+    batch_rows: int,
+    latest: int,
+    progress: Progress | None,
+) -> tuple[list[Alert], dict[str, int]]:
+    """The file's batches (rows [k*batch_rows, (k+1)*batch_rows)), each restricted to the
+    ascending row indexes `keep` (None: all rows), then the end of input at `latest`."""
     alerts: list[Alert] = []
     columns = batch.columns()
     total = len(batch)
     for start in range(0, total, batch_rows):
-        part = {name: column[start : start + batch_rows] for name, column in columns.items()}
+        stop = min(start + batch_rows, total)
+        if keep is None:
+            part = {name: column[start:stop] for name, column in columns.items()}
+        else:
+            lo, hi = np.searchsorted(keep, (start, stop))
+            rows = keep[lo:hi]
+            # Grouped by device here (as the engine would), so the rows are gathered once.
+            rows = rows[device_order(columns["device"][rows])]
+            part = {name: column[rows] for name, column in columns.items()}
         alerts += engine.process(PositionBatch(**part))
         if progress is not None:
-            progress(min(start + batch_rows, total), total)
-    latest = int(rows.time_ms.max()) if len(rows) else 0
+            progress(stop, total)
     alerts += engine.finish(latest)
     alerts.sort(key=Alert.sort_key)
-    return ReplayResult(alerts, len(rows), list(rows.errors), engine.pre.counts.as_dict(), latest)
+    return alerts, engine.pre.counts.as_dict()
+
+
+def partitions(
+    vehicle_of_row: npt.NDArray[np.int32], n_vehicles: int, n: int
+) -> list[npt.NDArray[np.bool_]]:
+    """`n` disjoint vehicle sets balanced by row count (largest first to the lightest set), as
+    masks over vehicle indexes; vehicles without rows go to the first set."""
+    counts = np.bincount(vehicle_of_row, minlength=n_vehicles)
+    load = [0] * n
+    masks = [np.zeros(n_vehicles, np.bool_) for _ in range(n)]
+    for vehicle in np.argsort(-counts, kind="stable").tolist():
+        target = 0 if counts[vehicle] == 0 else load.index(min(load))
+        masks[target][vehicle] = True
+        load[target] += int(counts[vehicle])
+    return masks
+
+
+def _run_forked(
+    engine: Engine,
+    batch: PositionBatch,
+    n: int,
+    batch_rows: int,
+    latest: int,
+    progress: Progress | None,
+) -> tuple[list[Alert], dict[str, int]]:
+    """Partition 0 in this process, the others in forked children that send back their alerts
+    and flagged counts (pickled through a pipe); merged by a stable sort on the alert key."""
+    vehicle_of = engine.register_devices()
+    vehicle_of_row = vehicle_of[batch.device]
+    masks = partitions(vehicle_of_row, len(engine.vehicle_ids), n)
+    children: list[tuple[int, int]] = []
+    try:
+        for mask in masks[1:]:
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: only this thread exists here; it never returns
+                os.close(read_fd)
+                _child(engine, batch, mask, vehicle_of_row, batch_rows, latest, write_fd)
+            os.close(write_fd)
+            children.append((pid, read_fd))
+        keep = np.flatnonzero(masks[0][vehicle_of_row])
+        alerts, flagged = _own_vehicles(
+            _run(engine, batch, keep, batch_rows, latest, progress), engine, masks[0]
+        )
+    finally:
+        # Every child is waited for, whatever happened; the first failure is raised after.
+        outcomes: list[tuple[list[Alert], dict[str, int]] | ReplayWorkerError] = []
+        for pid, fd in children:
+            try:
+                outcomes.append(_collect(pid, fd))
+            except ReplayWorkerError as exc:
+                outcomes.append(exc)
+    results: list[tuple[list[Alert], dict[str, int]]] = []
+    for outcome in outcomes:
+        if isinstance(outcome, ReplayWorkerError):
+            raise outcome
+        results.append(outcome)
+    for child_alerts, child_flagged in results:
+        alerts += child_alerts
+        for name, count in child_flagged.items():
+            flagged[name] = flagged.get(name, 0) + count
+    alerts.sort(key=Alert.sort_key)
+    return alerts, flagged
+
+
+def _own_vehicles(
+    result: tuple[list[Alert], dict[str, int]], engine: Engine, mask: npt.NDArray[np.bool_]
+) -> tuple[list[Alert], dict[str, int]]:
+    """The alerts of the partition's own vehicles (a vehicle without rows is in one only)."""
+    alerts, flagged = result
+    own = {engine.vehicle_ids[v] for v in np.flatnonzero(mask).tolist()}
+    return [a for a in alerts if a.vehicle_id in own], flagged
+
+
+def _child(
+    engine: Engine,
+    batch: PositionBatch,
+    mask: npt.NDArray[np.bool_],
+    vehicle_of_row: npt.NDArray[np.int32],
+    batch_rows: int,
+    latest: int,
+    write_fd: int,
+) -> None:
+    """Runs one partition and leaves with os._exit (no cleanup of the parent's state)."""
+    code = 0
+    try:
+        keep = np.flatnonzero(mask[vehicle_of_row])
+        payload = pickle.dumps(
+            (
+                True,
+                _own_vehicles(_run(engine, batch, keep, batch_rows, latest, None), engine, mask),
+            ),
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+    except BaseException:
+        payload = pickle.dumps((False, traceback.format_exc()))
+        code = 1
+    try:
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(payload)
+    finally:
+        os._exit(code)
+
+
+def _collect(pid: int, read_fd: int) -> tuple[list[Alert], dict[str, int]]:
+    """A child's result; raises ReplayWorkerError if it failed or sent nothing whole."""
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    try:
+        ok, value = pickle.loads(data)
+    except Exception:
+        raise ReplayWorkerError(
+            f"replay process {pid} ended with status {code} and no result"
+        ) from None
+    if not ok or code != 0:
+        raise ReplayWorkerError(f"replay process {pid} failed (status {code}):\n{value}")
+    alerts, flagged = value
+    return list(alerts), dict(flagged)
 
 
 def write_alerts(alerts: Iterable[Alert], out: TextIO) -> None:

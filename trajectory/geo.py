@@ -7,7 +7,14 @@ import numpy.typing as npt
 
 from positions.geo import EARTH_RADIUS_M, haversine_m, haversine_scalar_m
 
-__all__ = ["EARTH_RADIUS_M", "haversine_m", "haversine_scalar_m", "local_m", "local_scalar_m"]
+__all__ = [
+    "EARTH_RADIUS_M",
+    "haversine_m",
+    "haversine_scalar_m",
+    "local_m",
+    "local_scalar_m",
+    "local_within_m",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -37,6 +44,33 @@ def local_m(
     np.hypot(dx, t, out=dx)
     dx *= k
     return dx
+
+
+def local_within_m(
+    lon1_deg: npt.NDArray[np.float64],
+    lat1_deg: npt.NDArray[np.float64],
+    lon2_deg: npt.NDArray[np.float64],
+    lat2_deg: npt.NDArray[np.float64],
+    radius_m: float,
+) -> npt.NDArray[np.bool_]:
+    """`local_m(...) <= radius_m`, element-wise, with `local_m` evaluated only where bounds
+    cannot decide: |dlat| k <= local <= (|dlon| + |dlat|) k (the cosine is at most 1, a
+    hypotenuse at most the sum of its sides), with margins far above the rounding error. A
+    parked car's noise is decided by the upper bound, a moving car's step by the lower."""
+    k = np.pi / 180.0 * EARTH_RADIUS_M
+    dy = np.abs(lat2_deg - lat1_deg)
+    dy *= k
+    upper = np.abs(lon2_deg - lon1_deg)
+    upper *= k
+    upper += dy
+    inside = upper * (1.0 + 1e-9) + 1e-9 <= radius_m
+    outside = dy * (1.0 - 1e-9) - 1e-9 > radius_m
+    within = inside.copy()
+    open_ = np.flatnonzero(~(inside | outside))
+    within[open_] = (
+        local_m(lon1_deg[open_], lat1_deg[open_], lon2_deg[open_], lat2_deg[open_]) <= radius_m
+    )
+    return within
 
 
 def local_scalar_m(lon1_deg: float, lat1_deg: float, lon2_deg: float, lat2_deg: float) -> float:

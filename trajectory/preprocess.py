@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from positions import Flag
+from positions.geo import M_PER_DEG_LAT
 from trajectory.geo import haversine_m, haversine_scalar_m
 from trajectory.segments import first_of_device, last_of_device
 from trajectory.state import grown
@@ -202,10 +203,20 @@ class Preprocessor:
             self.ref_lat[d0],
         )
         has_ref = prev_ms >= 0
-        dist_m = haversine_m(prev_lon, prev_lat, lon, lat)
         dt_s = np.maximum((time_ms - prev_ms) / 1000.0, 1e-3)
         limit_mps = self.settings.max_speed_kmh / 3.6
-        suspect = has_ref & (dist_m > limit_mps * dt_s)
+        limit_m = limit_mps * dt_s
+        # Along the meridian, then along a parallel, is never shorter than the great circle:
+        # a row whose such path (with a margin for rounding) is within the limit cannot be
+        # suspect, so the exact distance is computed only for the others (a few percent).
+        bound_m = np.abs(lat - prev_lat)
+        bound_m += np.abs(lon - prev_lon)
+        bound_m *= M_PER_DEG_LAT * (1.0 + 1e-6)
+        bound_m += 1.0
+        check = np.flatnonzero(has_ref & (bound_m > limit_m))
+        suspect = np.zeros(n, np.bool_)
+        dist_m = haversine_m(prev_lon[check], prev_lat[check], lon[check], lat[check])
+        suspect[check] = dist_m > limit_m[check]
 
         last = last_of_device(device)
         starts = np.flatnonzero(first)

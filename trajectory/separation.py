@@ -154,7 +154,10 @@ class SeparationRule:
             o_lat = np.where(inside, lat[j], self.last_lat[safe])
             o_speed = np.where(inside, speed[j], self.last_speed[safe])
             usable = (slot_dev >= 0) & ~mine & (o_t >= 0) & (t - o_t <= s.window_ms)
-            dist = local_m(lon, lat, o_lon, o_lat)
+            # Distances only for usable pairs (a row is never paired with its own device).
+            dist = np.zeros(n)
+            u = np.flatnonzero(usable)
+            dist[u] = local_m(lon[u], lat[u], o_lon[u], o_lat[u])
             allowance = np.maximum(speed, o_speed) / 3.6 * (t - o_t) / 1000.0
             pair_apart = usable & (dist - allowance > s.distance_m)
             apart |= pair_apart

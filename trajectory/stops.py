@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.geo import local_m
+from trajectory.geo import local_within_m
 from trajectory.segments import first_of_device, last_of_device, latest_marker
 from trajectory.state import grown
 
@@ -85,7 +85,9 @@ class StopDetector:
         still = (speed_kmh < s.still_kmh) & (prev_ms >= 0)
         # Distances only where they can matter (a moving car's fixes are never still).
         slow = np.flatnonzero(still)
-        still[slow] = local_m(prev_lon[slow], prev_lat[slow], lon[slow], lat[slow]) <= s.radius_m
+        still[slow] = local_within_m(
+            prev_lon[slow], prev_lat[slow], lon[slow], lat[slow], s.radius_m
+        )
         # Two passes: runs of still fixes, then fixes too far from their run's anchor break it.
         for _ in range(2):
             starts = still & ~_shifted(still, first, self.start_ms[device] >= 0)
@@ -95,8 +97,10 @@ class StopDetector:
             anchor_lon = np.where(carried, self.anchor_lon[device], prev_lon[mark])
             anchor_lat = np.where(carried, self.anchor_lat[device], prev_lat[mark])
             check = np.flatnonzero(still)
-            near = local_m(anchor_lon[check], anchor_lat[check], lon[check], lat[check])
-            far = check[~(near <= s.radius_m)]
+            near = local_within_m(
+                anchor_lon[check], anchor_lat[check], lon[check], lat[check], s.radius_m
+            )
+            far = check[~near]
             if len(far):
                 still[far] = False
                 continue

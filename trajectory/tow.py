@@ -91,7 +91,10 @@ class TowRule:
         prev_ms[first] = self.prev_ms[device[first]]
         prev_lon[first] = self.prev_lon[device[first]]
         prev_lat[first] = self.prev_lat[device[first]]
-        step_m = haversine_m(prev_lon, prev_lat, lon, lat)
+        # Distances only where they can matter: a tow needs ACC off.
+        step_m = np.zeros(n)
+        off = np.flatnonzero(acc_off)
+        step_m[off] = haversine_m(prev_lon[off], prev_lat[off], lon[off], lat[off])
         dt_ms = time_ms - prev_ms
         has_prev = (prev_ms >= 0) & (dt_ms > 0)
         implied = np.where(has_prev, step_m * 3_600.0 / np.maximum(dt_ms, 1), 0.0)
@@ -107,8 +110,13 @@ class TowRule:
         start_lat = np.where(stood, prev_lat, lat)[anchor]
         run_lon = np.where(from_batch, start_lon, self.run_lon[device])
         run_lat = np.where(from_batch, start_lat, self.run_lat[device])
-        moved_m = haversine_m(run_lon, run_lat, lon, lat)
-        reached = towed & (time_ms - start_ms >= s.duration_ms) & (moved_m >= s.distance_m)
+        lasting = np.flatnonzero(towed & (time_ms - start_ms >= s.duration_ms))
+        moved_m = np.zeros(n)
+        moved_m[lasting] = haversine_m(
+            run_lon[lasting], run_lat[lasting], lon[lasting], lat[lasting]
+        )
+        reached = np.zeros(n, np.bool_)
+        reached[lasting] = moved_m[lasting] >= s.distance_m
 
         # ACC-off periods: each ACC-on fix (and each device's first row) begins a segment; the
         # first segment of a device continues the period carried from the previous batch.

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from pipeline.engine import Engine
 
 MAX_ROW_ERRORS_SHOWN = 20
-# --option -> parameter of `run`; the first four also take a value, all take exactly one.
+# --option -> parameter of `run`; all take exactly one value.
 OPTIONS = {
     "--positions": "positions",
     "--fences": "fences",
@@ -39,6 +39,7 @@ OPTIONS = {
     "--fleet": "fleet",
     "--rules": "rules",
     "--scores": "scores",
+    "--workers": "workers",
 }
 REQUIRED = ("positions", "fences", "out")
 
@@ -65,9 +66,11 @@ def run(
     fleet: Path | None = None,
     rules: Path | None = None,
     scores: Path | None = None,
+    workers: int | None = None,
 ) -> int:
     """The command itself; returns the exit code (2 when rows were rejected), or raises
-    SystemExit through `fail` for input that cannot be read at all."""
+    SystemExit through `fail` for input that cannot be read at all (or, exit 1, when a replay
+    process failed: nothing is written then). `workers`: processes (None: automatic)."""
     from geofence.errors import FenceError
     from pipeline.fleet import FleetError
     from pipeline.thresholds import RulesError
@@ -87,9 +90,11 @@ def run(
 
     # The engine's modules load and its fence index is built while Arrow parses the CSV (it
     # releases the GIL); errors are still reported in the order they were before: fleet, rules,
-    # fences, then positions.
-    engine_setup = _Background(setup)
+    # fences, then positions. The reader's modules load first, alone: imports on two threads
+    # only take turns on the GIL, and the parse, which does not hold it, starts sooner.
     from pipeline.csv_positions import CsvFormatError
+
+    engine_setup = _Background(setup)
 
     try:
         rows: CsvPositions | BaseException = _read_positions(positions, progress)
@@ -102,12 +107,16 @@ def run(
     except (FleetError, RulesError, FenceError, CsvFormatError) as exc:
         progress.clear()
         fail(str(exc))
+    from pipeline.replay import ReplayWorkerError, write_alerts
     from pipeline.replay import replay as replay_rows
-    from pipeline.replay import write_alerts
 
-    result = replay_rows(rows, engine, progress=lambda done, total: progress.update(
-        "detecting", done, total
-    ))  # fmt: skip
+    try:
+        result = replay_rows(rows, engine, workers=workers, progress=lambda done, total: (
+            progress.update("detecting", done, total)
+        ))  # fmt: skip
+    except ReplayWorkerError as exc:
+        progress.clear()
+        fail(f"{exc}; no output written", 1)
     progress.clear()
     try:
         with out.open("w", encoding="utf-8") as fh:
@@ -172,11 +181,12 @@ class _Background:
         return self._value
 
 
-def parse_plain(args: Sequence[str]) -> dict[str, Path] | None:
+def parse_plain(args: Sequence[str]) -> dict[str, Path | int] | None:
     """The options of a plain invocation (`--name value` or `--name=value`, each known option
-    at most once, the required ones present, no value that looks like an option); None for
-    anything else, which typer then parses and reports exactly as it does for every command."""
-    found: dict[str, Path] = {}
+    at most once, the required ones present, no value that looks like an option, --workers a
+    positive number); None for anything else, which typer then parses and reports exactly as
+    it does for every command."""
+    found: dict[str, Path | int] = {}
     i = 0
     while i < len(args):
         token = args[i]
@@ -190,7 +200,12 @@ def parse_plain(args: Sequence[str]) -> dict[str, Path] | None:
         param = OPTIONS.get(name)
         if param is None or param in found or not value or value.startswith("-"):
             return None
-        found[param] = Path(value)
+        if param == "workers":
+            if not value.isdigit() or int(value) < 1:
+                return None
+            found[param] = int(value)
+        else:
+            found[param] = Path(value)
     if any(name not in found for name in REQUIRED):
         return None
     return found
@@ -207,7 +222,7 @@ def fast_main(args: Sequence[str]) -> None:
         return
     gc.disable()
     try:
-        code = run(**options)
+        code = run(**options)  # type: ignore[arg-type]
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else 1)
     sys.stdout.flush()
@@ -227,9 +242,17 @@ def register(app: typer.Typer) -> None:
         scores: Path | None = typer.Option(
             None, "--scores", help="also write vehicles' risk scores (JSON)"
         ),
+        workers: int | None = typer.Option(
+            None,
+            "--workers",
+            min=1,
+            help="processes to split the vehicles over (default: 2 for more than 100,000"
+            " rows on a machine with more than one CPU, else 1; always 1 outside Linux);"
+            " the output is the same for any number",
+        ),
     ) -> None:
         """Run the detection engine over recorded positions, on the data's own clock."""
-        code = run(positions, fences, out, fleet, rules, scores)
+        code = run(positions, fences, out, fleet, rules, scores, workers)
         if code:
             raise typer.Exit(code)
 
