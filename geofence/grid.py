@@ -24,6 +24,10 @@ import numpy.typing as npt
 from geofence.raster import BLOCK, Bool2D, Rasterizer, Window
 
 MAX_COARSE_CELLS = 4_000_000  # the CSR start table: 32 MB at most
+# A few fences spread over a province need no multi-million-cell table: its build and every
+# lookup pass over it cost more than the exact tests a coarser grid sends to GEOS.
+COARSE_CELLS_PER_FENCE = 256
+MIN_COARSE_CELLS = 1 << 16
 MAX_RASTER_CELLS = 300_000_000  # fine cells classified at build time, over all fences
 STRIP_ROWS = 512  # a tall fence is rasterized in strips of this many fine rows
 DENSE_CELLS = 1 << 16  # above this many fine cells, a fence is classified block by block first
@@ -165,9 +169,10 @@ def choose_cell_deg(bounds: npt.NDArray[np.float64]) -> float:
     cell = float(np.clip(np.median(extent) / CELLS_PER_EXTENT, MIN_CELL_DEG, MAX_CELL_DEG))
     total_w = float(bounds[:, 2].max() - bounds[:, 0].min())
     total_h = float(bounds[:, 3].max() - bounds[:, 1].min())
+    max_coarse = min(MAX_COARSE_CELLS, max(MIN_COARSE_CELLS, COARSE_CELLS_PER_FENCE * len(bounds)))
     while cell < MAX_CELL_DEG:
         coarse = (total_w / (cell * BLOCK) + 2) * (total_h / (cell * BLOCK) + 2)
-        if coarse <= MAX_COARSE_CELLS and _raster_cells(width, height, cell) <= MAX_RASTER_CELLS:
+        if coarse <= max_coarse and _raster_cells(width, height, cell) <= MAX_RASTER_CELLS:
             break
         cell *= 1.25
     return min(cell, MAX_CELL_DEG)
