@@ -320,13 +320,13 @@ def run_rowwise(
     for vehicle, kind_name, fence_id, device, start in episodes.starts(rank):
         alerts.append(Alert(AlertType(kind_name), device, vehicle, start, fence_id or None))
     for vehicle, fixes in accepted.items():
-        for device, start in _separation(fixes, t, latest, rank):
+        for device, start in separation_starts(fixes, t, latest, rank):
             alerts.append(Alert(AlertType.DEVICE_SEPARATION, device, vehicle, start))
     alerts.sort(key=Alert.sort_key)
     return alerts
 
 
-def _speed_kmh(a: tuple[int, float, float], row: Row) -> float:
+def speed_kmh(a: tuple[int, float, float], row: Row) -> float:
     dt_s = max((row.time_ms - a[0]) / 1000.0, 1e-3)
     return haversine_scalar_m(a[1], a[2], row.lon, row.lat) / dt_s * 3.6
 
@@ -336,13 +336,13 @@ def _gate(st: DeviceState, row: Row, t: Thresholds) -> tuple[bool, float | None]
     if st.ref is None:
         st.ref, st.in_jump, st.run = (row.time_ms, row.lon, row.lat), False, []
         return True, None
-    speed = _speed_kmh(st.ref, row)
+    speed = speed_kmh(st.ref, row)
     if speed <= t.gps_jump_speed_kmh:
         st.ref, st.in_jump, st.run = (row.time_ms, row.lon, row.lat), False, []
         return True, None
     jump = None if st.in_jump else speed
     st.in_jump = True
-    if st.run and _speed_kmh(st.run[-1], row) <= t.gps_jump_speed_kmh:
+    if st.run and speed_kmh(st.run[-1], row) <= t.gps_jump_speed_kmh:
         st.run.append((row.time_ms, row.lon, row.lat))
     else:
         st.run = [(row.time_ms, row.lon, row.lat)]
@@ -366,7 +366,7 @@ def _overspeed(st: DeviceState, row: Row, t: Thresholds, vehicle: str, ep: Episo
         st.fast_since, st.fast_fired = None, False
 
 
-def _separation(
+def separation_starts(
     fixes: list[Row], t: Thresholds, latest: int, rank: dict[str, int]
 ) -> list[tuple[str, int]]:
     """One vehicle's device-separation starts, from its accepted fixes in time order; each fix

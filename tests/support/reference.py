@@ -1,8 +1,10 @@
 """The core rules written the straightforward way: one Python row at a time, dicts of state.
 
 The oracle that the property tests compare the vectorized engine with: keep it obvious rather
-than fast. (The benchmark's baseline, benchmarks/rowwise.py, is the same rules without this
-file's linear searches, since it is timed.)
+than fast. The benchmark's baseline, benchmarks/rowwise.py, is the same rules without this
+file's linear searches, since it is timed; the pieces that have no search to remove (the row
+and device state, time parsing, the jump speed, device separation) are that module's, not
+written twice.
 """
 
 from __future__ import annotations
@@ -11,57 +13,23 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from alerts.model import Alert, AlertType
+from benchmarks.rowwise import DeviceState, Row, parse_time_ms, separation_starts, speed_kmh
 from geofence import Fence, FenceKind, FenceSet
 from pipeline.fleet import Fleet
 from pipeline.thresholds import Thresholds
-from trajectory.geo import haversine_scalar_m, local_scalar_m
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass
-class _Row:
-    device: str
-    time_ms: int
-    lon: float
-    lat: float
-    speed_kmh: float
-    alarm: int
-    status: int
-
-
-@dataclass
-class _Device:
-    last_ms: int | None = None
-    ref: tuple[int, float, float] | None = None
-    in_jump: bool = False
-    run: list[tuple[int, float, float]] = field(default_factory=list)
-    bits: dict[int, int] = field(default_factory=dict)
-    fast_since: int | None = None
-    fast_fired: bool = False
-
-
-def parse_time_ms(text: str) -> int:
-    try:
-        return round(float(text) * 1000)
-    except ValueError:
-        stamp = datetime.fromisoformat(text)
-        return round((stamp - EPOCH).total_seconds() * 1000)
-
-
-def read_rows(data: bytes) -> list[_Row]:
+def read_rows(data: bytes) -> list[Row]:
     rows = []
     for record in csv.DictReader(io.StringIO(data.decode("utf-8-sig"))):
         try:
             rows.append(
-                _Row(
+                Row(
                     record["device_id"],
                     parse_time_ms(record["time"]),
                     float(record["lon"]),
@@ -87,10 +55,10 @@ def run_reference(
     spec = fleet or Fleet()
     vehicle_of = {d: v.vehicle_id for v in spec.vehicles for d in v.devices}
     rows = read_rows(data)
-    devices: dict[str, _Device] = defaultdict(_Device)
+    devices: dict[str, DeviceState] = defaultdict(DeviceState)
     alerts: list[Alert] = []
     episodes: dict[tuple[str, str, str], list[list[Any]]] = defaultdict(list)
-    accepted: dict[str, list[_Row]] = defaultdict(list)  # by vehicle
+    accepted: dict[str, list[Row]] = defaultdict(list)  # by vehicle
     offline_ms = round(t.offline_after_s * 1000)
     places = _Places(fences, spec, t, episodes) if fences else None
 
@@ -133,7 +101,7 @@ def run_reference(
         for device, start in _union_starts(items, rank):
             alerts.append(Alert(AlertType(kind_name), device, vehicle, start, fence_id or None))
     for vehicle, fixes in accepted.items():
-        for device, start in _separation(fixes, t, latest, rank):
+        for device, start in separation_starts(fixes, t, latest, rank):
             alerts.append(Alert(AlertType.DEVICE_SEPARATION, device, vehicle, start))
     alerts.sort(key=Alert.sort_key)
     return alerts
@@ -176,7 +144,7 @@ class _Places:
     def _order(self, fence_id: str) -> int:
         return self.fence_set.index_of(fence_id)
 
-    def fix(self, row: _Row, vehicle: str) -> None:
+    def fix(self, row: Row, vehicle: str) -> None:
         self.vehicle_of[row.device] = vehicle
         if vehicle not in self.vehicles:
             self.vehicles.append(vehicle)
@@ -205,7 +173,7 @@ class _Places:
             self._observe((row.device, "~allowed"), outside, row, vehicle, None)
 
     def _observe(
-        self, key: tuple[str, str], side: bool, row: _Row, vehicle: str, fence: Fence | None
+        self, key: tuple[str, str], side: bool, row: Row, vehicle: str, fence: Fence | None
     ) -> None:
         if side == self.side.get(key, False):
             self.pending.pop(key, None)
@@ -263,20 +231,15 @@ class _Places:
                 self._dwell(device, self.vehicle_of[device], fence_id, stay)
 
 
-def _speed_kmh(a: tuple[int, float, float], row: _Row) -> float:
-    dt_s = max((row.time_ms - a[0]) / 1000.0, 1e-3)
-    return haversine_scalar_m(a[1], a[2], row.lon, row.lat) / dt_s * 3.6
-
-
-def _gate(st: _Device, row: _Row, t: Thresholds, alert: Any) -> bool:
+def _gate(st: DeviceState, row: Row, t: Thresholds, alert: Any) -> bool:
     """True when the fix is accepted as the device's new reference."""
-    if st.ref is None or _speed_kmh(st.ref, row) <= t.gps_jump_speed_kmh:
+    if st.ref is None or speed_kmh(st.ref, row) <= t.gps_jump_speed_kmh:
         st.ref, st.in_jump, st.run = (row.time_ms, row.lon, row.lat), False, []
         return True
     if not st.in_jump:
         alert(AlertType.GPS_JUMP, row.device, row.time_ms)
     st.in_jump = True
-    if st.run and _speed_kmh(st.run[-1], row) <= t.gps_jump_speed_kmh:
+    if st.run and speed_kmh(st.run[-1], row) <= t.gps_jump_speed_kmh:
         st.run.append((row.time_ms, row.lon, row.lat))
     else:
         st.run = [(row.time_ms, row.lon, row.lat)]
@@ -285,7 +248,7 @@ def _gate(st: _Device, row: _Row, t: Thresholds, alert: Any) -> bool:
     return False
 
 
-def _overspeed(st: _Device, row: _Row, t: Thresholds, items: list[list[Any]]) -> None:
+def _overspeed(st: DeviceState, row: Row, t: Thresholds, items: list[list[Any]]) -> None:
     duration_ms = round(t.overspeed_duration_s * 1000)
     if row.speed_kmh > t.overspeed_speed_kmh:
         if st.fast_since is None:
@@ -312,42 +275,4 @@ def _union_starts(items: list[list[Any]], rank: dict[str, int]) -> list[tuple[st
         )
         if not covered:
             out.append((device, start))
-    return out
-
-
-def _separation(
-    fixes: list[_Row], t: Thresholds, latest: int, rank: dict[str, int]
-) -> list[tuple[str, int]]:
-    devices = sorted({r.device for r in fixes}, key=rank.__getitem__)
-    if len(devices) < 2:
-        return []
-    window_ms = t.device_separation_window_s * 1000
-    duration_ms = t.device_separation_duration_s * 1000
-    last: dict[str, _Row] = {}
-    run_start: int | None = None
-    run_device = ""
-    fired = False
-    out = []
-    for row in sorted(fixes, key=lambda r: (r.time_ms, rank[r.device])):
-        apart = together = False
-        for other in devices:
-            o = last.get(other)
-            if other == row.device or o is None or row.time_ms - o.time_ms > window_ms:
-                continue
-            dist = local_scalar_m(row.lon, row.lat, o.lon, o.lat)
-            allowance = max(row.speed_kmh, o.speed_kmh) / 3.6 * (row.time_ms - o.time_ms) / 1000
-            if dist - allowance > t.device_separation_distance_m:
-                apart = True
-            elif dist <= t.device_separation_distance_m:
-                together = True
-        last[row.device] = row
-        if apart and run_start is None:
-            run_start, run_device, fired = row.time_ms, row.device, False
-        elif together and not apart:
-            run_start, fired = None, False
-        if run_start is not None and not fired and row.time_ms - run_start >= duration_ms:
-            fired = True
-            out.append((run_device, int(run_start + duration_ms)))
-    if run_start is not None and not fired and latest - run_start >= duration_ms:
-        out.append((run_device, int(run_start + duration_ms)))
     return out
