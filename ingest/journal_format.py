@@ -117,8 +117,8 @@ class FramedRecord:
 def read_frame(buffer: bytes | memoryview, start: int) -> FramedRecord | None:
     """The record at `start`, or None when the bytes there are not a whole, valid record.
 
-    None covers both a torn tail (too few bytes) and corruption (bad magic, length or checksum):
-    recovery treats both the same way, truncating there.
+    None covers both a torn tail (too few bytes) and corruption (bad magic, length or checksum);
+    `next_frame` finds where the records go on after a damaged one.
     """
     view = memoryview(buffer)
     if len(view) - start < HEADER_BYTES:
@@ -137,3 +137,20 @@ def read_frame(buffer: bytes | memoryview, start: int) -> FramedRecord | None:
 
 def payload_of(buffer: bytes | memoryview, frame: FramedRecord) -> memoryview:
     return memoryview(buffer)[frame.start + HEADER_BYTES : frame.end]
+
+
+def next_frame(buffer: bytes | memoryview, start: int, after_lsn: int) -> FramedRecord | None:
+    """The first whole, valid record at or past `start` whose lsn exceeds `after_lsn`.
+
+    How recovery steps over a damaged record: every record begins with `MAGIC` and is checked
+    end to end by its CRC, so the next place where the magic starts a record that verifies is
+    the next record boundary (a false match would need a 32-bit checksum collision on top).
+    """
+    data = bytes(buffer) if isinstance(buffer, memoryview) else buffer
+    at = start
+    while (at := data.find(MAGIC, at)) >= 0:
+        frame = read_frame(data, at)
+        if frame is not None and frame.lsn > after_lsn:
+            return frame
+        at += 1
+    return None

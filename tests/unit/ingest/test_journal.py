@@ -134,23 +134,69 @@ def test_a_torn_tail_is_truncated_and_never_replayed(tmp_path: Path) -> None:
     assert [r.lsn for r in reopened.pending()] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("where", ["header", "payload"])
-def test_a_corrupt_record_fails_its_checksum_and_is_cut_with_what_follows(
-    tmp_path: Path, where: str
+@pytest.mark.parametrize("where", ["magic", "length", "lsn", "payload"])
+def test_a_damaged_record_costs_that_record_alone_and_is_reported(
+    tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     journal = Journal(tmp_path, max_bytes=1 << 20)
-    for i in range(4):
+    for i in range(6):
         journal.append(batch_of(i * 100, [i]), DEVICES)
     journal.commit()
     second_end = journal.pending()[1].end_offset
     journal.close()
     [segment] = segments(tmp_path)
     data = bytearray(segment.read_bytes())
-    data[second_end + (9 if where == "header" else HEADER_BYTES + 30)] ^= 0x40
+    at = {"magic": 1, "length": 5, "lsn": 9, "payload": HEADER_BYTES + 30}[where]
+    data[second_end + at] ^= 0x40
     segment.write_bytes(bytes(data))
     reopened = Journal(tmp_path, max_bytes=1 << 20)
-    assert [r.lsn for r in reopened.pending()] == [1, 2]
-    assert reopened.recovery.truncations[0].offset == second_end
+    assert [r.lsn for r in reopened.pending()] == [1, 2, 4, 5, 6]
+    [damage] = reopened.recovery.damaged
+    assert (damage.path, damage.offset, damage.lost_lsns) == (segment, second_end, (3, 3))
+    assert reopened.recovery.lost_records == 1 == reopened.damaged_records
+    assert reopened.recovery.truncations == ()
+    assert "records 3..3 lost" in caplog.text
+    # Appending and draining go on past the damage; it is reported once, not at every read.
+    assert reopened.append(batch_of(900, [9]), DEVICES) == 7
+    reopened.commit()
+    records = reopened.pending()
+    assert [r.lsn for r in records] == [1, 2, 4, 5, 6, 7]
+    reopened.mark_drained(records[-1])
+    assert reopened.damaged_records == 1
+
+
+def test_damage_found_while_draining_is_stepped_over_and_counted_once(tmp_path: Path) -> None:
+    """The disk changes under a running journal: the drain must not stall on it forever."""
+    journal = Journal(tmp_path, max_bytes=1 << 20)
+    for i in range(5):
+        journal.append(batch_of(i * 100, [i]), DEVICES)
+    journal.commit()
+    third_end = journal.pending()[2].end_offset
+    [segment] = segments(tmp_path)
+    with segment.open("r+b") as fh:
+        fh.seek(third_end + HEADER_BYTES + 3)
+        byte = fh.read(1)
+        fh.seek(third_end + HEADER_BYTES + 3)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    assert [r.lsn for r in journal.pending()] == [1, 2, 3, 5]
+    assert [r.lsn for r in journal.pending()] == [1, 2, 3, 5]
+    assert journal.damaged_records == 1
+    journal.mark_drained(journal.pending()[-1])
+    assert journal.pending() == []
+
+
+def test_a_damaged_first_record_is_counted_from_the_segment_name(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, max_bytes=1 << 20)
+    for i in range(3):
+        journal.append(batch_of(i * 100, [i]), DEVICES)
+    journal.close()
+    [segment] = segments(tmp_path)
+    data = bytearray(segment.read_bytes())
+    data[HEADER_BYTES + 2] ^= 1
+    segment.write_bytes(bytes(data))
+    reopened = Journal(tmp_path, max_bytes=1 << 20)
+    assert [r.lsn for r in reopened.pending()] == [2, 3]
+    assert reopened.recovery.lost_records == 1
 
 
 def test_garbage_after_the_last_record_is_cut(tmp_path: Path) -> None:
