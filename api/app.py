@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 from api import openapi
 from api.context import ApiContext
 from api.errors import bad_request, install_error_handlers
+from api.idempotency import BodyLimit, Idempotency
 from api.models import Health
 from api.routes import commands, devices, fences, keys, loans, pages
 
@@ -95,6 +96,13 @@ def create_app(
         for extra in context.extra_routers:
             app.include_router(extra, dependencies=checked)
         app.include_router(pages.router())
+        # Outermost last: the body bound acts before anything reads a body.
+        app.add_middleware(Idempotency, stores=context.stores, clock_ms=context.clock_ms)
+        app.add_middleware(
+            BodyLimit,
+            max_bytes=context.max_body_bytes,
+            limits={"/api/v1/fences": max(fences.MAX_BODY_BYTES, context.max_body_bytes)},
+        )
 
     install_error_handlers(app)
 

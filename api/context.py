@@ -37,6 +37,7 @@ class ApiContext:
       overdue). Called on the event loop; it must only schedule its work.
     - `extra_routers`: more routes (alerts), built with `auth`'s dependencies.
     - `close_stores`: the app closes `stores` when it shuts down.
+    - `max_body_bytes`: the largest request body (413 above it, before it is read).
     - `fixed_keys`: SHA-256 hashes of keys the configuration stores again at every start
       (`LIENWATCH_ADMIN_API_KEY`, the demo's key): deleting one through the API would not
       revoke it, so it is refused (409): change the setting instead.
@@ -50,6 +51,7 @@ class ApiContext:
     extra_routers: list[APIRouter] = field(default_factory=list)
     clock_ms: Callable[[], int] = wall_clock_ms
     max_track_points: int = 100_000
+    max_body_bytes: int = 1024 * 1024
     close_stores: bool = True
     fixed_keys: frozenset[str] = frozenset()
     auth: Authenticator = field(init=False)

@@ -17,6 +17,8 @@ from fastapi.security.base import SecurityBase
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
+from api.idempotency import KEY_PATTERN
+
 BEARER_SCHEME = "bearer"
 # Free text in a path or query: anything the databases can hold (no NUL).
 NO_NUL = r"^[^\x00]*$"
@@ -35,7 +37,9 @@ _WHY: dict[int, str] = {
     403: "the key's role is too low (`forbidden`)",
     404: "no such thing (`not_found`, `no_position`)",
     409: "the state forbids it (`conflict`, `last_admin`, `configured_key`,"
-    " `invalid_transition`, `loan_closed`)",
+    " `invalid_transition`, `loan_closed`), or the `Idempotency-Key` was used for another"
+    " request (`idempotency_key_reused`) or its first request still runs"
+    " (`idempotency_in_progress`)",
     413: "the body is too large (`too_large`)",
     503: "the database cannot be reached (`store_unavailable`, `schema`) or no gateway runs"
     " in this process (`commands_unavailable`)",
@@ -85,13 +89,42 @@ class BearerKey(SecurityBase):
 BEARER = BearerKey()
 
 
+_IDEMPOTENCY_HEADER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "makes a retry safe: the first answer to this key (and the same request) is"
+    " given again, marked `Idempotent-Replayed: true`, and nothing changes twice; kept 24 h",
+    "schema": {"type": "string", "pattern": KEY_PATTERN, "minLength": 1, "maxLength": 255},
+}
+
+
 def finish(schema: dict[str, Any]) -> dict[str, Any]:
-    """Removes the 422 answers FastAPI adds by default, and their component schemas."""
-    for item in schema.get("paths", {}).values():
-        for operation in item.values():
-            if isinstance(operation, dict):
-                operation.get("responses", {}).pop("422", None)
+    """Removes the 422 answers FastAPI adds by default, and their component schemas; declares
+    `Idempotency-Key` (api/idempotency.py) with its 409 and the body bound's 413 on every POST
+    under `/api/v1/`."""
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if method == "post" and path.startswith("/api/v1/"):
+                operation.setdefault("parameters", []).append(dict(_IDEMPOTENCY_HEADER))
+                for status, entry in errors(409, 413).items():
+                    responses.setdefault(str(status), _as_schema(entry))
     components = schema.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
     return schema
+
+
+def _as_schema(entry: dict[str, Any]) -> dict[str, Any]:
+    """An `errors()` entry as the OpenAPI response object FastAPI would have written."""
+    out: dict[str, Any] = {
+        "description": entry["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    if "headers" in entry:
+        out["headers"] = entry["headers"]
+    return out

@@ -228,6 +228,7 @@ async def start_services(
         device_changed=device_changed,
         loan_changed=intervals.loan_changed,
         fixed_keys=_fixed_keys(settings, admin_key),
+        max_body_bytes=settings.api_max_body_bytes,
     )
     context.extra_routers.append(
         alerts_router(stores, alerting.hub, context.auth.viewer, act=context.auth.officer)

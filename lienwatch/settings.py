@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     # Alerts a live-stream client may fall behind by before it is dropped.
     alert_stream_queue: int = Field(default=1000, ge=1)
+    # The largest HTTP request body, refused (413) before it is read; fence imports may be up
+    # to 64 MiB whatever this says.
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # The gateway's MQTT client id (contracts section 5 topics), unique per gateway process;
     # a random one when empty.
     mqtt_client_id: str = ""

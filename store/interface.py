@@ -29,6 +29,7 @@ from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import Bucket, CaseAction, Loan, LoanState, Stage
 from positions import PositionBatch
+from store.idempotency import KeptResponse
 
 
 class StoreError(RuntimeError):
@@ -394,5 +395,21 @@ class Store(Protocol):
         (`loans.WORST_FIRST`) when it has several; of every car when `vehicle_ids` is None.
         Cars without an open loan are not in it."""
         ...
+
+    # -- idempotency keys of the HTTP API (store.idempotency) --------------------------------
+
+    def reserve_request(
+        self, scope: str, key: str, fingerprint: str, now_ms: int
+    ) -> KeptResponse | None:
+        """Reserves a key for a request: None when reserved now, else what is kept for it."""
+        ...
+
+    def keep_response(
+        self, scope: str, key: str, status: int, content_type: str, body: bytes
+    ) -> None: ...
+
+    def release_request(self, scope: str, key: str) -> None: ...
+
+    def expire_requests(self, before_ms: int) -> int: ...
 
     def close(self) -> None: ...

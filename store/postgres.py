@@ -41,6 +41,7 @@ from loans import CaseAction, Loan, LoanState
 from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans
 from store.alert_rows import check_page
+from store.idempotency import IdempotencyRecords
 from store.interface import (
     ApiKey,
     CommandLog,
@@ -59,6 +60,7 @@ from store.interface import (
 )
 from store.migrate import PLAIN, latest_version
 from store.selection import last_seen_per_device, newest_valid_per_device, thin
+from store.statements import RunResult, pyformat
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_MS = 86_400_000
@@ -153,7 +155,7 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore:
+class PostgresStore(IdempotencyRecords):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:
@@ -219,6 +221,11 @@ class PostgresStore:
             if self._conn is not None and self._conn.broken:
                 self._drop()
             raise StoreError(f"{what}: {exc}") from exc
+
+    def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> RunResult:
+        with self._guard(what) as conn:
+            cur = conn.execute(pyformat(sql), params)
+            return RunResult(cur.fetchall() if cur.description else [], cur.rowcount)
 
     def _drop(self) -> None:
         if self._conn is not None:

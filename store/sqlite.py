@@ -25,6 +25,7 @@ from loans import CaseAction, Loan, LoanState
 from positions import COLUMNS, PositionBatch, empty_batch
 from store import sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
+from store.idempotency import IdempotencyRecords
 from store.interface import (
     ApiKey,
     CommandLog,
@@ -42,6 +43,7 @@ from store.interface import (
 )
 from store.migrate import latest_version, migrate_sqlite
 from store.selection import last_seen_per_device, newest_valid_per_device, thin
+from store.statements import RunResult
 
 _POSITION_COLS = tuple(name if name != "device" else "device_id" for name in COLUMNS)
 _COLS = ", ".join(_POSITION_COLS)
@@ -53,7 +55,7 @@ _COMMAND_COLS = (
 )
 
 
-class SqliteStore:
+class SqliteStore(IdempotencyRecords):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
@@ -92,6 +94,11 @@ class SqliteStore:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {what}: {exc}") from exc
+
+    def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> RunResult:
+        with self._transaction(what) as conn:
+            cur = conn.execute(sql, params)
+            return RunResult(cur.fetchall(), cur.rowcount)
 
     def _read(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:

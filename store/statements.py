@@ -1,0 +1,37 @@
+"""SQL written once for both databases: the one thing an aggregate's module needs of an adapter.
+
+An aggregate module (such as `store.idempotency`) is a mixin whose methods write their SQL once,
+with `?` placeholders and types both databases share (integers, text, bytes), and run it through
+`_run`. Each adapter implements `_run` in a few lines: SQLite in its own transaction, PostgreSQL
+on its autocommit connection with `?` turned into psycopg's `%s`. Statements that need more
+than one round trip in one transaction stay in the adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The rows a statement returned (empty for none) and the rows it changed."""
+
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+
+class StatementRunner(Protocol):
+    def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> RunResult:
+        """Runs one statement in its own transaction; raises the store's errors, naming `what`."""
+        ...
+
+
+@lru_cache(maxsize=256)
+def pyformat(sql: str) -> str:
+    """`?` placeholders as psycopg's `%s` (the shared SQL holds no `%` and no `?` in text)."""
+    if "%" in sql:
+        raise ValueError("shared SQL must not contain '%'")
+    return sql.replace("?", "%s")
