@@ -26,14 +26,16 @@ from api.loan_views import local_date
 from api.routes.alerts import alerts_router
 from api.server import ApiServer
 from api.stores import StoreAccess
-from ingest.gateway import Gateway, GatewayConfig
+from ingest.gateway import CommandOutcome, Gateway, GatewayConfig
 from ingest.journal import Journal
+from ingest.jt808.messages import Message
 from ingest.mqtt_bridge import MqttBridge
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
 from lienwatch.loan_sweep import LoanSweeper, Moved
 from lienwatch.loan_watch import ReportIntervals
 from lienwatch.retention import retention_task
 from lienwatch.settings import Settings
+from loans import CaseAction, Loan
 from pipeline.thresholds import RuleBook
 from store import Device, Store, migrate, open_store
 
@@ -197,9 +199,16 @@ async def start_services(
     alerting.start_watching()
     AlertingCollector(alerting, gateway.metrics.registry)
 
-    def device_changed(device: Device) -> None:
+    # The API runs on its own thread and loop (api/server.py): what it tells the gateway's
+    # side is handed over to this loop, never run from the API's thread.
+    main_loop = asyncio.get_running_loop()
+
+    def device_changed_here(device: Device) -> None:
         gateway.registry.put(device)  # the gateway checks the new auth code at once
         alerting.devices_changed()
+
+    def device_changed(device: Device) -> None:
+        main_loop.call_soon_threadsafe(device_changed_here, device)
 
     intervals = ReportIntervals(
         store_factory,
@@ -220,13 +229,21 @@ async def start_services(
         clock_ms=wall_clock_ms,
         on_moved=swept,
     )
+
+    async def send_command(terminal: str, message: Message) -> CommandOutcome:
+        sent = asyncio.run_coroutine_threadsafe(gateway.send_command(terminal, message), main_loop)
+        return await asyncio.wrap_future(sent)
+
+    def loan_changed(loan: Loan, action: CaseAction) -> None:
+        main_loop.call_soon_threadsafe(intervals.loan_changed, loan, action)
+
     stores = StoreAccess(store_factory)
     context = ApiContext(
         stores=stores,
-        send_command=gateway.send_command,
+        send_command=send_command,
         online=lambda terminal: terminal in gateway.sessions,
         device_changed=device_changed,
-        loan_changed=intervals.loan_changed,
+        loan_changed=loan_changed,
         fixed_keys=_fixed_keys(settings, admin_key),
         max_body_bytes=settings.api_max_body_bytes,
     )

@@ -4,15 +4,30 @@ A subscriber may also ask for lifecycle changes (`changes=True`): an alert ackno
 resolved is then offered again, with its new state, so every officer's screen follows.
 Publishing never waits on a subscriber. One that lets `max_queue` alerts pile up is dropped
 with a reason (it gets what was queued, then `SubscriptionClosed`), so a stalled browser tab
-never holds back the others or grows memory without bound. Runs on one event loop.
+never holds back the others or grows memory without bound.
+
+Publishers and subscribers may live on different event loops (the detector's and the API's,
+each on its own thread): a subscription belongs to the loop it was made on, and an offer
+from another thread is handed to that loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from alerts.lifecycle import StoredAlert
+
+_T = TypeVar("_T")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class SubscriptionClosed(Exception):
@@ -35,19 +50,43 @@ class Subscription:
         self.max_queue = max_queue
         self._queue: asyncio.Queue[StoredAlert | None] = asyncio.Queue()
         self.closed_reason: str | None = None
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None  # made outside a loop: offers are put in place
 
     def wants(self, alert: StoredAlert) -> bool:
         return self.types is None or alert.alert.type.value in self.types
 
     def offer(self, alert: StoredAlert) -> None:
-        if self.closed_reason is not None:
-            return
-        if self._queue.qsize() >= self.max_queue:
-            self.close(f"too slow: {self.max_queue} alerts waiting")
-            return
-        self._queue.put_nowait(alert)
+        self.offer_many([alert])
+
+    def offer_many(self, alerts: Sequence[StoredAlert]) -> None:
+        """Queues `alerts` in one step of the subscription's loop, as one publish made them."""
+        if alerts:
+            self._on_own_loop(self._offer_all, list(alerts))
 
     def close(self, reason: str) -> None:
+        self._on_own_loop(self._close, reason)
+
+    def _on_own_loop(self, call: Callable[[_T], None], arg: _T) -> None:
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            call(arg)
+        elif not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(call, arg)
+
+    def _offer_all(self, alerts: list[StoredAlert]) -> None:
+        for alert in alerts:
+            if self.closed_reason is not None:
+                return
+            if self._queue.qsize() >= self.max_queue:
+                self._close(f"too slow: {self.max_queue} alerts waiting")
+                return
+            self._queue.put_nowait(alert)
+
+    def _close(self, reason: str) -> None:
         if self.closed_reason is None:
             self.closed_reason = reason
             self._queue.put_nowait(None)
@@ -96,17 +135,13 @@ class AlertHub:
 
     def publish(self, alerts: Sequence[StoredAlert]) -> None:
         for subscription in list(self._subscribers):
-            for alert in alerts:
-                if subscription.wants(alert):
-                    subscription.offer(alert)
+            subscription.offer_many([a for a in alerts if subscription.wants(a)])
 
     def publish_changes(self, alerts: Sequence[StoredAlert]) -> None:
         """Alerts whose lifecycle moved, to the subscribers that asked for changes."""
         for subscription in list(self._subscribers):
             if subscription.changes:
-                for alert in alerts:
-                    if subscription.wants(alert):
-                        subscription.offer(alert)
+                subscription.offer_many([a for a in alerts if subscription.wants(a)])
 
     async def send(self, alerts: Sequence[StoredAlert]) -> None:
         self.publish(alerts)

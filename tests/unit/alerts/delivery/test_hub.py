@@ -62,3 +62,28 @@ async def test_unsubscribed_clients_get_nothing_more() -> None:
     hub.publish([stored(1)])
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(sub.get(), 0.05)
+
+
+async def test_a_subscriber_on_another_threads_loop_gets_what_this_loop_publishes() -> None:
+    """The API serves on its own thread and loop; the detector publishes from the main one."""
+    import threading
+
+    hub = AlertHub()
+    ready = threading.Event()
+    got: list[int] = []
+
+    def other_thread() -> None:
+        async def listen() -> None:
+            sub = hub.subscribe()
+            ready.set()
+            got.extend([(await asyncio.wait_for(sub.get(), 5)).id for _ in range(3)])
+
+        asyncio.run(listen())
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    assert await asyncio.to_thread(ready.wait, 5)
+    hub.publish([stored(1), stored(2)])
+    hub.publish([stored(3)])
+    await asyncio.to_thread(thread.join, 5)
+    assert got == [1, 2, 3]
