@@ -130,6 +130,10 @@ def _ms(value: datetime | None) -> int | None:
 # loads and a journal drain catching up. A steady drain's smaller writes stay on one connection,
 # leaving the other core to the gateway, and skip a second commit.
 SPLIT_WRITE_ROWS = 32_768
+# How long the main part waits for the lead part before cancelling it. The two never wait on
+# each other's rows; this bounds what an unforeseen lock between them (a chunk being created)
+# could cost: the write fails, the drain retries it, and the retry goes on one connection.
+LEAD_WAIT_S = 30.0
 
 
 def _copy_rows(
@@ -277,9 +281,17 @@ class PostgresStore(IdempotencyRecords):
 
     def _ensure_partitions(
         self, conn: psycopg.Connection[tuple[Any, ...]], batch: PositionBatch
-    ) -> None:
-        if self._layout != PLAIN or not len(batch):
-            return
+    ) -> bool:
+        """Creates the day partitions the batch needs (plain layout). Returns whether every day
+        of the batch already has its partition or chunk. TimescaleDB creates a chunk inside the
+        first COPY that needs it and holds its lock on `positions` until commit, so a write into
+        a day this connection has not written yet stays on one connection (not split): a split
+        write's lead part would wait on that lock while the main part waits for the lead."""
+        if not len(batch):
+            return True
+        if self._layout != PLAIN:
+            days = np.unique(batch.time_ms // _DAY_MS)
+            return all(day in self._days for day in days.tolist())
         now_day = int(batch.recv_ms.max()) // _DAY_MS
         days = np.unique(batch.time_ms // _DAY_MS)
         days = days[(days >= now_day - MAX_BACKFILL_DAYS) & (days <= now_day + 1)]
@@ -290,6 +302,7 @@ class PostgresStore(IdempotencyRecords):
                     (date(1970, 1, 1) + timedelta(days=day),),
                 )
                 self._days.add(day)
+        return True
 
     # -- positions ---------------------------------------------------------------------------
 
@@ -301,8 +314,8 @@ class PostgresStore(IdempotencyRecords):
         with self._guard("write positions") as conn:
             ids = self._device_ids(conn, terminals, create=True)
             keys = np.fromiter((ids[t] for t in terminals), dtype=np.int32, count=len(terminals))
-            self._ensure_partitions(conn, batch)
-            lead_rows, main_rows = self._split(batch, keys)
+            known_days = self._ensure_partitions(conn, batch)
+            lead_rows, main_rows = self._split(batch, keys) if known_days else (None, batch)
             with conn.transaction(), conn.cursor() as cur:
                 row = cur.execute(RESERVE_SEQ, (len(batch), len(batch))).fetchone()
                 if row is None:
@@ -322,10 +335,19 @@ class PostgresStore(IdempotencyRecords):
                     cur.execute(_LAST_SEEN, (keys[seen_device].tolist(), seen_ms.tolist()))
                 finally:
                     if lead is not None:  # settled (committed or failed) before this commits
-                        futures.wait([lead])
+                        self._settle(lead)
                 if lead is not None:
                     inserted += lead.result()  # its failure rolls this part back
+        if not known_days:
+            self._days.update(np.unique(batch.time_ms // _DAY_MS).tolist())
         return WriteResult(len(batch), inserted)
+
+    def _settle(self, lead: futures.Future[int]) -> None:
+        """Waits for the lead part; one stuck past `LEAD_WAIT_S` is cancelled, so it fails."""
+        done, _ = futures.wait([lead], timeout=LEAD_WAIT_S)
+        if not done and self._lead_conn is not None:
+            self._lead_conn.cancel_safe()
+            futures.wait([lead])
 
     def _split(
         self, batch: PositionBatch, keys: npt.NDArray[np.int32]

@@ -12,7 +12,7 @@ import pytest
 
 from positions import Flag, PositionBatch
 from store import SchemaError, StoreUnavailableError, migrate, postgres
-from store.migrate import migrate_postgres
+from store.migrate import TIMESCALE, migrate_postgres
 from store.postgres import PostgresStore
 
 pytestmark = pytest.mark.db
@@ -235,4 +235,49 @@ def test_a_failed_lead_part_fails_the_write_and_the_retry_stores_it_once(pg_url:
     assert query(pg_url, "SELECT count(*) FROM positions") == [(16,)]
     assert store.write_positions(batch, TERMINALS).inserted == 24
     assert query(pg_url, "SELECT count(*), count(DISTINCT seq) FROM positions") == [(40, 40)]
+    store.close()
+
+
+@pytest.mark.usefixtures("split_small")
+def test_a_lead_part_stuck_on_a_lock_is_cancelled_and_the_retry_stores_it_once(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock the two parts of a split write could wait on in a cycle (TimescaleDB's new chunk)
+    costs a failed write and a retry, never a hang: the main part waits a bounded time."""
+    monkeypatch.setattr(postgres, "LEAD_WAIT_S", 0.5)
+    migrate(pg_url, Path("."))
+    store = PostgresStore(pg_url)
+    store.write_positions(many_fixes(8, 2), TERMINALS)
+    batch = many_fixes(8, 3, T0 + 60_000)
+    even = [i for t, i in query(pg_url, "SELECT terminal, id FROM devices") if int(i) % 2 == 0]
+    blocker = psycopg.connect(pg_url)  # holds one of the lead part's keys, uncommitted
+    blocker.execute(
+        "INSERT INTO positions (seq, device_id, fix_time, recv_time, lon, lat, speed_kmh,"
+        " course, altitude_m, alarm, status, flags) VALUES (0, %s, to_timestamp(%s / 1000.0),"
+        " now(), 121, 31, 0, 0, 0, 0, 0, 0)",
+        (even[0], T0 + 60_000),
+    )
+    with pytest.raises(StoreUnavailableError):
+        store.write_positions(batch, TERMINALS)
+    blocker.rollback()
+    blocker.close()
+    assert query(pg_url, "SELECT count(*) FROM positions") == [(16,)]
+    assert store.write_positions(batch, TERMINALS).inserted == 24
+    assert query(pg_url, "SELECT count(*), count(DISTINCT seq) FROM positions") == [(40, 40)]
+    store.close()
+
+
+@pytest.mark.usefixtures("split_small")
+def test_on_timescaledb_a_write_into_a_day_not_yet_written_stays_on_one_connection(
+    pg_url: str,
+) -> None:
+    """The first COPY into a day creates its chunk and holds that lock until commit."""
+    migrate(pg_url, Path("."))
+    store = PostgresStore(pg_url)
+    store._layout = TIMESCALE
+    batch = many_fixes(8, 3)
+    assert store.write_positions(batch, TERMINALS).inserted == 24
+    assert store._lead_conn is None  # the first write of the day was not split
+    store.write_positions(many_fixes(8, 3, T0 + 60_000), TERMINALS)
+    assert store._lead_conn is not None  # the day is known now: later writes split again
     store.close()
