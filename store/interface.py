@@ -198,8 +198,10 @@ class Store(Protocol):
         *,
         max_points: int | None = None,
         interval_ms: int | None = None,
+        limit: int | None = None,
     ) -> PositionBatch:
-        """Positions with from_ms <= fix time < to_ms in time order, thinned as `thin` does."""
+        """Positions with from_ms <= fix time < to_ms in time order, thinned as `thin` does,
+        read page by page; with `limit`, at most `limit + 1` come back and reading stops there."""
         ...
 
     def positions_since(self, cursor: int, limit: int) -> PositionPage:

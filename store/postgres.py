@@ -59,7 +59,12 @@ from store.interface import (
     WriteResult,
 )
 from store.migrate import PLAIN, latest_version
-from store.selection import last_seen_per_device, newest_valid_per_device, thin
+from store.selection import (
+    TRACK_PAGE_ROWS,
+    last_seen_per_device,
+    newest_valid_per_device,
+    read_track,
+)
 from store.statements import RunResult, pyformat
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -406,23 +411,34 @@ class PostgresStore(IdempotencyRecords):
         *,
         max_points: int | None = None,
         interval_ms: int | None = None,
+        limit: int | None = None,
     ) -> PositionBatch:
         with self._guard("track") as conn:
             ids = self._device_ids(conn, [terminal], create=False)
             if terminal not in ids:
-                stream = b""
-            else:
-                stream = self._copy_out(
-                    conn,
-                    f"SELECT {_COLS} FROM positions WHERE device_id = %s"
-                    " AND fix_time >= %s AND fix_time < %s ORDER BY fix_time",
-                    (ids[terminal], _dt(from_ms), _dt(to_ms)),
-                )
-        if not stream:
-            return empty_batch()
-        batch = pg_copy.decode(stream)
-        batch = PositionBatch(**{**batch.columns(), "device": np.zeros(len(batch), np.int32)})
-        return thin(batch, max_points=max_points, interval_ms=interval_ms)
+                return empty_batch()
+            device_id = ids[terminal]
+
+            def pages() -> Iterator[PositionBatch]:
+                start = from_ms
+                while start < to_ms:
+                    stream = self._copy_out(
+                        conn,
+                        f"SELECT {_COLS} FROM positions WHERE device_id = %s"
+                        " AND fix_time >= %s AND fix_time < %s ORDER BY fix_time LIMIT %s",
+                        (device_id, _dt(start), _dt(to_ms), TRACK_PAGE_ROWS),
+                    )
+                    if not stream:
+                        return
+                    page = pg_copy.decode(stream)
+                    yield PositionBatch(
+                        **{**page.columns(), "device": np.zeros(len(page), np.int32)}
+                    )
+                    if len(page) < TRACK_PAGE_ROWS:
+                        return
+                    start = int(page.time_ms[-1]) + 1
+
+            return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         with self._guard("positions since cursor") as conn:

@@ -42,7 +42,12 @@ from store.interface import (
     WriteResult,
 )
 from store.migrate import latest_version, migrate_sqlite
-from store.selection import last_seen_per_device, newest_valid_per_device, thin
+from store.selection import (
+    TRACK_PAGE_ROWS,
+    last_seen_per_device,
+    newest_valid_per_device,
+    read_track,
+)
 from store.statements import RunResult
 
 _POSITION_COLS = tuple(name if name != "device" else "device_id" for name in COLUMNS)
@@ -192,17 +197,32 @@ class SqliteStore(IdempotencyRecords):
         *,
         max_points: int | None = None,
         interval_ms: int | None = None,
+        limit: int | None = None,
     ) -> PositionBatch:
         ids = self._device_ids([terminal], create=False)
         if terminal not in ids:
             return empty_batch()
-        rows = self._read(
-            "track",
-            f"SELECT 0, {_COLS.removeprefix('device_id, ')} FROM positions"
-            " WHERE device_id = ? AND time_ms >= ? AND time_ms < ? ORDER BY time_ms",
-            (ids[terminal], from_ms, to_ms),
-        )
-        return thin(_batch(rows), max_points=max_points, interval_ms=interval_ms)
+        device_id = ids[terminal]
+
+        def pages() -> Iterator[PositionBatch]:
+            start = from_ms
+            while start < to_ms:
+                rows = self._read(
+                    "track",
+                    f"SELECT 0, {_COLS.removeprefix('device_id, ')} FROM positions"
+                    " WHERE device_id = ? AND time_ms >= ? AND time_ms < ? ORDER BY time_ms"
+                    " LIMIT ?",
+                    (device_id, start, to_ms, TRACK_PAGE_ROWS),
+                )
+                if not rows:
+                    return
+                page = _batch(rows)
+                yield page
+                if len(page) < TRACK_PAGE_ROWS:
+                    return
+                start = int(page.time_ms[-1]) + 1
+
+        return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         rows = self._read(

@@ -166,14 +166,17 @@ def router(ctx: ApiContext) -> APIRouter:
         if end < start:
             return []  # an empty range holds no position
         interval_ms = None if interval_s is None else max(1, round(interval_s * 1000))
+        limit = ctx.max_track_points
         batch: PositionBatch = await ctx.stores.run(
-            lambda s: s.track(term, start, end + 1, max_points=max_points, interval_ms=interval_ms)
+            lambda s: s.track(
+                term, start, end + 1, max_points=max_points, interval_ms=interval_ms, limit=limit
+            )
         )
-        if len(batch) > ctx.max_track_points:
+        if len(batch) > limit:
             raise bad_request(
                 "max_points",
-                f"{len(batch)} positions in range, more than {ctx.max_track_points}:"
-                " pass max_points or interval_s, or narrow from/to",
+                f"more than {limit} positions in range: pass max_points or interval_s, or"
+                " narrow from/to",
             )
         return positions_json(batch)
 

@@ -11,6 +11,7 @@ import pytest
 
 from positions import Flag, PositionBatch
 from store import CommandState, Device, Store, StoreError, migrate, open_store
+from store.selection import thin
 
 T0 = 1_709_280_000_000  # 2024-03-01T08:00:00Z
 A, B, C = "013900000001", "013900000002", "013900000003"
@@ -146,6 +147,26 @@ def test_track_thins_to_one_fix_per_interval_and_at_most_n_points(store: Store) 
     assert len(at_most) == 7
     assert at_most.time_ms[0] == batch.time_ms[0]
     assert at_most.time_ms[-1] == batch.time_ms[-1]
+
+
+def test_a_track_is_read_in_pages_and_a_limit_stops_the_reading(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store import postgres, sqlite
+
+    monkeypatch.setattr(postgres, "TRACK_PAGE_ROWS", 7)
+    monkeypatch.setattr(sqlite, "TRACK_PAGE_ROWS", 7)
+    batch, terminals = track_of(100)
+    store.write_positions(batch, terminals)
+    whole = store.track(A, T0, T0 + 10**9)
+    assert whole.time_ms.tolist() == batch.time_ms.tolist()  # pages join without gap or repeat
+    assert store.track(A, T0, T0 + 10**9, limit=30).time_ms.tolist() == whole.time_ms[:31].tolist()
+    assert len(store.track(A, T0, T0 + 10**9, limit=100)) == 100
+    per_minute = store.track(A, T0, T0 + 10**9, interval_ms=60_000, max_points=5)
+    assert (
+        per_minute.time_ms.tolist()
+        == thin(whole, interval_ms=60_000, max_points=5).time_ms.tolist()
+    )
 
 
 def test_cursor_pages_through_every_position_once_in_store_order(store: Store) -> None:
