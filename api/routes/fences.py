@@ -10,11 +10,12 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.auth import Identity
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
+from api.fence_views import FenceViews
 from api.models import Feature, FenceCollection, FenceDeleted, FencesPut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
 from geofence import Crs, FenceError, FenceKind, fences_to_geojson, load_fences
@@ -185,6 +186,7 @@ def router(ctx: ApiContext) -> APIRouter:
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     admin = Annotated[Identity, Depends(ctx.auth.admin)]
     crs_query = Query(description="coordinates of the body or answer (default wgs84)")
+    views = FenceViews()
 
     @api.post(
         "/fences",
@@ -223,21 +225,21 @@ def router(ctx: ApiContext) -> APIRouter:
         who: viewer,
         kind: FenceKind | None = None,
         crs: Annotated[Crs | None, crs_query] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Every fence as a FeatureCollection, with the fence-set `version`."""
         target = _crs(crs)
+        version = await ctx.stores.run(lambda s: s.fences_version())
+        body = views.get(version, target, kind)
+        if body is None:
 
-        def read(store: Store) -> tuple[int, list[StoredFence]]:
-            return store.fences_version(), store.list_fences()
+            def build(store: Store) -> bytes:
+                stored = store.list_fences()
+                if kind is not None:
+                    stored = [f for f in stored if f.kind == kind]
+                return views.build(version, target, kind, lambda: _in_crs(stored, target))
 
-        version, stored = await ctx.stores.run(read)
-        if kind is not None:
-            stored = [f for f in stored if f.kind == kind]
-        return {
-            "type": "FeatureCollection",
-            "version": version,
-            "features": _in_crs(stored, target),
-        }
+            body = await ctx.stores.run(build)  # off the event loop: conversion costs
+        return Response(body, media_type="application/json")
 
     @api.get(
         "/fences/{fence_id}",
