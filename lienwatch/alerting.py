@@ -36,8 +36,10 @@ from lienwatch.settings import Settings
 from pipeline.live import LiveDetector, fleet_from_devices
 from pipeline.thresholds import RuleBook, parse_rules
 from store import Store, StoreError
+from store.alert_spool import AlertSpool
 from store.fencerows import feature_collection
 
+ALERT_SPOOL_FILE = "alerts.spool"  # in the data directory, beside the journal
 log = logging.getLogger("lienwatch.alerting")
 
 
@@ -222,8 +224,13 @@ def start_alerting(
         finally:
             store.close()
         alerting.recorder = recorder
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         detector = LiveDetector(
-            recorder, fleet=fleet, fences=fences, rules=rules or load_rules(settings)
+            recorder,
+            fleet=fleet,
+            fences=fences,
+            rules=rules or load_rules(settings),
+            spool=AlertSpool(settings.data_dir / ALERT_SPOOL_FILE),
         )
         detector.start()
         alerting.detector = detector

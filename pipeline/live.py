@@ -6,7 +6,9 @@ engine, so no locks touch engine state: it takes everything queued at once (cons
 merged into one `Engine.process` call, which is how it catches up when behind), calls
 `Engine.advance(now)` about every second for the timers (offline, dwell, lateness), and hands
 the alerts to the recorder (store first, then the sinks). A failed store write keeps the alerts
-and retries them on the next cycle; the incident key makes the retry idempotent.
+and retries them on the next cycle; the incident key makes the retry idempotent. With a spool
+(`store.alert_spool`), alerts the store refused are on local disk before the cycle ends, so a
+restart during a database outage loses none: the first cycle that reaches the store stores them.
 
 Fleet and fence changes (`set_fleet`, `set_fences`) are queued as well, so they apply between
 batches in arrival order. The clock is injectable and `run_once` runs one cycle on the caller's
@@ -34,9 +36,11 @@ from pipeline.engine import Engine
 from pipeline.fleet import Fleet, FleetError, Vehicle
 from pipeline.thresholds import RuleBook
 from positions import DeviceIndex, PositionBatch
+from store.alert_spool import AlertSpool
 from store.interface import Device, StoreError
 
 log = logging.getLogger("lienwatch.live")
+SPOOL_CHUNK = 10_000  # spooled alerts stored per store call after an outage
 
 
 class AlertSaver(Protocol):
@@ -115,6 +119,7 @@ class LiveDetector:
         max_pending_rows: int = 5_000_000,
         max_unsaved: int = 100_000,
         batch_window_s: float = 0.5,
+        spool: AlertSpool | None = None,
     ) -> None:
         self.engine = Engine(fleet=fleet, rules=rules, fences=fences, lateness_ms=lateness_ms)
         self.recorder = recorder
@@ -127,6 +132,8 @@ class LiveDetector:
         # is vectorized; alerts wait at most this long).
         self.batch_window_s = batch_window_s
         self.stats = LiveStats()
+        # Alerts the store refused, on local disk across restarts (store.alert_spool).
+        self.spool = spool
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
         self._pending_rows = 0
@@ -297,26 +304,52 @@ class LiveDetector:
 
     def _save(self, alerts: list[Alert], now_ms: int) -> list[StoredAlert]:
         waiting = self._unsaved + alerts
-        if not waiting:
+        spooled = self.spool is not None and self.spool.count > 0
+        if not waiting and not spooled:
             return []
         try:
-            new = list(self.recorder.record(waiting, now_ms))
+            new = list(self.recorder.record(waiting, now_ms)) if waiting else []
+            self._unsaved = []
+            if spooled:
+                new += self._store_spool(now_ms)
         except StoreError as exc:
-            if len(waiting) > self.max_unsaved:
-                log.error(
-                    "live detector: %d unsaved alerts dropped", len(waiting) - self.max_unsaved
-                )
-                waiting = waiting[-self.max_unsaved :]
-            self._unsaved = waiting
-            self.stats.unsaved = len(waiting)
+            self._keep(waiting)
             if not self._store_down:
                 self._store_down = True
                 log.warning("live detector: alerts not stored (%s): keeping them, retrying", exc)
             return []
         if self._store_down:
             self._store_down = False
-            log.warning("live detector: store back, %d waiting alerts stored", len(waiting))
-        self._unsaved = []
+            log.warning("live detector: store back, waiting alerts stored")
         self.stats.unsaved = 0
         self.stats.stored += len(new)
+        return new
+
+    def _keep(self, waiting: list[Alert]) -> None:
+        """Unsaved alerts go to the spool (disk) when there is one, else stay in memory."""
+        if self.spool is not None:
+            try:
+                self.spool.add(waiting)
+                waiting = []
+            except OSError as exc:
+                log.error("live detector: alert spool %s refused a write: %s", self.spool.path, exc)
+        if len(waiting) > self.max_unsaved:
+            log.error("live detector: %d unsaved alerts dropped", len(waiting) - self.max_unsaved)
+            waiting = waiting[-self.max_unsaved :]
+        self._unsaved = waiting
+        self.stats.unsaved = len(waiting) + (self.spool.count if self.spool is not None else 0)
+
+    def _store_spool(self, now_ms: int) -> list[StoredAlert]:
+        """Stores what the spool holds, a chunk at a time; cleared once all of it is stored."""
+        assert self.spool is not None
+        new: list[StoredAlert] = []
+        chunk: list[Alert] = []
+        for alert in self.spool.load():
+            chunk.append(alert)
+            if len(chunk) == SPOOL_CHUNK:
+                new += self.recorder.record(chunk, now_ms)
+                chunk = []
+        if chunk:
+            new += self.recorder.record(chunk, now_ms)
+        self.spool.clear()
         return new

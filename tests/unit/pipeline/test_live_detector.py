@@ -4,6 +4,7 @@ recorder that can fail like a store that is down."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,3 +217,46 @@ def test_the_fleet_comes_from_the_devices_vehicle_column() -> None:
         ]
     )
     assert built == Fleet((Vehicle("V1", ("A", "B")), Vehicle("V2", ("D",))))
+
+
+def test_alerts_raised_while_the_store_is_down_survive_a_restart_in_the_spool(
+    tmp_path: Path,
+) -> None:
+    from store.alert_spool import AlertSpool
+
+    clock = Clock(minute_ms(1))
+    live, recorder = detector(clock, spool=AlertSpool(tmp_path / "alerts.spool"))
+    devices = DeviceIndex()
+    recorder.down = True
+    live.on_positions(gateway_batch(devices, [("W", 0, HOME, POWER_CUT)]), devices)
+    live.on_positions(gateway_batch(devices, [("X", 0, HOME, POWER_CUT)]), devices)
+    assert live.run_once() == []
+    assert live.stats.unsaved == 2
+    # The process dies with the store still down; a new one starts from the same data dir.
+    again, recorder = detector(clock, spool=AlertSpool(tmp_path / "alerts.spool"))
+    assert again.spool is not None and again.spool.count == 2
+    recorder.down = True
+    assert again.run_once() == []  # still down: nothing lost, nothing spooled twice
+    assert again.spool.count == 2
+    recorder.down = False
+    stored = again.run_once()
+    assert sorted(s.alert.device_id for s in stored) == ["W", "X"]
+    assert again.spool.count == 0 and not (tmp_path / "alerts.spool").exists()
+    assert again.run_once() == []  # stored once
+
+
+def test_a_torn_last_line_of_the_spool_costs_that_line_alone(tmp_path: Path) -> None:
+    from alerts.model import AlertType
+    from store.alert_spool import AlertSpool
+
+    spool = AlertSpool(tmp_path / "alerts.spool")
+    first = Alert(AlertType.POWER_CUT, "W", "V", 1, details={"x": 1})
+    spool.add([first, Alert(AlertType.OFFLINE, "X", "V", 2)])
+    with (tmp_path / "alerts.spool").open("ab") as f:
+        f.write(b'{"type": "power_cu')  # a crash mid-write
+    reopened = AlertSpool(tmp_path / "alerts.spool")
+    assert reopened.count == 2
+    assert [a.device_id for a in reopened.load()] == ["W", "X"]
+    assert next(iter(reopened.load())) == first
+    reopened.add([Alert(AlertType.OFFLINE, "Y", "V", 3)])  # not glued to the torn line
+    assert [a.device_id for a in AlertSpool(tmp_path / "alerts.spool").load()] == ["W", "X", "Y"]
