@@ -5,9 +5,10 @@ plus the context's extra routers) and the live map page at `/` and `/map`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -39,13 +40,34 @@ async def _sane_text(conn: HTTPConnection) -> None:
             raise bad_request(name, "is not valid UTF-8") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """What /healthz answers: `ok` and `degraded` serve (200), the rest do not (503)."""
+
+    status: Literal["ok", "degraded", "starting", "stopping"] = "ok"
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def serving(self) -> bool:
+        return self.status in ("ok", "degraded")
+
+    @classmethod
+    def of(cls, reasons: Sequence[str]) -> Readiness:
+        """`ok`, or `degraded` for these reasons."""
+        return cls("degraded", tuple(reasons)) if reasons else cls()
+
+
+READY = Readiness()
+
+
 def create_app(
     *,
     registry: CollectorRegistry,
-    ready: Callable[[], bool],
+    ready: Callable[[], Readiness],
     context: ApiContext | None = None,
 ) -> FastAPI:
-    """The application; `ready` says whether the process can take traffic (for /healthz).
+    """The application; `ready` says whether the process serves, and what is degraded
+    (for /healthz).
 
     Without `context` only the operations endpoints exist. With it, the app closes the
     context's store access when it shuts down (unless `context.close_stores` is off).
@@ -71,14 +93,21 @@ def create_app(
         "/healthz",
         tags=["operations"],
         responses={
-            200: {"model": Health, "description": "ready"},
-            503: {"model": Health, "description": "still starting"},
+            200: {
+                "model": Health,
+                "description": "serving: `ok`, or `degraded` with the reasons (alive and"
+                " working, e.g. waiting for the database or for disk space: not a reason to"
+                " restart it)",
+            },
+            503: {"model": Health, "description": "not serving: `starting` or `stopping`"},
         },
     )
     def healthz() -> JSONResponse:
-        if ready():
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "starting"}, status_code=503)
+        state = ready()
+        body: dict[str, object] = {"status": state.status}
+        if state.reasons:
+            body["reasons"] = list(state.reasons)
+        return JSONResponse(body, status_code=200 if state.serving else 503)
 
     @app.get(
         "/metrics",

@@ -27,7 +27,10 @@ Time = str  # ISO 8601 in the trackers' local time with its offset
 
 
 class Health(BaseModel):
-    status: Literal["ok", "starting"]
+    status: Literal["ok", "degraded", "starting", "stopping"]
+    reasons: list[str] | None = Field(
+        None, description="what is degraded or why not serving; absent when ok"
+    )
 
 
 class Me(BaseModel):

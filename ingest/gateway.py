@@ -457,6 +457,11 @@ class Gateway:
         sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
 
+    @property
+    def store_error(self) -> str | None:
+        """Why the last journal drain into the store failed, or None once one succeeded."""
+        return self._drain_store_error
+
     async def stop(self) -> None:
         """Stops accepting, commits and acknowledges what was read, closes every connection."""
         if self._stopped:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from alerts.delivery.hub import AlertHub
-from api.app import create_app
+from api.app import Readiness, create_app
 from api.auth import ensure_admin_key, hash_key
 from api.context import ApiContext, wall_clock_ms
 from api.loan_views import local_date
@@ -105,6 +105,7 @@ class Services:
     admin_key: str | None = None
     mqtt: MqttBridge | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    stopping: bool = False
 
     @property
     def hub(self) -> AlertHub:
@@ -116,6 +117,7 @@ class Services:
     async def close(self) -> None:
         """API first, then the gateway (acknowledging what it read, over MQTT too), then the
         alert side."""
+        self.stopping = True
         for closer in reversed(self.closers):
             with contextlib.suppress(Exception):
                 await closer()
@@ -254,7 +256,7 @@ async def start_services(
     api = ApiServer(
         create_app(
             registry=gateway.metrics.registry,
-            ready=lambda: not gateway.reading_paused,
+            ready=lambda: readiness(services),
             context=context,
         ),
         api_host,
@@ -280,6 +282,27 @@ async def start_services(
         raise
     services.closers.append(api.stop)
     return services
+
+
+def readiness(services: Services) -> Readiness:
+    """/healthz: degraded (serving, with reasons) while waiting on the database or the disk;
+    not serving only while stopping."""
+    if services.stopping:
+        return Readiness("stopping")
+    reasons: list[str] = []
+    gateway, journal = services.gateway, services.journal
+    if journal.out_of_space:
+        reasons.append("journal: no space left on its disk; reading paused until there is")
+    elif gateway.reading_paused:
+        reasons.append("journal full: reading paused until the store catches up")
+    if gateway.store_error is not None:
+        reasons.append(
+            f"database unavailable, positions wait in the journal: {gateway.store_error}"
+        )
+    detector = services.alerting.detector
+    if detector is not None and detector.stats.unsaved:
+        reasons.append(f"{detector.stats.unsaved} alerts wait for the database")
+    return Readiness.of(reasons)
 
 
 async def wait_for_stop() -> None:

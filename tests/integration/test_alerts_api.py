@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from alerts.delivery.hub import AlertHub
 from alerts.lifecycle import StoredAlert, opened
 from alerts.model import Alert, AlertType
-from api.app import create_app
+from api.app import READY, create_app
 from api.errors import ApiError
 from api.routes.alerts import alerts_router
 from api.server import ApiServer
@@ -74,7 +74,7 @@ async def officer(conn: HTTPConnection) -> Caller:
 
 def build_app(url: str | None, tmp_path: Path, hub: AlertHub) -> tuple[FastAPI, StoreAccess]:
     stores = StoreAccess(lambda: open_store(url, tmp_path), threads=2)
-    app = create_app(registry=CollectorRegistry(), ready=lambda: True)
+    app = create_app(registry=CollectorRegistry(), ready=lambda: READY)
     app.include_router(alerts_router(stores, hub, reader, act=officer, clock_ms=lambda: NOW))
     return app, stores
 

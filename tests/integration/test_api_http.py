@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from api.app import create_app
+from api.app import READY, Readiness, create_app
 from api.auth import ensure_admin_key, hash_key
 from api.context import ApiContext
 from api.stores import StoreAccess
@@ -534,7 +534,7 @@ def test_a_database_outage_answers_503_not_500(tmp_path: Path) -> None:
     context = ApiContext(
         stores=StoreAccess(lambda: open_store("postgresql://postgres@127.0.0.1:1/none", tmp_path))
     )
-    app = create_app(registry=CollectorRegistry(), ready=lambda: True, context=context)
+    app = create_app(registry=CollectorRegistry(), ready=lambda: READY, context=context)
     with blocking_client(app) as client:
         answer = client.get("/api/v1/devices", headers={"Authorization": "Bearer lw_x"})
         error(answer, 503, "store_unavailable")
@@ -542,7 +542,7 @@ def test_a_database_outage_answers_503_not_500(tmp_path: Path) -> None:
 
 
 def test_the_app_without_a_context_keeps_only_the_operations_endpoints() -> None:
-    app = create_app(registry=CollectorRegistry(), ready=lambda: False)
+    app = create_app(registry=CollectorRegistry(), ready=lambda: Readiness("starting"))
     with blocking_client(app) as client:
         assert client.get("/healthz").status_code == 503
         error(client.get("/api/v1/devices"), 404, "not_found")
@@ -575,3 +575,24 @@ def test_the_openapi_description_lists_the_v1_routes(api: ApiUnderTest) -> None:
     ):
         assert path in schema["paths"], path
     assert api.client.get("/api/docs").status_code == 200
+
+
+def test_healthz_tells_degraded_from_not_serving() -> None:
+    """A process waiting for its database or for disk space is alive: 200 with the reasons;
+    only one that does not serve (starting, stopping) answers 503."""
+    state = [READY]
+    app = create_app(registry=CollectorRegistry(), ready=lambda: state[0])
+    with blocking_client(app) as client:
+        assert (client.get("/healthz").status_code, client.get("/healthz").json()) == (
+            200,
+            {"status": "ok"},
+        )
+        state[0] = Readiness.of(["database unavailable: positions wait in the journal"])
+        answer = client.get("/healthz")
+        assert answer.status_code == 200
+        assert answer.json() == {
+            "status": "degraded",
+            "reasons": ["database unavailable: positions wait in the journal"],
+        }
+        state[0] = Readiness("stopping")
+        assert client.get("/healthz").status_code == 503

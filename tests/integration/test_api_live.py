@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, WebSocket
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import connect
 
-from api.app import create_app
+from api.app import READY, create_app
 from api.auth import Identity, ensure_admin_key
 from api.context import ApiContext
 from api.server import ApiServer
@@ -51,7 +51,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     assert key is not None
     context = ApiContext(stores=StoreAccess(lambda: open_store(None, tmp_path)))
     context.extra_routers.append(_stream_router(context))
-    app = create_app(registry=CollectorRegistry(), ready=lambda: True, context=context)
+    app = create_app(registry=CollectorRegistry(), ready=lambda: READY, context=context)
     server = ApiServer(app, "127.0.0.1", 0)
     host, port = await server.start()
     try:

@@ -20,7 +20,7 @@ import numpy as np
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from api.app import create_app
+from api.app import READY, create_app
 from api.auth import ensure_admin_key
 from api.context import ApiContext, CommandSender
 from api.stores import StoreAccess
@@ -138,7 +138,7 @@ def _build(
         device_changed=changed.append,
         max_track_points=max_track_points,
     )
-    app = create_app(registry=CollectorRegistry(), ready=lambda: True, context=context)
+    app = create_app(registry=CollectorRegistry(), ready=lambda: READY, context=context)
     return app, context, admin_key, changed
 
 
