@@ -33,13 +33,15 @@ from alerts.delivery.sink import AlertSink
 from alerts.delivery.webhooks import WebhookDeliverer, WebhookPolicy
 from geofence import Fence, load_fences
 from lienwatch.settings import Settings
+from pipeline.alert_spool import AlertSpool
 from pipeline.live import LiveDetector, fleet_from_devices
+from pipeline.spill import BatchSpill
 from pipeline.thresholds import RuleBook, parse_rules
 from store import Store, StoreError
-from store.alert_spool import AlertSpool
 from store.fencerows import feature_collection
 
 ALERT_SPOOL_FILE = "alerts.spool"  # in the data directory, beside the journal
+DETECTOR_SPILL_FILE = "detector.spill"  # batches the detector is too far behind to hold
 log = logging.getLogger("lienwatch.alerting")
 
 
@@ -153,6 +155,11 @@ class AlertingCollector(Collector):
             for name, value, doc in (
                 ("positions", stats.positions, "Positions handed to the live detector"),
                 ("dropped_positions", stats.dropped_positions, "Positions left out of detection"),
+                (
+                    "spilled_positions",
+                    stats.spilled_positions,
+                    "Positions parked on disk while the detector was behind",
+                ),
                 ("engine_errors", stats.errors, "Engine steps that failed (logged)"),
             ):
                 yield CounterMetricFamily(f"lienwatch_detector_{name}", doc, value=value)
@@ -231,6 +238,7 @@ def start_alerting(
             fences=fences,
             rules=rules or load_rules(settings),
             spool=AlertSpool(settings.data_dir / ALERT_SPOOL_FILE),
+            spill=BatchSpill(settings.data_dir / DETECTOR_SPILL_FILE),
         )
         detector.start()
         alerting.detector = detector

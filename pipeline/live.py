@@ -7,7 +7,7 @@ merged into one `Engine.process` call, which is how it catches up when behind), 
 `Engine.advance(now)` about every second for the timers (offline, dwell, lateness), and hands
 the alerts to the recorder (store first, then the sinks). A failed store write keeps the alerts
 and retries them on the next cycle; the incident key makes the retry idempotent. With a spool
-(`store.alert_spool`), alerts the store refused are on local disk before the cycle ends, so a
+(`pipeline.alert_spool`), alerts the store refused are on local disk before the cycle ends, so a
 restart during a database outage loses none: the first cycle that reaches the store stores them.
 
 Fleet and fence changes (`set_fleet`, `set_fences`) are queued as well, so they apply between
@@ -32,11 +32,12 @@ import numpy.typing as npt
 from alerts.lifecycle import StoredAlert
 from alerts.model import Alert
 from geofence import Fence
+from pipeline.alert_spool import AlertSpool
 from pipeline.engine import Engine
 from pipeline.fleet import Fleet, FleetError, Vehicle
+from pipeline.spill import BatchSpill
 from pipeline.thresholds import RuleBook
 from positions import DeviceIndex, PositionBatch
-from store.alert_spool import AlertSpool
 from store.interface import Device, StoreError
 
 log = logging.getLogger("lienwatch.live")
@@ -87,9 +88,14 @@ class LiveStats:
     alerts: int = 0  # alerts the engine raised
     stored: int = 0  # alerts new in the store (the rest were already there)
     unsaved: int = 0  # alerts waiting for the store to come back
-    dropped_positions: int = 0  # refused because the queue was over its row bound
+    dropped_positions: int = 0  # refused: the queue over its row bound and no spill room
+    spilled_positions: int = 0  # parked on disk because the queue was over its row bound
     errors: int = 0  # batches or changes the engine failed on (logged)
     by_type: dict[str, int] = field(default_factory=dict)
+
+
+# A spilled batch (the index its device column refers to, its rows) or a change made meanwhile.
+_Parked = tuple[DeviceIndex, int] | Callable[[], None]
 
 
 @dataclass(slots=True)
@@ -120,6 +126,7 @@ class LiveDetector:
         max_unsaved: int = 100_000,
         batch_window_s: float = 0.5,
         spool: AlertSpool | None = None,
+        spill: BatchSpill | None = None,
     ) -> None:
         self.engine = Engine(fleet=fleet, rules=rules, fences=fences, lateness_ms=lateness_ms)
         self.recorder = recorder
@@ -132,8 +139,12 @@ class LiveDetector:
         # is vectorized; alerts wait at most this long).
         self.batch_window_s = batch_window_s
         self.stats = LiveStats()
-        # Alerts the store refused, on local disk across restarts (store.alert_spool).
+        # Alerts the store refused, on local disk across restarts (pipeline.alert_spool).
         self.spool = spool
+        # Batches beyond `max_pending_rows`, on local disk in arrival order (pipeline.spill);
+        # `_spilled` keeps their order with fleet and fence changes made meanwhile.
+        self.spill = spill
+        self._spilled: deque[_Parked] = deque()
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
         self._pending_rows = 0
@@ -153,25 +164,46 @@ class LiveDetector:
         if not len(batch):
             return
         with self._cond:
-            if self._pending_rows + len(batch) > self.max_pending_rows:
-                self.stats.dropped_positions += len(batch)
-                if not self._full:
-                    self._full = True
-                    log.error(
-                        "live detector %d positions behind: dropping new batches from"
-                        " detection until it catches up (they are stored all the same)",
-                        self._pending_rows,
-                    )
-                return
-            last = self._queue[-1] if self._queue else None
-            if isinstance(last, _Batches) and last.devices is devices:
-                last.parts.append(batch)
+            if self._spilled or self._pending_rows + len(batch) > self.max_pending_rows:
+                if not self._to_spill(batch, devices):
+                    return
             else:
-                self._queue.append(_Batches(devices, [batch]))
-            self._pending_rows += len(batch)
+                last = self._queue[-1] if self._queue else None
+                if isinstance(last, _Batches) and last.devices is devices:
+                    last.parts.append(batch)
+                else:
+                    self._queue.append(_Batches(devices, [batch]))
+                self._pending_rows += len(batch)
             self.stats.batches += 1
             self.stats.positions += len(batch)
             self._cond.notify_all()
+
+    def _to_spill(self, batch: PositionBatch, devices: DeviceIndex) -> bool:
+        """Parks a batch the queue has no room for; False when it had to be dropped."""
+        if self.spill is not None:
+            try:
+                self.spill.put(batch)
+            except OSError as exc:
+                log.error("live detector: spill %s refused a batch: %s", self.spill.path, exc)
+            else:
+                if not self._spilled:
+                    log.warning(
+                        "live detector %d positions behind: parking new batches on disk until"
+                        " it catches up",
+                        self._pending_rows,
+                    )
+                self._spilled.append((devices, len(batch)))
+                self.stats.spilled_positions += len(batch)
+                return True
+        self.stats.dropped_positions += len(batch)
+        if not self._full:
+            self._full = True
+            log.error(
+                "live detector %d positions behind: dropping new batches from"
+                " detection until it catches up (they are stored all the same)",
+                self._pending_rows,
+            )
+        return False
 
     def set_fleet(self, fleet: Fleet) -> None:
         """Applies a new fleet between batches, keeping every device's state."""
@@ -191,7 +223,7 @@ class LiveDetector:
                 log.error("live detector: new %s refused, keeping the old: %s", what, exc)
 
         with self._cond:
-            self._queue.append(apply)
+            (self._spilled if self._spilled else self._queue).append(apply)
             self._cond.notify_all()
 
     # -- the worker ----------------------------------------------------------------------------
@@ -208,18 +240,23 @@ class LiveDetector:
             self._thread.join(timeout_s)
             self._thread = None
         self.recorder.close()
+        if self.spill is not None:
+            self.spill.close()
 
     def wait_idle(self, timeout_s: float) -> bool:
         """True once everything queued so far has been processed (for tests and shutdown)."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout_s)
+            return self._cond.wait_for(
+                lambda: not self._queue and not self._spilled and not self._busy, timeout_s
+            )
 
     def _run(self) -> None:
         started = 0.0
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: bool(self._queue) or self._stopping, self.tick_ms / 1000.0
+                    lambda: bool(self._queue or self._spilled) or self._stopping,
+                    self.tick_ms / 1000.0,
                 )
                 stopping = self._stopping
             rest = started + self.batch_window_s - time.monotonic()
@@ -235,7 +272,7 @@ class LiveDetector:
                 log.exception("live detector: cycle failed; going on")
             if stopping:
                 with self._cond:
-                    if not self._queue:
+                    if not self._queue and not self._spilled:
                         return
 
     def run_once(self) -> list[StoredAlert]:
@@ -247,7 +284,9 @@ class LiveDetector:
             self._pending_rows = 0
             self._full = False
             self._busy = True
+            parked = self._unpark()
         try:
+            items += self._read_parked(parked)
             alerts = self._process(items)
             now = self.clock_ms()
             if self._next_tick_ms is None or now >= self._next_tick_ms:
@@ -259,6 +298,34 @@ class LiveDetector:
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
+
+    def _unpark(self) -> list[_Parked]:
+        """Spilled entries for this cycle, up to about `max_pending_rows` rows (under the lock;
+        the batches themselves are read after it, `_read_parked`)."""
+        taken: list[_Parked] = []
+        rows = 0
+        while self._spilled and rows < self.max_pending_rows:
+            entry = self._spilled.popleft()
+            taken.append(entry)
+            if isinstance(entry, tuple):
+                rows += entry[1]
+        return taken
+
+    def _read_parked(self, parked: list[_Parked]) -> list[_Item]:
+        items: list[_Item] = []
+        for entry in parked:
+            if not isinstance(entry, tuple):
+                items.append(entry)
+                continue
+            assert self.spill is not None
+            devices, _ = entry
+            batch = self.spill.take()
+            last = items[-1] if items else None
+            if isinstance(last, _Batches) and last.devices is devices:
+                last.parts.append(batch)
+            else:
+                items.append(_Batches(devices, [batch]))
+        return items
 
     def _process(self, items: list[_Item]) -> list[Alert]:
         alerts: list[Alert] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from alerts.model import Alert, AlertType
-from store.alert_spool import AlertSpool
+from pipeline.alert_spool import AlertSpool
 from tests.support.faults import NEEDS_ROOT, fill, small_tmpfs
 
 pytestmark = NEEDS_ROOT

@@ -222,7 +222,7 @@ def test_the_fleet_comes_from_the_devices_vehicle_column() -> None:
 def test_alerts_raised_while_the_store_is_down_survive_a_restart_in_the_spool(
     tmp_path: Path,
 ) -> None:
-    from store.alert_spool import AlertSpool
+    from pipeline.alert_spool import AlertSpool
 
     clock = Clock(minute_ms(1))
     live, recorder = detector(clock, spool=AlertSpool(tmp_path / "alerts.spool"))
@@ -247,7 +247,7 @@ def test_alerts_raised_while_the_store_is_down_survive_a_restart_in_the_spool(
 
 def test_a_torn_last_line_of_the_spool_costs_that_line_alone(tmp_path: Path) -> None:
     from alerts.model import AlertType
-    from store.alert_spool import AlertSpool
+    from pipeline.alert_spool import AlertSpool
 
     spool = AlertSpool(tmp_path / "alerts.spool")
     first = Alert(AlertType.POWER_CUT, "W", "V", 1, details={"x": 1})
@@ -260,3 +260,35 @@ def test_a_torn_last_line_of_the_spool_costs_that_line_alone(tmp_path: Path) -> 
     assert next(iter(reopened.load())) == first
     reopened.add([Alert(AlertType.OFFLINE, "Y", "V", 3)])  # not glued to the torn line
     assert [a.device_id for a in AlertSpool(tmp_path / "alerts.spool").load()] == ["W", "X", "Y"]
+
+
+def test_batches_beyond_the_row_bound_are_parked_on_disk_and_detected_in_order(
+    tmp_path: Path,
+) -> None:
+    from pipeline.spill import BatchSpill
+
+    clock = Clock(minute_ms(10))
+    spill = BatchSpill(tmp_path / "detector.spill")
+    live, recorder = detector(clock, max_pending_rows=3, spill=spill)
+    devices = DeviceIndex()
+    live.on_positions(gateway_batch(devices, [("W", m, HOME, 0) for m in range(2)]), devices)
+    # Over the bound: parked, not dropped. The power cut of a parked batch is still seen.
+    live.on_positions(gateway_batch(devices, [("W", 2, HOME, 0), ("X", 2, HOME, 0)]), devices)
+    live.on_positions(gateway_batch(devices, [("W", 3, HOME, POWER_CUT)]), devices)
+    assert (live.stats.dropped_positions, live.stats.spilled_positions) == (0, 3)
+    assert spill.rows == 3
+    # While batches are parked, a newer small batch queues behind them, not ahead.
+    live.on_positions(gateway_batch(devices, [("X", 4, HOME, POWER_CUT)]), devices)
+    assert spill.rows == 4
+    stored: list[StoredAlert] = []
+    for _ in range(4):
+        stored += live.run_once()
+    assert [(s.alert.type.value, s.alert.device_id) for s in stored] == [
+        ("power_cut", "W"),
+        ("power_cut", "X"),
+    ]
+    assert spill.rows == 0 and (tmp_path / "detector.spill").stat().st_size == 0
+    assert live.stats.positions == 6
+    live.stop()
+    assert not (tmp_path / "detector.spill").exists()
+    assert recorder.closed
