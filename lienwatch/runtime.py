@@ -31,6 +31,7 @@ from ingest.journal import Journal
 from ingest.jt808.messages import Message
 from ingest.mqtt_bridge import MqttBridge
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
+from lienwatch.journal_metrics import JournalCollector, log_recovery
 from lienwatch.loan_sweep import LoanSweeper, Moved
 from lienwatch.loan_watch import ReportIntervals
 from lienwatch.retention import retention_task
@@ -168,6 +169,7 @@ async def start_services(
 
     shown_key = await asyncio.to_thread(bootstrap)
     journal = Journal(settings.data_dir / "journal", max_bytes=settings.journal_max_bytes)
+    log_recovery(journal)
     if journal.depth_bytes:
         log.info("journal holds %d bytes not yet stored: replaying", journal.depth_bytes)
     try:
@@ -200,6 +202,7 @@ async def start_services(
         raise
     alerting.start_watching()
     AlertingCollector(alerting, gateway.metrics.registry)
+    JournalCollector(journal, gateway.metrics.registry)
 
     # The API runs on its own thread and loop (api/server.py): what it tells the gateway's
     # side is handed over to this loop, never run from the API's thread.
