@@ -8,10 +8,10 @@ serialized body is kept under the version it was built from, and a new version d
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 
+from api.views import json_bytes
 from geofence import Crs, FenceKind
 
 
@@ -36,12 +36,7 @@ class FenceViews:
     ) -> bytes:
         """The body for `version`, built from `features()` (read at or after that version) and
         kept unless a newer version was seen meanwhile."""
-        body = json.dumps(
-            {"type": "FeatureCollection", "version": version, "features": features()},
-            ensure_ascii=False,
-            allow_nan=False,
-            separators=(",", ":"),
-        ).encode()
+        body = json_bytes({"type": "FeatureCollection", "version": version, "features": features()})
         with self._lock:
             if self._version is None or version > self._version:
                 self._version, self._bodies = version, {}

@@ -3,6 +3,7 @@ body (contracts section 2), produced by the decoder's own JSON view so both alwa
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from alerts.model import format_time
@@ -13,6 +14,11 @@ from positions import Flag, PositionBatch
 from store import Device
 
 _FLAG_NAMES = [(flag, (flag.name or "").lower()) for flag in Flag if flag is not Flag.NONE]
+
+
+def json_bytes(document: Any) -> bytes:
+    """A JSON body as the API's JSON responses encode it, for answers built off the event loop."""
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def iso(time_ms: int | None) -> str | None:

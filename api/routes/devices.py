@@ -8,7 +8,7 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import params
@@ -18,8 +18,7 @@ from api.errors import ApiError, bad_request, not_found
 from api.models import DeviceOut, DevicePage, LatestPosition, Position, Vehicle
 from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.routes.lookup import device_or_404, is_online
-from api.views import device_json, position_json, positions_json
-from positions import PositionBatch
+from api.views import device_json, json_bytes, position_json, positions_json
 from store import Device, Store
 
 _TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
@@ -156,7 +155,7 @@ def router(ctx: ApiContext) -> APIRouter:
         to: Annotated[params.QueryTime | None, Query(description="default now")] = None,
         max_points: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
         interval_s: Annotated[float | None, Query(gt=0, le=86_400 * 366)] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """Positions with from <= fix time <= to, in time order; optionally thinned to one per
         `interval_s` and then to at most `max_points`."""
         term = params.terminal(terminal)
@@ -164,21 +163,28 @@ def router(ctx: ApiContext) -> APIRouter:
         end = to if to is not None else ctx.clock_ms()
         await device_or_404(ctx, term)
         if end < start:
-            return []  # an empty range holds no position
+            return Response(b"[]", media_type="application/json")  # an empty range
         interval_ms = None if interval_s is None else max(1, round(interval_s * 1000))
         limit = ctx.max_track_points
-        batch: PositionBatch = await ctx.stores.run(
-            lambda s: s.track(
+
+        def read(store: Store) -> bytes | None:
+            """The answer's body, built on the store's thread: a long track's JSON would
+            otherwise hold the event loop."""
+            batch = store.track(
                 term, start, end + 1, max_points=max_points, interval_ms=interval_ms, limit=limit
             )
-        )
-        if len(batch) > limit:
+            if len(batch) > limit:
+                return None
+            return json_bytes(positions_json(batch))
+
+        body = await ctx.stores.run(read)
+        if body is None:
             raise bad_request(
                 "max_points",
                 f"more than {limit} positions in range: pass max_points or interval_s, or"
                 " narrow from/to",
             )
-        return positions_json(batch)
+        return Response(body, media_type="application/json")
 
     @api.get(
         "/vehicles/{vehicle_id}",
