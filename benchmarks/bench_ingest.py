@@ -30,6 +30,7 @@ LIENWATCH_BENCH_INGEST_STEP_S (each step's sending time, 10), LIENWATCH_BENCH_IN
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -452,3 +453,188 @@ def test_gateway_capacity(benchmark: Any, search_database: str) -> None:
         *[s.line() for s in steps],
     ]
     assert steps
+
+
+API_S = float(os.environ.get("LIENWATCH_BENCH_INGEST_API_S", "20"))
+API_RATE = float(os.environ.get("LIENWATCH_BENCH_INGEST_API_RATE", "20000"))
+API_CLIENTS = 10
+TRACK_POINTS = 100_000
+TRACK_TERMINAL = "013999999999"
+FENCES = 2_000
+
+
+def _seed_track_and_fences(database: str, api: str, key: str) -> tuple[str, str]:
+    """A 100,000-point track (one fix a second) and 2,000 fences; the track's from and to."""
+    import numpy as np
+
+    from positions import PositionBatch
+    from store.postgres import PostgresStore
+
+    t0 = 1_735_689_600_000
+    n = TRACK_POINTS
+    store = PostgresStore(database)
+    try:
+        store.write_positions(
+            PositionBatch.from_columns(
+                {
+                    "device": np.zeros(n),
+                    "time_ms": t0 + np.arange(n) * 1000,
+                    "recv_ms": t0 + np.arange(n) * 1000,
+                    "lon": 121.0 + np.arange(n) * 1e-5,
+                    "lat": np.full(n, 31.0),
+                    "status": np.full(n, 2),
+                }
+            ),
+            [TRACK_TERMINAL],
+        )
+    finally:
+        store.close()
+    rng = np.random.default_rng(7)
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"id": f"f{i}", "kind": "hotspot"},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [
+                    [
+                        [lon, lat],
+                        [lon + 0.01, lat],
+                        [lon + 0.01, lat + 0.01],
+                        [lon, lat + 0.01],
+                        [lon, lat],
+                    ]
+                ],
+            },
+        }
+        for i, (lon, lat) in enumerate(
+            zip(rng.uniform(110, 122, FENCES), rng.uniform(22, 40, FENCES), strict=True)
+        )
+    ]
+    import httpx
+
+    answer = httpx.post(
+        f"{api}/api/v1/fences",
+        json={"type": "FeatureCollection", "features": features},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=120,
+    )
+    answer.raise_for_status()
+    return "2025-01-01T00:00:00Z", "2025-01-03T00:00:00Z"
+
+
+def test_ack_latency_under_api_load(benchmark: Any) -> None:
+    """Acknowledgement latency of a 20,000/s fleet without, then with, 10 API clients fetching
+    100,000-point tracks and the fence collection in a loop (same gateway, same run): the API
+    runs on its own thread and loop and must not stall acknowledgements."""
+    if API_S <= 0:
+        pytest.skip("LIENWATCH_BENCH_INGEST_API_S=0")
+    results: dict[str, Any] = {}
+
+    def measure() -> None:
+        for url in _fresh_database():
+            with tempfile.TemporaryDirectory() as data:
+                env = {
+                    "LIENWATCH_DATABASE_URL": url,
+                    "LIENWATCH_DATA_DIR": data,
+                    "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
+                    "LIENWATCH_API_LISTEN": "127.0.0.1:0",
+                    "LIENWATCH_AUTO_REGISTER": "true",
+                }
+                proc = subprocess.Popen(
+                    [str(BIN), "serve"],
+                    env={**os.environ, **env},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+                try:
+                    port, api, key = _serve_lines(proc)
+                    start, end = _seed_track_and_fences(url, api, key)
+                    quiet = run(LoadConfig("127.0.0.1", port, DEVICES, API_RATE, API_S))
+                    clients = subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "benchmarks.api_clients",
+                            api,
+                            key,
+                            TRACK_TERMINAL,
+                            start,
+                            end,
+                            str(API_S + 5),
+                            str(API_CLIENTS),
+                        ],
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                    time.sleep(2)  # the clients are under way before the load starts
+                    loaded = run(
+                        LoadConfig(
+                            "127.0.0.1",
+                            port,
+                            DEVICES,
+                            API_RATE,
+                            API_S,
+                            first_terminal=13_800_000_000,
+                        )
+                    )
+                    out, _ = clients.communicate(timeout=300)
+                    results.update(quiet=quiet, loaded=loaded, clients=json.loads(out))
+                finally:
+                    _stop(proc)
+
+    benchmark.pedantic(measure, rounds=1)
+    quiet, loaded = results["quiet"], results["loaded"]
+    p99_quiet = quiet.ack_latency_ms["p99"]
+    p99_loaded = loaded.ack_latency_ms["p99"]
+    benchmark.extra_info.update(
+        {
+            "rate": API_RATE,
+            "devices": DEVICES,
+            "seconds": API_S,
+            "api_clients": API_CLIENTS,
+            "track_points": TRACK_POINTS,
+            "fences": FENCES,
+            "p99_ms_without_api": round(p99_quiet, 2),
+            "p99_ms_with_api": round(p99_loaded, 2),
+            "p50_ms_without_api": round(quiet.ack_latency_ms["p50"], 2),
+            "p50_ms_with_api": round(loaded.ack_latency_ms["p50"], 2),
+            "p99_rise": round(p99_loaded / p99_quiet - 1, 3),
+            "api_requests": results["clients"]["requests"],
+            "api_megabytes": round(results["clients"]["bytes"] / 1e6, 1),
+            "api_failures": results["clients"]["failures"],
+            "exact": quiet.sent == quiet.acknowledged and loaded.sent == loaded.acknowledged,
+        }
+    )
+    benchmark.extra_info["notes"] = [
+        f"p99 acknowledgement at {API_RATE:,.0f}/s: {p99_quiet:,.1f} ms without API clients, "
+        f"{p99_loaded:,.1f} ms with {API_CLIENTS} fetching {TRACK_POINTS:,}-point tracks and "
+        f"{FENCES:,} fences ({results['clients']['requests']} requests, "
+        f"{results['clients']['bytes'] / 1e6:,.0f} MB): {p99_loaded / p99_quiet - 1:+.0%}",
+    ]
+    print("\n".join(benchmark.extra_info["notes"]))
+    assert quiet.sent == quiet.acknowledged
+    assert loaded.sent == loaded.acknowledged
+    assert results["clients"]["failures"] == 0
+
+
+def _serve_lines(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+    """The gateway port, API URL and admin key `serve` prints at its first start."""
+    assert proc.stdout is not None
+    port = api = key = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (port is None or api is None or key is None):
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        if found := re.search(r"JT808 gateway listening on [^:]+:(\d+)", line):
+            port = int(found.group(1))
+        elif found := re.search(r"API listening on (\S+)", line):
+            api = found.group(1)
+        elif found := re.search(r"admin API key \(shown once\): (\S+)", line):
+            key = found.group(1)
+    if port is None or api is None or key is None:
+        proc.kill()
+        raise RuntimeError("serve did not print its port, API address and admin key")
+    return port, api, key
