@@ -10,6 +10,7 @@ Each file runs in its own transaction with its bookkeeping row.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from store.interface import SchemaError, StoreUnavailableError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)(?:\.(plain|timescale))?\.sql$")
+log = logging.getLogger("lienwatch.migrate")
 _LOCK_KEY = 0x4C574D47  # pg_advisory_lock key serializing concurrent `migrate` runs
 PLAIN = "plain"
 TIMESCALE = "timescale"
@@ -77,26 +79,51 @@ def latest_version(dialect: str) -> int:
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
+def timescale_preloaded(shared_preload_libraries: str) -> bool:
+    """Whether the server loads TimescaleDB at start, as `CREATE EXTENSION` needs: without it
+    that statement is FATAL and ends the connection."""
+    return "timescaledb" in {
+        name.strip().strip('"') for name in shared_preload_libraries.split(",")
+    }
+
+
 def _timescale_available(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
-    """Creates the extension if the server can load it; False when it cannot."""
+    """Creates the extension if the server can load it; False (with a warning saying how to
+    enable it, when it is installed) when it cannot."""
     row = conn.execute(
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
     if row is None:
         return False
+    preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    if not timescale_preloaded(str(preload[0] if preload else "")):
+        log.warning(
+            "TimescaleDB is installed but the server does not load it: using the plain"
+            " layout. To use TimescaleDB, add timescaledb to shared_preload_libraries in"
+            " postgresql.conf, restart PostgreSQL, and migrate a new database."
+        )
+        return False
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.Error:  # listed but not preloaded (shared_preload_libraries), or no rights
+    except psycopg.Error as exc:  # no rights, say
+        log.warning("TimescaleDB cannot be enabled (%s): using the plain layout", exc)
         return False
     return True
 
 
 def migrate_postgres(
-    url: str, *, today: datetime | None = None, target: int | None = None
+    url: str,
+    *,
+    today: datetime | None = None,
+    target: int | None = None,
+    layout: str | None = None,
 ) -> MigrationReport:
     """Brings a PostgreSQL database up to date (or up to version `target`); safe to run again
-    and concurrently."""
+    and concurrently. A new schema takes `layout` when given (`plain` on a server with
+    TimescaleDB, say), else TimescaleDB when the server can load it."""
+    if layout not in (None, PLAIN, TIMESCALE):
+        raise ValueError(f"layout must be {PLAIN!r} or {TIMESCALE!r}")
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
@@ -115,9 +142,12 @@ def migrate_postgres(
         if len(recorded) > 1:
             raise SchemaError(f"schema_migrations mixes layouts {sorted(recorded)}")
         # The layout of an existing schema wins; a new one takes TimescaleDB when it can.
-        layout = recorded.pop() if recorded else None
-        if layout is None:
+        if recorded:
+            layout = recorded.pop()
+        elif layout is None:
             layout = TIMESCALE if _timescale_available(conn) else PLAIN
+        elif layout == TIMESCALE and not _timescale_available(conn):
+            raise SchemaError("the TimescaleDB layout needs the timescaledb extension loaded")
         applied: list[str] = []
         for migration in load_migrations("postgres", layout):
             if migration.version in done or (target is not None and migration.version > target):

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lienwatch.cli import app
-from store.migrate import PLAIN, load_migrations
+from store.migrate import PLAIN, TIMESCALE, load_migrations
 
 
 def run(env: dict[str, str]) -> tuple[int, str]:
@@ -32,11 +32,13 @@ def test_migrate_upgrades_postgresql_once(pg_url: str, tmp_path: Path) -> None:
     env = {"LIENWATCH_DATA_DIR": str(tmp_path), "LIENWATCH_DATABASE_URL": pg_url}
     code, out = run(env)
     assert code == 0
-    assert "plain layout" in out
-    migrations = load_migrations("postgres", PLAIN)
+    # The plain layout here; TimescaleDB's where the server loads the extension.
+    layout = TIMESCALE if "timescale layout" in out else PLAIN
+    assert f"{layout} layout" in out
+    migrations = load_migrations("postgres", layout)
     assert all(m.label in out for m in migrations), out
     count = len(migrations)
-    assert run(env)[1] == f"PostgreSQL (plain layout): up to date ({count} migrations)\n"
+    assert run(env)[1] == f"PostgreSQL ({layout} layout): up to date ({count} migrations)\n"
 
 
 def test_migrate_rejects_a_url_that_is_not_postgresql_as_bad_usage(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from positions import Flag, PositionBatch
 from store import SchemaError, StoreUnavailableError, migrate, postgres
-from store.migrate import TIMESCALE, migrate_postgres
+from store.migrate import PLAIN, TIMESCALE, migrate_postgres
 from store.postgres import PostgresStore
 
 pytestmark = pytest.mark.db
@@ -44,7 +44,7 @@ def one_fix(time_ms: int, recv_ms: int, lon: float = 121.0, lat: float = 31.0) -
 
 
 def test_migrate_is_idempotent_and_records_the_plain_layout(pg_url: str) -> None:
-    first = migrate_postgres(pg_url, today=datetime(2024, 3, 1, tzinfo=UTC))
+    first = migrate_postgres(pg_url, today=datetime(2024, 3, 1, tzinfo=UTC), layout=PLAIN)
     second = migrate_postgres(pg_url, today=datetime(2024, 3, 1, tzinfo=UTC))
     assert first.applied[0] == "0001_core"
     assert "0002_positions.plain" in first.applied
@@ -67,7 +67,7 @@ def test_the_store_refuses_a_database_that_was_never_migrated(pg_url: str) -> No
 def test_writes_create_their_days_partitions_and_park_absurd_dates_aside(
     pg_url: str, tmp_path: Path
 ) -> None:
-    migrate(pg_url, tmp_path)
+    migrate_postgres(pg_url, layout=PLAIN)  # day partitions are the plain layout's
     store = PostgresStore(pg_url)
     far_future = T0 + 3650 * DAY_MS
     store.write_positions(one_fix(T0 - 20 * DAY_MS, T0), [A])  # blind-area backfill
@@ -83,7 +83,7 @@ def test_writes_create_their_days_partitions_and_park_absurd_dates_aside(
 
 
 def test_retention_drops_whole_days_before_the_cutoff(pg_url: str, tmp_path: Path) -> None:
-    migrate(pg_url, tmp_path)
+    migrate_postgres(pg_url, layout=PLAIN)  # day partitions are the plain layout's
     store = PostgresStore(pg_url)
     for day in range(3):
         store.write_positions(one_fix(T0 + day * DAY_MS, T0 + 3 * DAY_MS), [A])
@@ -153,7 +153,7 @@ def test_sequence_numbers_follow_commit_order_so_cursor_readers_miss_nothing(
 
 def test_the_cursor_migration_numbers_on_after_rows_already_stored(pg_url: str) -> None:
     """A database written before the counter existed keeps its numbers; new rows follow them."""
-    migrate_postgres(pg_url, target=3)
+    migrate_postgres(pg_url, target=3, layout=PLAIN)  # rows inserted into a day partition
     with psycopg.connect(pg_url) as conn:
         conn.execute("SELECT lienwatch_ensure_day_partition(%s::date)", ("2024-03-01",))
         conn.execute("INSERT INTO devices (terminal) VALUES (%s)", (A,))

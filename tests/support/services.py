@@ -42,6 +42,12 @@ def pg_database_url() -> Iterator[str]:
 def pg_url(pg_database_url: str) -> str:
     """The session database, emptied of every table before the test."""
     with psycopg.connect(pg_database_url, autocommit=True) as conn:
+        # Connections a previous test left open would hold locks the drop waits on (or, with
+        # an extension living in the schema, deadlock with): they go first.
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
         conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     return pg_database_url
 

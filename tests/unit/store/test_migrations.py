@@ -39,3 +39,15 @@ def test_sqlite_migration_creates_the_schema_once_in_wal_mode(tmp_path: Path) ->
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"devices", "positions", "latest_positions", "command_queue"} <= tables
     conn.close()
+
+
+def test_timescaledb_counts_as_loaded_only_when_preloaded() -> None:
+    """Installed but not preloaded, `CREATE EXTENSION` would end the connection: not tried."""
+    from store.migrate import timescale_preloaded
+
+    assert timescale_preloaded("timescaledb")
+    assert timescale_preloaded("pg_stat_statements, timescaledb")
+    assert timescale_preloaded('"timescaledb",auto_explain')
+    assert not timescale_preloaded("")
+    assert not timescale_preloaded("pg_stat_statements")
+    assert not timescale_preloaded("timescaledb_toolkit")
