@@ -99,3 +99,9 @@ class GatewayMetrics:
         self.commands = Counter(
             "lienwatch_commands_total", "Platform commands by outcome", ["outcome"], registry=r
         )
+        self.identity_refusals = Counter(
+            "lienwatch_identity_refusals_total",
+            "Registrations and authentications refused, by reason (ingest.registry.Refusal)",
+            ["reason"],
+            registry=r,
+        )
