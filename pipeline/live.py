@@ -96,7 +96,14 @@ class _Batches:
     parts: list[PositionBatch]
 
 
-_Item = _Batches | Callable[[], None]
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    """Alerts raised outside the engine (the gateway's `device_conflict`)."""
+
+    alerts: tuple[Alert, ...]
+
+
+_Item = _Batches | _Raised | Callable[[], None]
 
 
 class LiveDetector:
@@ -164,6 +171,15 @@ class LiveDetector:
             self._pending_rows += len(batch)
             self.stats.batches += 1
             self.stats.positions += len(batch)
+            self._cond.notify_all()
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Alerts raised elsewhere (the gateway): stored and sent in the next cycle like the
+        engine's own, with the same retries and counts. Queues only."""
+        if not alerts:
+            return
+        with self._cond:
+            self._queue.append(_Raised(tuple(alerts)))
             self._cond.notify_all()
 
     def set_fleet(self, fleet: Fleet) -> None:
@@ -260,6 +276,8 @@ class LiveDetector:
                 batch = self._engine_batch(item)
                 self.stats.engine_calls += 1
                 alerts += self._guarded(functools.partial(self.engine.process, batch), "batch")
+            elif isinstance(item, _Raised):
+                alerts += item.alerts
             else:
                 item()
         return alerts

@@ -503,8 +503,7 @@ class PostgresStore(IdempotencyRecords):
     def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
         with self._guard("read devices") as conn:
             rows = conn.execute(
-                f"SELECT {_DEVICE_COLS}"
-                f" FROM devices {where} ORDER BY terminal",
+                f"SELECT {_DEVICE_COLS} FROM devices {where} ORDER BY terminal",
                 params,
             ).fetchall()
         return [_device(row) for row in rows]
@@ -678,8 +677,7 @@ class PostgresStore(IdempotencyRecords):
             where, params = "vehicle_id = %s AND terminal > %s", [vehicle_id, after]
         with self._guard("find devices") as conn:
             rows = conn.execute(
-                f"SELECT {_DEVICE_COLS}"
-                f" FROM devices WHERE {where} ORDER BY terminal LIMIT %s",
+                f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT %s",
                 [*params, limit],
             ).fetchall()
         return [_device(row) for row in rows]

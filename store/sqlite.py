@@ -288,8 +288,7 @@ class SqliteStore(IdempotencyRecords):
     def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
         rows = self._read(
             "read devices",
-            f"SELECT {_DEVICE_COLS}"
-            f" FROM devices {where} ORDER BY terminal",
+            f"SELECT {_DEVICE_COLS} FROM devices {where} ORDER BY terminal",
             params,
         )
         return [Device(*row) for row in rows]
@@ -452,8 +451,7 @@ class SqliteStore(IdempotencyRecords):
             where, params = "vehicle_id = ? AND terminal > ?", [vehicle_id, after]
         rows = self._read(
             "find devices",
-            f"SELECT {_DEVICE_COLS}"
-            f" FROM devices WHERE {where} ORDER BY terminal LIMIT ?",
+            f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT ?",
             [*params, limit],
         )
         return [Device(*row) for row in rows]
