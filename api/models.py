@@ -88,7 +88,9 @@ class DeviceOut(BaseModel):
     terminal: str
     vehicle_id: str | None
     edition: int | None
-    registered: Time | None = Field(description="when its current auth code was issued")
+    registered: Time | None = Field(
+        description="the registration that recorded its identity or issued its current code"
+    )
     last_seen: Time | None
     online: bool | None = Field(default=None, description="absent when the process cannot tell")
     auth_code: str | None = Field(default=None, description="admins only")

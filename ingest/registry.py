@@ -118,11 +118,15 @@ class DeviceRegistry:
         if recorded is not None and recorded != claim:
             return RegistrationOutcome(TERMINAL_TAKEN, refusal=Refusal.IDENTITY_DIFFERS)
         device = known
-        if recorded is None:
+        if recorded is None:  # the first registration (or the first since re-provisioning)
             device = replace(
-                device, maker_id=claim.maker_id, model=claim.model, terminal_id=claim.terminal_id
+                device,
+                maker_id=claim.maker_id,
+                model=claim.model,
+                terminal_id=claim.terminal_id,
+                registered_ms=now_ms,
             )
-        if not device.auth_code:  # never registered, deregistered, or re-provisioned
+        if not device.auth_code:  # never given one, deregistered, or re-provisioned
             device = replace(device, auth_code=secrets.token_hex(8), registered_ms=now_ms)
         if device.edition != edition:
             device = replace(device, edition=edition)

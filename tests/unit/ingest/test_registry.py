@@ -71,7 +71,7 @@ def test_a_provisioned_terminal_takes_its_identity_from_its_first_registration()
     registry = DeviceRegistry([Device(T, auth_code="123456", vehicle_id="V1")], auto_register=False)
     first = registry.register(T, 2013, REAL, NOW)
     assert (first.result, first.auth_code) == (REGISTERED, "123456")
-    assert first.device == Device(T, 2013, "123456", None, None, "V1", "LW", "T1", "ID1", None)
+    assert first.device == Device(T, 2013, "123456", NOW, None, "V1", "LW", "T1", "ID1", None)
     assert registry.register(T, 2013, OTHER, NOW).result == TERMINAL_TAKEN
     # Provisioned without a code: the first registration issues one.
     bare = DeviceRegistry([Device(T)], auto_register=False)
