@@ -17,6 +17,7 @@ from ingest.registry import (
     Refusal,
     TakeoverWatch,
     peer_address,
+    recorded_claim,
 )
 from store import Device
 
@@ -233,3 +234,55 @@ def test_registry_state_after_refusals_is_unchanged_for_any_claim() -> None:
                 outcome = registry.register(T, 2013, claim, NOW)
                 assert (outcome.result == REGISTERED) == (claim == REAL)
     assert registry.get(T) == snapshot
+
+
+CLAIMS = [REAL, OTHER, Claim("", "", "")]
+IMEIS = ["", "860000000000001", "860000000000002"]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("register"), st.sampled_from(CLAIMS), st.sampled_from([2013, 2019])),
+            st.tuples(st.just("auth"), st.booleans(), st.sampled_from(IMEIS)),
+            st.tuples(st.just("deregister"), st.none(), st.none()),
+        ),
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_only_the_first_identity_ever_gets_a_code(steps: list[tuple], provisioned: bool) -> None:
+    """Whatever the order of registrations, authentications and deregistrations: the first
+    claim is the only one answered 0, a refusal changes nothing, the code changes only when
+    there was none, and the first IMEI authenticated is the only one accepted after it."""
+    registry = DeviceRegistry([Device(T)] if provisioned else [], auto_register=True)
+    first: Claim | None = None
+    first_imei: str | None = None
+    code = ""
+    for kind, arg, extra in steps:
+        before = registry.get(T)
+        if kind == "register":
+            outcome = registry.register(T, extra, arg, NOW)
+            first = first or arg
+            assert (outcome.result == REGISTERED) == (arg == first)
+            if outcome.result != REGISTERED:
+                assert registry.get(T) == before and outcome.device is None
+                continue
+            assert outcome.auth_code == code or not code
+            code = outcome.auth_code
+        elif kind == "auth":
+            outcome = registry.authenticate(T, code if arg else "wrong", extra)
+            right_code = arg and bool(code)
+            imei_fits = first_imei is None or extra == first_imei
+            assert outcome.ok == (right_code and imei_fits)
+            if outcome.ok and first_imei is None and extra:
+                first_imei = extra
+            if not outcome.ok:
+                assert registry.get(T) == before
+        else:
+            registry.deregister(T)
+            code = ""
+    known = registry.get(T)
+    if first is not None:
+        assert known is not None and recorded_claim(known) == first
+        assert known.imei == first_imei
