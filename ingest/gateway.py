@@ -423,8 +423,6 @@ class Gateway:
         self.reading_paused = False
         self.on_positions = on_positions
         self.on_alerts = on_alerts  # alerts the gateway raises itself (device_conflict)
-        for reason in Refusal:  # a closed label set, every value shown from the start
-            self.metrics.identity_refusals.labels(reason.value)
         self._store_factory = store_factory
         self._all: set[Session] = set()
         self._pending = _Pending()
@@ -530,14 +528,8 @@ class Gateway:
                 new_peer=session.peer,
                 now_ms=_now_ms(),
             )
-            if conflict is not None:
-                log.warning(
-                    "takeover storm terminal=%s peers=%s",
-                    conflict.device_id,
-                    conflict.details["peers"],
-                )
-                if self.on_alerts is not None:
-                    self.on_alerts([conflict])
+            if conflict is not None and self.on_alerts is not None:
+                self.on_alerts([conflict])
             previous.close("replaced by a new connection of the same terminal")
         self.sessions[session.terminal] = session
         terminal = session.terminal

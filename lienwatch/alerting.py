@@ -87,6 +87,8 @@ class Alerting:
         """Alerts the gateway raises itself (`device_conflict`): stored and fanned out by the
         detector's cycle like its own. A process without detection only logs them (the
         gateway did)."""
+        for alert in alerts:
+            log.warning("%s device=%s %s", alert.type.value, alert.device_id, alert.details)
         if self.detector is not None:
             self.detector.add_alerts(alerts)
         else:
