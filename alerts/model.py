@@ -29,6 +29,8 @@ class AlertType(enum.StrEnum):
     TOW = "tow"
     FROZEN_POSITION = "frozen_position"
     HOTSPOT_DWELL_CRITICAL = "hotspot_dwell_critical"
+    # Raised by the gateway, not the engine: two connections fighting over one terminal.
+    DEVICE_CONFLICT = "device_conflict"
 
 
 SEVERITY: dict[AlertType, str] = {
@@ -49,6 +51,7 @@ SEVERITY: dict[AlertType, str] = {
     AlertType.TOW: "high",
     AlertType.FROZEN_POSITION: "medium",
     AlertType.HOTSPOT_DWELL_CRITICAL: "critical",
+    AlertType.DEVICE_CONFLICT: "high",
 }
 
 # Alerts shown in the device's local time: trackers and their users live in GMT+8.

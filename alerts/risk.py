@@ -24,6 +24,7 @@ WEIGHTS: dict[AlertType, float] = {
     AlertType.HOTSPOT_DWELL_CRITICAL: 45.0,  # a day at a pawn shop: the car is likely pledged
     AlertType.TOW: 35.0,  # moved without its ignition: loaded on a truck
     AlertType.FROZEN_POSITION: 25.0,  # a tracker replaying one position: tampering
+    AlertType.DEVICE_CONFLICT: 25.0,  # a cloned tracker or a stolen identity: tampering
     AlertType.LEAVE_ALLOWED_AREA: 30.0,
     AlertType.PARTIAL_OFFLINE: 30.0,
     AlertType.ALL_DEVICES_OFFLINE: 30.0,

@@ -32,6 +32,9 @@ class ApiContext:
     - `online(terminal)`: whether the terminal has a live connection now (the gateway knows).
     - `device_changed(device)`: told after a device is provisioned or rebound, so the gateway's
       registry sees the new auth code and vehicle at once.
+    - `device_reprovisioned(device)`: told after an admin re-provisioned replaced hardware
+      (identity and auth code replaced), so the gateway forgets the old ones at once and drops
+      the old hardware's live connection.
     - `loan_changed(loan, action)`: told after a loan changed through the API, with its log
       entry (the live side tightens or relaxes the car's monitoring when it enters or leaves
       overdue). Called on the event loop; it must only schedule its work.
@@ -48,6 +51,7 @@ class ApiContext:
     online: Callable[[str], bool] | None = None
     device_changed: Callable[[Device], None] | None = None
     loan_changed: Callable[[Loan, CaseAction], None] | None = None
+    device_reprovisioned: Callable[[Device], None] | None = None
     extra_routers: list[APIRouter] = field(default_factory=list)
     clock_ms: Callable[[], int] = wall_clock_ms
     max_track_points: int = 100_000

@@ -78,14 +78,28 @@ class LatestPosition(Position):
     terminal: str
 
 
+class IdentityOut(BaseModel):
+    """What the tracker said it is (contracts section 8); a field not recorded yet is null."""
+
+    maker_id: str | None = Field(description="of its first 0x0100")
+    model: str | None = Field(description="of its first 0x0100")
+    terminal_id: str | None = Field(description="the hardware's id in its first 0x0100")
+    imei: str | None = Field(description="of its first 2019 0x0102")
+
+
 class DeviceOut(BaseModel):
     terminal: str
     vehicle_id: str | None
     edition: int | None
-    registered: Time | None
+    registered: Time | None = Field(
+        description="the registration that recorded its identity or issued its current code"
+    )
     last_seen: Time | None
     online: bool | None = Field(default=None, description="absent when the process cannot tell")
     auth_code: str | None = Field(default=None, description="admins only")
+    identity: IdentityOut | None = Field(
+        default=None, description="admins only; null until the first registration"
+    )
     latest: Position | None = Field(default=None, description="where asked")
 
 

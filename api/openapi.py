@@ -37,8 +37,8 @@ _WHY: dict[int, str] = {
     403: "the key's role is too low (`forbidden`)",
     404: "no such thing (`not_found`, `no_position`)",
     409: "the state forbids it (`conflict`, `last_admin`, `configured_key`,"
-    " `invalid_transition`, `loan_closed`), or the `Idempotency-Key` was used for another"
-    " request (`idempotency_key_reused`) or its first request still runs"
+    " `invalid_transition`, `loan_closed`, `identity_recorded`), or the `Idempotency-Key`"
+    " was used for another request (`idempotency_key_reused`) or its first request still runs"
     " (`idempotency_in_progress`)",
     413: "the body is too large (`too_large`)",
     503: "the database cannot be reached (`store_unavailable`, `schema`) or no gateway runs"

@@ -78,8 +78,20 @@ def device_json(
     }
     if online is not None:
         out["online"] = online
-    if show_auth_code:
+    if show_auth_code:  # an admin: the code and the identity that obtains it again
         out["auth_code"] = device.auth_code
+        out["identity"] = identity_json(device)
     if with_latest:
         out["latest"] = latest
     return out
+
+
+def identity_json(device: Device) -> dict[str, str | None] | None:
+    """The recorded identity (contracts section 8); None when nothing is recorded yet."""
+    fields = {
+        "maker_id": device.maker_id,
+        "model": device.model,
+        "terminal_id": device.terminal_id,
+        "imei": device.imei,
+    }
+    return None if all(v is None for v in fields.values()) else fields

@@ -25,6 +25,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from alerts.model import Alert
 from ingest.journal import Journal
 from ingest.journal_drain import drain_once
 from ingest.jt808 import (
@@ -57,7 +58,7 @@ from ingest.jt808.messages import (
     TerminalGeneralResponse,
 )
 from ingest.metrics import GatewayMetrics
-from ingest.registry import DeviceRegistry
+from ingest.registry import Claim, DeviceRegistry, Refusal, peer_address
 from positions import DeviceIndex, Flag, PositionBatch
 from store import CommandState, Device, Store, StoreError
 
@@ -187,7 +188,7 @@ class Session(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.peer = str(transport.get_extra_info("peername"))
+        self.peer = peer_address(transport.get_extra_info("peername"))
         self.gateway._session_opened(self)
         if self.gateway.reading_paused:
             self.pause()
@@ -241,18 +242,19 @@ class Session(asyncio.Protocol):
         gateway = self.gateway
         if isinstance(message, Register):
             if header.terminal in gateway.registry or gateway.registry.auto_register:
-                self._register(header)
+                self._register(header, message)
             else:  # provisioned since the gateway started? ask the store first
-                gateway._spawn(self._register_after_lookup(header))
+                gateway._spawn(self._register_after_lookup(header, message))
             return
         if isinstance(message, Authenticate):
-            ok = gateway.registry.authenticate(header.terminal, message.auth_code)
-            self.conn.answer(header, Result.OK if ok else Result.FAILED)
-            if ok:
+            auth = gateway.registry.authenticate(header.terminal, message.auth_code, message.imei)
+            if auth.device is not None:
+                gateway._persist_device(auth.device)
+            self.conn.answer(header, Result.OK if auth.ok else Result.FAILED)
+            if auth.ok:
                 self._authenticated(header.terminal)
             else:
-                log.info("authentication refused terminal=%s peer=%s", header.terminal, self.peer)
-                self._count_error()
+                self._refused(header.terminal, "authentication", auth.refusal)
             return
         if not self.authenticated or header.terminal != self.terminal:
             self.conn.answer(header, Result.FAILED)
@@ -284,23 +286,32 @@ class Session(asyncio.Protocol):
         else:
             self.conn.answer(header, Result.OK)
 
-    def _register(self, header: Header) -> None:
+    def _register(self, header: Header, message: Register) -> None:
+        """The registry decides (identity, code); this answers with what it returns."""
         gateway = self.gateway
-        outcome = gateway.registry.register(header.terminal, header.edition.value, _now_ms())
+        claim = Claim(message.maker_id, message.model, message.terminal_id)
+        outcome = gateway.registry.register(header.terminal, header.edition.value, claim, _now_ms())
         if outcome.device is not None:
             gateway._persist_device(outcome.device)
         self.conn.send(RegisterResponse(header.serial, outcome.result, outcome.auth_code))
         self.flush()
         if outcome.result != 0:
-            log.info("registration refused terminal=%s peer=%s", header.terminal, self.peer)
+            self._refused(header.terminal, "registration", outcome.refusal)
 
-    async def _register_after_lookup(self, header: Header) -> None:
+    def _refused(self, terminal: str, what: str, reason: Refusal | None) -> None:
+        """Counted by reason and logged with the peer address; nothing else changes."""
+        label = (reason or Refusal.BAD_CODE).value
+        self.gateway.metrics.identity_refusals.labels(label).inc()
+        log.warning("%s refused terminal=%s peer=%s reason=%s", what, terminal, self.peer, label)
+        self._count_error()
+
+    async def _register_after_lookup(self, header: Header, message: Register) -> None:
         terminal = header.terminal
         known = await self.gateway._in_store(lambda s: s.get_device(terminal))
         if known is not None and terminal not in self.gateway.registry:
             self.gateway.registry.put(known)
         if not self.closed:
-            self._register(header)
+            self._register(header, message)
 
     def _authenticated(self, terminal: str) -> None:
         gateway = self.gateway
@@ -401,6 +412,7 @@ class Gateway:
         store_factory: Callable[[], Store],
         metrics: GatewayMetrics | None = None,
         on_positions: Callable[[PositionBatch, DeviceIndex], None] | None = None,
+        on_alerts: Callable[[list[Alert]], None] | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
@@ -410,6 +422,7 @@ class Gateway:
         self.registry = DeviceRegistry([], auto_register=config.auto_register)
         self.reading_paused = False
         self.on_positions = on_positions
+        self.on_alerts = on_alerts  # alerts the gateway raises itself (device_conflict)
         self._store_factory = store_factory
         self._all: set[Session] = set()
         self._pending = _Pending()
@@ -513,6 +526,15 @@ class Gateway:
         assert session.terminal is not None
         previous = self.sessions.get(session.terminal)
         if previous is not None and previous is not session:
+            conflict = self.registry.takeover(
+                session.terminal,
+                old_peer=previous.peer,
+                old_idle_s=time.monotonic() - previous.last_rx_s,
+                new_peer=session.peer,
+                now_ms=_now_ms(),
+            )
+            if conflict is not None and self.on_alerts is not None:
+                self.on_alerts([conflict])
             previous.close("replaced by a new connection of the same terminal")
         self.sessions[session.terminal] = session
         terminal = session.terminal

@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from ingest.registry import Refusal
+
 # Acknowledgement latency buckets, seconds: fsync group commit sits in the low milliseconds.
 _ACK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -99,3 +101,11 @@ class GatewayMetrics:
         self.commands = Counter(
             "lienwatch_commands_total", "Platform commands by outcome", ["outcome"], registry=r
         )
+        self.identity_refusals = Counter(
+            "lienwatch_identity_refusals_total",
+            "Registrations and authentications refused, by reason",
+            ["reason"],
+            registry=r,
+        )
+        for reason in Refusal:  # a closed label set, every value shown from the start
+            self.identity_refusals.labels(reason.value)

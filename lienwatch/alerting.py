@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -31,6 +31,7 @@ from alerts.delivery.recorder import AlertRecorder
 from alerts.delivery.redis_sink import RedisPublisher
 from alerts.delivery.sink import AlertSink
 from alerts.delivery.webhooks import WebhookDeliverer, WebhookPolicy
+from alerts.model import Alert
 from geofence import Fence, load_fences
 from lienwatch.settings import Settings
 from pipeline.alert_spool import AlertSpool
@@ -85,6 +86,17 @@ class Alerting:
     @property
     def on_positions(self) -> Callable[..., None] | None:
         return self.detector.on_positions if self.detector is not None else None
+
+    def raise_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Alerts the gateway raises itself (`device_conflict`): stored and fanned out by the
+        detector's cycle like its own. A process without detection only logs them (the
+        gateway did)."""
+        for alert in alerts:
+            log.warning("%s device=%s %s", alert.type.value, alert.device_id, alert.details)
+        if self.detector is not None:
+            self.detector.add_alerts(alerts)
+        else:
+            log.warning("%d gateway alerts not stored: detection is off here", len(alerts))
 
     def devices_changed(self) -> None:
         """A device was provisioned or rebound: refresh the fleet soon (once per burst)."""

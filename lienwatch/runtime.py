@@ -193,6 +193,7 @@ async def start_services(
         journal=journal,
         store_factory=store_factory,
         on_positions=alerting.on_positions,
+        on_alerts=alerting.raise_alerts,
     )
     try:
         address = await gateway.start()
@@ -214,6 +215,16 @@ async def start_services(
 
     def device_changed(device: Device) -> None:
         main_loop.call_soon_threadsafe(device_changed_here, device)
+
+    def reprovisioned_here(device: Device) -> None:
+        gateway.registry.reprovision(device)  # the old identity and code stop working now
+        session = gateway.sessions.get(device.terminal)
+        if session is not None:  # the replaced hardware must register again
+            session.close("re-provisioned")
+        alerting.devices_changed()
+
+    def device_reprovisioned(device: Device) -> None:
+        main_loop.call_soon_threadsafe(reprovisioned_here, device)
 
     intervals = ReportIntervals(
         store_factory,
@@ -248,6 +259,7 @@ async def start_services(
         send_command=send_command,
         online=lambda terminal: terminal in gateway.sessions,
         device_changed=device_changed,
+        device_reprovisioned=device_reprovisioned,
         loan_changed=loan_changed,
         fixed_keys=_fixed_keys(settings, admin_key),
         max_body_bytes=settings.api_max_body_bytes,

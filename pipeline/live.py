@@ -106,7 +106,14 @@ class _Batches:
     parts: list[PositionBatch]
 
 
-_Item = _Batches | Callable[[], None]
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    """Alerts raised outside the engine (the gateway's `device_conflict`)."""
+
+    alerts: tuple[Alert, ...]
+
+
+_Item = _Batches | _Raised | Callable[[], None]
 
 
 class LiveDetector:
@@ -204,6 +211,15 @@ class LiveDetector:
                 self._pending_rows,
             )
         return False
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Alerts raised elsewhere (the gateway): stored and sent in the next cycle like the
+        engine's own, with the same retries and counts. Queues only."""
+        if not alerts:
+            return
+        with self._cond:
+            self._queue.append(_Raised(tuple(alerts)))
+            self._cond.notify_all()
 
     def set_fleet(self, fleet: Fleet) -> None:
         """Applies a new fleet between batches, keeping every device's state."""
@@ -334,6 +350,8 @@ class LiveDetector:
                 batch = self._engine_batch(item)
                 self.stats.engine_calls += 1
                 alerts += self._guarded(functools.partial(self.engine.process, batch), "batch")
+            elif isinstance(item, _Raised):
+                alerts += item.alerts
             else:
                 item()
         return alerts

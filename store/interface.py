@@ -58,7 +58,11 @@ class WriteResult:
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """A terminal as the platform knows it. Times are epoch ms UTC, None when never."""
+    """A terminal as the platform knows it. Times are epoch ms UTC, None when never.
+
+    `maker_id`, `model` and `terminal_id` (the hardware's own id in the 0x0100 body, not the
+    phone number `terminal`) and `imei` (a 2019 tracker's 0x0102) are its identity (contracts
+    section 8): None until recorded, then kept until a re-provisioning replaces them."""
 
     terminal: str
     edition: int | None = None
@@ -66,6 +70,10 @@ class Device:
     registered_ms: int | None = None
     last_seen_ms: int | None = None
     vehicle_id: str | None = None
+    maker_id: str | None = None
+    model: str | None = None
+    terminal_id: str | None = None
+    imei: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +224,14 @@ class Store(Protocol):
 
     # devices
     def upsert_device(self, device: Device) -> None:
-        """Creates the device or replaces its fields (None keeps what is stored)."""
+        """Creates the device or replaces its fields (None keeps what is stored); an identity
+        field already recorded is never replaced here (`reprovision_device` does that)."""
+        ...
+
+    def reprovision_device(self, device: Device) -> Device | None:
+        """Replaced hardware: sets the device's identity fields and auth code to exactly those
+        given (None clears them: the next registration records them, issues a code); keeps the
+        rest. Returns the device as stored, None for an unknown terminal."""
         ...
 
     def unbind_device(self, terminal: str) -> bool:

@@ -110,6 +110,10 @@ FROM (SELECT device_id, timestamptz 'epoch' + seen_ms * interval '1 millisecond'
       FROM unnest(%s::integer[], %s::bigint[]) AS u (device_id, seen_ms)) s
 WHERE d.id = s.device_id AND (d.last_seen IS NULL OR d.last_seen < s.seen)
 """
+_DEVICE_COLS = (
+    "terminal, edition, auth_code, registered_at, last_seen, vehicle_id,"
+    " maker_id, model, terminal_id, imei"
+)
 _COMMAND_COLS = (
     "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_at, c.expires_at, c.attempts,"
     " c.serial, c.updated_at"
@@ -129,6 +133,12 @@ def _dt(ms: int | None) -> datetime | None:
 
 def _ms(value: datetime | None) -> int | None:
     return None if value is None else (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _device(row: tuple[Any, ...]) -> Device:
+    """A `_DEVICE_COLS` row."""
+    terminal, edition, auth, registered, seen, vehicle, *identity = row
+    return Device(terminal, edition, auth, _ms(registered), _ms(seen), vehicle, *identity)
 
 
 # Writes of at least this many rows are split over two connections (module docstring): bulk
@@ -476,13 +486,19 @@ class PostgresStore(IdempotencyRecords):
         with self._guard("upsert device") as conn:
             conn.execute(
                 "INSERT INTO devices AS d (terminal, edition, auth_code, registered_at, last_seen,"
-                " vehicle_id) VALUES (%s, %s, %s, %s, %s, %s)"
+                " vehicle_id, maker_id, model, terminal_id, imei)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (terminal) DO UPDATE SET"
                 " edition = coalesce(EXCLUDED.edition, d.edition),"
                 " auth_code = coalesce(EXCLUDED.auth_code, d.auth_code),"
                 " registered_at = coalesce(EXCLUDED.registered_at, d.registered_at),"
                 " last_seen = greatest(EXCLUDED.last_seen, d.last_seen),"
-                " vehicle_id = coalesce(EXCLUDED.vehicle_id, d.vehicle_id)",
+                " vehicle_id = coalesce(EXCLUDED.vehicle_id, d.vehicle_id),"
+                # A recorded identity is kept: only reprovision_device replaces it.
+                " maker_id = coalesce(d.maker_id, EXCLUDED.maker_id),"
+                " model = coalesce(d.model, EXCLUDED.model),"
+                " terminal_id = coalesce(d.terminal_id, EXCLUDED.terminal_id),"
+                " imei = coalesce(d.imei, EXCLUDED.imei)",
                 (
                     device.terminal,
                     device.edition,
@@ -490,8 +506,30 @@ class PostgresStore(IdempotencyRecords):
                     _dt(device.registered_ms),
                     _dt(device.last_seen_ms),
                     device.vehicle_id,
+                    device.maker_id,
+                    device.model,
+                    device.terminal_id,
+                    device.imei,
                 ),
             )
+
+    def reprovision_device(self, device: Device) -> Device | None:
+        with self._guard("reprovision device") as conn:
+            cur = conn.execute(
+                "UPDATE devices SET maker_id = %s, model = %s, terminal_id = %s, imei = %s,"
+                " auth_code = %s WHERE terminal = %s",
+                (
+                    device.maker_id,
+                    device.model,
+                    device.terminal_id,
+                    device.imei,
+                    device.auth_code,
+                    device.terminal,
+                ),
+            )
+            if cur.rowcount != 1:
+                return None
+        return self.get_device(device.terminal)
 
     def unbind_device(self, terminal: str) -> bool:
         with self._guard("unbind device") as conn:
@@ -503,14 +541,10 @@ class PostgresStore(IdempotencyRecords):
     def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
         with self._guard("read devices") as conn:
             rows = conn.execute(
-                "SELECT terminal, edition, auth_code, registered_at, last_seen, vehicle_id"
-                f" FROM devices {where} ORDER BY terminal",
+                f"SELECT {_DEVICE_COLS} FROM devices {where} ORDER BY terminal",
                 params,
             ).fetchall()
-        return [
-            Device(terminal, edition, auth, _ms(registered), _ms(seen), vehicle)
-            for terminal, edition, auth, registered, seen, vehicle in rows
-        ]
+        return [_device(row) for row in rows]
 
     def get_device(self, terminal: str) -> Device | None:
         found = self._devices("WHERE terminal = %s", (terminal,))
@@ -681,14 +715,10 @@ class PostgresStore(IdempotencyRecords):
             where, params = "vehicle_id = %s AND terminal > %s", [vehicle_id, after]
         with self._guard("find devices") as conn:
             rows = conn.execute(
-                "SELECT terminal, edition, auth_code, registered_at, last_seen, vehicle_id"
-                f" FROM devices WHERE {where} ORDER BY terminal LIMIT %s",
+                f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT %s",
                 [*params, limit],
             ).fetchall()
-        return [
-            Device(terminal, edition, auth, _ms(registered), _ms(seen), vehicle)
-            for terminal, edition, auth, registered, seen, vehicle in rows
-        ]
+        return [_device(row) for row in rows]
 
     def record_command(
         self, terminal: str, msg_id: int, body: bytes, state: CommandState, now_ms: int

@@ -50,6 +50,10 @@ from store.selection import (
 )
 from store.statements import RunResult
 
+_DEVICE_COLS = (
+    "terminal, edition, auth_code, registered_ms, last_seen_ms, vehicle_id,"
+    " maker_id, model, terminal_id, imei"
+)
 _POSITION_COLS = tuple(name if name != "device" else "device_id" for name in COLUMNS)
 _COLS = ", ".join(_POSITION_COLS)
 _MARKS = ", ".join("?" for _ in _POSITION_COLS)
@@ -244,14 +248,20 @@ class SqliteStore(IdempotencyRecords):
         with self._transaction("upsert device") as conn:
             conn.execute(
                 "INSERT INTO devices (terminal, edition, auth_code, registered_ms, last_seen_ms,"
-                " vehicle_id) VALUES (?, ?, ?, ?, ?, ?)"
+                " vehicle_id, maker_id, model, terminal_id, imei)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (terminal) DO UPDATE SET"
                 " edition = coalesce(excluded.edition, edition),"
                 " auth_code = coalesce(excluded.auth_code, auth_code),"
                 " registered_ms = coalesce(excluded.registered_ms, registered_ms),"
                 " last_seen_ms = max(coalesce(excluded.last_seen_ms, last_seen_ms),"
                 "                    coalesce(last_seen_ms, excluded.last_seen_ms)),"
-                " vehicle_id = coalesce(excluded.vehicle_id, vehicle_id)",
+                " vehicle_id = coalesce(excluded.vehicle_id, vehicle_id),"
+                # A recorded identity is kept: only reprovision_device replaces it.
+                " maker_id = coalesce(maker_id, excluded.maker_id),"
+                " model = coalesce(model, excluded.model),"
+                " terminal_id = coalesce(terminal_id, excluded.terminal_id),"
+                " imei = coalesce(imei, excluded.imei)",
                 (
                     device.terminal,
                     device.edition,
@@ -259,8 +269,30 @@ class SqliteStore(IdempotencyRecords):
                     device.registered_ms,
                     device.last_seen_ms,
                     device.vehicle_id,
+                    device.maker_id,
+                    device.model,
+                    device.terminal_id,
+                    device.imei,
                 ),
             )
+
+    def reprovision_device(self, device: Device) -> Device | None:
+        with self._transaction("reprovision device") as conn:
+            cur = conn.execute(
+                "UPDATE devices SET maker_id = ?, model = ?, terminal_id = ?, imei = ?,"
+                " auth_code = ? WHERE terminal = ?",
+                (
+                    device.maker_id,
+                    device.model,
+                    device.terminal_id,
+                    device.imei,
+                    device.auth_code,
+                    device.terminal,
+                ),
+            )
+            if cur.rowcount != 1:
+                return None
+        return self.get_device(device.terminal)
 
     def drop_positions_before(self, cutoff_ms: int) -> int:
         with self._transaction("drop old positions") as conn:
@@ -276,8 +308,7 @@ class SqliteStore(IdempotencyRecords):
     def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
         rows = self._read(
             "read devices",
-            "SELECT terminal, edition, auth_code, registered_ms, last_seen_ms, vehicle_id"
-            f" FROM devices {where} ORDER BY terminal",
+            f"SELECT {_DEVICE_COLS} FROM devices {where} ORDER BY terminal",
             params,
         )
         return [Device(*row) for row in rows]
@@ -440,8 +471,7 @@ class SqliteStore(IdempotencyRecords):
             where, params = "vehicle_id = ? AND terminal > ?", [vehicle_id, after]
         rows = self._read(
             "find devices",
-            "SELECT terminal, edition, auth_code, registered_ms, last_seen_ms, vehicle_id"
-            f" FROM devices WHERE {where} ORDER BY terminal LIMIT ?",
+            f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT ?",
             [*params, limit],
         )
         return [Device(*row) for row in rows]

@@ -1,10 +1,13 @@
 """Devices, their positions and vehicles: `/api/v1/devices...` and `/api/v1/vehicles/{id}`.
 
 Positions come from the store's `latest` and `track` (contracts section 6), each in the JSON of
-`lienwatch decode`'s location body (section 2). Provisioning (PUT) is for admins.
+`lienwatch decode`'s location body (section 2). Provisioning (PUT) and re-provisioning replaced
+hardware (POST .../reprovision: a new identity and auth code, contracts section 8) are for
+admins.
 """
 
 import secrets
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -28,16 +31,67 @@ Terminal = Annotated[
 ]
 
 
+class HardwareIdentity(BaseModel):
+    """The hardware as its 0x0100 describes it (and a 2019 tracker's 0x0102 IMEI)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"maker_id": "70111", "model": "GT06", "terminal_id": "A1"}]
+        },
+    )
+
+    maker_id: str = Field(max_length=30, pattern=NO_NUL)
+    model: str = Field(max_length=30, pattern=NO_NUL)
+    terminal_id: str = Field(max_length=30, pattern=NO_NUL, description="the hardware's own id")
+    imei: str | None = Field(default=None, min_length=1, max_length=15, pattern=NO_NUL)
+
+
+_CODE = Field(
+    default=None,
+    min_length=1,
+    max_length=64,
+    pattern=_TEXT,
+    description="the code the tracker must send in 0x0102; give a device model's fixed code",
+)
+
+
 class Provision(BaseModel):
     """PUT body: the collateral car the device is fitted to (`null` takes it off its car; left
-    out, the binding stays), and optionally its auth code."""
+    out, the binding stays), optionally its auth code, and optionally its identity (only while
+    none is recorded: replaced hardware is re-provisioned instead)."""
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"vehicle_id": "V1"}]}
     )
 
     vehicle_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TEXT)
-    auth_code: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TEXT)
+    auth_code: str | None = _CODE
+    identity: HardwareIdentity | None = None
+
+
+class Reprovision(BaseModel):
+    """POST body for replaced hardware: its identity (left out or null, its first 0x0100
+    records it) and auth code (left out or null, its registration is issued a new one)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{}, {"auth_code": "123456"}]}
+    )
+
+    identity: HardwareIdentity | None = None
+    auth_code: str | None = _CODE
+
+
+def _with_identity(device: Device, identity: HardwareIdentity | None) -> Device:
+    if identity is None:
+        return device
+    return replace(
+        device,
+        maker_id=identity.maker_id,
+        model=identity.model,
+        terminal_id=identity.terminal_id,
+        imei=identity.imei,
+    )
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -103,20 +157,24 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={
             200: {"model": DeviceOut, "description": "updated"},
             201: {"model": DeviceOut, "description": "created"},
-            **errors(*ROLE),
+            **errors(*ROLE, 409),
         },
     )
     async def provision(terminal: Terminal, body: Provision, who: admin) -> JSONResponse:
         """Creates the device (with a fresh auth code unless one is given) or updates it;
-        binds it to `vehicle_id`. 201 when created, 200 when it existed."""
+        binds it to `vehicle_id`. 201 when created, 200 when it existed. An `identity` is
+        recorded while none is; another than the recorded one is a 409 `identity_recorded`."""
         term = params.terminal(terminal)
 
         def upsert(store: Store) -> tuple[bool, Device]:
             known = store.get_device(term)
+            if known is not None and body.identity is not None:
+                _check_identity(known, body.identity)
             code = body.auth_code
             if known is None and code is None:
                 code = secrets.token_hex(8)
-            store.upsert_device(Device(term, auth_code=code, vehicle_id=body.vehicle_id))
+            given = Device(term, auth_code=code, vehicle_id=body.vehicle_id)
+            store.upsert_device(_with_identity(given, body.identity))
             if body.vehicle_id is None and "vehicle_id" in body.model_fields_set:
                 store.unbind_device(term)
             stored = store.get_device(term)
@@ -128,6 +186,24 @@ def router(ctx: ApiContext) -> APIRouter:
             ctx.device_changed(device)
         out = device_json(device, online=is_online(ctx, term), show_auth_code=True)
         return JSONResponse(out, status_code=201 if created else 200)
+
+    @api.post(
+        "/devices/{terminal}/reprovision",
+        response_model=None,
+        responses={200: {"model": DeviceOut}, **errors(*ROLE, 404)},
+    )
+    async def reprovision(terminal: Terminal, body: Reprovision, who: admin) -> dict[str, Any]:
+        """Replaced hardware: the identity and auth code become exactly those given (left
+        out: recorded and issued at the new hardware's first registration). The connection of
+        the old hardware, if any, is closed; the car binding and queued commands stay."""
+        term = params.terminal(terminal)
+        given = _with_identity(Device(term, auth_code=body.auth_code), body.identity)
+        device = await ctx.stores.run(lambda s: s.reprovision_device(given))
+        if device is None:
+            raise not_found(f"no device {term}")
+        if ctx.device_reprovisioned is not None:
+            ctx.device_reprovisioned(device)
+        return device_json(device, online=is_online(ctx, term), show_auth_code=True)
 
     @api.get(
         "/devices/{terminal}/latest",
@@ -215,3 +291,19 @@ def router(ctx: ApiContext) -> APIRouter:
         }
 
     return api
+
+
+def _check_identity(known: Device, given: HardwareIdentity) -> None:
+    """A 409 when `given` differs from an identity field already recorded."""
+    differs = [
+        name
+        for name, value in given.model_dump().items()
+        if value is not None and getattr(known, name) not in (None, value)
+    ]
+    if differs:
+        raise ApiError(
+            409,
+            "identity_recorded",
+            f"device {known.terminal} already has another {', '.join(differs)}: re-provision"
+            f" replaced hardware with POST /api/v1/devices/{known.terminal}/reprovision",
+        )

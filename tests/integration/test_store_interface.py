@@ -203,6 +203,29 @@ def test_devices_are_created_by_writes_and_kept_by_upserts(store: Store) -> None
     assert [d.terminal for d in store.list_devices()] == [A, B]
 
 
+def test_a_recorded_identity_is_kept_by_upserts_and_replaced_only_by_reprovisioning(
+    store: Store,
+) -> None:
+    store.upsert_device(Device(A, auth_code="abc", vehicle_id="V1"))
+    store.upsert_device(Device(A, maker_id="M1", model="X1", terminal_id="ID1"))
+    store.upsert_device(Device(A, imei="860000000000001"))
+    # Another identity offered by an upsert changes nothing already recorded.
+    store.upsert_device(Device(A, maker_id="EVIL", model="E", terminal_id="E", imei="1"))
+    kept = Device(A, None, "abc", None, None, "V1", "M1", "X1", "ID1", "860000000000001")
+    assert store.get_device(A) == kept
+    assert store.list_devices() == [kept]
+    assert store.find_devices(vehicle_id="V1") == [kept]
+
+    # Replaced hardware: identity and code set exactly as given, the rest stays.
+    given = store.reprovision_device(Device(A, auth_code="fixed", maker_id="M2", model="X2"))
+    assert given == Device(A, None, "fixed", None, None, "V1", "M2", "X2", None, None)
+    cleared = store.reprovision_device(Device(A))
+    assert cleared == Device(A, vehicle_id="V1")
+    assert store.get_device(A) == cleared
+    assert store.reprovision_device(Device(B)) is None
+    assert store.get_device(B) is None
+
+
 def test_last_seen_only_moves_forward(store: Store) -> None:
     batch, terminals = positions([{"terminal": A, "t": 0, "recv_ms": 5000}])
     store.write_positions(batch, terminals)

@@ -136,6 +136,7 @@ def _build(
         send_command=send_command,
         online=online or (lambda terminal: terminal.endswith("1")),
         device_changed=changed.append,
+        device_reprovisioned=changed.append,
         max_track_points=max_track_points,
     )
     app = create_app(registry=CollectorRegistry(), ready=lambda: READY, context=context)

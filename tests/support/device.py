@@ -27,10 +27,20 @@ class TestDevice:
 
     __test__ = False  # not a test class
 
-    def __init__(self, terminal: str, edition: Edition = Edition.V2013) -> None:
+    def __init__(
+        self,
+        terminal: str,
+        edition: Edition = Edition.V2013,
+        *,
+        identity: tuple[str, str, str] = ("LW", "T1", "ID1"),  # maker id, model, terminal id
+        imei: str = "860000000000001",
+    ) -> None:
         self.conn = Jt808Connection(Role.TERMINAL, terminal=terminal, edition=edition)
         self.terminal = terminal
         self.edition = edition
+        self.identity = identity
+        self.imei = imei
+        self.register_result: int | None = None
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.received: list[Message] = []
@@ -76,6 +86,7 @@ class TestDevice:
                         self.acked[event.message.answer_serial] = event.message.result
                     if isinstance(event.message, RegisterResponse):
                         self.auth_code = event.message.auth_code
+                        self.register_result = event.message.result
             until = min(until, 0.3)
 
     async def wait_acks(self, serials: list[int], timeout_s: float = 10.0) -> None:
@@ -89,16 +100,30 @@ class TestDevice:
             await self.pump(min(left, 0.5))
 
     async def login(self) -> bool:
-        register = Register(31, 115, "LW", "T1", "ID1", 1, "沪A12345", self.edition)
+        maker, model, terminal_id = self.identity
+        register = Register(31, 115, maker, model, terminal_id, 1, "沪A12345", self.edition)
+        self.register_result = None
         await self.send(register)
-        await self.pump(1.0)
+        deadline = time.monotonic() + 10.0
+        while self.register_result is None and time.monotonic() < deadline:
+            await self.pump(1.0)
+            if self.reader is not None and self.reader.at_eof():
+                break
         if not self.auth_code:
             return False
-        serial = await self.send(
-            Authenticate(self.auth_code, "860000000000001", "1.0", self.edition)
-        )
+        return await self.authenticate(self.auth_code)
+
+    async def authenticate(self, code: str) -> bool:
+        serial = await self.send(Authenticate(code, self.imei, "1.0", self.edition))
         await self.wait_acks([serial])
         return self.acked[serial] == 0
+
+    @property
+    def address(self) -> str:
+        """This end's `host:port`, as the platform sees it."""
+        assert self.writer is not None
+        host, port = self.writer.get_extra_info("sockname")[:2]
+        return f"{host}:{port}"
 
     async def report(self, lon: float, lat: float, time_ms: int, **kw: object) -> int:
         return await self.send(LocationReport.at(lon=lon, lat=lat, time_ms=time_ms, **kw))  # type: ignore[arg-type]
