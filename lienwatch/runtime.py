@@ -26,7 +26,8 @@ from api.loan_views import local_date
 from api.routes.alerts import alerts_router
 from api.server import ApiServer
 from api.stores import StoreAccess
-from ingest.gateway import CommandOutcome, Gateway, GatewayConfig
+from ingest.commands import CommandOutcome
+from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
 from ingest.jt808.messages import Message
 from ingest.mqtt_bridge import MqttBridge
