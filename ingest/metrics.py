@@ -87,6 +87,18 @@ class GatewayMetrics:
         self.connections_total = Counter(
             "lienwatch_connections_total", "JT808 connections accepted", registry=r
         )
+        self.connections_refused = Counter(
+            "lienwatch_connections_refused_total",
+            "JT808 connections closed on accept: over the total cap or the per-address cap",
+            ["cap"],
+            registry=r,
+        )
+        self.registration_lookups = Counter(
+            "lienwatch_registration_lookups_total",
+            "Store lookups of terminals unknown at registration: made, or deferred (over rate)",
+            ["outcome"],
+            registry=r,
+        )
         self.frames_in = Counter(
             "lienwatch_frames_in_total", "Frames received", ["msg_id"], registry=r
         )
