@@ -185,6 +185,8 @@ async def start_services(
             reuse_port=settings.jt808_reuse_port,
             max_frame_bytes=settings.jt808_max_frame_bytes,
             max_errors=settings.jt808_max_errors,
+            max_connections=settings.jt808_max_connections,
+            max_connections_per_address=settings.jt808_max_connections_per_address,
             commit_interval_s=settings.journal_commit_ms / 1000,
         ),
         journal=journal,

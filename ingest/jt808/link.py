@@ -337,7 +337,9 @@ class LinkSession:
             if self._apply(Input.BAD_FRAME):
                 self._refuse(event.header, Result.BAD_MESSAGE)
         elif isinstance(event, PacketReceived):
-            if not self._apply(Input.PACKET):  # no reassembly before authentication
+            if self._apply(Input.PACKET):
+                self._timers_moved = True  # the codec may hold a new group, with its deadline
+            else:  # no reassembly before authentication
                 self._refuse(event.header)
         elif isinstance(event, ReplyTimedOut):
             if self._commands.pop(event.serial, None) is not None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ingest.gateway import Gateway, GatewayConfig
-from ingest.link import Link
 from ingest.journal import Journal
 from ingest.jt808 import Edition
+from ingest.link import Link
 from store import Device, open_store
 from tests.support.device import TestDevice
 
