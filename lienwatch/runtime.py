@@ -28,7 +28,7 @@ from api.server import ApiServer
 from api.stores import StoreAccess
 from ingest.commands import CommandOutcome
 from ingest.gateway import Gateway, GatewayConfig
-from ingest.journal import Journal
+from ingest.journal import Journal, RecoveryReport
 from ingest.jt808.messages import Message
 from ingest.mqtt_bridge import MqttBridge
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
@@ -167,6 +167,7 @@ async def start_services(
 
     shown_key = await asyncio.to_thread(bootstrap)
     journal = Journal(settings.data_dir / "journal", max_bytes=settings.journal_max_bytes)
+    log_recovery(journal.recovery)
     if journal.depth_bytes:
         log.info("journal holds %d bytes not yet stored: replaying", journal.depth_bytes)
     try:
@@ -285,17 +286,45 @@ async def start_services(
     return services
 
 
-async def wait_for_stop() -> None:
-    """Returns on SIGINT or SIGTERM."""
+def log_recovery(report: RecoveryReport) -> None:
+    """What opening the journal found: a warning when a tail was cut or records were lost."""
+    damaged = sum(d.dropped_bytes for d in report.damaged)
+    line = (
+        "journal opened: %d segments, %d records, %d not yet stored; %d torn tails cut, "
+        "%d damaged ranges (%d bytes, %d records lost)"
+    )
+    args = (
+        report.segments,
+        report.records,
+        report.pending_records,
+        len(report.truncations),
+        len(report.damaged),
+        damaged,
+        report.lost_records,
+    )
+    if report.truncations or report.damaged:
+        log.warning(line, *args)
+    else:
+        log.info(line, *args)
+
+
+async def wait_for_stop(failed: asyncio.Event | None = None) -> bool:
+    """Returns on SIGINT or SIGTERM (False), or once `failed` is set (True)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.ensure_future(stop.wait())]
+    if failed is not None:
+        waits.append(asyncio.ensure_future(failed.wait()))
     try:
-        await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for wait in waits:
+            wait.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    return failed is not None and failed.is_set()
 
 
 def tune_garbage_collector() -> None:
@@ -318,8 +347,12 @@ async def serve(settings: Settings) -> None:
     print(f"lienwatch: API listening on http://{api_host}:{api_port}", flush=True)
     if services.admin_key is not None:  # created at this start: shown once, stored hashed
         print(f"lienwatch: admin API key (shown once): {services.admin_key}", flush=True)
+    failure = None
     try:
-        await wait_for_stop()
+        if await wait_for_stop(services.gateway.failed):
+            failure = services.gateway.group.failure
     finally:
         print("lienwatch: stopping", flush=True)
         await services.close()
+    if failure is not None:  # nothing more can be made durable: exit, restart recovers
+        raise failure
