@@ -28,7 +28,8 @@ from api.server import ApiServer
 from api.stores import StoreAccess
 from ingest.commands import CommandOutcome
 from ingest.gateway import Gateway, GatewayConfig
-from ingest.journal import Journal, RecoveryReport
+from ingest.journal import Journal
+from ingest.journal_segments import RecoveryReport
 from ingest.jt808.messages import Message
 from ingest.mqtt_bridge import MqttBridge
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
