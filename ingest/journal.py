@@ -64,13 +64,7 @@ from ingest.journal_segments import (
     write_all,
 )
 
-__all__ = [
-    "Journal",
-    "JournalError",
-    "JournalFullError",
-    "JournalLockedError",
-    "JournalSyncError",
-]
+__all__ = ["Journal", "JournalError", "JournalFullError", "JournalLockedError", "JournalSyncError"]
 from positions import DeviceIndex, PositionBatch
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
