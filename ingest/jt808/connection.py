@@ -22,7 +22,7 @@ from ingest.jt808.events import (
     PacketsAbandoned,
     ReplyTimedOut,
 )
-from ingest.jt808.framing import FrameSplitter, open_frame
+from ingest.jt808.framing import FrameSplitter, open_frame, plain_location
 from ingest.jt808.header import Header, parse_header
 from ingest.jt808.ids import Edition, MessageId, Role
 from ingest.jt808.messages import (
@@ -135,15 +135,7 @@ class Jt808Connection:
 
     def receive_payload(self, payload: bytes, now_s: float = 0.0) -> None:
         """Feeds the escaped bytes between two flags (a caller that frames the stream itself)."""
-        # 0x02 0x00 never needs escaping; bit 13 (packets) and 0x7d in the props byte are left
-        # to the full path, so the batch decoder only sees frames it fully understands.
-        if (
-            self.location_payloads
-            and payload[:2] == b"\x02\x00"
-            and len(payload) > 2
-            and not payload[2] & 0x20
-            and payload[2] != 0x7D
-        ):
+        if self.location_payloads and plain_location(payload):
             self.frames_received += 1
             self._events.append(LocationFrameReceived(payload))
             return

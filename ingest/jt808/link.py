@@ -29,7 +29,7 @@ from ingest.jt808.events import (
     PacketsAbandoned,
     ReplyTimedOut,
 )
-from ingest.jt808.framing import FrameSplitter
+from ingest.jt808.framing import FrameSplitter, plain_location
 from ingest.jt808.header import Header
 from ingest.jt808.ids import Edition, MessageId, Result, Role
 from ingest.jt808.link_events import (
@@ -63,17 +63,6 @@ from ingest.jt808.messages import (
 # Messages that answer a platform command.
 _REPLIES = (TerminalGeneralResponse, LocationQueryReply, ParametersReply)
 _LOCATION = MessageId.LOCATION_REPORT
-
-
-def plain_report(payload: bytes) -> bool:
-    """A single-frame 0x0200 the vectorized decoder takes as it is: 0x02 0x00 never needs
-    escaping; bit 13 (packets) and 0x7d in the props byte are left to the full decode."""
-    return (
-        payload[:2] == b"\x02\x00"
-        and len(payload) > 2
-        and not payload[2] & 0x20
-        and (payload[2] != 0x7D)
-    )
 
 
 class LinkSession:
@@ -151,9 +140,9 @@ class LinkSession:
                     self._close(Input.STREAM_FAULT, f"stream fault: {self._splitter.error}")
                     continue
                 return None
-            if self.state is LinkState.AUTHENTICATED and plain_report(inbox[at]):
+            if self.state is LinkState.AUTHENTICATED and plain_location(inbox[at]):
                 end = at + 1
-                while end < len(inbox) and plain_report(inbox[end]):
+                while end < len(inbox) and plain_location(inbox[end]):
                     end += 1
                 self._last_rx = self._now
                 if at == 0 and end == len(inbox):  # the common case: hand the list over whole
