@@ -277,7 +277,8 @@ class Gateway:
             self.admission.end_lookup()
         if known is not None and terminal not in self.registry:
             self.registry.put(known)
-        self._register(link, request)
+        if not link.closed:  # a connection gone meanwhile gets no code
+            self._register(link, request)
 
     def _register(self, link: Link, request: RegistrationRequested) -> None:
         """The registration decision: one call into the registry."""

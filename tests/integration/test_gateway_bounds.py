@@ -83,7 +83,8 @@ async def test_garbage_does_not_move_the_handshake_deadline(tmp_path: Path) -> N
             await asyncio.sleep(0.1)
         after = await closed
         writer.close()
-    assert after is not None and 0.9 <= after <= 2.5
+    # closed while the garbage still flowed (it would have kept a refreshed deadline away)
+    assert after is not None and 0.9 <= after < 4.0
 
 
 async def test_registration_lookups_of_unknown_terminals_are_rate_limited(
