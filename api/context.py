@@ -10,7 +10,7 @@ from fastapi import APIRouter
 
 from api.auth import Authenticator
 from api.stores import StoreAccess
-from ingest.gateway import CommandOutcome
+from ingest.commands import CommandOutcome
 from ingest.jt808.messages import Message
 from loans import CaseAction, Loan
 from store import Device

@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from ingest.jt808.ids import MessageId
 from ingest.registry import Refusal
+
+
+class JournalState(Protocol):
+    """The journal's counters the metrics read (ingest.journal.Journal has them)."""
+
+    damaged_records: int
+    damaged_bytes: int
+    out_of_space: bool
+
+
+# Message ids a label may name: the protocol's own. Any other id counts as "other", so no peer
+# can grow the label set (one series per id it makes up).
+_KNOWN_IDS = {int(m): f"0x{int(m):04x}" for m in MessageId}
+
+
+def message_label(msg_id: int) -> str:
+    """The `msg_id` label of a message id: its hex form when the protocol defines it."""
+    return _KNOWN_IDS.get(msg_id, "other")
+
 
 # Acknowledgement latency buckets, seconds: fsync group commit sits in the low milliseconds.
 _ACK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -67,6 +88,18 @@ class GatewayMetrics:
         self.connections_total = Counter(
             "lienwatch_connections_total", "JT808 connections accepted", registry=r
         )
+        self.connections_refused = Counter(
+            "lienwatch_connections_refused_total",
+            "JT808 connections closed on accept: over the total cap or the per-address cap",
+            ["cap"],
+            registry=r,
+        )
+        self.registration_lookups = Counter(
+            "lienwatch_registration_lookups_total",
+            "Store lookups of terminals unknown at registration: made, or deferred (over rate)",
+            ["outcome"],
+            registry=r,
+        )
         self.frames_in = Counter(
             "lienwatch_frames_in_total", "Frames received", ["msg_id"], registry=r
         )
@@ -109,3 +142,30 @@ class GatewayMetrics:
         )
         for reason in Refusal:  # a closed label set, every value shown from the start
             self.identity_refusals.labels(reason.value)
+
+
+class JournalCollector(Collector):
+    """The journal's own counters read at scrape time: damaged records and bytes (since this
+    process opened it, recovery included) and whether the disk is out of space."""
+
+    def __init__(self, journal: JournalState, registry: CollectorRegistry) -> None:
+        self._journal = journal
+        registry.register(self)
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        journal = self._journal
+        yield CounterMetricFamily(
+            "lienwatch_journal_damaged_records",
+            "Journal records lost to damage (found at recovery or when read)",
+            value=journal.damaged_records,
+        )
+        yield CounterMetricFamily(
+            "lienwatch_journal_damaged_bytes",
+            "Journal bytes that held no readable record",
+            value=journal.damaged_bytes,
+        )
+        yield GaugeMetricFamily(
+            "lienwatch_journal_out_of_space",
+            "1 while the journal's disk refuses appends",
+            value=1 if journal.out_of_space else 0,
+        )

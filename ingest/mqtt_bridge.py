@@ -1,10 +1,10 @@
 """The MQTT side of the gateway (contracts section 5): trackers behind a broker.
 
 Trackers publish raw JT808 frames, one per message, to `lienwatch/up/{terminal}` and receive the
-platform's frames on `lienwatch/down/{terminal}`. Each terminal gets the same `Session` a TCP
-connection gets (registration, authentication, reports acknowledged only once durable, commands
-down), over an `MqttLink` standing in for the socket: what the session writes is published, one
-frame per message, on the terminal's down topic.
+platform's frames on `lienwatch/down/{terminal}`. Each terminal gets the same link session a TCP
+connection gets (registration, authentication, the handshake deadline, reports acknowledged only
+once durable, commands down), driven by an `MqttLink`: whole frames in, and what the session
+writes published, one frame per message, on the terminal's down topic.
 
 paho runs its network loop in its own thread; that thread only queues what arrives, and the
 event loop delivers the queue to the sessions. When the gateway pauses reading (journal full, too
@@ -21,15 +21,17 @@ import contextlib
 import logging
 import re
 import threading
+import time
 import uuid
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.delivery.mqtt_sink import parse_mqtt_url
-from ingest.gateway import Gateway, Session
+from ingest.jt808.link import LinkSession
+from ingest.link import Link, LinkHost
 
 log = logging.getLogger("lienwatch.mqtt")
 
@@ -40,36 +42,34 @@ _FRAME = re.compile(rb"\x7e[^\x7e]+\x7e")
 _TERMINAL = re.compile(r"^[0-9]{1,20}$")
 
 
-class MqttLink(asyncio.Transport):
-    """The transport of one terminal's session: publishes what the session writes."""
+class MqttHost(LinkHost, Protocol):
+    """What the bridge needs of the gateway."""
+
+    reading_paused: bool
+
+    def new_session(self) -> LinkSession: ...
+
+    def link_opened(self, link: Link, address: str | None) -> bool: ...
+
+
+class MqttLink(Link):
+    """One terminal's session over the broker: publishes what the session writes."""
 
     def __init__(self, bridge: MqttBridge, terminal: str) -> None:
-        super().__init__()
+        super().__init__(bridge.gateway, bridge.gateway.new_session(), f"mqtt:{terminal}")
         self._bridge = bridge
-        self.terminal = terminal
-        self.closed = False
+        self.topic_terminal = terminal
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self.closed:
-            for frame in _FRAME.findall(bytes(data)):
-                self._bridge.publish(self.terminal, frame)
+    def transmit(self, data: bytes) -> None:
+        for frame in _FRAME.findall(data):
+            self._bridge.publish(self.topic_terminal, frame)
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return f"mqtt:{self.terminal}" if name == "peername" else default
+    def close_transport(self) -> None:
+        self._bridge.forget(self)
 
-    def pause_reading(self) -> None:
-        """Reading pauses for the whole bridge: the gateway pauses every session at once."""
-
-    def resume_reading(self) -> None:
+    def resume(self) -> None:
+        """Reading pauses for the whole bridge (it looks at the gateway); resuming delivers."""
         self._bridge.wake()
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._bridge.forget(self)
 
 
 class MqttBridge:
@@ -77,7 +77,7 @@ class MqttBridge:
 
     def __init__(
         self,
-        gateway: Gateway,
+        gateway: MqttHost,
         url: str,
         *,
         client_id: str = "",
@@ -99,7 +99,7 @@ class MqttBridge:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.sessions: dict[str, Session] = {}
+        self.sessions: dict[str, MqttLink] = {}
         self.received = 0
         self.rejected_topics = 0
         self._inbox: deque[tuple[str, bytes]] = deque()
@@ -132,8 +132,8 @@ class MqttBridge:
 
     async def close(self) -> None:
         self.stop_intake()
-        for session in list(self.sessions.values()):
-            session.close("gateway stopping")
+        for link in list(self.sessions.values()):
+            link.close("gateway stopping")
         await asyncio.to_thread(self._disconnect)
 
     def _disconnect(self) -> None:
@@ -202,19 +202,18 @@ class MqttBridge:
             self.rejected_topics += 1
             return
         self.received += 1
-        session = self.sessions.get(terminal)
-        if session is None or session.closed:
-            session = Session(self.gateway)
-            self.sessions[terminal] = session
-            session.connection_made(MqttLink(self, terminal))
-        session.data_received(payload)
+        link = self.sessions.get(terminal)
+        if link is None or link.closed:
+            link = MqttLink(self, terminal)
+            if not self.gateway.link_opened(link, None):  # no caps over the broker
+                return
+            self.sessions[terminal] = link
+        link.receive_frame(payload, time.monotonic())
 
     def publish(self, terminal: str, frame: bytes) -> None:
         self.client.publish(DOWN + terminal, frame, qos=1)
 
     def forget(self, link: MqttLink) -> None:
-        """A session closed its link (idle, too many errors, replaced, stopping)."""
-        session = self.sessions.get(link.terminal)
-        if session is not None and session.transport is link:
-            del self.sessions[link.terminal]
-            asyncio.get_running_loop().call_soon(session.connection_lost, None)
+        """A session closed (idle, handshake timeout, too many errors, replaced, stopping)."""
+        if self.sessions.get(link.topic_terminal) is link:
+            del self.sessions[link.topic_terminal]

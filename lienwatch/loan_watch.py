@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ingest.gateway import CommandOutcome
+from ingest.commands import CommandOutcome
 from ingest.jt808 import ParamId
 from ingest.jt808.messages import Message, SetParameters
 from loans import CaseAction, Loan, LoanState, state_moved

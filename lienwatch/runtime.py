@@ -26,12 +26,13 @@ from api.loan_views import local_date
 from api.routes.alerts import alerts_router
 from api.server import ApiServer
 from api.stores import StoreAccess
-from ingest.gateway import CommandOutcome, Gateway, GatewayConfig
+from ingest.commands import CommandOutcome
+from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
+from ingest.journal_segments import RecoveryReport
 from ingest.jt808.messages import Message
 from ingest.mqtt_bridge import MqttBridge
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
-from lienwatch.journal_metrics import JournalCollector, log_recovery
 from lienwatch.loan_sweep import LoanSweeper, Moved
 from lienwatch.loan_watch import ReportIntervals
 from lienwatch.retention import retention_task
@@ -169,7 +170,7 @@ async def start_services(
 
     shown_key = await asyncio.to_thread(bootstrap)
     journal = Journal(settings.data_dir / "journal", max_bytes=settings.journal_max_bytes)
-    log_recovery(journal)
+    log_recovery(journal.recovery)
     if journal.depth_bytes:
         log.info("journal holds %d bytes not yet stored: replaying", journal.depth_bytes)
     try:
@@ -188,6 +189,8 @@ async def start_services(
             reuse_port=settings.jt808_reuse_port,
             max_frame_bytes=settings.jt808_max_frame_bytes,
             max_errors=settings.jt808_max_errors,
+            max_connections=settings.jt808_max_connections,
+            max_connections_per_address=settings.jt808_max_connections_per_address,
             commit_interval_s=settings.journal_commit_ms / 1000,
         ),
         journal=journal,
@@ -203,7 +206,6 @@ async def start_services(
         raise
     alerting.start_watching()
     AlertingCollector(alerting, gateway.metrics.registry)
-    JournalCollector(journal, gateway.metrics.registry)
 
     # The API runs on its own thread and loop (api/server.py): what it tells the gateway's
     # side is handed over to this loop, never run from the API's thread.
@@ -320,17 +322,45 @@ def readiness(services: Services) -> Readiness:
     return Readiness.of(reasons)
 
 
-async def wait_for_stop() -> None:
-    """Returns on SIGINT or SIGTERM."""
+def log_recovery(report: RecoveryReport) -> None:
+    """What opening the journal found: a warning when a tail was cut or records were lost."""
+    damaged = sum(d.dropped_bytes for d in report.damaged)
+    line = (
+        "journal opened: %d segments, %d records, %d not yet stored; %d torn tails cut, "
+        "%d damaged ranges (%d bytes, %d records lost)"
+    )
+    args = (
+        report.segments,
+        report.records,
+        report.pending_records,
+        len(report.truncations),
+        len(report.damaged),
+        damaged,
+        report.lost_records,
+    )
+    if report.truncations or report.damaged:
+        log.warning(line, *args)
+    else:
+        log.info(line, *args)
+
+
+async def wait_for_stop(failed: asyncio.Event | None = None) -> bool:
+    """Returns on SIGINT or SIGTERM (False), or once `failed` is set (True)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.ensure_future(stop.wait())]
+    if failed is not None:
+        waits.append(asyncio.ensure_future(failed.wait()))
     try:
-        await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for wait in waits:
+            wait.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    return failed is not None and failed.is_set()
 
 
 def tune_garbage_collector() -> None:
@@ -353,8 +383,12 @@ async def serve(settings: Settings) -> None:
     print(f"lienwatch: API listening on http://{api_host}:{api_port}", flush=True)
     if services.admin_key is not None:  # created at this start: shown once, stored hashed
         print(f"lienwatch: admin API key (shown once): {services.admin_key}", flush=True)
+    failure = None
     try:
-        await wait_for_stop()
+        if await wait_for_stop(services.gateway.failed):
+            failure = services.gateway.group.failure
     finally:
         print("lienwatch: stopping", flush=True)
         await services.close()
+    if failure is not None:  # nothing more can be made durable: exit, restart recovers
+        raise failure

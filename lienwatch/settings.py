@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     jt808_idle_timeout_s: float = Field(default=600.0, gt=0)
     jt808_max_frame_bytes: int = Field(default=4096, ge=64)
     jt808_max_errors: int = Field(default=20, ge=1)
+    # Caps on open JT808 connections, in total and per source address; 0 is no cap (loopback
+    # load tests open thousands from one address).
+    jt808_max_connections: int = Field(default=0, ge=0)
+    jt808_max_connections_per_address: int = Field(default=0, ge=0)
     # Journal: group commit window and the bound before backpressure.
     journal_commit_ms: float = Field(default=5.0, gt=0)
     journal_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)

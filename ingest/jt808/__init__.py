@@ -2,6 +2,8 @@
 
 - `decode_frame` / `encode_frame`: whole frames, for transports that keep message boundaries.
 - `Jt808Connection`: a stream link for either role, with framing, reassembly and retries.
+- `LinkSession` (`link`, `link_state`, `link_events`): the platform's policy for one link, its
+  transition table, one timer and events out; the TCP shell and the MQTT bridge drive it.
 - `ingest.jt808.messages`: one dataclass per message body.
 - `ingest.jt808.batch`: many 0x0200 frames at once into numpy columns (the gateway's hot path).
 """

@@ -22,7 +22,7 @@ from ingest.jt808.events import (
     PacketsAbandoned,
     ReplyTimedOut,
 )
-from ingest.jt808.framing import FrameSplitter, open_frame
+from ingest.jt808.framing import FrameSplitter, open_frame, plain_location
 from ingest.jt808.header import Header, parse_header
 from ingest.jt808.ids import Edition, MessageId, Role
 from ingest.jt808.messages import (
@@ -95,6 +95,9 @@ class Jt808Connection:
         self.peer_terminal: str | None = None
         # Hand single-frame 0x0200 reports over undecoded, for the vectorized decoder.
         self.location_payloads = location_payloads
+        # False: packets of a sub-packaged message are announced (PacketReceived) and dropped,
+        # never held (a link that has not authenticated yet gets no reassembly memory).
+        self.reassemble = True
         self.frames_received = 0
         self.frames_rejected = 0
 
@@ -103,12 +106,12 @@ class Jt808Connection:
     def receive_data(self, data: bytes, now_s: float = 0.0) -> None:
         """Feeds bytes from the peer; events become available through `next_event`."""
         for payload in self._splitter.feed(data):
-            self._receive_payload(payload, now_s)
+            self.receive_payload(payload, now_s)
 
     def receive_frame(self, frame: bytes, now_s: float = 0.0) -> None:
         """Feeds one whole frame (a transport that keeps message boundaries, such as MQTT)."""
         payload = frame[1:-1] if frame[:1] == b"\x7e" and frame[-1:] == b"\x7e" else frame
-        self._receive_payload(payload, now_s)
+        self.receive_payload(payload, now_s)
 
     def next_event(self) -> Event | None:
         """The next event, or None; raises Jt808ProtocolError once a stream fault is reached."""
@@ -130,16 +133,9 @@ class Jt808Connection:
     def broken(self) -> Jt808ProtocolError | None:
         return self._splitter.error
 
-    def _receive_payload(self, payload: bytes, now_s: float) -> None:
-        # 0x02 0x00 never needs escaping; bit 13 (packets) and 0x7d in the props byte are left
-        # to the full path, so the batch decoder only sees frames it fully understands.
-        if (
-            self.location_payloads
-            and payload[:2] == b"\x02\x00"
-            and len(payload) > 2
-            and not payload[2] & 0x20
-            and payload[2] != 0x7D
-        ):
+    def receive_payload(self, payload: bytes, now_s: float = 0.0) -> None:
+        """Feeds the escaped bytes between two flags (a caller that frames the stream itself)."""
+        if self.location_payloads and plain_location(payload):
             self.frames_received += 1
             self._events.append(LocationFrameReceived(payload))
             return
@@ -150,6 +146,9 @@ class Jt808Connection:
             self._learn(header)
             if header.subpackaged:
                 self._events.append(PacketReceived(header))
+                if not self.reassemble:
+                    self.frames_received += 1
+                    return
                 done = self._reassembler.add(header, body, now_s)
                 if done is None:
                     self.frames_received += 1
@@ -283,7 +282,19 @@ class Jt808Connection:
     def awaiting_reply(self) -> int:
         return len(self._pending)
 
+    def cancel_retry(self, serial: int) -> None:
+        """Stops retrying the message of `serial` (its sender gave up waiting)."""
+        self._pending.pop(serial, None)
+
     # ------------------------------------------------------------------ timers
+
+    def next_deadline(self) -> float | None:
+        """When `check_timeouts` next has work: a retry, or a sub-packaged message overdue."""
+        deadline = self._reassembler.next_deadline()
+        for pending in self._pending.values():
+            if deadline is None or pending.deadline_s < deadline:
+                deadline = pending.deadline_s
+        return deadline
 
     def check_timeouts(self, now_s: float) -> None:
         """Retransmits unanswered messages that are due and asks for missing packets."""

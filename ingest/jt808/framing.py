@@ -85,6 +85,18 @@ def open_frame(frame: bytes) -> bytes:
     return content[:-1]
 
 
+def plain_location(payload: bytes) -> bool:
+    """A single-frame 0x0200 payload the vectorized decoder takes as it is (`batch`): 0x02 0x00
+    never needs escaping; bit 13 (packets) and 0x7d in the props byte are left to the full
+    decode, so the batch decoder only sees frames it fully understands."""
+    return (
+        payload[:2] == b"\x02\x00"
+        and len(payload) > 2
+        and not payload[2] & 0x20
+        and payload[2] != 0x7D
+    )
+
+
 class FrameSplitter:
     """Cuts a byte stream into escaped frame payloads (the bytes between two 0x7e flags).
 

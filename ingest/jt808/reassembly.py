@@ -100,6 +100,12 @@ class Reassembler:
         )
         return Completed(cleared, body)
 
+    def next_deadline(self) -> float | None:
+        """When the next group becomes overdue, if any is in progress."""
+        if not self._groups:
+            return None
+        return min(g.touched_s for g in self._groups.values()) + self.timeout_s
+
     def overdue(self, now_s: float) -> list[Overdue]:
         out: list[Overdue] = []
         for key, group in list(self._groups.items()):

@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 
+from ingest.journal import JournalError
 from lienwatch.commands import EXIT_RUNTIME, fail
 from lienwatch.settings import SettingsError, load_settings
 from store import StoreError
@@ -25,6 +26,8 @@ def serve() -> None:
         asyncio.run(runtime.serve(settings))
     except StoreError as exc:
         fail(f"store: {' '.join(str(exc).split())}", EXIT_RUNTIME)
+    except JournalError as exc:  # an fsync failed: restarting recovers from the journal
+        fail(f"journal: {exc}", EXIT_RUNTIME)
     except OSError as exc:
         fail(f"cannot listen: {exc}", EXIT_RUNTIME)
 

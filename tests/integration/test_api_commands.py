@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from ingest.gateway import CommandOutcome, Gateway, GatewayConfig
+from ingest.commands import CommandOutcome
+from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
 from ingest.jt808 import ParamId
 from ingest.jt808.messages import (

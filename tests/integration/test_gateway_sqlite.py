@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
 from ingest.jt808 import Edition
+from ingest.link import Link
 from store import Device, open_store
 from tests.support.device import TestDevice
 
@@ -102,30 +104,21 @@ async def test_an_unknown_terminal_is_refused_without_auto_registration(tmp_path
     _ = asyncio
 
 
-class _RecordingTransport:
-    """Stands in for a socket: the test reads what the gateway wrote."""
+class _RecordingLink(Link):
+    """A link whose transport is a buffer: the test reads what the gateway wrote."""
 
-    def __init__(self) -> None:
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway, gateway.new_session(), "test")
         self.data = bytearray()
 
-    def write(self, data: bytes) -> None:
+    def transmit(self, data: bytes) -> None:
         self.data += data
 
-    def get_extra_info(self, name: str) -> None:
-        return None
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def close(self) -> None:
+    def close_transport(self) -> None:
         pass
 
 
 async def test_stopping_acknowledges_every_report_already_read(tmp_path: Path) -> None:
-    from ingest.gateway import Session
     from ingest.jt808 import LocationReport, encode_frame
     from ingest.jt808.messages import Authenticate, Register
 
@@ -138,16 +131,17 @@ async def test_stopping_acknowledges_every_report_already_read(tmp_path: Path) -
         store_factory=lambda: open_store(None, data),
     )
     await gw.start()
-    session = Session(gw)
-    transport = _RecordingTransport()
-    session.connection_made(transport)  # type: ignore[arg-type]
-    session.data_received(
-        encode_frame(Register(31, 0, "M", "X", "ID", 1, "P"), terminal="1", serial=0)
+    link = _RecordingLink(gw)
+    assert gw.link_opened(link, None)
+    link.receive(
+        encode_frame(Register(31, 0, "M", "X", "ID", 1, "P"), terminal="1", serial=0),
+        time.monotonic(),
     )
     device = gw.registry.get("000000000001")
     assert device is not None
-    session.data_received(
-        encode_frame(Authenticate(device.auth_code or ""), terminal="1", serial=1)
+    link.receive(
+        encode_frame(Authenticate(device.auth_code or ""), terminal="1", serial=1),
+        time.monotonic(),
     )
     count = 10_000  # more than one decode slice
     frames = b"".join(
@@ -158,9 +152,9 @@ async def test_stopping_acknowledges_every_report_already_read(tmp_path: Path) -
         )
         for i in range(count)
     )
-    session.data_received(frames)  # read, not yet committed
-    transport.data.clear()
+    link.receive(frames, time.monotonic())  # read, not yet committed
+    link.data.clear()
     await gw.stop()
     journal.close()
-    acks = bytes(transport.data).count(b"\x7e\x80\x01")
+    acks = bytes(link.data).count(b"\x7e\x80\x01")
     assert acks == count
