@@ -85,6 +85,9 @@ class DrainPolicy:
     backlog_bytes: int = 8 * 1024 * 1024
     retry_s: float = 0.2
     max_retry_s: float = 5.0
+    # The last pass after `stop` writes for at most this long: a stopping process must go
+    # quickly whatever the backlog (what is left waits in the journal for the next start).
+    final_pass_s: float = 1.5
 
 
 def drain_forever(
@@ -135,10 +138,11 @@ def drain_forever(
             if journal.depth_bytes >= policy.backlog_bytes:
                 continue  # behind: drain again at once
         stop.wait(max(0.0, policy.interval_s - took))
+    deadline = time.monotonic() + policy.final_pass_s
     with contextlib.suppress(Exception):
         if store is None:
             store = store_factory()
-        while drain_once(journal, store).records:
+        while time.monotonic() < deadline and drain_once(journal, store).records:
             pass
     _close(store)
 

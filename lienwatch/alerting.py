@@ -41,6 +41,7 @@ from pipeline.thresholds import RuleBook, parse_rules
 from store import Store, StoreError
 from store.fencerows import feature_collection
 
+STOP_WAIT_S = 1.0  # each of the detector and the sinks, when the process stops
 ALERT_SPOOL_FILE = "alerts.spool"  # in the data directory, beside the journal
 DETECTOR_SPILL_FILE = "detector.spill"  # batches the detector is too far behind to hold
 log = logging.getLogger("lienwatch.alerting")
@@ -148,9 +149,12 @@ class Alerting:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        if self.detector is not None:
-            await asyncio.to_thread(self.detector.stop)
-        await self.fanout.aclose()  # closes every sink, the webhook thread included
+        if self.detector is not None:  # unsaved alerts go to the spool on its last cycle
+            await asyncio.to_thread(self.detector.stop, STOP_WAIT_S)
+        try:  # closes every sink, the webhook thread included (its outbox is durable)
+            await asyncio.wait_for(self.fanout.aclose(), STOP_WAIT_S)
+        except TimeoutError:
+            log.warning("alert sinks did not close within %.1f s; leaving them", STOP_WAIT_S)
 
 
 class AlertingCollector(Collector):

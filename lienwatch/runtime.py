@@ -11,6 +11,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import resource
 import signal
 import sys
@@ -374,6 +375,12 @@ def tune_garbage_collector() -> None:
     sys.setswitchinterval(0.001)
 
 
+# SIGTERM to exit, at any time: an orchestrator kills a process that takes longer. What was
+# not stored by then waits in the journal (fsynced) for the next start.
+STOP_BUDGET_S = 4.0
+EXIT_STOP_OVERDUE = 0  # a stop that overran is still a stop asked for
+
+
 async def serve(settings: Settings) -> None:
     services = await start_services(settings)
     tune_garbage_collector()
@@ -389,6 +396,15 @@ async def serve(settings: Settings) -> None:
             failure = services.gateway.group.failure
     finally:
         print("lienwatch: stopping", flush=True)
-        await services.close()
+        try:
+            await asyncio.wait_for(services.close(), STOP_BUDGET_S)
+        except TimeoutError:
+            # Worker threads stuck in a call (a database that stopped answering) would hold
+            # the interpreter's exit: leave without them.
+            log.error("stopping took over %.0f s: exiting now", STOP_BUDGET_S)
+            services.journal.close()
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(EXIT_STOP_OVERDUE if failure is None else 1)
     if failure is not None:  # nothing more can be made durable: exit, restart recovers
         raise failure

@@ -7,7 +7,8 @@ import contextlib
 
 
 class TcpProxy:
-    """Forwards connections to `target`; `cut()` drops every connection and refuses new ones."""
+    """Forwards connections to `target`; `cut()` drops every connection and refuses new ones,
+    `stall()` keeps them open and forwards nothing."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -15,6 +16,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self, port: int = 0) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
@@ -29,6 +32,13 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+
+    def stall(self) -> None:
+        """Connections stay open but nothing moves: a database that stopped answering."""
+        self._flowing.clear()
+
+    def unstall(self) -> None:
+        self._flowing.set()
 
     async def restore(self) -> None:
         await self.start(self.port)
@@ -53,6 +63,7 @@ class TcpProxy:
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         try:
             while data := await src.read(65536):
+                await self._flowing.wait()
                 dst.write(data)
                 await dst.drain()
         except (ConnectionError, OSError):
