@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from alerts.model import format_time
 from ingest.jt808.errors import Jt808UsageError
+from ingest.jt808.ids import Status
 from ingest.jt808.jsonview import location_json
 from ingest.jt808.location import LocationReport
 from positions import Flag, PositionBatch
@@ -56,9 +60,82 @@ def position_json(batch: PositionBatch, row: int, valid: bool | None = None) -> 
     return out
 
 
+_LOCAL_MS = 8 * 3_600_000  # the trackers' GMT+8, as `iso` and the decoder show times
+_BCD_FIRST_MS = 946_656_000_000  # 2000-01-01T00:00:00+08:00: the first time a BCD[6] holds
+_BCD_END_MS = 4_102_415_999_999 + 1  # after 2099-12-31T23:59:59.999+08:00
+
+
+def _local_iso(time_ms: npt.NDArray[np.int64], unit: str) -> list[str]:
+    """ISO 8601 texts in GMT+8 with the offset, in whole seconds (`unit` "s") or with
+    milliseconds where there are any (`unit` "ms", as `iso` shows them)."""
+    local = time_ms + _LOCAL_MS
+    if unit == "s":
+        texts = np.datetime_as_string((local // 1000).astype("datetime64[s]"), unit="s")
+    else:
+        texts = np.datetime_as_string(local.astype("datetime64[ms]"), unit="ms")
+        texts = np.where(local % 1000 == 0, texts.astype("U19"), texts)
+    return [f"{t}+08:00" for t in texts.tolist()]
+
+
 def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
+    """`position_json` of every row, computed a column at a time: a long track's answer costs
+    one small dict per row, not a decoded report each. Rows whose times a tracker could not
+    send (before 2000 or after 2099) take `position_json` itself."""
+    n = len(batch)
+    if not n:
+        return []
+    lat64, lon64 = batch.lat.astype(np.float64), batch.lon.astype(np.float64)
+    south, west = lat64 < 0, lon64 < 0
+    lat = np.rint(np.abs(lat64) * 1e6) / 1e6
+    lon = np.rint(np.abs(lon64) * 1e6) / 1e6
+    status = (
+        (batch.status.astype(np.int64) & ~int(Status.SOUTH | Status.WEST))
+        | np.where(south, int(Status.SOUTH), 0)
+        | np.where(west, int(Status.WEST), 0)
+    )
+    speed = np.rint(batch.speed_kmh.astype(np.float64) * 10) / 10
+    time_ms, recv_ms = batch.time_ms, batch.recv_ms
+    sendable = (time_ms >= _BCD_FIRST_MS) & (time_ms < _BCD_END_MS) & (recv_ms >= 0)
+    fix_text = _local_iso(np.where(sendable, time_ms, _BCD_FIRST_MS), "s")
+    received = _local_iso(np.where(sendable, recv_ms, 0), "ms")
+    names = {int(f): flag_names(int(f)) for f in np.unique(batch.flags).tolist()}
     valid = batch.valid().tolist()
-    return [position_json(batch, i, valid[i]) for i in range(len(batch))]
+    columns = zip(
+        np.where(south, -lat, lat).tolist(),
+        np.where(west, -lon, lon).tolist(),
+        batch.altitude_m.tolist(),
+        speed.tolist(),
+        batch.course.tolist(),
+        fix_text,
+        batch.alarm.tolist(),
+        status.tolist(),
+        received,
+        batch.flags.tolist(),
+        valid,
+        sendable.tolist(),
+        strict=True,
+    )
+    out: list[dict[str, Any]] = []
+    for row, (la, lo, alt, spd, crs, fix, alarm, st, rcv, flags, ok, fits) in enumerate(columns):
+        if not fits:
+            out.append(position_json(batch, row, ok))
+            continue
+        out.append(
+            {
+                "lat": la,
+                "lon": lo,
+                "altitude_m": alt,
+                "speed_kmh": spd,
+                "course": crs,
+                "time": fix,
+                "alarm": alarm,
+                "status": st,
+                "received": rcv,
+                "flags": list(names[flags]),
+                "valid": ok,
+            }
+        )
+    return out
 
 
 def device_json(
