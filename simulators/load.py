@@ -63,6 +63,9 @@ class LoadConfig:
     drain_timeout_s: float = 15.0
     first_terminal: int = 13_900_000_000
     seed: int = 1
+    # How long a report may wait for its answer and still be matched to it: a run that expects
+    # long stalls (a gateway holding acknowledgements while its disk is full) needs more.
+    ring_window_s: float = RING_WINDOW_S
     encoder: str = "vector"  # "scalar": one encode_frame per report (the benchmark's baseline)
 
     def __post_init__(self) -> None:
@@ -122,10 +125,10 @@ class LoadReport:
         }
 
 
-def ring_size(devices: int, rate: float) -> int:
+def ring_size(devices: int, rate: float, window_s: float = RING_WINDOW_S) -> int:
     """Send-time slots per device: a power of two (so serial % ring survives the 16-bit wrap)
-    holding RING_WINDOW_S of one device's reports."""
-    want = max(64.0, rate / devices * RING_WINDOW_S)
+    holding `window_s` of one device's reports."""
+    want = max(64.0, rate / devices * window_s)
     return int(min(65536, 1 << int(np.ceil(np.log2(want)))))
 
 
@@ -195,7 +198,7 @@ class Fleet:
             for i, t in enumerate(self.terminals)
         }
         self.tid = terminal_bytes(self.terminals, cfg.edition)
-        self.ring = ring_size(n, cfg.rate)
+        self.ring = ring_size(n, cfg.rate, cfg.ring_window_s)
         self.serial = np.zeros(n, dtype=np.int64)
         self.sent_at = np.zeros((n, self.ring), dtype=np.float64)
         self.alive = np.zeros(n, dtype=np.bool_)
