@@ -209,3 +209,105 @@ def test_disk_full_during_database_outage(benchmark: Any, tmpfs: Path, database:
     assert report.sent == report.acknowledged
     assert "full_at_s" in events  # the outage did fill the disk
     assert all(code == 200 for code, _ in events["health"])
+
+
+DETECT_S = float(os.environ.get("LIENWATCH_BENCH_OUTAGE_DETECT_S", "90"))
+DETECT_RATE = float(os.environ.get("LIENWATCH_BENCH_OUTAGE_DETECT_RATE", "5000"))
+DETECT_DEVICES = int(os.environ.get("LIENWATCH_BENCH_OUTAGE_DETECT_DEVICES", "1000"))
+DOWN_S = float(os.environ.get("LIENWATCH_BENCH_OUTAGE_DOWN_S", "60"))
+
+
+def _raised(text: str) -> int:
+    return int(
+        sum(
+            float(v)
+            for v in re.findall(r"^lienwatch_alerts_raised_total\{[^}]*\} (\S+)$", text, re.M)
+        )
+    )
+
+
+def test_database_outage_with_the_detector_on(
+    benchmark: Any, database: str, tmp_path: Path
+) -> None:
+    """The database away for DOWN_S under a DETECT_RATE fleet: trackers that keep sending are
+    never offline, and every alert the detector raised meanwhile is stored once afterwards."""
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
+    env = {
+        "LIENWATCH_DATABASE_URL": url,
+        "LIENWATCH_DATA_DIR": str(tmp_path / "data"),
+        "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
+        "LIENWATCH_API_LISTEN": "127.0.0.1:0",
+        "LIENWATCH_AUTO_REGISTER": "true",
+    }
+    proc = subprocess.Popen(
+        [str(BIN), "serve"], env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    port = api = None
+    while port is None or api is None:
+        line = proc.stdout.readline()
+        assert line, "serve did not start"
+        if found := re.search(r"JT808 gateway listening on [^:]+:(\d+)", line):
+            port = int(found.group(1))
+        elif found := re.search(r"API listening on (\S+)", line):
+            api = found.group(1)
+    result: dict[str, Any] = {}
+
+    def measure() -> None:
+        cfg = LoadConfig(
+            "127.0.0.1", port, DETECT_DEVICES, DETECT_RATE, DETECT_S, ring_window_s=60.0
+        )
+        sender = threading.Thread(target=lambda: result.update(report=run(cfg)))
+        sender.start()
+        time.sleep(10)
+        _outage(database, True)
+        time.sleep(DOWN_S)
+        _outage(database, False)
+        sender.join()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = httpx.get(f"{api}/metrics", timeout=5).text
+            with psycopg.connect(url) as conn:
+                rows = dict(conn.execute("SELECT type, count(*) FROM alerts GROUP BY type"))
+                stored = conn.execute("SELECT count(*) FROM positions").fetchone()
+            result.update(raised=_raised(text), alerts=rows, stored=int(stored[0] if stored else 0))
+            if (
+                sum(rows.values()) >= result["raised"]
+                and result["stored"] >= result["report"].acknowledged
+            ):
+                break
+            time.sleep(1)
+
+    try:
+        benchmark.pedantic(measure, rounds=1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        result["exit"] = proc.wait(30)
+        proc.stdout.close()
+    report: LoadReport = result["report"]
+    alerts: dict[str, int] = result["alerts"]
+    benchmark.extra_info.update(
+        {
+            "rate": DETECT_RATE,
+            "devices": DETECT_DEVICES,
+            "seconds": DETECT_S,
+            "database_down_s": DOWN_S,
+            "sent": report.sent,
+            "acknowledged": report.acknowledged,
+            "stored": result["stored"],
+            "alerts_raised": result["raised"],
+            "alerts_stored": alerts,
+            "offline_alerts": alerts.get("offline", 0) + alerts.get("all_devices_offline", 0),
+            "exit": result["exit"],
+        }
+    )
+    benchmark.extra_info["notes"] = [
+        f"database down {DOWN_S:.0f} s under {DETECT_RATE:,.0f}/s from {DETECT_DEVICES} trackers: "
+        f"sent {report.sent:,}, acknowledged {report.acknowledged:,}, stored {result['stored']:,}; "
+        f"alerts raised {result['raised']}, stored {sum(alerts.values())} {alerts}",
+    ]
+    print("\n".join(benchmark.extra_info["notes"]))
+    assert report.sent == report.acknowledged == result["stored"]
+    assert alerts.get("offline", 0) == 0
+    assert alerts.get("all_devices_offline", 0) == 0
+    assert sum(alerts.values()) == result["raised"]

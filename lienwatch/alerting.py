@@ -116,6 +116,7 @@ class Alerting:
         """Applies fence and device changes to the running engine."""
         detector = self.detector
         assert detector is not None
+        failing = False
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._fleet_dirty.wait(), self.reload_interval_s)
@@ -124,7 +125,16 @@ class Alerting:
             try:
                 await asyncio.to_thread(self._reload, detector, refresh_fleet)
             except Exception as exc:  # the store is down: the engine keeps what it has
-                log.warning("cannot reload fences and devices: %s", exc)
+                if not failing:  # once per outage, not every interval
+                    log.warning("cannot reload fences and devices (retrying): %s", exc)
+                failing = True
+                if refresh_fleet:  # still to do once the store is back, an interval from now
+                    await asyncio.sleep(self.reload_interval_s)
+                    self._fleet_dirty.set()
+            else:
+                if failing:
+                    log.info("fences and devices reloaded again")
+                failing = False
 
     def _reload(self, detector: LiveDetector, refresh_fleet: bool) -> None:
         store = self.store_factory()
