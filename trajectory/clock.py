@@ -81,11 +81,30 @@ class ClockSettings:
     reset_window_ms: int = 400 * DAY_MS
 
 
+@dataclass(slots=True)
+class ClockCounts:
+    """Rows each outcome flagged, for the replay summary and metrics."""
+
+    corrected: int = 0
+    reset: int = 0
+    stuck: int = 0
+    future: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "clock_corrected": self.corrected,
+            "clock_reset": self.reset,
+            "clock_stuck": self.stuck,
+            "clock_future": self.future,
+        }
+
+
 @dataclass
 class DeviceClocks:
     """Per-device clock state in columns indexed by dense device index."""
 
     settings: ClockSettings = field(default_factory=ClockSettings)
+    counts: ClockCounts = field(default_factory=ClockCounts)
     correction_ms: _I64 = field(default_factory=lambda: np.zeros(0, np.int64))
     # The run of agreeing reports that may become the correction: its value, length, first
     # receive time and the last offset in it (length 0: no run).
@@ -165,7 +184,12 @@ class DeviceClocks:
         unusable = np.flatnonzero(~usable)
         if len(unusable):
             time_ms[unusable] += self._spread(device[unusable], recv_ms[unusable])
-        flags[usable & (correction != 0)] |= np.uint16(Flag.CLOCK_CORRECTED)
+        corrected = usable & (correction != 0)
+        flags[corrected] |= np.uint16(Flag.CLOCK_CORRECTED)
+        self.counts.corrected += int(corrected.sum())
+        self.counts.reset += int(reset.sum())
+        self.counts.stuck += int(stuck.sum())
+        self.counts.future += int(future.sum())
         flags[reset] |= np.uint16(Flag.CLOCK_RESET)
         flags[future] |= np.uint16(Flag.FUTURE)
         flags[stuck] |= np.uint16(Flag.CLOCK_STUCK)
