@@ -60,6 +60,7 @@ from ingest.metrics import GatewayMetrics
 from ingest.registry import DeviceRegistry
 from positions import DeviceIndex, Flag, PositionBatch
 from store import CommandState, Device, Store, StoreError
+from trajectory.clock import DeviceClocks
 
 log = logging.getLogger("lienwatch.gateway")
 
@@ -406,6 +407,9 @@ class Gateway:
         self.journal = journal
         self.metrics = metrics or GatewayMetrics()
         self.devices = DeviceIndex()
+        # Fix times corrected for device clocks before the journal: the store and the live
+        # detector see the same times (trajectory.clock).
+        self.clocks = DeviceClocks()
         self.sessions: dict[str, Session] = {}
         self.registry = DeviceRegistry([], auto_register=config.auto_register)
         self.reading_paused = False
@@ -663,7 +667,7 @@ class Gateway:
             flags = 0 if report.kind < 0 else int(Flag.BACKFILL if report.backfill else Flag.BATCH)
             parts.append(_reports_to_batch(report.items, session.device, recv_ms, flags))
             acks.single.append((session, serial, msg_id, received))
-        return PositionBatch.concat(parts), acks
+        return self.clocks.apply(PositionBatch.concat(parts)), acks
 
     def _send_acks(self, acks: _Acks) -> None:
         """0x8001 for every committed report: one vectorized encode, one write per session."""

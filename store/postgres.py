@@ -76,7 +76,8 @@ LATEST_AHEAD_MS = ClockSettings().ahead_ms
 
 _STAGING_COLUMNS = """(
     device_id integer NOT NULL, fix_time timestamptz NOT NULL, recv_time timestamptz NOT NULL,
-    device_time timestamptz NOT NULL, lon double precision NOT NULL, lat double precision NOT NULL, speed_kmh real NOT NULL,
+    device_time timestamptz NOT NULL, lon double precision NOT NULL,
+    lat double precision NOT NULL, speed_kmh real NOT NULL,
     course smallint NOT NULL, altitude_m integer NOT NULL, alarm bigint NOT NULL,
     status bigint NOT NULL, flags integer NOT NULL
 ) ON COMMIT DELETE ROWS"""

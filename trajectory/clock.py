@@ -317,5 +317,3 @@ def row_states(
     code[(flags & np.uint16(Flag.CLOCK_STUCK)) != 0] = ClockState.STUCK
     code[(flags & np.uint16(Flag.FUTURE)) != 0] = ClockState.FUTURE
     return code
-
-
