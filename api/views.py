@@ -10,7 +10,7 @@ from ingest.jt808.errors import Jt808UsageError
 from ingest.jt808.jsonview import location_json
 from ingest.jt808.location import LocationReport
 from positions import Flag, PositionBatch
-from store import Device
+from store import Device, DeviceClock
 
 _FLAG_NAMES = [(flag, (flag.name or "").lower()) for flag in Flag if flag is not Flag.NONE]
 
@@ -44,6 +44,7 @@ def position_json(batch: PositionBatch, row: int, valid: bool | None = None) -> 
         out["time"] = iso(time_ms)
         out.pop("time_raw", None)
     flags = int(batch.flags[row])
+    out["device_time"] = iso(int(batch.device_time_ms[row]))
     out["received"] = iso(int(batch.recv_ms[row]))
     out["flags"] = flag_names(flags)
     out["valid"] = bool(batch.valid()[row]) if valid is None else valid
@@ -62,6 +63,7 @@ def device_json(
     latest: dict[str, Any] | None = None,
     with_latest: bool = False,
     show_auth_code: bool = False,
+    clock: DeviceClock | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "terminal": device.terminal,
@@ -76,4 +78,15 @@ def device_json(
         out["auth_code"] = device.auth_code
     if with_latest:
         out["latest"] = latest
+    out["clock"] = clock_json(clock)
     return out
+
+
+def clock_json(clock: DeviceClock | None) -> dict[str, Any] | None:
+    if clock is None:
+        return None
+    return {
+        "state": clock.state,
+        "offset_s": clock.offset_ms / 1000,
+        "since": iso(clock.since_ms),
+    }

@@ -20,7 +20,7 @@ from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.routes.lookup import device_or_404, is_online
 from api.views import device_json, position_json, positions_json
 from positions import PositionBatch
-from store import Device, Store
+from store import Device, DeviceClock, Store
 
 _TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
 Terminal = Annotated[
@@ -55,7 +55,9 @@ def router(ctx: ApiContext) -> APIRouter:
     async def devices_json(
         devices: list[Device], *, with_latest: bool, who: Identity
     ) -> list[dict[str, Any]]:
-        latest = await latest_of([d.terminal for d in devices]) if with_latest else {}
+        terminals = [d.terminal for d in devices]
+        latest = await latest_of(terminals) if with_latest else {}
+        clocks = await ctx.stores.run(lambda s: s.device_clocks(terminals)) if terminals else {}
         return [
             device_json(
                 d,
@@ -63,6 +65,7 @@ def router(ctx: ApiContext) -> APIRouter:
                 latest=latest.get(d.terminal),
                 with_latest=with_latest,
                 show_auth_code=who.can(Role.ADMIN),
+                clock=clocks.get(d.terminal),
             )
             for d in devices
         ]
@@ -112,7 +115,7 @@ def router(ctx: ApiContext) -> APIRouter:
         binds it to `vehicle_id`. 201 when created, 200 when it existed."""
         term = params.terminal(terminal)
 
-        def upsert(store: Store) -> tuple[bool, Device]:
+        def upsert(store: Store) -> tuple[bool, Device, DeviceClock | None]:
             known = store.get_device(term)
             code = body.auth_code
             if known is None and code is None:
@@ -122,12 +125,12 @@ def router(ctx: ApiContext) -> APIRouter:
                 store.unbind_device(term)
             stored = store.get_device(term)
             assert stored is not None
-            return known is None, stored
+            return known is None, stored, store.device_clocks([term]).get(term)
 
-        created, device = await ctx.stores.run(upsert)
+        created, device, clock = await ctx.stores.run(upsert)
         if ctx.device_changed is not None:
             ctx.device_changed(device)
-        out = device_json(device, online=is_online(ctx, term), show_auth_code=True)
+        out = device_json(device, online=is_online(ctx, term), show_auth_code=True, clock=clock)
         return JSONResponse(out, status_code=201 if created else 200)
 
     @api.get(
