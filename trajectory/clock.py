@@ -70,10 +70,10 @@ CLOCK_STATES = tuple(s.label for s in ClockState)
 class ClockSettings:
     """Thresholds of the clock model (module docstring)."""
 
-    match_ms: int = 3 * 60_000
+    match_ms: int = 30_000
     jitter_ms: int = 10_000
     confirm: int = 3
-    confirm_ms: int = 60_000
+    confirm_ms: int = 20_000
     max_hours: int = 14
     ahead_ms: int = 5 * 60_000
     horizon_ms: int = 31 * DAY_MS
