@@ -79,8 +79,20 @@ def simulate(
     from simulators.output import write_scenario
     from simulators.scenario import build_scenario
 
+    clock_faults: tuple[str, ...] = ()
+    if names is not None:
+        from simulators.faults import CLOCK_FAULTS
+
+        if names != ("mixed",) and any(n not in CLOCK_FAULTS for n in names):
+            fail("simulate: --faults: impostor, silent and garbage need a --target")
+        clock_faults = names
     cfg = ScenarioConfig(
-        vehicles=vehicles, days=days, seed=seed, start=first_day, incidents=not no_incidents
+        vehicles=vehicles,
+        days=days,
+        seed=seed,
+        start=first_day,
+        incidents=not no_incidents,
+        faults=clock_faults,
     )
     scenario = build_scenario(cfg)
     figures = write_scenario(scenario, scenario_out)
