@@ -12,15 +12,17 @@ rollover. It changes only when the device's reports agree on another one: `confi
 reports (backfill batches left out) whose offset (receive time - device time) lies within
 `match_ms` of the same value, each within `jitter_ms` of the one before, over at least
 `confirm_ms` of receive time. A wrong clock looks like that; a burst of stored fixes does not,
-since its offset falls by the recording interval at every report.
+since its offset falls by the recording interval at every report. A report 1024 weeks behind is
+corrected at once (nobody stores 19-year-old fixes): only whole hours are ambiguous.
 
 Each row then gets its device time plus the correction when that lands in [receive -
 `horizon_ms`, receive + `ahead_ms`]: a live or late fix (CLOCK_CORRECTED when the correction is
-not 0). Otherwise the row has no usable time: a clock near a reset epoch or older than the
-horizon (CLOCK_RESET), one ahead (FUTURE), or one that repeats a single time for `stuck_ms` of
-receive time (CLOCK_STUCK). Such a row takes its receive time (plus its rank among the device's
-unusable rows of the same receive millisecond, so they stay distinct) and stays out of the
-location rules; the device's own time stays in `device_time_ms`.
+not 0). Otherwise the row has no usable time: a clock near a reset epoch (within
+`reset_window_ms` after it) or older than the horizon of 5 years (CLOCK_RESET), one ahead
+(FUTURE), or one that repeats a single time for `stuck_ms` of receive time (CLOCK_STUCK). Such
+a row takes its receive time (plus its rank among the device's unusable rows of the same receive
+millisecond, so they stay distinct) and stays out of the location rules; the device's own time
+stays in `device_time_ms`.
 
 Rows of one device must come in arrival order. How they are cut into batches does not change
 any result (a property test checks it), so replay over a file makes the gateway's live choices.
@@ -76,7 +78,7 @@ class ClockSettings:
     confirm_ms: int = 20_000
     max_hours: int = 14
     ahead_ms: int = 5 * 60_000
-    horizon_ms: int = 31 * DAY_MS
+    horizon_ms: int = 5 * 365 * DAY_MS
     stuck_ms: int = 90_000
     reset_window_ms: int = 400 * DAY_MS
 
@@ -169,7 +171,11 @@ class DeviceClocks:
         last = last_of_device(device)
         offset = recv_ms - device_ms
         bad_time = (flags & np.uint16(Flag.BAD_TIME)) != 0
-        correction = self._learn(device, offset, recv_ms, flags, first)
+        correction, value, evidence = self._learn(device, offset, recv_ms, flags, first)
+        # A report 1024 weeks (and whole hours) behind is a week rollover, never a stored fix:
+        # corrected at once, before its device's correction is learned.
+        rolled = evidence & (value >= ROLLOVER_MS - (s.max_hours + 1) * HOUR_MS)
+        correction = np.where(rolled & (offset - correction > s.horizon_ms), value, correction)
 
         rest = offset - correction
         near_epoch = np.zeros(n, np.bool_)
@@ -213,8 +219,9 @@ class DeviceClocks:
         recv_ms: _I64,
         flags: npt.NDArray[np.uint16],
         first: npt.NDArray[np.bool_],
-    ) -> _I64:
-        """The correction in force at each row; carries the runs of agreeing reports."""
+    ) -> tuple[_I64, _I64, npt.NDArray[np.bool_]]:
+        """The correction in force at each row, each row's nearest candidate and whether the
+        row is evidence for it; carries the runs of agreeing reports."""
         s = self.settings
         rollover = offset > ROLLOVER_MS - (s.max_hours + 1) * HOUR_MS
         base = np.where(rollover, ROLLOVER_MS, 0)
@@ -228,7 +235,7 @@ class DeviceClocks:
         e = np.flatnonzero(evidence)
         correction = self.correction_ms[device]
         if len(e) == 0:
-            return correction
+            return correction, value, evidence
         e_dev, e_val, e_off, e_recv = device[e], value[e], offset[e], recv_ms[e]
         e_first = first_of_device(e_dev)
         prev_val = np.empty_like(e_val)
@@ -255,11 +262,11 @@ class DeviceClocks:
         self.run_offset_ms[d] = e_off[e_last]
 
         if not confirmed.any():
-            return correction
+            return correction, value, evidence
         marker = np.zeros(len(device), np.bool_)
         marker[e[confirmed]] = True
         at = latest_marker(marker | first)
-        return np.where(marker[at], value[at], correction)
+        return np.where(marker[at], value[at], correction), value, evidence
 
     def _stuck(
         self,

@@ -104,7 +104,7 @@ def test_two_day_old_fixes_open_no_silence_and_move_no_latest_back(
     # The two-day-old fixes are stored all the same, at their own time.
     track = get(base, f"/api/v1/devices/{terminal(0)}/track?from=" + _iso(-3 * DAY_MS)
                 + "&to=" + _iso(-DAY_MS))  # fmt: skip
-    assert len(track) >= 10
+    assert len(track) >= 5
 
 
 async def test_a_future_fix_never_moves_latest_and_a_blind_area_batch_opens_no_silence(

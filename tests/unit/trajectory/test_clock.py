@@ -102,13 +102,22 @@ def test_a_reset_clock_is_flagged_and_takes_the_receive_time(epoch_ms: int) -> N
     assert state(clocks)[0] == "reset"
 
 
-def test_a_far_past_clock_counts_as_reset_but_two_day_old_fixes_are_backfill() -> None:
+def test_old_fixes_are_backfill_but_a_clock_beyond_the_horizon_counts_as_reset() -> None:
     recv = every(1, 5)
     clocks = DeviceClocks()
-    old = clocks.apply(rows(recv - 48 * HOUR_MS, recv))
-    assert (old.time_ms == recv - 48 * HOUR_MS).all() and (old.flags == 0).all()
-    ancient = clocks.apply(rows(recv - 3 * 365 * 24 * HOUR_MS, recv + 10 * S))
+    for age in (48 * HOUR_MS, 3 * 365 * 24 * HOUR_MS):  # two days, three years: still fixes
+        old = clocks.apply(rows(recv - age, recv))
+        assert (old.time_ms == recv - age).all() and (old.flags == 0).all()
+    ancient = clocks.apply(rows(recv - 8 * 365 * 24 * HOUR_MS, recv + 10 * S))
     assert ((ancient.flags & Flag.CLOCK_RESET) != 0).all()
+
+
+def test_a_week_rollover_is_corrected_from_its_first_report() -> None:
+    """Nobody stores 19-year-old fixes: unlike whole hours, 1024 weeks needs no confirming."""
+    recv = every(30, 2)
+    out = DeviceClocks().apply(rows(recv - ROLLOVER_MS - 600, recv))
+    assert (out.time_ms == recv - 600).all()
+    assert ((out.flags & Flag.CLOCK_CORRECTED) != 0).all()
 
 
 def test_a_future_fix_takes_the_receive_time() -> None:
