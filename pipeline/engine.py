@@ -69,6 +69,9 @@ class Engine:
         # Replay of a file with receive times corrects device clocks here, as the gateway does
         # live before the journal (the live detector gets batches already corrected).
         self.clocks = clocks
+        # Silences run on receive times (trajectory.heard). A replay without them (fix time
+        # standing in) turns this off: talk is then exactly the reports, at no cost.
+        self.receive_times = True
         self.heard = Heard()
         self.pre = Preprocessor(
             GateSettings(
@@ -347,8 +350,11 @@ class Engine:
         report = np.flatnonzero(is_report)
         r_dev = b.device[report]
         # Silence rules run on receive times (trajectory.heard).
-        talk, talk_ms = self.heard.talk(b.device, b.recv_ms, is_report)
-        t_dev = b.device[talk]
+        if self.receive_times:
+            talk, talk_ms = self.heard.talk(b.device, b.recv_ms, is_report)
+            t_dev = b.device[talk]
+        else:
+            talk, talk_ms, t_dev = report, b.time_ms[report], r_dev
         alerts += self._silences(self.offline.reports(t_dev, talk_ms))
         for rule, kind in (
             (self.power, AlertType.POWER_CUT),
@@ -492,6 +498,8 @@ class Engine:
 
     def _vehicle_heard(self, floor: float) -> npt.NDArray[np.float64]:
         """Per vehicle: the receive time up to which every one of its devices has talked."""
+        if not self.receive_times:
+            return self._vehicle_watermark(floor)
         return self._vehicle_min(self.heard.through_ms(len(self.vehicle_of)), floor)
 
     def _edges(self, edges: list[Edge]) -> None:

@@ -92,6 +92,7 @@ def replay(
     after each batch. `workers`: see `worker_count`; raises ReplayWorkerError when a forked
     process fails."""
     batch = to_batch(rows, engine.devices)
+    engine.receive_times = rows.recv_ms is not None
     if rows.recv_ms is not None and engine.clocks is None:
         engine.clocks = DeviceClocks()
     latest = int(batch.recv_ms.max()) if len(rows) else 0
