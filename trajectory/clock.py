@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from positions import Flag, PositionBatch
-from trajectory.segments import first_of_device, last_of_device, latest_marker
+from trajectory.segments import device_order, first_of_device, last_of_device, latest_marker
 from trajectory.state import grown
 
 HOUR_MS = 3_600_000
@@ -144,13 +144,17 @@ class DeviceClocks:
             return batch
         device = batch.device
         grouped = len(device) < 2 or bool((device[1:] >= device[:-1]).all())
-        order = None if grouped else np.argsort(device, kind="stable")
-        b = batch if order is None else batch.take(order)
-        time_ms, flags = self.apply_grouped(b.device, b.device_time_ms, b.recv_ms, b.flags)
-        if order is not None:
-            back = np.empty_like(order)
-            back[order] = np.arange(len(order))
-            time_ms, flags = time_ms[back], flags[back]
+        order = None if grouped else device_order(device)
+        if order is None:
+            time_ms, flags = self.apply_grouped(
+                device, batch.device_time_ms, batch.recv_ms, batch.flags
+            )
+        else:
+            sorted_time, sorted_flags = self.apply_grouped(
+                device[order], batch.device_time_ms[order], batch.recv_ms[order], batch.flags[order]
+            )
+            time_ms, flags = np.empty_like(sorted_time), np.empty_like(sorted_flags)
+            time_ms[order], flags[order] = sorted_time, sorted_flags
         return PositionBatch(**{**batch.columns(), "time_ms": time_ms, "flags": flags})
 
     def apply_grouped(
@@ -178,29 +182,42 @@ class DeviceClocks:
         correction = np.where(rolled & (offset - correction > s.horizon_ms), value, correction)
 
         rest = offset - correction
-        near_epoch = np.zeros(n, np.bool_)
-        for epoch in RESET_EPOCHS_MS:
-            near_epoch |= (device_ms >= epoch - DAY_MS) & (device_ms < epoch + s.reset_window_ms)
-        reset = ~bad_time & (near_epoch | (rest > s.horizon_ms))
-        future = ~bad_time & ~reset & (rest < -s.ahead_ms)
-        stuck = ~bad_time & ~reset & ~future & self._stuck(device, device_ms, recv_ms, first)
-        usable = ~(bad_time | reset | future | stuck)
-
-        time_ms = np.where(usable, device_ms + correction, recv_ms)
-        unusable = np.flatnonzero(~usable)
+        # Only a row more than a day from its arrival can be near a reset epoch or past the
+        # horizon: those few are looked at closely.
+        odd = np.flatnonzero(bad_time | (rest < -s.ahead_ms) | (rest > DAY_MS))
+        reset = np.zeros(n, np.bool_)
+        future = np.zeros(n, np.bool_)
+        if len(odd):
+            sent, late, broken = device_ms[odd], rest[odd], bad_time[odd]
+            near_epoch = np.zeros(len(odd), np.bool_)
+            for epoch in RESET_EPOCHS_MS:
+                near_epoch |= (sent >= epoch - DAY_MS) & (sent < epoch + s.reset_window_ms)
+            reset[odd] = ~broken & (near_epoch | (late > s.horizon_ms))
+            future[odd] = ~broken & ~reset[odd] & (late < -s.ahead_ms)
+        stuck = self._stuck(device, device_ms, recv_ms, first)
+        if len(odd):
+            stuck &= ~(bad_time | reset | future)
+        unusable = np.flatnonzero(bad_time | reset | future | stuck)
+        corrected = correction != 0
+        time_ms = device_ms + correction
         if len(unusable):
+            corrected[unusable] = False
+            time_ms[unusable] = recv_ms[unusable]
             time_ms[unusable] += self._spread(device[unusable], recv_ms[unusable])
-        corrected = usable & (correction != 0)
-        flags[corrected] |= np.uint16(Flag.CLOCK_CORRECTED)
-        self.counts.corrected += int(corrected.sum())
-        self.counts.reset += int(reset.sum())
-        self.counts.stuck += int(stuck.sum())
-        self.counts.future += int(future.sum())
-        flags[reset] |= np.uint16(Flag.CLOCK_RESET)
-        flags[future] |= np.uint16(Flag.FUTURE)
-        flags[stuck] |= np.uint16(Flag.CLOCK_STUCK)
+        special = len(unusable) > 0 or bool(corrected.any())
+        if special:
+            flags[corrected] |= np.uint16(Flag.CLOCK_CORRECTED)
+            flags[reset] |= np.uint16(Flag.CLOCK_RESET)
+            flags[future] |= np.uint16(Flag.FUTURE)
+            flags[stuck] |= np.uint16(Flag.CLOCK_STUCK)
+            self.counts.corrected += int(corrected.sum())
+            self.counts.reset += int(reset.sum())
+            self.counts.stuck += int(stuck.sum())
+            self.counts.future += int(future.sum())
+            code = row_states(flags, time_ms, device_ms)
+        else:
+            code = np.zeros(n, np.int8)
 
-        code = row_states(flags, time_ms, device_ms)
         d_last = device[last]
         prev_code = np.empty(n, np.int8)
         prev_code[1:] = code[:-1]
@@ -236,6 +253,11 @@ class DeviceClocks:
         correction = self.correction_ms[device]
         if len(e) == 0:
             return correction, value, evidence
+        if (value[e] == correction[e]).all():
+            # The usual batch: every report agrees with its device's correction, so none
+            # changes, and no run towards another value is left pending.
+            self.run_length[device[e]] = 0
+            return correction, value, evidence
         e_dev, e_val, e_off, e_recv = device[e], value[e], offset[e], recv_ms[e]
         e_first = first_of_device(e_dev)
         prev_val = np.empty_like(e_val)
@@ -254,19 +276,21 @@ class DeviceClocks:
         run_from = np.where(from_carried, self.run_from_ms[e_dev], e_recv[anchor])
         confirmed = (length >= s.confirm) & (e_recv - run_from >= s.confirm_ms)
 
+        if confirmed.any():
+            marker = np.zeros(len(device), np.bool_)
+            marker[e[confirmed]] = True
+            at = latest_marker(marker | first)
+            correction = np.where(marker[at], value[at], correction)
         e_last = last_of_device(e_dev)
         d = e_dev[e_last]
         self.run_value_ms[d] = e_val[e_last]
-        self.run_length[d] = np.minimum(length[e_last], np.iinfo(np.int32).max)
+        # A run of the correction in force is no candidate: kept as none (as the usual batch
+        # above leaves it), so the state is the same however the rows were batched.
+        pending = e_val[e_last] != correction[e[e_last]]
+        self.run_length[d] = np.where(pending, np.minimum(length[e_last], 2**31 - 1), 0)
         self.run_from_ms[d] = run_from[e_last]
         self.run_offset_ms[d] = e_off[e_last]
-
-        if not confirmed.any():
-            return correction, value, evidence
-        marker = np.zeros(len(device), np.bool_)
-        marker[e[confirmed]] = True
-        at = latest_marker(marker | first)
-        return np.where(marker[at], value[at], correction), value, evidence
+        return correction, value, evidence
 
     def _stuck(
         self,
@@ -280,9 +304,13 @@ class DeviceClocks:
         prev[1:] = device_ms[:-1]
         prev[first] = self.device_ms[device[first]]
         same = device_ms == prev
+        last = last_of_device(device)
+        if not same.any():  # the usual batch: every time new
+            self.device_ms[device[last]] = device_ms[last]
+            self.device_from_ms[device[last]] = recv_ms[last]
+            return same
         anchor = latest_marker(~same | first)
         since = np.where(same[anchor], self.device_from_ms[device[anchor]], recv_ms[anchor])
-        last = last_of_device(device)
         self.device_ms[device[last]] = device_ms[last]
         self.device_from_ms[device[last]] = since[last]
         return np.asarray(same & (recv_ms - since >= self.settings.stuck_ms), dtype=np.bool_)

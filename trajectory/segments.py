@@ -102,3 +102,11 @@ def running_max(
     before[1:] = upto[:-1]
     before = np.where(first, carried[device], np.maximum(before, carried[device]))
     return before, np.maximum(upto, before)
+
+
+def device_order(device: npt.NDArray[np.int32]) -> IntArray:
+    """The stable order grouping rows by device: through 16-bit keys when the indexes fit
+    (numpy radix-sorts those, about 10x its merge sort on 32-bit keys)."""
+    if len(device) and int(device.min()) >= 0 and int(device.max()) < 1 << 16:
+        return np.argsort(device.astype(np.uint16), kind="stable")
+    return np.argsort(device, kind="stable")
