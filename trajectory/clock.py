@@ -303,7 +303,7 @@ class DeviceClocks:
         prev = np.empty_like(device_ms)
         prev[1:] = device_ms[:-1]
         prev[first] = self.device_ms[device[first]]
-        same = device_ms == prev
+        same: npt.NDArray[np.bool_] = np.asarray(device_ms == prev, dtype=np.bool_)
         last = last_of_device(device)
         if not same.any():  # the usual batch: every time new
             self.device_ms[device[last]] = device_ms[last]
