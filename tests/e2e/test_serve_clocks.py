@@ -153,3 +153,20 @@ def _iso(offset_ms: int) -> str:
     from alerts.model import format_time
 
     return format_time(int(time.time() * 1000) + offset_ms).replace("+", "%2B")
+
+
+def test_hostile_connections_beside_a_fleet_are_reported(serve: tuple[int, str]) -> None:
+    """The simulator's impostors, silent connections and garbage senders run and are counted
+    (what the server does to them is the gateway's policy: only the accounting is checked)."""
+    port, _ = serve
+    report = simulate(port, "--devices", "10", "--rate", "10", "--duration", "3",
+                      "--faults", "impostor,silent,garbage", "--hostile", "2")  # fmt: skip
+    faults = report["faults"]
+    assert faults["clock"] == {"ok": 10}
+    for kind in ("impostor", "silent", "garbage"):
+        entry = faults[kind]
+        assert entry["opened"] == 2 and entry["failed"] == 0
+        assert entry["closed_by_server"] + entry["still_open"] == 2
+    assert faults["garbage"]["bytes_sent"] >= 2 * 64
+    impostors = faults["impostor"]
+    assert impostors["refused"] + impostors["given_a_code"] <= 2  # or closed unanswered
