@@ -21,7 +21,10 @@ from store import CommandState
 CommandKind = Literal["set_parameters", "query_location", "track", "terminal_control"]
 FlagName = Literal[
     "backfill", "invalid_fix", "implausible", "duplicate", "out_of_order", "future", "bad_time",
-    "batch",
+    "batch", "clock_corrected", "clock_reset", "clock_stuck",
+]  # fmt: skip
+ClockStateName = Literal[
+    "ok", "corrected_hours", "rollover", "reset", "stuck", "future"
 ]  # fmt: skip
 Time = str  # ISO 8601 in the trackers' local time with its offset
 
@@ -65,8 +68,12 @@ class Position(BaseModel):
     altitude_m: int
     speed_kmh: float
     course: int
-    time: Time | None
+    time: Time | None = Field(
+        description="the fix time: the device's, corrected for a clock known to be off, or the"
+        " receive time when the device's is unusable (see `flags` and the device's `clock`)"
+    )
     time_raw: str | None = Field(default=None, description="the BCD time when it is no date")
+    device_time: Time | None = Field(description="the fix time as the device sent it")
     alarm: int
     status: int
     received: Time | None
@@ -87,6 +94,20 @@ class IdentityOut(BaseModel):
     imei: str | None = Field(description="of its first 2019 0x0102")
 
 
+class DeviceClock(BaseModel):
+    """The device's clock as of its latest report."""
+
+    state: ClockStateName = Field(
+        description="ok; corrected_hours or rollover: fix times are corrected by `offset_s`;"
+        " reset, stuck or future: its fix times are unusable and kept out of the location rules"
+    )
+    offset_s: float = Field(
+        description="the correction added to its fix times (for reset, stuck and future: how far"
+        " its latest fix time was behind the receive time)"
+    )
+    since: Time = Field(description="when its reports began to show this state")
+
+
 class DeviceOut(BaseModel):
     terminal: str
     vehicle_id: str | None
@@ -101,6 +122,9 @@ class DeviceOut(BaseModel):
         default=None, description="admins only; null until the first registration"
     )
     latest: Position | None = Field(default=None, description="where asked")
+    clock: DeviceClock | None = Field(
+        default=None, description="null until the device has reported a position"
+    )
 
 
 class DevicePage(BaseModel):

@@ -15,7 +15,7 @@ from ingest.jt808.ids import Status
 from ingest.jt808.jsonview import location_json
 from ingest.jt808.location import LocationReport
 from positions import Flag, PositionBatch
-from store import Device
+from store import Device, DeviceClock
 
 _FLAG_NAMES = [(flag, (flag.name or "").lower()) for flag in Flag if flag is not Flag.NONE]
 
@@ -54,6 +54,7 @@ def position_json(batch: PositionBatch, row: int, valid: bool | None = None) -> 
         out["time"] = iso(time_ms)
         out.pop("time_raw", None)
     flags = int(batch.flags[row])
+    out["device_time"] = iso(int(batch.device_time_ms[row]))
     out["received"] = iso(int(batch.recv_ms[row]))
     out["flags"] = flag_names(flags)
     out["valid"] = bool(batch.valid()[row]) if valid is None else valid
@@ -98,6 +99,9 @@ def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
     sendable = (time_ms >= _BCD_FIRST_MS) & (time_ms < _BCD_END_MS) & (recv_ms >= 0)
     fix_text = _local_iso(np.where(sendable, time_ms, _BCD_FIRST_MS), "s")
     received = _local_iso(np.where(sendable, recv_ms, 0), "ms")
+    device_time = batch.device_time_ms
+    sendable &= device_time >= 0
+    device_times = _local_iso(np.where(sendable, device_time, 0), "ms")
     names = {int(f): flag_names(int(f)) for f in np.unique(batch.flags).tolist()}
     valid = batch.valid().tolist()
     columns = zip(
@@ -109,6 +113,7 @@ def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
         fix_text,
         batch.alarm.tolist(),
         status.tolist(),
+        device_times,
         received,
         batch.flags.tolist(),
         valid,
@@ -116,7 +121,9 @@ def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
         strict=True,
     )
     out: list[dict[str, Any]] = []
-    for row, (la, lo, alt, spd, crs, fix, alarm, st, rcv, flags, ok, fits) in enumerate(columns):
+    for row, (la, lo, alt, spd, crs, fix, alarm, st, dev, rcv, flags, ok, fits) in enumerate(
+        columns
+    ):
         if not fits:
             out.append(position_json(batch, row, ok))
             continue
@@ -130,6 +137,7 @@ def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
                 "time": fix,
                 "alarm": alarm,
                 "status": st,
+                "device_time": dev,
                 "received": rcv,
                 "flags": list(names[flags]),
                 "valid": ok,
@@ -145,6 +153,7 @@ def device_json(
     latest: dict[str, Any] | None = None,
     with_latest: bool = False,
     show_auth_code: bool = False,
+    clock: DeviceClock | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "terminal": device.terminal,
@@ -160,6 +169,7 @@ def device_json(
         out["identity"] = identity_json(device)
     if with_latest:
         out["latest"] = latest
+    out["clock"] = clock_json(clock)
     return out
 
 
@@ -172,3 +182,13 @@ def identity_json(device: Device) -> dict[str, str | None] | None:
         "imei": device.imei,
     }
     return None if all(v is None for v in fields.values()) else fields
+
+
+def clock_json(clock: DeviceClock | None) -> dict[str, Any] | None:
+    if clock is None:
+        return None
+    return {
+        "state": clock.state,
+        "offset_s": clock.offset_ms / 1000,
+        "since": iso(clock.since_ms),
+    }

@@ -125,21 +125,26 @@ def _reserve(cur: psycopg.Cursor[Any], n: int) -> int:
 
 _COLS = pg_copy.COLUMN_LIST
 _ARRAYS = (
-    "%s::integer[], %s::bigint[], %s::bigint[], %s::float8[], %s::float8[], %s::real[],"
+    "%s::integer[], %s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::float8[],"
+    " %s::real[],"
     " %s::smallint[], %s::integer[], %s::bigint[], %s::bigint[], %s::integer[]"
 )
 _VALUES = (
-    "device_id, to_timestamp(fix_ms / 1000.0), to_timestamp(recv_ms / 1000.0), lon, lat,"
-    " speed_kmh, course, altitude_m, alarm, status, flags"
+    "device_id, to_timestamp(fix_ms / 1000.0), to_timestamp(recv_ms / 1000.0),"
+    " to_timestamp(dev_ms / 1000.0), lon, lat, speed_kmh, course, altitude_m, alarm, status, flags"
 )
-_AS = "(device_id, fix_ms, recv_ms, lon, lat, speed_kmh, course, altitude_m, alarm, status, flags)"
+_AS = (
+    "(device_id, fix_ms, recv_ms, dev_ms, lon, lat, speed_kmh, course, altitude_m, alarm,"
+    " status, flags)"
+)
 _UNNEST_ROWS = (
     f"INSERT INTO positions (seq, {_COLS}) SELECT %s + ord - 1, {_VALUES}"
     f" FROM unnest({_ARRAYS}) WITH ORDINALITY AS u {_AS[:-1]}, ord) ON CONFLICT DO NOTHING"
 )
 _UPSERT_SET = (
     " ON CONFLICT (device_id) DO UPDATE SET"
-    " fix_time = EXCLUDED.fix_time, recv_time = EXCLUDED.recv_time, lon = EXCLUDED.lon,"
+    " fix_time = EXCLUDED.fix_time, recv_time = EXCLUDED.recv_time,"
+    " device_time = EXCLUDED.device_time, lon = EXCLUDED.lon,"
     " lat = EXCLUDED.lat, speed_kmh = EXCLUDED.speed_kmh, course = EXCLUDED.course,"
     " altitude_m = EXCLUDED.altitude_m, alarm = EXCLUDED.alarm, status = EXCLUDED.status,"
     " flags = EXCLUDED.flags WHERE l.fix_time < EXCLUDED.fix_time"
@@ -184,11 +189,11 @@ def test_pg_unnest(benchmark: Any, pg_bench_url: str, pg_store: PostgresStore) -
 
 _STAGING = (
     "CREATE TEMP TABLE staging (seq bigint, device_id integer, fix_ms bigint, recv_ms bigint,"
-    " lon float8, lat float8, speed_kmh real, course smallint, altitude_m integer,"
+    " dev_ms bigint, lon float8, lat float8, speed_kmh real, course smallint, altitude_m integer,"
     " alarm bigint, status bigint, flags integer) ON COMMIT DELETE ROWS"
 )
 _STAGING_TYPES = [
-    "bigint", "integer", "bigint", "bigint", "float8", "float8", "real", "smallint",
+    "bigint", "integer", "bigint", "bigint", "bigint", "float8", "float8", "real", "smallint",
     "integer", "bigint", "bigint", "integer",
 ]  # fmt: skip
 
@@ -231,12 +236,12 @@ def test_pg_executemany(benchmark: Any, pg_bench_url: str, pg_store: PostgresSto
     rows_sql = (
         f"INSERT INTO positions (seq, {_COLS})"
         " VALUES (%s, %s, to_timestamp(%s / 1000.0), to_timestamp(%s / 1000.0),"
-        " %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        " to_timestamp(%s / 1000.0), %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
     )
     latest_sql = (
         f"INSERT INTO latest_positions AS l ({_COLS})"
         " VALUES (%s, to_timestamp(%s / 1000.0), to_timestamp(%s / 1000.0),"
-        " %s, %s, %s, %s, %s, %s, %s, %s)" + _UPSERT_SET
+        " to_timestamp(%s / 1000.0), %s, %s, %s, %s, %s, %s, %s, %s)" + _UPSERT_SET
     )
     seen_sql = (
         "UPDATE devices SET last_seen = to_timestamp(%s / 1000.0)"

@@ -37,6 +37,7 @@ from ingest.jt808.messages import BatchLocationReport
 from ingest.metrics import GatewayMetrics
 from ingest.rows import columns_to_batch, reports_to_batch
 from positions import DeviceIndex, Flag, PositionBatch
+from trajectory.clock import DeviceClocks
 
 log = logging.getLogger("lienwatch.gateway")
 
@@ -85,6 +86,9 @@ class GroupCommit:
         self.max_pending_reports = max_pending_reports
         self.retry_s = retry_s
         self.paused = False
+        # Fix times corrected for device clocks before the journal: the store and the live
+        # detector see the same times (trajectory.clock).
+        self.clocks = DeviceClocks()
         self.failure: JournalSyncError | None = None
         self.failed = asyncio.Event()
         self._set_paused = set_paused
@@ -264,7 +268,7 @@ class GroupCommit:
             flags = 0 if report.kind < 0 else int(Flag.BACKFILL if report.backfill else Flag.BATCH)
             parts.append(reports_to_batch(report.items, link.device, recv_ms, flags))
             acks.single.append((link, serial, msg_id, received))
-        return PositionBatch.concat(parts), acks
+        return self.clocks.apply(PositionBatch.concat(parts)), acks
 
     # ----------------------------------------------------------------- commit
 

@@ -13,6 +13,11 @@ Layout (little-endian), one record after another in a segment file, no file head
 
 Carrying terminal ids (not the process's dense device indexes) makes a record meaningful after a
 restart, when the device index is rebuilt in another order.
+
+Records written before the `device_time_ms` column existed hold every other column in the same
+order; the payload's size tells the two layouts apart (the row count and name bytes are given, and
+the two row widths differ), and such a record reads back with `device_time_ms` = `time_ms`, which
+is what it meant then.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ _COUNTS = struct.Struct("<II")
 # Little-endian on disk whatever the host, so a journal moves between machines.
 _DISK_DTYPES: dict[str, np.dtype[Any]] = {
     name: dtype.newbyteorder("<") for name, dtype in COLUMNS.items()
+}
+# The layout before `device_time_ms`: still read, never written.
+_DISK_DTYPES_V1: dict[str, np.dtype[Any]] = {
+    name: dtype for name, dtype in _DISK_DTYPES.items() if name != "device_time_ms"
 }
 # A record larger than this is certainly a corrupt length field, not data.
 MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
@@ -75,24 +84,32 @@ def decode_payload(payload: bytes | memoryview) -> tuple[PositionBatch, tuple[st
         raise JournalFormatError("payload shorter than its counts")
     rows, names_len = _COUNTS.unpack_from(view, 0)
     offset = _COUNTS.size
-    row_bytes = sum(dtype.itemsize for dtype in _DISK_DTYPES.values())
-    if len(view) != offset + names_len + rows * row_bytes:
-        raise JournalFormatError(
-            f"payload of {len(view)} bytes does not hold {rows} rows and {names_len} name bytes"
-        )
+    layout = _DISK_DTYPES
+    if len(view) != offset + names_len + rows * _row_bytes(layout):
+        layout = _DISK_DTYPES_V1
+        if len(view) != offset + names_len + rows * _row_bytes(layout):
+            raise JournalFormatError(
+                f"payload of {len(view)} bytes does not hold {rows} rows and {names_len} name bytes"
+            )
     names = bytes(view[offset : offset + names_len])
     terminals = tuple(names.decode("ascii").split("\n")) if names else ()
     offset += names_len
     columns: dict[str, Any] = {}
-    for name, dtype in _DISK_DTYPES.items():
+    for name, dtype in layout.items():
         size = rows * dtype.itemsize
         column = np.frombuffer(view[offset : offset + size], dtype=dtype)
         columns[name] = column.astype(COLUMNS[name])  # native order, owned, writable
         offset += size
+    if "device_time_ms" not in columns:
+        columns["device_time_ms"] = columns["time_ms"].copy()
     batch = PositionBatch(**columns)
     if rows and (int(batch.device.min()) < 0 or int(batch.device.max()) >= len(terminals)):
         raise JournalFormatError("device index outside the record's terminal list")
     return batch, terminals
+
+
+def _row_bytes(layout: dict[str, np.dtype[Any]]) -> int:
+    return sum(dtype.itemsize for dtype in layout.values())
 
 
 def _crc(header_without_crc: bytes, payload: bytes | memoryview) -> int:

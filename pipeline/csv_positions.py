@@ -23,6 +23,9 @@ from positions import DeviceIndex
 
 REQUIRED = ("device_id", "time", "lat", "lon")
 OPTIONAL = ("speed_kmh", "course", "alarm", "status")
+# The receive time (contracts section 3): same formats as `time`; an empty value, or no column,
+# means `time` stands in for it.
+RECEIVED = "received"
 _ID_WIDTH = 24  # a 2019 terminal id is 20 digits; longer ids take the careful path
 _TIME_WIDTH = 32
 
@@ -59,6 +62,8 @@ class CsvPositions:
     # The reader's dictionary of ids when it has one: device_id == names[codes].
     device_names: npt.NDArray[np.bytes_] | None = None
     device_codes: npt.NDArray[np.int32] | None = None
+    # Receive times when the file has a `received` column (None: it has none).
+    recv_ms: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return len(self.time_ms)
@@ -81,7 +86,7 @@ def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositio
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise CsvFormatError(f"{source}:1: field {missing[0]}: required column missing")
-    used = [name for name in (*REQUIRED, *OPTIONAL) if name in header]
+    used = [name for name in (*REQUIRED, *OPTIONAL, RECEIVED) if name in header]
     # No comma after the header: no row to read (the paths below say which lines are bad).
     if newline >= 0 and data.find(b",", newline + 1) >= 0:
         arrow = _arrow(data, used)
@@ -112,13 +117,14 @@ def _arrow(data: bytes, used: list[str]) -> CsvPositions | None:
     table = _read_arrow(data, used, pa.timestamp("ms", tz="UTC"))
     if table is None:
         return None
-    if table.schema.field("time").type == pa.string():
-        raw = np.array([t.encode() for t in table.column("time").to_pylist()], dtype=np.bytes_)
-        time_ms, ok = parse_times_ms(raw)
-        if not ok.all():
+    time_ms = _arrow_times(table, "time")
+    if time_ms is None:
+        return None
+    recv_ms = None
+    if RECEIVED in used:
+        recv_ms = _arrow_times(table, RECEIVED, stand_in=time_ms)
+        if recv_ms is None:
             return None
-    else:
-        time_ms = _numpy(table.column("time")).astype("datetime64[ms]").view(np.int64)
     n = table.num_rows
     if any(table.column(name).null_count for name in used if name not in OPTIONAL):
         return None
@@ -154,7 +160,24 @@ def _arrow(data: bytes, used: list[str]) -> CsvPositions | None:
         bulk=True,
         device_names=names,
         device_codes=codes,
+        recv_ms=recv_ms,
     )
+
+
+def _arrow_times(
+    table: Any, name: str, stand_in: npt.NDArray[np.int64] | None = None
+) -> npt.NDArray[np.int64] | None:
+    """A time column in epoch ms; None when a value does not parse. With `stand_in`, an empty
+    value takes the stand-in's."""
+    if table.schema.field(name).type != pa.string():
+        return _numpy(table.column(name)).astype("datetime64[ms]").view(np.int64)
+    raw = np.array([t.encode() for t in table.column(name).to_pylist()], dtype=np.bytes_)
+    times, ok = parse_times_ms(raw)
+    if stand_in is not None:
+        empty = raw == b""
+        times = np.where(empty, stand_in, times)
+        ok |= empty
+    return times if ok.all() else None
 
 
 def _read_arrow(data: bytes, used: list[str], time_type: Any) -> Any:
@@ -163,6 +186,7 @@ def _read_arrow(data: bytes, used: list[str], time_type: Any) -> Any:
     types: dict[str, Any] = {
         "device_id": pa.dictionary(pa.int32(), pa.string()),
         "time": time_type,
+        RECEIVED: time_type,
         "lat": pa.float64(),
         "lon": pa.float64(),
         "speed_kmh": pa.float64(),
@@ -203,6 +227,7 @@ def _dtype(used: list[str]) -> np.dtype[Any]:
     kinds = {
         "device_id": f"S{_ID_WIDTH}",
         "time": f"S{_TIME_WIDTH}",
+        RECEIVED: f"S{_TIME_WIDTH}",
         "lat": "f8",
         "lon": "f8",
         "speed_kmh": "f8",
@@ -233,12 +258,12 @@ def _fast(data: bytes, body: bytes, header: list[str], used: list[str]) -> npt.N
         quotechar=quotechar,
         ndmin=1,
     )
-    for name in ("device_id", "time"):
+    for name in ("device_id", "time", RECEIVED):
         if name in used:
             chars = np.ascontiguousarray(loaded[name]).view(np.uint8).reshape(len(loaded), -1)
             if (chars[:, -1] != 0).any():
                 raise ValueError(f"{name} longer than the fast path keeps")
-            if (chars[:, 0] == 0).any():
+            if name != RECEIVED and (chars[:, 0] == 0).any():
                 raise ValueError(f"{name} empty")
     return loaded
 
@@ -275,13 +300,15 @@ def _careful(
     widths = {
         name: max([len(row[i]) for row in good], default=0) + 1
         for i, name in enumerate(used)
-        if name in ("device_id", "time")
+        if name in ("device_id", "time", RECEIVED)
     }
     dtype = np.dtype([(n, f"S{widths[n]}" if n in widths else _dtype(used)[n]) for n in used])
     return np.array(good, dtype=dtype), np.array(lines, dtype=np.int64), errors
 
 
 def _convert(name: str, raw: str) -> tuple[Any, str]:
+    if name == RECEIVED:
+        return raw.encode(), ""
     if name in ("device_id", "time"):
         if not raw:
             return None, "empty"
@@ -317,6 +344,17 @@ def _columns(
         raw = bytes(table["time"][i]).decode("utf-8", "replace")
         reason = f"{raw!r} is not ISO 8601 with offset or epoch seconds"
         errors.append(RowError(int(line[i]), "time", reason))
+    recv: npt.NDArray[np.int64] | None = None
+    if RECEIVED in names:
+        given = table[RECEIVED] != b""
+        recv, parsed = parse_times_ms(table[RECEIVED])
+        recv = np.where(given, recv, times)
+        wrong = keep & given & ~parsed
+        for i in np.flatnonzero(wrong):
+            raw = bytes(table[RECEIVED][i]).decode("utf-8", "replace")
+            reason = f"{raw!r} is not ISO 8601 with offset or epoch seconds"
+            errors.append(RowError(int(line[i]), RECEIVED, reason))
+        keep &= ~wrong
     for name in ("alarm", "status"):
         if name in names:
             values = table[name]
@@ -345,6 +383,7 @@ def _columns(
         line=line[keep],
         errors=errors,
         bulk=bulk,
+        recv_ms=None if recv is None else recv[keep],
     )
 
 

@@ -25,7 +25,9 @@ from pipeline.fleet import Fleet, FleetError
 from pipeline.thresholds import RuleBook, Thresholds
 from positions import DeviceIndex, PositionBatch
 from trajectory.alarms import ANTENNA_CUT_BIT, POWER_CUT_BIT, AlarmBitRule
+from trajectory.clock import DeviceClocks
 from trajectory.frozen import FrozenPositionRule, FrozenSettings
+from trajectory.heard import Heard
 from trajectory.offline import OfflineRule, Silences
 from trajectory.overspeed import OverspeedRule
 from trajectory.places import LongStayRule, LongStays, LongStaySettings
@@ -56,6 +58,7 @@ class Engine:
         rules: RuleBook | None = None,
         fences: Sequence[Fence] = (),
         lateness_ms: int = 10 * 60_000,
+        clocks: DeviceClocks | None = None,
     ) -> None:
         self.devices = devices if devices is not None else DeviceIndex()
         self.fleet = fleet or Fleet()
@@ -63,6 +66,13 @@ class Engine:
         d = self.rules.defaults
         self.stats = EngineStats()
         self.lateness_ms = lateness_ms
+        # Replay of a file with receive times corrects device clocks here, as the gateway does
+        # live before the journal (the live detector gets batches already corrected).
+        self.clocks = clocks
+        # Silences run on receive times (trajectory.heard). A replay without them (fix time
+        # standing in) turns this off: talk is then exactly the reports, at no cost.
+        self.receive_times = True
+        self.heard = Heard()
         self.pre = Preprocessor(
             GateSettings(
                 max_speed_kmh=d.gps_jump_speed_kmh,
@@ -160,6 +170,7 @@ class Engine:
         self.vehicle_of = vehicle_of
         d = self.rules.defaults
         self.pre.ensure(n_devices)
+        self.heard.ensure(n_devices)
         self.offline.ensure(n_devices, int(d.offline_after_s * 1000))
         self.power.ensure(n_devices)
         self.antenna.ensure(n_devices)
@@ -318,6 +329,11 @@ class Engine:
         device = batch.device
         grouped = len(device) < 2 or bool((device[1:] >= device[:-1]).all())
         b = batch if grouped else batch.take(device_order(device))
+        if self.clocks is not None:
+            time_ms, clock_flags = self.clocks.apply_grouped(
+                b.device, b.device_time_ms, b.recv_ms, b.flags
+            )
+            b = PositionBatch(**{**b.columns(), "time_ms": time_ms, "flags": clock_flags})
         pre = self.pre.apply(b.device, b.time_ms, b.recv_ms, b.lon, b.lat, b.status, b.flags)
         flags = pre.flags
         alerts: list[Alert] = []
@@ -330,9 +346,16 @@ class Engine:
                     details={"implied_speed_kmh": round(speed, 1)},
                 )
             )
-        report = np.flatnonzero((flags & NOT_A_REPORT) == 0)
-        r_dev, r_ms = b.device[report], b.time_ms[report]
-        alerts += self._silences(self.offline.reports(r_dev, r_ms))
+        is_report = (flags & NOT_A_REPORT) == 0
+        report = np.flatnonzero(is_report)
+        r_dev = b.device[report]
+        # Silence rules run on receive times (trajectory.heard).
+        if self.receive_times:
+            talk, talk_ms = self.heard.talk(b.device, b.recv_ms, is_report)
+            t_dev = b.device[talk]
+        else:
+            talk, talk_ms, t_dev = report, b.time_ms[report], r_dev
+        alerts += self._silences(self.offline.reports(t_dev, talk_ms))
         for rule, kind in (
             (self.power, AlertType.POWER_CUT),
             (self.antenna, AlertType.ANTENNA_CUT),
@@ -369,7 +392,11 @@ class Engine:
         watermark = self._vehicle_watermark(-_INF)
         alerts += self._vehicle_silences(
             *self.silences.reports(
-                self.vehicle_of[r_dev], r_dev, r_ms, b.speed_kmh[report], watermark
+                self.vehicle_of[t_dev],
+                t_dev,
+                talk_ms,
+                b.speed_kmh[talk],
+                self._vehicle_heard(-_INF),
             )
         )
         alerts += self._separations(
@@ -415,7 +442,7 @@ class Engine:
             self.separation.fixes(none_i, none_i, none_t, none_f, none_f, none_s, watermark)
         )
         alerts += self._vehicle_silences(
-            *self.silences.reports(none_i, none_i, none_t, none_s, watermark)
+            *self.silences.reports(none_i, none_i, none_t, none_s, self._vehicle_heard(floor))
         )
         return alerts
 
@@ -468,6 +495,12 @@ class Engine:
     def _vehicle_watermark(self, floor: float) -> npt.NDArray[np.float64]:
         """Per vehicle: the time up to which every one of its devices has reported."""
         return self._vehicle_min(self._reported_through(), floor)
+
+    def _vehicle_heard(self, floor: float) -> npt.NDArray[np.float64]:
+        """Per vehicle: the receive time up to which every one of its devices has talked."""
+        if not self.receive_times:
+            return self._vehicle_watermark(floor)
+        return self._vehicle_min(self.heard.through_ms(len(self.vehicle_of)), floor)
 
     def _edges(self, edges: list[Edge]) -> None:
         """Episode edges (in each device's time order) to the incident merger."""

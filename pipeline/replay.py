@@ -25,6 +25,7 @@ from alerts.model import Alert
 from pipeline.csv_positions import CsvPositions, RowError
 from pipeline.engine import Engine, device_order
 from positions import DeviceIndex, PositionBatch
+from trajectory.clock import DeviceClocks
 
 BATCH_ROWS = 262_144
 # Below this many rows a second process costs more than it saves.
@@ -48,11 +49,13 @@ class ReplayResult:
 
 
 def to_batch(rows: CsvPositions, devices: DeviceIndex) -> PositionBatch:
-    """CSV columns as a position batch; replay has no receive time, so it is the fix time."""
+    """CSV columns as a position batch; without a `received` column the fix time stands in
+    for the receive time."""
     return PositionBatch(
         device=rows.device_index(devices),
         time_ms=rows.time_ms,
-        recv_ms=rows.time_ms,
+        recv_ms=rows.time_ms if rows.recv_ms is None else rows.recv_ms,
+        device_time_ms=rows.time_ms,
         lon=rows.lon,
         lat=rows.lat,
         speed_kmh=rows.speed_kmh,
@@ -83,11 +86,16 @@ def replay(
     progress: Progress | None = None,
     workers: int | None = None,
 ) -> ReplayResult:
-    """Runs every row in file order, then advances the clock to the latest time in the file.
-    `progress(rows_done, rows_total)` is called after each batch. `workers`: see
-    `worker_count`; raises ReplayWorkerError when a forked process fails."""
+    """Runs every row in file order, then advances the clock to the latest time in the file
+    (the latest receive time when the file gives them: then device clocks are corrected as
+    the gateway does live, see trajectory.clock). `progress(rows_done, rows_total)` is called
+    after each batch. `workers`: see `worker_count`; raises ReplayWorkerError when a forked
+    process fails."""
     batch = to_batch(rows, engine.devices)
-    latest = int(rows.time_ms.max()) if len(rows) else 0
+    engine.receive_times = rows.recv_ms is not None
+    if rows.recv_ms is not None and engine.clocks is None:
+        engine.clocks = DeviceClocks()
+    latest = int(batch.recv_ms.max()) if len(rows) else 0
     n = min(worker_count(workers, len(batch)), max(1, len(batch)))
     if n == 1:
         alerts, flagged = _run(engine, batch, None, batch_rows, latest, progress)
@@ -124,7 +132,10 @@ def _run(
             progress(stop, total)
     alerts += engine.finish(latest)
     alerts.sort(key=Alert.sort_key)
-    return alerts, engine.pre.counts.as_dict()
+    flagged = engine.pre.counts.as_dict()
+    if engine.clocks is not None:
+        flagged.update(engine.clocks.counts.as_dict())
+    return alerts, flagged
 
 
 def partitions(

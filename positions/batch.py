@@ -27,13 +27,32 @@ class Flag(enum.IntFlag):
     FUTURE = 32  # fix time too far ahead of receive time
     BAD_TIME = 64  # the device's time field was not a valid date
     BATCH = 128  # arrived in a 0x0704 batch (type 0)
+    # The device clock (trajectory.clock): `time_ms` is the corrected time, `device_time_ms`
+    # the time the device sent. CORRECTED: shifted by the device's learned whole-hour or GPS
+    # week-rollover offset. RESET and STUCK (and FUTURE, set by the clock model): no usable
+    # time, so `time_ms` is the receive time and the row stays out of the location rules.
+    CLOCK_CORRECTED = 256
+    CLOCK_RESET = 512  # reset to an epoch (2000-01-01, 1980-01-06) or otherwise far in the past
+    CLOCK_STUCK = 1024  # the device's time stopped advancing while its reports kept coming
 
+
+# Flags of rows the location rules and "latest" never use.
+NOT_VALID = (
+    Flag.INVALID_FIX
+    | Flag.IMPLAUSIBLE
+    | Flag.DUPLICATE
+    | Flag.FUTURE
+    | Flag.BAD_TIME
+    | Flag.CLOCK_RESET
+    | Flag.CLOCK_STUCK
+)
 
 # name -> dtype, in COPY / storage order.
 COLUMNS: dict[str, np.dtype[Any]] = {
     "device": np.dtype(np.int32),
     "time_ms": np.dtype(np.int64),
     "recv_ms": np.dtype(np.int64),
+    "device_time_ms": np.dtype(np.int64),
     "lon": np.dtype(np.float64),
     "lat": np.dtype(np.float64),
     "speed_kmh": np.dtype(np.float32),
@@ -50,12 +69,16 @@ class PositionBatch:
     """Equal-length columns; row i of every column is one position.
 
     `device` is a dense index from a `DeviceIndex`; the batch itself holds no strings.
+    `time_ms` is the fix time the rules and the store use (corrected for a device clock known
+    to be off, see `Flag`), `device_time_ms` the fix time as the device sent it, `recv_ms`
+    when the platform received it.
     Builders keep rows sorted by (device, time_ms) where the consumer needs it (`sorted()`).
     """
 
     device: npt.NDArray[np.int32]
     time_ms: npt.NDArray[np.int64]
     recv_ms: npt.NDArray[np.int64]
+    device_time_ms: npt.NDArray[np.int64]
     lon: npt.NDArray[np.float64]
     lat: npt.NDArray[np.float64]
     speed_kmh: npt.NDArray[np.float32]
@@ -82,12 +105,15 @@ class PositionBatch:
 
     @classmethod
     def from_columns(cls, columns: Mapping[str, Any]) -> PositionBatch:
-        """Builds a batch from array-likes, casting each to its dtype; missing columns are 0."""
+        """Builds a batch from array-likes, casting each to its dtype; missing columns are 0,
+        but a missing `device_time_ms` is `time_ms` (a device whose clock needed nothing)."""
         n = len(next(iter(columns.values()))) if columns else 0
         built: dict[str, Any] = {}
         for name, dtype in COLUMNS.items():
             if name in columns:
                 built[name] = np.ascontiguousarray(np.asarray(columns[name]), dtype=dtype)
+            elif name == "device_time_ms" and "time_ms" in built:
+                built[name] = built["time_ms"]
             else:
                 built[name] = np.zeros(n, dtype=dtype)
         return cls(**built)
@@ -107,8 +133,7 @@ class PositionBatch:
 
     def valid(self) -> npt.NDArray[np.bool_]:
         """Rows the location rules may use: positioned, non-zero, not flagged bad."""
-        bad = Flag.INVALID_FIX | Flag.IMPLAUSIBLE | Flag.DUPLICATE | Flag.FUTURE | Flag.BAD_TIME
-        return np.asarray((self.flags & np.uint16(bad)) == 0, dtype=np.bool_)
+        return np.asarray((self.flags & np.uint16(NOT_VALID)) == 0, dtype=np.bool_)
 
     @staticmethod
     def concat(batches: list[PositionBatch]) -> PositionBatch:

@@ -27,6 +27,9 @@ class ScenarioConfig:
     tracking_interval_s: int = 60
     incident_rate: float = 0.02  # per incident kind and vehicle-day (at least one each)
     confounder_rate: float = 0.02
+    # Clock faults dealt over the devices (simulators.scenario_faults): ("mixed",) or names
+    # from simulators.faults.CLOCK_FAULTS; empty: none, and no `received` column.
+    faults: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.vehicles < 1:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from simulators.fences import Fence, FenceFormatError, fence_from_feature
-from simulators.timefmt import iso_local, iso_one, parse_time_ms
+from simulators.timefmt import iso_local, iso_local_ms, iso_one, parse_time_ms
 from simulators.truth import ALERT_TYPES, FleetMap, Incident, Stream
 
 CSV_COLUMNS = ("device_id", "time", "lat", "lon", "speed_kmh", "course", "alarm", "status")
@@ -25,10 +25,17 @@ class InputError(ValueError):
     """A bad input file: the message names the file, line and field."""
 
 
-def positions_csv(stream: Stream, course: np.ndarray[Any, Any]) -> str:
-    """The contract's columns, rows in arrival order (each device in time order but for resends)."""
+def positions_csv(
+    stream: Stream,
+    course: np.ndarray[Any, Any],
+    device_time_ms: np.ndarray[Any, Any] | None = None,
+) -> str:
+    """The contract's columns, rows in arrival order (each device in time order but for resends).
+
+    With `device_time_ms` (a scenario with device clock faults), `time` holds what the devices
+    sent and a `received` column the stream's receive times."""
     ids = np.array(stream.device_ids)[stream.device]
-    times = iso_local(stream.time_ms)
+    times = iso_local(stream.time_ms if device_time_ms is None else device_time_ms)
     lat = np.char.mod("%.6f", stream.lat)
     lon = np.char.mod("%.6f", stream.lon)
     speed = np.char.mod("%.1f", stream.speed_kmh)
@@ -43,8 +50,16 @@ def positions_csv(stream: Stream, course: np.ndarray[Any, Any]) -> str:
         stream.status.astype(np.int64).tolist(),
         strict=True,
     )
-    lines = [",".join(CSV_COLUMNS)]
-    lines.extend(f"{d},{t},{a},{o},{s},{c},{al},{st}" for d, t, a, o, s, c, al, st in rows)
+    if device_time_ms is None or stream.recv_ms is None:
+        lines = [",".join(CSV_COLUMNS)]
+        lines.extend(f"{d},{t},{a},{o},{s},{c},{al},{st}" for d, t, a, o, s, c, al, st in rows)
+        return "\n".join(lines) + "\n"
+    received = iso_local_ms(stream.recv_ms).tolist()
+    lines = [",".join((*CSV_COLUMNS, "received"))]
+    lines.extend(
+        f"{d},{t},{a},{o},{s},{c},{al},{st},{r}"
+        for (d, t, a, o, s, c, al, st), r in zip(rows, received, strict=True)
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -40,6 +40,8 @@ from ingest.jt808.messages import (
 )
 from simulators.device import Kind as DeviceKind
 from simulators.device import command_reply, default_registration, imei_for
+from simulators.faults import FaultPlan, device_times
+from simulators.hostile import run_hostiles
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -67,6 +69,7 @@ class LoadConfig:
     # long stalls (a gateway holding acknowledgements while its disk is full) needs more.
     ring_window_s: float = RING_WINDOW_S
     encoder: str = "vector"  # "scalar": one encode_frame per report (the benchmark's baseline)
+    faults: FaultPlan | None = None  # faulty clocks and hostile connections (simulators.faults)
 
     def __post_init__(self) -> None:
         if self.devices < 1:
@@ -102,6 +105,7 @@ class LoadReport:
     # Reports still unanswered when their send-time slot was reused (RING_WINDOW_S later): a
     # late answer to one is matched to the newer report, so latencies are understated.
     overrun: int = 0
+    faults: dict[str, Any] | None = None  # with --faults: devices per clock fault, hostiles
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +126,7 @@ class LoadReport:
             "window_s": round(self.window_s, 3),
             "window_cpu_s": round(self.window_cpu_s, 3),
             "overrun": self.overrun,
+            **({"faults": self.faults} if self.faults is not None else {}),
         }
 
 
@@ -208,6 +213,7 @@ class Fleet:
         self.speed_kmh = rng.uniform(0.0, 90.0, n)
         self.course = rng.uniform(0.0, 360.0, n)
         self.mileage = rng.integers(0, 10**6, n)
+        self.clock = cfg.faults.clock if cfg.faults is not None else None
         self.inbox: list[tuple[int, float, bytes]] = []  # (device, received at, bytes)
         self.latency_parts: list[F64] = []
         self.lag_parts: list[F64] = []  # how late each report left: the generator's own delay
@@ -333,7 +339,7 @@ class Fleet:
             # One second of data time per report of a device, whatever the offered rate: the
             # store keys positions by (device, fix time), and a tracker never sends two fixes
             # with the same time, so every report must become its own row.
-            "time_ms": wall0_ms + serial * 1000,
+            "time_ms": self._fix_times(devices, wall0_ms + serial * 1000, wall0_ms),
             "speed_kmh": speed.round(1),
             "course": self.course[devices].astype(np.int64),
             "mileage": self.mileage[devices],
@@ -351,6 +357,13 @@ class Fleet:
             for s, r in zip(starts.tolist(), run.tolist(), strict=True):
                 write(int(devices[s]), b"".join(frames[s : s + r]))
         self.sent += n
+
+    def _fix_times(self, devices: I64, true_ms: I64, wall0_ms: int) -> I64:
+        """The fix times the devices send: the true ones, or what a faulty clock makes of them."""
+        faults = self.cfg.faults
+        if faults is None or self.clock is None or not self.clock[devices].any():
+            return true_ms
+        return device_times(self.clock[devices], true_ms, wall0_ms, devices, faults.backfill_ms)
 
     def _encode_vector(self, devices: I64, cols: dict[str, Any]) -> list[bytes]:
         return encode_location_frames(
@@ -696,6 +709,20 @@ async def run_load(
         await link.close()
         return LoadReport(cfg.devices, 0, 0, 0, refused, 0.0, cfg.rate, 0.0, {}, refused)
     period = len(connected) / cfg.rate  # seconds between two reports of one device
+    hostile_done = asyncio.Event()
+    hostile_task = None
+    if cfg.faults is not None and cfg.faults.hostile:
+        hostile_task = asyncio.create_task(
+            run_hostiles(
+                cfg.host,
+                cfg.port,
+                cfg.faults.hostile,
+                [fleet.terminals[int(d)] for d in connected],
+                cfg.edition,
+                hostile_done,
+                cfg.seed,
+            )
+        )
     if mark is not None:
         mark("start")
     window_cpu0 = time.process_time()
@@ -735,6 +762,12 @@ async def run_load(
     window_cpu_s = time.process_time() - window_cpu0
     if mark is not None:
         mark("end")
+    faults = None
+    if cfg.faults is not None:
+        faults = {"clock": cfg.faults.kinds()}
+        if hostile_task is not None:
+            hostile_done.set()
+            faults.update((await hostile_task).to_json())
     await link.close()
     latencies = np.concatenate(fleet.latency_parts) if fleet.latency_parts else np.empty(0)
     unanswered = max(0, fleet.sent - fleet.acked)
@@ -760,6 +793,7 @@ async def run_load(
         window_s=window_s,
         window_cpu_s=window_cpu_s,
         overrun=fleet.overrun,
+        faults=faults,
     )
 
 

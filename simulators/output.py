@@ -27,14 +27,31 @@ def cause_of(scenario: Scenario, incident: Incident) -> str:
 def write_scenario(scenario: Scenario, out_dir: Path) -> dict[str, int]:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "positions.csv").write_text(
-        positions_csv(scenario.stream, scenario.course), encoding="utf-8"
+        positions_csv(scenario.stream, scenario.course, scenario.device_time_ms), encoding="utf-8"
     )
+    if scenario.config.faults:
+        (out_dir / "faults.jsonl").write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "device_id": f.device_id,
+                        "fault": f.fault,
+                        "from": iso_one(f.from_ms),
+                        "to": iso_one(f.to_ms),
+                    }
+                )
+                + "\n"
+                for f in scenario.faults
+            ),
+            encoding="utf-8",
+        )
     (out_dir / "fences.geojson").write_text(fences_geojson(scenario.fences), encoding="utf-8")
     (out_dir / "fleet.json").write_text(fleet_json(scenario.fleet_map()), encoding="utf-8")
     truth = [incident_line(i, cause_of(scenario, i)) for i in scenario.evaluation.incidents]
     (out_dir / "truth.jsonl").write_text("".join(line + "\n" for line in truth), encoding="utf-8")
     cfg = dataclasses.asdict(scenario.config)
     cfg["start"] = scenario.config.start.isoformat()
+    cfg["faults"] = list(scenario.config.faults)
     manifest = {
         "config": cfg,
         "episodes": [

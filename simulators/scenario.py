@@ -5,6 +5,7 @@ Deterministic for a config: one random generator drives every choice in a fixed 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from simulators.routine import (
     routine_day,
 )
 from simulators.sampling import DeviceRows, wired_rows, wireless_rows
+from simulators.scenario_faults import FaultRecord, FaultRows, apply_fault, fault_of
 from simulators.timefmt import DAY_MS, HOUR_MS, MINUTE_MS, local_midnight_ms
 from simulators.truth import Evaluation, FleetMap, Stream, evaluate
 from simulators.units import NIGHT_KINDS_CONFOUNDER, NIGHT_KINDS_INCIDENT, Cols, apply_night_episode
@@ -46,6 +48,10 @@ class Scenario:
     backfill: npt.NDArray[np.bool_]
     course: npt.NDArray[np.int16]
     evaluation: Evaluation
+    # What the devices' clocks sent (the true `stream.time_ms` where the clock is sound), and
+    # each faulty device's fault (config.faults).
+    device_time_ms: npt.NDArray[np.int64] | None = None
+    faults: tuple[FaultRecord, ...] = ()
 
     @property
     def fences(self) -> tuple[Fence, ...]:
@@ -66,6 +72,7 @@ class Scenario:
                 "device": s.device,
                 "time_ms": s.time_ms,
                 "recv_ms": self.recv_ms,
+                "device_time_ms": s.time_ms if self.device_time_ms is None else self.device_time_ms,
                 "lon": s.lon,
                 "lat": s.lat,
                 "speed_kmh": s.speed_kmh,
@@ -279,8 +286,12 @@ def _finish(
             "alarm",
             "status",
             "backfill",
+            "device_time",
+            "unusable",
         )
     }
+    fault_rng = np.random.default_rng([cfg.seed, 808])  # apart: faults change nothing else
+    records: list[FaultRecord] = []
     for i, (device_id, cols) in enumerate(all_cols):
         lon = np.round(cols.lon, 6)
         lat = np.round(cols.lat, 6)
@@ -334,6 +345,16 @@ def _finish(
         idx = np.concatenate([np.arange(n), dups])
         extra_recv = recv[dups] + rng.integers(15_000, 40_000, len(dups))
         recv_all = np.concatenate([recv, extra_recv])
+        faulted = FaultRows(
+            cols.time_ms[idx], recv_all, (quiet & ~backfill)[idx], cols.time_ms[idx].copy(),
+            np.zeros(len(idx), np.bool_),
+        )  # fmt: skip
+        if cfg.faults:
+            record = apply_fault(fault_of(i, cfg.faults), device_id, i, faulted, fault_rng)
+            if record is not None:
+                records.append(record)
+        parts["device_time"].append(faulted.device_ms)
+        parts["unusable"].append(faulted.unusable)
         parts["device"].append(np.full(len(idx), i, dtype=np.int32))
         parts["time"].append(cols.time_ms[idx])
         parts["recv"].append(recv_all)
@@ -357,6 +378,12 @@ def _finish(
         alarm=cat["alarm"][order].astype(np.uint32),
         status=cat["status"][order].astype(np.uint32),
     )
+    if cfg.faults:
+        stream = dataclasses.replace(
+            stream,
+            recv_ms=cat["recv"][order].astype(np.int64),
+            unusable=cat["unusable"][order].astype(np.bool_),
+        )
     evaluation = evaluate(stream, fleet_map(layout.vehicles), layout.fences)
     return Scenario(
         config=cfg,
@@ -367,4 +394,6 @@ def _finish(
         backfill=cat["backfill"][order].astype(np.bool_),
         course=cat["course"][order].astype(np.int16),
         evaluation=evaluation,
+        device_time_ms=cat["device_time"][order].astype(np.int64) if cfg.faults else None,
+        faults=tuple(records),
     )

@@ -26,6 +26,13 @@ def iso_local(time_ms: npt.ArrayLike) -> npt.NDArray[np.str_]:
     return np.char.add(text, "+08:00")
 
 
+def iso_local_ms(time_ms: npt.ArrayLike) -> npt.NDArray[np.str_]:
+    """ISO 8601 strings at +08:00 with milliseconds (receive times are the platform's own)."""
+    t = np.asarray(time_ms, dtype=np.int64) + TZ_OFFSET_MS
+    text = np.datetime_as_string(t.astype("datetime64[ms]"), unit="ms")
+    return np.char.add(text, "+08:00")
+
+
 def iso_one(time_ms: int) -> str:
     return str(iso_local(np.array([time_ms]))[0])
 

@@ -11,6 +11,12 @@ Readings used: rows of a device are taken in file order; a row older than the ne
 is dropped, an equal one is a duplicate (a report for offline, excluded from location rules);
 timers (dwell, overspeed, separation, offline) fire when data time passes the deadline, the
 clock ending at the latest time in the whole file.
+
+With receive times (a scenario with device faults), silence is read on them as contracts
+section 3 says: a row is the device talking when it is a report or arrives after everything the
+device sent before, and the clock ends at the latest receive time. Rows whose device clock
+gives no usable time are reports, never fixes. Fix times here are the true ones: what the
+platform recovers from a clock it can correct.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ class Stream:
     speed_kmh: npt.NDArray[np.float64]
     alarm: npt.NDArray[np.uint32]
     status: npt.NDArray[np.uint32]
+    recv_ms: IntArray | None = None  # receive times, when the file gives them
+    unusable: npt.NDArray[np.bool_] | None = None  # rows whose device time is unusable
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +144,8 @@ class _Oracle:
         self.fleet = fleet
         self.fences = list(fences)
         self.out = Evaluation()
-        self.file_max = int(stream.time_ms.max()) if len(stream.time_ms) else 0
+        clock = stream.time_ms if stream.recv_ms is None else stream.recv_ms
+        self.file_max = int(clock.max()) if len(clock) else 0
         self.vehicle_of: dict[str, str] = {}
         for vid, devs in fleet.vehicles.items():
             for dev in devs:
@@ -167,13 +176,18 @@ class _Oracle:
         lon, lat = s.lon[order], s.lat[order]
         status, alarm = s.status[order], s.alarm[order]
         valid = accepted & ((status & 2) != 0) & ~((lat == 0.0) & (lon == 0.0))
+        if s.unusable is not None:
+            valid &= ~s.unusable[order]
         bounds = [*np.flatnonzero(first).tolist(), n]
         self.groups = {int(dev[a]): (a, b) for a, b in itertools.pairwise(bounds)}
         self.t, self.dev, self.lon, self.lat = t, dev, lon, lat
         self.speed = s.speed_kmh[order]
         jump = self._jumps(valid)
         self.used = valid & ~jump
-        self._offline(accepted)
+        if s.recv_ms is None:
+            self._offline(accepted)
+        else:
+            self._offline_received(s.recv_ms[order], accepted)
         self._alarms(processed, alarm)
         self._location()
         self.out.incidents.sort(
@@ -244,6 +258,23 @@ class _Oracle:
                     None,
                     int(times[k] + OFFLINE_MS),
                 )
+
+    def _offline_received(self, recv: IntArray, accepted: npt.NDArray[np.bool_]) -> None:
+        """`offline` on receive times: gaps between the times the device talked."""
+        margin = 5 * 60_000
+        for device, (a, b) in self.groups.items():
+            name = self.s.device_ids[device]
+            newest = np.maximum.accumulate(recv[a:b])
+            before = np.concatenate([[np.iinfo(np.int64).min], newest[:-1]])
+            talk = accepted[a:b] | (recv[a:b] > before)
+            times = newest[talk]
+            ends = np.concatenate([times[1:], [self.file_max]])
+            gaps = ends - times
+            for k in np.flatnonzero(np.abs(gaps - OFFLINE_MS) < margin):
+                self.doubt(f"offline {name} at {times[k]}: a gap of {gaps[k] / 60000:.1f} min")
+            for k in np.flatnonzero(gaps > OFFLINE_MS):
+                vehicle = self.vehicle_of.get(name, name)
+                self.add("offline", name, vehicle, None, int(times[k] + OFFLINE_MS))
 
     def _alarms(self, processed: npt.NDArray[np.bool_], alarm: npt.NDArray[np.uint32]) -> None:
         for device in self.groups:

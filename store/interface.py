@@ -10,7 +10,9 @@ Meanings both adapters keep:
 - The latest position of a device is its newest fix by fix time among rows that pass
   `PositionBatch.valid()` (a flagged jump, bad or future time or invalid fix would otherwise pin
   the map to a wrong place); a late fix never replaces a newer one.
-- Writing positions advances the device's `last_seen_ms` to the newest receive time.
+- Writing positions advances the device's `last_seen_ms` to the newest receive time, and
+  records its clock state as of its latest row (`device_clocks`; `store.clock_rows`).
+- A fix dated ahead of a newer row's receive time never stays the latest position.
 - Positions get a store sequence number in commit order; `positions_since` pages through them
   with it. Commit order equals sequence order because one writer (the journal drain) writes.
 - An adapter object is used by one thread at a time; open one per thread that needs it.
@@ -74,6 +76,18 @@ class Device:
     model: str | None = None
     terminal_id: str | None = None
     imei: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceClock:
+    """A device's clock as of its latest stored report (trajectory.clock): `state` a
+    `ClockState` label, `offset_ms` the learned correction (receive - device time when the
+    clock is unusable), `since_ms` the receive time since which the state holds."""
+
+    state: str
+    offset_ms: int
+    since_ms: int
+    seen_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +258,10 @@ class Store(Protocol):
 
     def touch_devices(self, terminals: Sequence[str], seen_ms: int) -> None:
         """Records a report (heartbeat, any message) from these terminals at `seen_ms`."""
+        ...
+
+    def device_clocks(self, terminals: Sequence[str]) -> dict[str, DeviceClock]:
+        """The clock state of those terminals that have reported positions."""
         ...
 
     # command queue

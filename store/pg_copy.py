@@ -27,6 +27,7 @@ WIRE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("device_id", ">i4", "device"),
     ("fix_time", ">i8", "time_ms"),
     ("recv_time", ">i8", "recv_ms"),
+    ("device_time", ">i8", "device_time_ms"),
     ("lon", ">f8", "lon"),
     ("lat", ">f8", "lat"),
     ("speed_kmh", ">f4", "speed_kmh"),
@@ -37,7 +38,10 @@ WIRE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("flags", ">i4", "flags"),
 )
 COLUMN_LIST = ", ".join(sql for sql, _, _ in WIRE_COLUMNS)
-_TIME_COLUMNS = {"time_ms", "recv_ms"}
+# The same columns to read: rows stored before `device_time` existed hold NULL there, meaning
+# the fix time (and every field of a COPY row must be present for the fixed-width parse).
+SELECT_LIST = COLUMN_LIST.replace("device_time", "coalesce(device_time, fix_time)")
+_TIME_COLUMNS = {"time_ms", "recv_ms", "device_time_ms"}
 
 
 def _tuple_dtype(with_seq: bool) -> np.dtype[Any]:

@@ -41,12 +41,14 @@ from loans import CaseAction, Loan, LoanState
 from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans
 from store.alert_rows import check_page
+from store.clock_rows import ClockCache, clock_rows
 from store.idempotency import IdempotencyRecords
 from store.interface import (
     ApiKey,
     CommandLog,
     CommandState,
     Device,
+    DeviceClock,
     FenceFeature,
     LoanChange,
     LoanFilter,
@@ -66,6 +68,7 @@ from store.selection import (
     read_track,
 )
 from store.statements import RunResult, pyformat
+from trajectory.clock import ClockSettings, ClockState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_MS = 86_400_000
@@ -73,10 +76,13 @@ _DAY_MS = 86_400_000
 # than each creating a partition of its own (a device with a broken clock could make thousands).
 MAX_BACKFILL_DAYS = 400
 _COLS = pg_copy.COLUMN_LIST
+_SELECT = pg_copy.SELECT_LIST
+LATEST_AHEAD_MS = ClockSettings().ahead_ms
 
 _STAGING_COLUMNS = """(
     device_id integer NOT NULL, fix_time timestamptz NOT NULL, recv_time timestamptz NOT NULL,
-    lon double precision NOT NULL, lat double precision NOT NULL, speed_kmh real NOT NULL,
+    device_time timestamptz NOT NULL, lon double precision NOT NULL,
+    lat double precision NOT NULL, speed_kmh real NOT NULL,
     course smallint NOT NULL, altitude_m integer NOT NULL, alarm bigint NOT NULL,
     status bigint NOT NULL, flags integer NOT NULL
 ) ON COMMIT DELETE ROWS"""
@@ -94,15 +100,19 @@ ON CONFLICT DO NOTHING
 """
 # The block [returned, returned + n) of store sequence numbers; the row stays locked until commit.
 RESERVE_SEQ = "UPDATE position_cursor SET next_seq = next_seq + %s RETURNING next_seq - %s"
-# latest_staging holds at most one row per device: the batch's newest valid fix.
+# latest_staging holds at most one row per device: the batch's newest valid fix. It replaces a
+# stored one that is older, or one dated ahead of this row's receive time (a future fix stored
+# before the clock model flagged such fixes): a fix from the future never stays "latest".
 _UPSERT_LATEST = f"""
 INSERT INTO latest_positions AS l ({_COLS}) SELECT {_COLS} FROM latest_staging
 ON CONFLICT (device_id) DO UPDATE SET
-    fix_time = EXCLUDED.fix_time, recv_time = EXCLUDED.recv_time, lon = EXCLUDED.lon,
+    fix_time = EXCLUDED.fix_time, recv_time = EXCLUDED.recv_time,
+    device_time = EXCLUDED.device_time, lon = EXCLUDED.lon,
     lat = EXCLUDED.lat, speed_kmh = EXCLUDED.speed_kmh, course = EXCLUDED.course,
     altitude_m = EXCLUDED.altitude_m, alarm = EXCLUDED.alarm, status = EXCLUDED.status,
     flags = EXCLUDED.flags
 WHERE l.fix_time < EXCLUDED.fix_time
+   OR l.fix_time > EXCLUDED.recv_time + {LATEST_AHEAD_MS} * interval '1 millisecond'
 """
 _LAST_SEEN = """
 UPDATE devices d SET last_seen = s.seen
@@ -114,6 +124,24 @@ _DEVICE_COLS = (
     "terminal, edition, auth_code, registered_at, last_seen, vehicle_id,"
     " maker_id, model, terminal_id, imei"
 )
+_CLOCK_SOURCE = """(SELECT device_id, state, offset_ms, whole,
+        timestamptz 'epoch' + since_ms * interval '1 millisecond' AS since,
+        timestamptz 'epoch' + seen_ms * interval '1 millisecond' AS seen
+    FROM unnest(%s::integer[], %s::smallint[], %s::bigint[], %s::bigint[], %s::bigint[],
+                %s::boolean[]) AS u (device_id, state, offset_ms, since_ms, seen_ms, whole)) s"""
+# A device's clock row changes only when its state or offset does (store.clock_rows).
+_CLOCKS_UPDATE = f"""
+UPDATE device_clocks c SET state = s.state, offset_ms = s.offset_ms, seen = s.seen,
+    since = CASE WHEN c.state = s.state AND s.whole THEN c.since ELSE s.since END
+FROM {_CLOCK_SOURCE}
+WHERE c.device_id = s.device_id AND c.seen <= s.seen
+  AND (c.state <> s.state OR c.offset_ms <> s.offset_ms)
+"""
+_CLOCKS_INSERT = f"""
+INSERT INTO device_clocks (device_id, state, offset_ms, since, seen)
+SELECT device_id, state, offset_ms, since, seen FROM {_CLOCK_SOURCE}
+ON CONFLICT (device_id) DO NOTHING
+"""
 _COMMAND_COLS = (
     "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_at, c.expires_at, c.attempts,"
     " c.serial, c.updated_at"
@@ -189,6 +217,7 @@ class PostgresStore(IdempotencyRecords):
         self._ids: dict[str, int] = {}
         self._terminals: dict[int, str] = {}
         self._days: set[int] = set()
+        self._clock_cache = ClockCache()
         self._session()  # fail early on a bad URL or an unmigrated database
 
     # -- connection --------------------------------------------------------------------------
@@ -326,9 +355,11 @@ class PostgresStore(IdempotencyRecords):
             return WriteResult(0, 0)
         newest = batch.take(newest_valid_per_device(batch))
         seen_device, seen_ms = last_seen_per_device(batch)
+        rows = clock_rows(batch)
         with self._guard("write positions") as conn:
             ids = self._device_ids(conn, terminals, create=True)
             keys = np.fromiter((ids[t] for t in terminals), dtype=np.int32, count=len(terminals))
+            clocks = self._clock_cache.changed(rows.keyed(keys))
             known_days = self._ensure_partitions(conn, batch)
             lead_rows, main_rows = self._split(batch, keys) if known_days else (None, batch)
             with conn.transaction(), conn.cursor() as cur:
@@ -348,6 +379,9 @@ class PostgresStore(IdempotencyRecords):
                         copy.write(pg_copy.encode(newest, keys))
                     cur.execute(_UPSERT_LATEST)
                     cur.execute(_LAST_SEEN, (keys[seen_device].tolist(), seen_ms.tolist()))
+                    if len(clocks):
+                        cur.execute(_CLOCKS_UPDATE, clocks.lists())
+                        cur.execute(_CLOCKS_INSERT, clocks.lists())
                 finally:
                     if lead is not None:  # settled (committed or failed) before this commits
                         self._settle(lead)
@@ -355,6 +389,7 @@ class PostgresStore(IdempotencyRecords):
                     inserted += lead.result()  # its failure rolls this part back
         if not known_days:
             self._days.update(np.unique(batch.time_ms // _DAY_MS).tolist())
+        self._clock_cache.remember(clocks)
         return WriteResult(len(batch), inserted)
 
     def _settle(self, lead: futures.Future[int]) -> None:
@@ -405,7 +440,7 @@ class PostgresStore(IdempotencyRecords):
             ids = self._device_ids(conn, terminals, create=False)
             stream = self._copy_out(
                 conn,
-                f"SELECT {_COLS} FROM latest_positions WHERE device_id = ANY(%s)",
+                f"SELECT {_SELECT} FROM latest_positions WHERE device_id = ANY(%s)",
                 (list(ids.values()),),
             )
         batch = pg_copy.decode(stream)
@@ -434,7 +469,7 @@ class PostgresStore(IdempotencyRecords):
                 while start < to_ms:
                     stream = self._copy_out(
                         conn,
-                        f"SELECT {_COLS} FROM positions WHERE device_id = %s"
+                        f"SELECT {_SELECT} FROM positions WHERE device_id = %s"
                         " AND fix_time >= %s AND fix_time < %s ORDER BY fix_time LIMIT %s",
                         (device_id, _dt(start), _dt(to_ms), TRACK_PAGE_ROWS),
                     )
@@ -454,7 +489,7 @@ class PostgresStore(IdempotencyRecords):
         with self._guard("positions since cursor") as conn:
             stream = self._copy_out(
                 conn,
-                f"SELECT seq, {_COLS} FROM positions WHERE seq > %s ORDER BY seq LIMIT %s",
+                f"SELECT seq, {_SELECT} FROM positions WHERE seq > %s ORDER BY seq LIMIT %s",
                 (cursor, limit),
             )
             batch, seq = pg_copy.decode_with_seq(stream)
@@ -560,6 +595,20 @@ class PostgresStore(IdempotencyRecords):
                 " AND (last_seen IS NULL OR last_seen < %s)",
                 (_dt(seen_ms), list(terminals), _dt(seen_ms)),
             )
+
+    def device_clocks(self, terminals: Sequence[str]) -> dict[str, DeviceClock]:
+        with self._guard("device clocks") as conn:
+            ids = self._device_ids(conn, terminals, create=False)
+            rows = conn.execute(
+                "SELECT device_id, state, offset_ms, since, seen FROM device_clocks"
+                " WHERE device_id = ANY(%s)",
+                (list(ids.values()),),
+            ).fetchall()
+        by_id = {key: terminal for terminal, key in ids.items()}
+        return {
+            by_id[d]: DeviceClock(ClockState(state).label, offset, _ms(since) or 0, _ms(seen) or 0)
+            for d, state, offset, since, seen in rows
+        }
 
     # -- command queue -----------------------------------------------------------------------
 

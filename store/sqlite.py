@@ -25,12 +25,14 @@ from loans import CaseAction, Loan, LoanState
 from positions import COLUMNS, PositionBatch, empty_batch
 from store import sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
+from store.clock_rows import ClockCache, ClockRows, clock_rows
 from store.idempotency import IdempotencyRecords
 from store.interface import (
     ApiKey,
     CommandLog,
     CommandState,
     Device,
+    DeviceClock,
     FenceFeature,
     LoanChange,
     LoanFilter,
@@ -49,6 +51,9 @@ from store.selection import (
     read_track,
 )
 from store.statements import RunResult
+from trajectory.clock import ClockSettings, ClockState
+
+LATEST_AHEAD_MS = ClockSettings().ahead_ms
 
 _DEVICE_COLS = (
     "terminal, edition, auth_code, registered_ms, last_seen_ms, vehicle_id,"
@@ -56,6 +61,8 @@ _DEVICE_COLS = (
 )
 _POSITION_COLS = tuple(name if name != "device" else "device_id" for name in COLUMNS)
 _COLS = ", ".join(_POSITION_COLS)
+# Rows stored before device_time_ms existed hold NULL there, meaning the fix time.
+_SELECT = _COLS.replace("device_time_ms", "coalesce(device_time_ms, time_ms)")
 _MARKS = ", ".join("?" for _ in _POSITION_COLS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "device_id")
 _COMMAND_COLS = (
@@ -86,6 +93,7 @@ class SqliteStore(IdempotencyRecords):
             raise SchemaError(f"{self.path}: schema missing or old: run `lienwatch migrate`")
         self._ids: dict[str, int] = {}
         self._terminals: dict[int, str] = {}
+        self._clock_cache = ClockCache()
 
     def close(self) -> None:
         self._conn.close()
@@ -157,6 +165,7 @@ class SqliteStore(IdempotencyRecords):
         columns["device"] = keys[batch.device]
         newest = newest_valid_per_device(batch)
         seen_device, seen_ms = last_seen_per_device(batch)
+        clocks = self._clock_cache.changed(clock_rows(batch).keyed(keys))
         with self._transaction("write positions") as conn:
             before = conn.total_changes
             conn.executemany(
@@ -167,7 +176,8 @@ class SqliteStore(IdempotencyRecords):
             conn.executemany(
                 f"INSERT INTO latest_positions ({_COLS}) VALUES ({_MARKS})"
                 f" ON CONFLICT (device_id) DO UPDATE SET {_UPDATES}"
-                " WHERE excluded.time_ms > latest_positions.time_ms",
+                " WHERE excluded.time_ms > latest_positions.time_ms"
+                f" OR latest_positions.time_ms > excluded.recv_ms + {LATEST_AHEAD_MS}",
                 _rows({name: column[newest] for name, column in columns.items()}),
             )
             conn.executemany(
@@ -178,13 +188,44 @@ class SqliteStore(IdempotencyRecords):
                     for d, ms in zip(seen_device.tolist(), seen_ms.tolist(), strict=True)
                 ],
             )
+            self._write_clocks(conn, clocks)
+        self._clock_cache.remember(clocks)
         return WriteResult(len(batch), inserted)
+
+    @staticmethod
+    def _write_clocks(conn: sqlite3.Connection, clocks: ClockRows) -> None:
+        rows = list(zip(*clocks.lists(), strict=True))
+        conn.executemany(
+            "UPDATE device_clocks SET state = ?2, offset_ms = ?3, seen_ms = ?5,"
+            " since_ms = CASE WHEN state = ?2 AND ?6 THEN since_ms ELSE ?4 END"
+            " WHERE device_id = ?1 AND seen_ms <= ?5 AND (state <> ?2 OR offset_ms <> ?3)",
+            rows,
+        )
+        conn.executemany(
+            "INSERT INTO device_clocks (device_id, state, offset_ms, since_ms, seen_ms)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO NOTHING",
+            [row[:5] for row in rows],
+        )
+
+    def device_clocks(self, terminals: Sequence[str]) -> dict[str, DeviceClock]:
+        ids = self._device_ids(terminals, create=False)
+        rows = self._read(
+            "device clocks",
+            "SELECT device_id, state, offset_ms, since_ms, seen_ms FROM device_clocks"
+            " WHERE device_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(ids.values())),),
+        )
+        by_id = {ids[t]: t for t in ids}
+        return {
+            by_id[d]: DeviceClock(ClockState(state).label, offset, since, seen)
+            for d, state, offset, since, seen in rows
+        }
 
     def latest(self, terminals: Sequence[str]) -> PositionBatch:
         ids = self._device_ids(terminals, create=False)
         rows = self._read(
             "latest positions",
-            f"SELECT {_COLS} FROM latest_positions"
+            f"SELECT {_SELECT} FROM latest_positions"
             " WHERE device_id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(ids.values())),),
         )
@@ -213,7 +254,7 @@ class SqliteStore(IdempotencyRecords):
             while start < to_ms:
                 rows = self._read(
                     "track",
-                    f"SELECT 0, {_COLS.removeprefix('device_id, ')} FROM positions"
+                    f"SELECT 0, {_SELECT.removeprefix('device_id, ')} FROM positions"
                     " WHERE device_id = ? AND time_ms >= ? AND time_ms < ? ORDER BY time_ms"
                     " LIMIT ?",
                     (device_id, start, to_ms, TRACK_PAGE_ROWS),
@@ -231,7 +272,7 @@ class SqliteStore(IdempotencyRecords):
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         rows = self._read(
             "positions since cursor",
-            f"SELECT seq, {_COLS} FROM positions WHERE seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT seq, {_SELECT} FROM positions WHERE seq > ? ORDER BY seq LIMIT ?",
             (cursor, limit),
         )
         if not rows:

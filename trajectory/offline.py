@@ -53,8 +53,10 @@ class OfflineRule:
         gap &= ~(first & self.alerted[device])
         rows = np.flatnonzero(gap)
         last = last_of_device(device)
-        self.last_ms[device[last]] = time_ms[last]
-        self.alerted[device[last]] = False
+        d = device[last]
+        # A report at the very time of the last one ends no silence (nor reopens one).
+        self.alerted[d] &= time_ms[last] <= self.last_ms[d]
+        self.last_ms[d] = time_ms[last]
         return Silences(device[rows], prev[rows], prev[rows] + after[rows])
 
     def advance(self, now_ms: int) -> Silences:

@@ -1,7 +1,8 @@
 """Pre-processing: flag what the rules must not see, and count it.
 
-Out-of-order and duplicate rows move no rule state at all. Invalid, future and bad-time fixes
-still count as reports (offline, alarm bits) but not as positions. The glitch gate compares each
+Out-of-order and duplicate rows move no rule state at all. Invalid, future and bad-time fixes,
+and those whose device clock is reset or stuck (trajectory.clock), still count as reports (alarm
+bits) but not as positions. The glitch gate compares each
 valid fix with the device's last *accepted* fix, so the fix after a jump is measured from the
 same reference; after several mutually consistent jumped fixes the gate re-anchors there (a
 tracker that really moved, or a first fix that was itself a glitch).
@@ -70,6 +71,8 @@ NOT_A_FIX = np.uint16(
     | Flag.INVALID_FIX
     | Flag.FUTURE
     | Flag.BAD_TIME
+    | Flag.CLOCK_RESET
+    | Flag.CLOCK_STUCK
     | Flag.IMPLAUSIBLE
 )
 

@@ -137,8 +137,8 @@ class VehicleSilenceRule:
         rows = np.flatnonzero(gap)
         last = last_of_device(veh)
         v = veh[last]
+        self.all_alerted[v] &= t[last] <= self.last_ms[v]
         self.last_ms[v], self.last_moving[v], self.last_device[v] = t[last], moving[last], dev[last]
-        self.all_alerted[v] = False
         return SilenceAlerts(veh[rows], prev_dev[rows], prev_t[rows] + after[rows], prev_t[rows])
 
     def _partial(

@@ -22,7 +22,7 @@ from api.models import DeviceOut, DevicePage, LatestPosition, Position, Vehicle
 from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.routes.lookup import device_or_404, is_online
 from api.views import device_json, json_bytes, position_json, positions_json
-from store import Device, Store
+from store import Device, DeviceClock, Store
 
 _TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
 Terminal = Annotated[
@@ -108,7 +108,9 @@ def router(ctx: ApiContext) -> APIRouter:
     async def devices_json(
         devices: list[Device], *, with_latest: bool, who: Identity
     ) -> list[dict[str, Any]]:
-        latest = await latest_of([d.terminal for d in devices]) if with_latest else {}
+        terminals = [d.terminal for d in devices]
+        latest = await latest_of(terminals) if with_latest else {}
+        clocks = await ctx.stores.run(lambda s: s.device_clocks(terminals)) if terminals else {}
         return [
             device_json(
                 d,
@@ -116,6 +118,7 @@ def router(ctx: ApiContext) -> APIRouter:
                 latest=latest.get(d.terminal),
                 with_latest=with_latest,
                 show_auth_code=who.can(Role.ADMIN),
+                clock=clocks.get(d.terminal),
             )
             for d in devices
         ]
@@ -166,7 +169,7 @@ def router(ctx: ApiContext) -> APIRouter:
         recorded while none is; another than the recorded one is a 409 `identity_recorded`."""
         term = params.terminal(terminal)
 
-        def upsert(store: Store) -> tuple[bool, Device]:
+        def upsert(store: Store) -> tuple[bool, Device, DeviceClock | None]:
             known = store.get_device(term)
             if known is not None and body.identity is not None:
                 _check_identity(known, body.identity)
@@ -179,12 +182,12 @@ def router(ctx: ApiContext) -> APIRouter:
                 store.unbind_device(term)
             stored = store.get_device(term)
             assert stored is not None
-            return known is None, stored
+            return known is None, stored, store.device_clocks([term]).get(term)
 
-        created, device = await ctx.stores.run(upsert)
+        created, device, clock = await ctx.stores.run(upsert)
         if ctx.device_changed is not None:
             ctx.device_changed(device)
-        out = device_json(device, online=is_online(ctx, term), show_auth_code=True)
+        out = device_json(device, online=is_online(ctx, term), show_auth_code=True, clock=clock)
         return JSONResponse(out, status_code=201 if created else 200)
 
     @api.post(

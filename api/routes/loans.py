@@ -48,7 +48,7 @@ from loans import (
     paid_through_after,
     transition,
 )
-from store import Device, Store
+from store import Device, DeviceClock, Store
 from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
 
 _LOAN_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -312,23 +312,26 @@ def router(ctx: ApiContext) -> APIRouter:
         online state) and the car's unresolved alerts."""
         number = loan_number(loan_no)
 
-        def read(store: Store) -> tuple[Loan, list[Device], Any, list[StoredAlert]] | None:
+        def read(
+            store: Store,
+        ) -> tuple[Loan, list[Device], Any, dict[str, DeviceClock], list[StoredAlert]] | None:
             loan = store.get_loan(number)
             if loan is None:
                 return None
             devices = store.find_devices(vehicle_id=loan.vehicle_id, limit=_MAX_LISTED)
             latest = store.latest([d.terminal for d in devices])
+            clocks = store.device_clocks([d.terminal for d in devices])
             alerts: list[StoredAlert] = []
             for state in (AlertState.OPEN, AlertState.ACKNOWLEDGED):
                 alerts += store.list_alerts(
                     vehicle_id=loan.vehicle_id, state=state, limit=_MAX_LISTED
                 )
-            return loan, devices, latest, sorted(alerts, key=lambda a: a.id)
+            return loan, devices, latest, clocks, sorted(alerts, key=lambda a: a.id)
 
         found = await ctx.stores.run(read)
         if found is None:
             raise not_found(f"no loan {number}")
-        loan, devices, latest, alerts = found
+        loan, devices, latest, clocks, alerts = found
         terminals = [d.terminal for d in devices]
         positions = {
             terminals[int(d)]: position_json(latest, i) for i, d in enumerate(latest.device)
@@ -342,6 +345,7 @@ def router(ctx: ApiContext) -> APIRouter:
                     latest=positions.get(d.terminal),
                     with_latest=True,
                     show_auth_code=who.can(Role.ADMIN),
+                    clock=clocks.get(d.terminal),
                 )
                 for d in devices
             ],

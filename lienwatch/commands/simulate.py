@@ -11,10 +11,14 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from lienwatch.commands import EXIT_RUNTIME, fail
+
+if TYPE_CHECKING:
+    from simulators.faults import FaultPlan
 
 
 def simulate(
@@ -38,10 +42,29 @@ def simulate(
     rate: float = typer.Option(1000.0, "--rate", min=0.001, help="reports/s, whole fleet"),
     duration: float = typer.Option(10.0, "--duration", min=0.001, help="seconds of reporting"),
     edition: int = typer.Option(2013, "--edition", help="JT808 edition: 2013 or 2019"),
+    faults: str | None = typer.Option(
+        None,
+        "--faults",
+        help="faulty and hostile trackers: mixed, or a comma list of utc, reset, rollover,"
+        " backfill, future, stuck (clocks dealt over the fleet) and impostor, silent, garbage"
+        " (connections beside it, --target only)",
+    ),
+    hostile: int | None = typer.Option(
+        None, "--hostile", min=0, help="connections of each hostile kind (default devices/10)"
+    ),
+    backfill_hours: float = typer.Option(
+        48.0, "--backfill-hours", min=0.0, help="how old a backfilling device's fixes are"
+    ),
 ) -> None:
     """Simulated trackers: load against a gateway, scenario files, or a score of alerts."""
+    names = _faults(faults)
     if target is not None:
-        _load(target, devices, rate, duration, edition)
+        plan = None
+        if names is not None:
+            from simulators.faults import plan_faults
+
+            plan = plan_faults(names, devices, hostile, backfill_hours)
+        _load(target, devices, rate, duration, edition, plan)
         return
     if score_dir is not None:
         _score(score_dir, alerts, tolerance_s)
@@ -56,8 +79,20 @@ def simulate(
     from simulators.output import write_scenario
     from simulators.scenario import build_scenario
 
+    clock_faults: tuple[str, ...] = ()
+    if names is not None:
+        from simulators.faults import CLOCK_FAULTS
+
+        if names != ("mixed",) and any(n not in CLOCK_FAULTS for n in names):
+            fail("simulate: --faults: impostor, silent and garbage need a --target")
+        clock_faults = names
     cfg = ScenarioConfig(
-        vehicles=vehicles, days=days, seed=seed, start=first_day, incidents=not no_incidents
+        vehicles=vehicles,
+        days=days,
+        seed=seed,
+        start=first_day,
+        incidents=not no_incidents,
+        faults=clock_faults,
     )
     scenario = build_scenario(cfg)
     figures = write_scenario(scenario, scenario_out)
@@ -82,7 +117,25 @@ def _score(scenario_dir: Path, alerts: Path | None, tolerance_s: float) -> None:
     print(json.dumps(summary(scores, tolerance_s), sort_keys=True))
 
 
-def _load(target: str, devices: int, rate: float, duration: float, edition: int) -> None:
+def _faults(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    from simulators.faults import FaultError, parse_faults
+
+    try:
+        return parse_faults(text)
+    except FaultError as exc:
+        fail(f"simulate: --faults: {exc}")
+
+
+def _load(
+    target: str,
+    devices: int,
+    rate: float,
+    duration: float,
+    edition: int,
+    plan: FaultPlan | None = None,
+) -> None:
     from urllib.parse import urlsplit
 
     from ingest.jt808 import Edition
@@ -97,9 +150,13 @@ def _load(target: str, devices: int, rate: float, duration: float, edition: int)
         port = None
     if parts.scheme not in ("tcp", "mqtt") or not parts.hostname or port is None:
         fail(f"simulate: --target {target!r} is not tcp://HOST:PORT or mqtt://HOST:PORT")
-    cfg = LoadConfig(parts.hostname, port, devices, rate, duration, edition=Edition(edition))
+    cfg = LoadConfig(
+        parts.hostname, port, devices, rate, duration, edition=Edition(edition), faults=plan
+    )
     transport = None
     if parts.scheme == "mqtt":
+        if plan is not None and plan.hostile:
+            fail("simulate: hostile connections (impostor, silent, garbage) need a tcp:// target")
         from simulators.mqtt import MqttTransport
 
         transport = MqttTransport

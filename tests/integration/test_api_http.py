@@ -280,6 +280,7 @@ def test_latest_position_has_the_fields_of_the_decode_contract(api: ApiUnderTest
         "speed_kmh": 60.5,
         "course": 90,
         "time": "2024-01-01T12:00:00+08:00",
+        "device_time": "2024-01-01T12:00:00+08:00",
         "alarm": 256,
         "status": 3,
         "received": "2024-01-01T12:00:01.250+08:00",

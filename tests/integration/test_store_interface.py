@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,16 @@ import numpy as np
 import pytest
 
 from positions import Flag, PositionBatch
-from store import CommandState, Device, Store, StoreError, migrate, open_store
+from store import (
+    CommandState,
+    Device,
+    DeviceClock,
+    Store,
+    StoreError,
+    migrate,
+    open_store,
+    sqlite_path,
+)
 from store.selection import thin
 
 T0 = 1_709_280_000_000  # 2024-03-01T08:00:00Z
@@ -117,13 +127,99 @@ def test_latest_stays_the_newest_fix_under_late_and_out_of_order_writes(store: S
 def test_latest_ignores_newer_fixes_flagged_unusable(store: Store) -> None:
     good, terminals = positions([{"terminal": A, "t": 0, "lon": 1.0}])
     store.write_positions(good, terminals)
-    for flag in (Flag.INVALID_FIX, Flag.IMPLAUSIBLE, Flag.FUTURE, Flag.BAD_TIME):
+    unusable = (
+        Flag.INVALID_FIX,
+        Flag.IMPLAUSIBLE,
+        Flag.FUTURE,
+        Flag.BAD_TIME,
+        Flag.CLOCK_RESET,
+        Flag.CLOCK_STUCK,
+    )
+    for flag in unusable:
         bad, _ = positions([{"terminal": A, "t": 1000 * int(flag), "lon": 9.0, "flags": flag}])
         store.write_positions(bad, [A])
     late_backfill, _ = positions([{"terminal": A, "t": 500_000, "lon": 2.0, "flags": 1}])
     store.write_positions(late_backfill, [A])
     assert store.latest([A]).lon.tolist() == [2.0]
-    assert len(store.track(A, T0, T0 + 10**9)) == 6  # every position is stored all the same
+    assert len(store.track(A, T0, T0 + 10**9)) == 8  # every position is stored all the same
+
+
+def test_a_fix_dated_in_the_future_never_stays_the_latest(store: Store) -> None:
+    """One stored before fixes ahead of their arrival were flagged (or by a writer that does
+    not flag them) gives way to the next valid fix, though that one's time is older."""
+    ahead, terminals = positions([{"terminal": A, "t": 30 * 86_400_000, "recv_ms": 0, "lon": 9.0}])
+    store.write_positions(ahead, terminals)
+    assert store.latest([A]).lon.tolist() == [9.0]
+    now, _ = positions([{"terminal": A, "t": 1_000, "lon": 1.0}])
+    store.write_positions(now, terminals)
+    assert store.latest([A]).lon.tolist() == [1.0]
+    older, _ = positions([{"terminal": A, "t": 0, "lon": 2.0}])
+    store.write_positions(older, terminals)  # a late fix still moves nothing back
+    assert store.latest([A]).lon.tolist() == [1.0]
+
+
+def test_both_fix_times_are_stored_and_read_back(store: Store) -> None:
+    rows, terminals = positions(
+        [{"terminal": A, "t": 1_000, "device_time_ms": T0 + 1_000 - 8 * 3_600_000, "flags": 256}]
+    )
+    store.write_positions(rows, terminals)
+    for got in (store.track(A, T0, T0 + 10_000), store.latest([A])):
+        assert got.time_ms.tolist() == [T0 + 1_000]
+        assert got.device_time_ms.tolist() == [T0 + 1_000 - 8 * 3_600_000]
+    page = store.positions_since(0, 10)
+    assert page.batch.device_time_ms.tolist() == [T0 + 1_000 - 8 * 3_600_000]
+
+
+def test_a_device_clock_state_is_its_latest_reports_and_since_when(store: Store) -> None:
+    hours = 8 * 3_600_000
+    ok, terminals = positions(
+        [{"terminal": A, "t": i * 1_000, "recv_ms": i * 1_000 + 300} for i in range(3)]
+    )
+    store.write_positions(ok, terminals)
+    assert store.device_clocks([A, B]) == {A: DeviceClock("ok", 0, T0 + 300, T0 + 2_300)}
+    utc, _ = positions(
+        [
+            {
+                "terminal": A,
+                "t": i * 1_000,
+                "recv_ms": i * 1_000 + 300,
+                "device_time_ms": T0 + i * 1_000 - hours,
+                "flags": int(Flag.CLOCK_CORRECTED),
+            }
+            for i in range(3, 6)
+        ]
+    )
+    store.write_positions(utc, terminals)
+    corrected = DeviceClock("corrected_hours", hours, T0 + 3_300, T0 + 5_300)
+    assert store.device_clocks([A]) == {A: corrected}
+    more, _ = positions(
+        [
+            {
+                "terminal": A,
+                "t": 6_000,
+                "recv_ms": 6_300,
+                "device_time_ms": T0 + 6_000 - hours,
+                "flags": int(Flag.CLOCK_CORRECTED),
+            }
+        ]
+    )
+    store.write_positions(more, terminals)
+    assert store.device_clocks([A])[A].since_ms == T0 + 3_300  # the same state goes on
+    reset, _ = positions(
+        [
+            {
+                "terminal": A,
+                "t": 7_000,
+                "recv_ms": 7_000,
+                "device_time_ms": 946_656_000_000,
+                "flags": int(Flag.CLOCK_RESET),
+            }
+        ]
+    )
+    store.write_positions(reset, terminals)
+    assert store.device_clocks([A]) == {
+        A: DeviceClock("reset", T0 + 7_000 - 946_656_000_000, T0 + 7_000, T0 + 7_000)
+    }
 
 
 def test_track_covers_from_inclusive_to_exclusive_for_one_device(store: Store) -> None:
@@ -302,3 +398,18 @@ def test_retention_drops_positions_of_the_days_before_the_cutoff_and_keeps_the_l
     assert kept.time_ms.tolist() == [T0 + t for t in days[1:]]
     assert store.latest([A]).time_ms.tolist() == [T0 + days[2]]
     assert store.drop_positions_before(MIDNIGHT + DAY_MS) == 0  # nothing older is left
+
+
+def test_sqlite_rows_stored_before_the_clock_migration_read_their_fix_time(
+    tmp_path: Path,
+) -> None:
+    migrate(None, tmp_path)
+    store = open_store(None, tmp_path)
+    batch, terminals = track_of(2)
+    store.write_positions(batch, terminals)
+    with sqlite3.connect(sqlite_path(tmp_path)) as conn:  # as the old schema left them
+        conn.execute("UPDATE positions SET device_time_ms = NULL")
+        conn.execute("UPDATE latest_positions SET device_time_ms = NULL")
+    for got in (store.track(A, T0, T0 + 10**6), store.latest([A])):
+        assert got.device_time_ms.tolist() == got.time_ms.tolist()
+    store.close()

@@ -171,6 +171,31 @@ def test_the_cursor_migration_numbers_on_after_rows_already_stored(pg_url: str) 
     assert len(page.batch) == 4
     assert page.batch.time_ms.tolist()[-1] == T0 + 10_000
     assert page.cursor == 4
+    # Rows from before the device-time column read back with their fix time there.
+    assert page.batch.device_time_ms.tolist() == page.batch.time_ms.tolist()
+    store.close()
+
+
+def test_positions_and_latest_stored_before_the_clock_migration_read_their_fix_time(
+    pg_url: str,
+) -> None:
+    migrate_postgres(pg_url, target=8)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("SELECT lienwatch_ensure_day_partition(%s::date)", ("2024-03-01",))
+        conn.execute("INSERT INTO devices (terminal) VALUES (%s)", (A,))
+        for table in ("positions (seq, ", "latest_positions ("):
+            conn.execute(
+                f"INSERT INTO {table}device_id, fix_time, recv_time, lon, lat, speed_kmh,"
+                f" course, altitude_m, alarm, status, flags) SELECT"
+                f" {'1, ' if table.startswith('positions') else ''}id, to_timestamp(%s),"
+                " to_timestamp(%s), 121, 31, 0, 0, 0, 0, 3, 0 FROM devices",
+                (T0 / 1000, T0 / 1000 + 1),
+            )
+    migrate_postgres(pg_url)
+    store = PostgresStore(pg_url)
+    for batch in (store.track(A, T0, T0 + 1), store.latest([A])):
+        assert batch.time_ms.tolist() == batch.device_time_ms.tolist() == [T0]
+    assert store.device_clocks([A]) == {}
     store.close()
 
 

@@ -33,6 +33,7 @@ def test_columns_equal_the_per_row_view(n: int, data: st.DataObject) -> None:
             "device": np.zeros(n),
             "time_ms": column("int64", times),
             "recv_ms": column("int64", times),
+            "device_time_ms": column("int64", times),
             "lon": column("float64", st.floats(-180, 180)),
             "lat": column("float64", st.floats(-90, 90)),
             "speed_kmh": column("float32", st.floats(0, 400, width=32)),

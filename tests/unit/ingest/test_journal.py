@@ -301,3 +301,39 @@ def test_another_process_cannot_open_a_journal_in_use(tmp_path: Path) -> None:
     assert out.stdout.startswith("locked")
     assert "LOCK" in out.stdout
     journal.close()
+
+
+def test_a_record_written_before_the_device_time_column_reads_back(tmp_path: Path) -> None:
+    """Records of the earlier layout (every column but device_time_ms, same order) stay
+    readable: a journal left by the previous version drains after an upgrade."""
+    from ingest.journal_format import (
+        _COUNTS,
+        _DISK_DTYPES_V1,
+        decode_payload,
+        encode_payload,
+        encode_record,
+    )
+
+    batch = batch_of(1_709_280_000_000, [3, 1, 3])
+    terminals = DEVICES.terminals()
+    names = "\n".join(terminals).encode("ascii")
+    old = _COUNTS.pack(len(batch), len(names)) + names
+    old += b"".join(
+        np.ascontiguousarray(getattr(batch, n), dtype=d).tobytes()
+        for n, d in _DISK_DTYPES_V1.items()
+    )
+    read, read_terminals = decode_payload(old)
+    assert read_terminals == tuple(terminals)
+    for name, column in batch.columns().items():
+        assert getattr(read, name).tolist() == column.tolist()  # device_time_ms = time_ms
+    assert len(encode_payload(batch, terminals)) > len(old)  # new records carry the column
+    journal = Journal(tmp_path, max_bytes=1 << 20)
+    journal.append(batch, DEVICES)
+    journal.commit()
+    journal.close()
+    [segment] = tmp_path.glob("*.seg")
+    segment.write_bytes(encode_record(1, old))  # as the previous version wrote it
+    journal = Journal(tmp_path, max_bytes=1 << 20)
+    [record] = journal.pending(max_bytes=1 << 30)
+    assert record.batch.device_time_ms.tolist() == batch.time_ms.tolist()
+    journal.close()

@@ -81,3 +81,43 @@ def test_an_id_longer_than_the_bulk_width_is_still_read_exactly() -> None:
     rows = read_positions_csv(f"device_id,time,lat,lon\n{long_id},1709274600,31.2,121.4\n".encode())
     assert rows.errors == []
     assert rows.device_id.tolist() == [long_id.encode()]
+
+
+@pytest.mark.parametrize(
+    "received",
+    [
+        (b"2024-03-01T22:30:01+08:00", b"2024-03-01T22:31:02+08:00"),  # ISO (Arrow's path)
+        (b"1709303401", b"1709303462"),  # epoch seconds, as `time` may be
+    ],
+)
+def test_a_received_column_is_read_in_the_formats_of_time(received: tuple[bytes, bytes]) -> None:
+    data = (
+        b"device_id,time,received,lat,lon\n"
+        b"A,2024-03-01T14:30:00+08:00," + received[0] + b",31.2,121.4\n"
+        b"A,1709274660," + received[1] + b",31.2,121.4\n"
+    )
+    rows = read_positions_csv(data)
+    assert rows.recv_ms is not None
+    assert rows.recv_ms.tolist() == [1_709_303_401_000, 1_709_303_462_000]
+    assert rows.errors == []
+
+
+def test_an_empty_received_value_takes_the_time_and_a_bad_one_is_reported() -> None:
+    data = (
+        b"device_id,time,received,lat,lon\n"
+        b"A,2024-03-01T14:30:00+08:00,,31.2,121.4\n"
+        b"A,2024-03-01T14:31:00+08:00,later,31.2,121.4\n"
+        b"A,2024-03-01T14:32:00+08:00,2024-03-01T14:32:05+08:00,31.2,121.4\n"
+    )
+    rows = read_positions_csv(data, "p.csv")
+    assert rows.recv_ms is not None
+    assert rows.recv_ms.tolist() == [1_709_274_600_000, 1_709_274_725_000]
+    assert rows.line.tolist() == [2, 4]
+    assert [e.describe("p.csv") for e in rows.errors] == [
+        "p.csv:3: field received: 'later' is not ISO 8601 with offset or epoch seconds"
+    ]
+
+
+def test_without_a_received_column_there_are_no_receive_times() -> None:
+    rows = read_positions_csv(b"device_id,time,lat,lon\nA,1709274660,31.2,121.4\n")
+    assert rows.recv_ms is None

@@ -21,6 +21,7 @@ def test_one_row_has_the_documented_wire_layout() -> None:
             "device": [0],
             "time_ms": [PG_EPOCH_MS + 1],
             "recv_ms": [PG_EPOCH_MS + 2],
+            "device_time_ms": [PG_EPOCH_MS + 3],
             "lon": [121.5],
             "lat": [-31.25],
             "speed_kmh": [60.5],
@@ -36,11 +37,12 @@ def test_one_row_has_the_documented_wire_layout() -> None:
     assert stream.endswith(b"\xff\xff")
     row = stream[19:-2]
     expected = struct.pack(
-        ">hiiiqiqididifihiiiqiqii",
-        11,
+        ">hiiiqiqiqididifihiiiqiqii",
+        12,
         4, 77,
         8, 1000,
         8, 2000,
+        8, 3000,
         8, 121.5,
         8, -31.25,
         4, 60.5,
