@@ -39,6 +39,9 @@ KIND_CODES: dict[FenceKind, int] = {
 }
 SHAPE_CODES: dict[Shape, int] = {Shape.POLYGON: 0, Shape.CIRCLE: 1, Shape.CORRIDOR: 2}
 _OUTLINE_SEGMENTS = 64
+# A batch is looked up this many rows at a time: each pass's arrays then stay in the core's
+# cache between passes, instead of streaming 8 MB columns through memory a dozen times.
+CHUNK_ROWS = 1 << 16
 CORRIDOR_STEP_DEG = 0.005  # ~500 m: the chord's sag between steps stays below 0.1 mm
 
 
@@ -153,17 +156,42 @@ class FenceSet:
         vehicle_a = _vehicle_column(vehicle)
         if not (lon_a.shape == lat_a.shape == vehicle_a.shape) or lon_a.ndim != 1:
             raise ValueError("lon, lat and vehicle must be 1-d arrays of one length")
-        found = self._index.grid.candidates(lon_a, lat_a)
+        rows: list[IntArray] = []
+        fences: list[npt.NDArray[np.int32]] = []
+        for start in range(0, len(lon_a), CHUNK_ROWS):
+            end = start + CHUNK_ROWS
+            row, fence = self._contains_chunk(
+                lon_a[start:end], lat_a[start:end], vehicle_a[start:end]
+            )
+            if start:
+                row += start
+            rows.append(row)
+            fences.append(fence)
+        if len(rows) == 1:
+            return rows[0], fences[0]
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32)
+        return np.concatenate(rows), np.concatenate(fences)
+
+    def _contains_chunk(
+        self,
+        lon: FloatArray,
+        lat: FloatArray,
+        vehicle: npt.NDArray[np.integer[Any]],
+    ) -> tuple[IntArray, npt.NDArray[np.int32]]:
+        found = self._index.grid.candidates(lon, lat)
         row, fence, inside, exact = found.row, found.fence, found.inside, found.exact
         if self._restricted.any():
             # Masks, not copies: one selection at the end keeps the allowed pairs inside.
-            allowed = self._allowed(row, fence, vehicle_a)
+            allowed = self._allowed(row, fence, vehicle)
             inside &= allowed
             exact &= allowed
         check = np.flatnonzero(exact)
         if len(check):
-            inside[check] = self._exact(fence[check], lon_a[row[check]], lat_a[row[check]])
-        return row[inside], fence[inside]
+            at = row[check]
+            inside[check] = self._exact(fence[check], lon[at], lat[at])
+        keep = np.flatnonzero(inside)
+        return row[keep], fence[keep]
 
     def crossings(
         self,
