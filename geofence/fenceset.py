@@ -27,6 +27,8 @@ from geofence.geodesy import (
 )
 from geofence.grid import Grid, build_grid
 from geofence.model import Fence, FenceKind, Shape
+from geofence.pip import EdgeRows, edge_rows
+from geofence.pip import contains as edges_contain
 from geofence.raster import CircleRaster, CorridorRaster, PolygonRaster, Rasterizer
 
 IntArray = npt.NDArray[np.int64]
@@ -59,6 +61,7 @@ class _Index:
     grid: Grid
     shape: npt.NDArray[np.uint8]
     polygon: npt.NDArray[np.object_]  # prepared geometries; None where not a polygon
+    edges: EdgeRows  # polygons' edges per fine row of the grid: the exact test
     circle_lon: FloatArray
     circle_lat: FloatArray
     circle_radius_m: FloatArray
@@ -156,42 +159,55 @@ class FenceSet:
         vehicle_a = _vehicle_column(vehicle)
         if not (lon_a.shape == lat_a.shape == vehicle_a.shape) or lon_a.ndim != 1:
             raise ValueError("lon, lat and vehicle must be 1-d arrays of one length")
-        rows: list[IntArray] = []
-        fences: list[npt.NDArray[np.int32]] = []
-        for start in range(0, len(lon_a), CHUNK_ROWS):
-            end = start + CHUNK_ROWS
-            row, fence = self._contains_chunk(
-                lon_a[start:end], lat_a[start:end], vehicle_a[start:end]
+        # The grid's pairs a chunk at a time (see CHUNK_ROWS); the exact tests of the few pairs
+        # in boundary cells once for the whole batch, where their fixed cost is paid once.
+        parts = [
+            self._listed(
+                lon_a[start : start + CHUNK_ROWS],
+                lat_a[start : start + CHUNK_ROWS],
+                vehicle_a[start : start + CHUNK_ROWS],
+                start,
             )
-            if start:
-                row += start
-            rows.append(row)
-            fences.append(fence)
-        if len(rows) == 1:
-            return rows[0], fences[0]
-        if not rows:
+            for start in range(0, len(lon_a), CHUNK_ROWS)
+        ]
+        if len(parts) == 1:
+            row, fence, exact = parts[0]
+        elif parts:
+            row = np.concatenate([p[0] for p in parts])
+            fence = np.concatenate([p[1] for p in parts])
+            exact = np.concatenate([p[2] for p in parts])
+        else:
             return np.zeros(0, np.int64), np.zeros(0, np.int32)
-        return np.concatenate(rows), np.concatenate(fences)
+        check = np.flatnonzero(exact)
+        if len(check) == 0:
+            return row, fence
+        at = row[check]
+        outside = check[~self._exact(fence[check], lon_a[at], lat_a[at])]
+        if len(outside) == 0:
+            return row, fence
+        keep = np.ones(len(row), dtype=bool)
+        keep[outside] = False
+        kept = np.flatnonzero(keep)
+        return row[kept], fence[kept]
 
-    def _contains_chunk(
+    def _listed(
         self,
         lon: FloatArray,
         lat: FloatArray,
         vehicle: npt.NDArray[np.integer[Any]],
-    ) -> tuple[IntArray, npt.NDArray[np.int32]]:
+        first_row: int,
+    ) -> tuple[IntArray, npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
+        """The grid's pairs for the rows' vehicles: (row, fence, needs an exact test)."""
         found = self._index.grid.candidates(lon, lat)
-        row, fence, inside, exact = found.row, found.fence, found.inside, found.exact
+        row, fence, exact = found.row, found.fence, found.exact
         if self._restricted.any():
-            # Masks, not copies: one selection at the end keeps the allowed pairs inside.
             allowed = self._allowed(row, fence, vehicle)
-            inside &= allowed
-            exact &= allowed
-        check = np.flatnonzero(exact)
-        if len(check):
-            at = row[check]
-            inside[check] = self._exact(fence[check], lon[at], lat[at])
-        keep = np.flatnonzero(inside)
-        return row[keep], fence[keep]
+            if not allowed.all():
+                keep = np.flatnonzero(allowed)
+                row, fence, exact = row[keep], fence[keep], exact[keep]
+        if first_row:
+            row += first_row
+        return row, fence, exact
 
     def crossings(
         self,
@@ -254,9 +270,15 @@ class FenceSet:
         result = np.zeros(len(fence), dtype=bool)
         is_polygon = shape == SHAPE_CODES[Shape.POLYGON]
         if is_polygon.any():
-            result[is_polygon] = shapely.contains_xy(
-                index.polygon[fence[is_polygon]], lon[is_polygon], lat[is_polygon]
-            )
+            at = np.flatnonzero(is_polygon)
+            inside, undecided = edges_contain(index.edges, fence[at], lon[at], lat[at])
+            if undecided.any():
+                # Within rounding of an edge's line: GEOS's exact arithmetic answers.
+                ask = at[undecided]
+                inside[undecided] = shapely.contains_xy(
+                    index.polygon[fence[ask]], lon[ask], lat[ask]
+                )
+            result[at] = inside
         is_circle = shape == SHAPE_CODES[Shape.CIRCLE]
         if is_circle.any():
             f = fence[is_circle]
@@ -345,10 +367,14 @@ def _build_index(fences: Sequence[Fence], cell_deg: float | None) -> _Index:
                 CorridorRaster(corridor.line_m, corridor.transformer, fence.buffer_m)
             )
     grid = build_grid(bounds, rasterizers, cell_deg)
+    polygon_edges = [
+        (r.x1, r.y1, r.x2, r.y2) if isinstance(r, PolygonRaster) else None for r in rasterizers
+    ]
     return _Index(
         grid=grid,
         shape=shape,
         polygon=polygon,
+        edges=edge_rows(polygon_edges, grid.y0_deg, grid.cell_deg),
         circle_lon=circle_lon,
         circle_lat=circle_lat,
         circle_radius_m=circle_radius_m,
