@@ -159,55 +159,40 @@ class FenceSet:
         vehicle_a = _vehicle_column(vehicle)
         if not (lon_a.shape == lat_a.shape == vehicle_a.shape) or lon_a.ndim != 1:
             raise ValueError("lon, lat and vehicle must be 1-d arrays of one length")
-        # The grid's pairs a chunk at a time (see CHUNK_ROWS); the exact tests of the few pairs
-        # in boundary cells once for the whole batch, where their fixed cost is paid once.
+        # The grid's pairs a chunk at a time (see CHUNK_ROWS); vehicle restrictions and the exact
+        # tests of the pairs in boundary cells once for the whole batch, where their fixed cost
+        # is paid once.
+        grid = self._index.grid
         parts = [
-            self._listed(
-                lon_a[start : start + CHUNK_ROWS],
-                lat_a[start : start + CHUNK_ROWS],
-                vehicle_a[start : start + CHUNK_ROWS],
-                start,
-            )
+            grid.candidates(lon_a[start : start + CHUNK_ROWS], lat_a[start : start + CHUNK_ROWS])
             for start in range(0, len(lon_a), CHUNK_ROWS)
         ]
-        if len(parts) == 1:
-            row, fence, exact = parts[0]
-        elif parts:
-            row = np.concatenate([p[0] for p in parts])
-            fence = np.concatenate([p[1] for p in parts])
-            exact = np.concatenate([p[2] for p in parts])
-        else:
+        if not parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int32)
+        for i, part in enumerate(parts[1:], start=1):
+            np.add(part.row, i * CHUNK_ROWS, out=part.row)
+        if len(parts) == 1:
+            row, fence, exact = parts[0].row, parts[0].fence, parts[0].exact
+        else:
+            row = np.concatenate([p.row for p in parts])
+            fence = np.concatenate([p.fence for p in parts])
+            exact = np.concatenate([p.exact for p in parts])
+        keep: npt.NDArray[np.bool_] | None = None
+        if self._restricted.any():
+            keep = self._allowed(row, fence, vehicle_a)
+            exact &= keep
         check = np.flatnonzero(exact)
-        if len(check) == 0:
+        if len(check):
+            at = row[check]
+            inside = self._exact(fence[check], lon_a[at], lat_a[at])
+            if not inside.all():
+                if keep is None:
+                    keep = np.ones(len(row), dtype=bool)
+                keep[check[~inside]] = False
+        if keep is None:
             return row, fence
-        at = row[check]
-        outside = check[~self._exact(fence[check], lon_a[at], lat_a[at])]
-        if len(outside) == 0:
-            return row, fence
-        keep = np.ones(len(row), dtype=bool)
-        keep[outside] = False
         kept = np.flatnonzero(keep)
         return row[kept], fence[kept]
-
-    def _listed(
-        self,
-        lon: FloatArray,
-        lat: FloatArray,
-        vehicle: npt.NDArray[np.integer[Any]],
-        first_row: int,
-    ) -> tuple[IntArray, npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
-        """The grid's pairs for the rows' vehicles: (row, fence, needs an exact test)."""
-        found = self._index.grid.candidates(lon, lat)
-        row, fence, exact = found.row, found.fence, found.exact
-        if self._restricted.any():
-            allowed = self._allowed(row, fence, vehicle)
-            if not allowed.all():
-                keep = np.flatnonzero(allowed)
-                row, fence, exact = row[keep], fence[keep], exact[keep]
-        if first_row:
-            row += first_row
-        return row, fence, exact
 
     def crossings(
         self,
