@@ -346,15 +346,16 @@ class _GroupedPlaces:
     def __init__(
         self, device: npt.NDArray[np.integer[Any]], valid: Bools, change: npt.NDArray[np.intp]
     ) -> None:
+        self._valid = valid
         self._bad = np.flatnonzero(~valid)
         self.some_invalid = len(self._bad) > 0
         starts = np.concatenate([np.zeros(1, dtype=np.intp), change])
         ends = np.append(change, len(device))
         first, count = starts, ends - starts
         if self.some_invalid:
-            bad_before = np.searchsorted(self._bad, starts)
-            first = starts - bad_before
-            count = count - (np.searchsorted(self._bad, ends) - bad_before)
+            bad_before = np.append(np.searchsorted(self._bad, starts), len(self._bad))
+            first = starts - bad_before[:-1]
+            count = count - np.diff(bad_before)
         some = count > 0
         self.devices = device[starts[some]].astype(np.int64)
         self.first = first[some].astype(np.int64)
@@ -378,8 +379,10 @@ class _GroupedPlaces:
     def apart(self, earlier: I64, later: I64, same_key: Bools) -> Bools:
         apart: Bools = (later - earlier) != 1
         if self.some_invalid:
-            # A gap of only invalid rows still joins two fixes.
+            # A gap of only invalid rows still joins two fixes: possible only where the row
+            # after the earlier fix is invalid.
             check = np.flatnonzero(apart & same_key)
+            check = check[~self._valid[earlier[check] + 1]]
             if len(check):
                 lo, hi = earlier[check], later[check]
                 bad = np.searchsorted(self._bad, hi) - np.searchsorted(self._bad, lo, side="right")
