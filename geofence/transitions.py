@@ -223,7 +223,11 @@ class TransitionTracker:
         extend = first_run & (run_val != s0[run_k]) & (p0[run_k] > 0)
         carry = np.where(extend, p0[run_k], 0)
         effective = run_len + carry
-        run_ms = np.where(extend, p0_ms[run_k], time_a[places.row_of(run_start)])
+
+        def run_ms(at: npt.NDArray[np.intp]) -> I64:
+            """When runs `at` began: a carried change's first fix, else the run's first."""
+            rows = places.row_of(run_start[at])
+            return np.where(extend[at], p0_ms[run_k[at]], time_a[rows]).astype(np.int64)
 
         # Long runs set the state; a long run differing from the previous state is an event.
         long_at = np.flatnonzero(effective >= n_confirm)
@@ -235,11 +239,12 @@ class TransitionTracker:
         flip = long_val != before
         flip_at = long_at[flip]
         confirm_ord = run_start[flip_at] + (n_confirm - 1 - carry[flip_at])
+        flip_ms = run_ms(flip_at)
         events = Transitions(
             device=(keys[run_k[flip_at]] >> _FENCE_BITS).astype(np.int32),
             fence=(keys[run_k[flip_at]] & 0xFFFF_FFFF).astype(np.int32),
             kind=np.where(run_val[flip_at] == 1, ENTER, EXIT).astype(np.uint8),
-            time_ms=run_ms[flip_at],
+            time_ms=flip_ms,
             row=places.row_of(confirm_ord),
         )
 
@@ -252,15 +257,16 @@ class TransitionTracker:
         flip_k = run_k[flip_at]
         last_flip = np.ones(len(flip_k), dtype=bool)
         last_flip[:-1] = flip_k[1:] != flip_k[:-1]
-        since[flip_k[last_flip]] = run_ms[flip_at[last_flip]]
+        since[flip_k[last_flip]] = flip_ms[last_flip]
         last_run = np.ones(len(run_k), dtype=bool)
         last_run[:-1] = run_k[1:] != run_k[:-1]
         last_k = run_k[last_run]
         open_change = run_val[last_run] != s_end[last_k]
+        open_at = np.flatnonzero(last_run)[open_change]
         pending = np.zeros(len(keys), dtype=np.int64)
         pending_ms = np.zeros(len(keys), dtype=np.int64)
-        pending[last_k] = np.where(open_change, effective[last_run], 0)
-        pending_ms[last_k] = np.where(open_change, run_ms[last_run], 0)
+        pending[run_k[open_at]] = effective[open_at]
+        pending_ms[run_k[open_at]] = run_ms(open_at)
         keep_key = (s_end == 1) | (pending > 0)
         moved = _State(
             keys[keep_key],
