@@ -43,6 +43,7 @@ class EdgeRows:
     slot_start: IntArray  # CSR over slots (fence, row): slot_start[s] .. slot_start[s + 1]
     edge: npt.NDArray[np.int32]  # edge index per CSR entry, in ring order within a slot
     ends: FloatArray  # (edges, 4): x1, y1, x2, y2 per edge
+    has_level: bool  # does any edge run level (y1 == y2)
 
 
 def edge_rows(
@@ -97,6 +98,7 @@ def edge_rows(
         slot_start=slot_start,
         edge=entry_edge[order].astype(np.int32),
         ends=np.column_stack([x1, y1, x2, y2]),
+        has_level=bool(np.any(y1 == y2)),
     )
 
 
@@ -130,25 +132,26 @@ def contains(
     # GEOS's RayCrossingCounter.countSegment, rule by rule. An edge wholly left of the point
     # counts for nothing and holds no boundary point; the point may be the edge's end vertex,
     # or lie on a level edge (which never counts as a crossing).
-    right = (dx1 >= 0) | (dx2 >= 0)
+    right = np.maximum(dx1, dx2) >= 0
     on_edge = (dx2 == 0) & (dy2 == 0)
-    level = (dy1 == 0) & (dy2 == 0)
-    on_edge |= level & right & ((dx1 <= 0) | (dx2 <= 0))
+    if table.has_level:
+        level = (dy1 == 0) & (dy2 == 0)
+        on_edge |= level & right & (np.minimum(dx1, dx2) <= 0)
     # Upward edges include their start and exclude their end, downward ones the reverse.
-    straddle = ((dy1 > 0) != (dy2 > 0)) & right
+    upward = dy2 > 0
+    straddle = ((dy1 > 0) != upward) & right
     left_term = dx1 * dy2
     right_term = dy1 * dx2
     det = left_term - right_term
-    # GEOS's filter: terms of opposite signs (or a zero left term) cannot cancel; otherwise the
-    # determinant is trusted when it exceeds DP_SAFE_EPSILON times their summed magnitude.
-    same_sign = (left_term > 0) == (right_term > 0)
-    same_sign &= (left_term != 0) & (right_term != 0)
-    unsure = straddle & same_sign
-    unsure &= np.abs(det) < DP_SAFE_EPSILON * np.abs(left_term + right_term)
-    sure = straddle & ~unsure
+    # GEOS's filter in one comparison: terms of opposite signs (or a zero one) cannot cancel,
+    # and then |det| is their summed magnitude, above the bound; for terms of one sign the
+    # bound is GEOS's, DP_SAFE_EPSILON times their summed magnitude.
+    unsure = np.abs(det) < DP_SAFE_EPSILON * np.abs(left_term + right_term)
+    unsure &= straddle
+    sure = straddle ^ unsure
     on_edge |= sure & (det == 0)
     # The edge crosses the ray right of the point when the point is left of the upward edge.
-    crosses = sure & (det != 0) & ((det > 0) == (dy2 > dy1))
+    crosses = sure & ((det > 0) == upward) & (det != 0)
     crossings = np.bincount(pair, weights=crosses, minlength=n)
     boundary = np.zeros(n, dtype=bool)
     boundary[pair[on_edge]] = True
