@@ -91,23 +91,24 @@ class Grid:
         more than the wider arithmetic saves.
         """
         inv_cell = 1.0 / self.cell_deg  # within 1e-12 cells of the division: far below eps
+        # Coarse positions straight from the coordinates: scaling by 1/8 is exact in binary
+        # floating point, so 8 times the coarse position is the fine one, bit for bit.
+        inv_coarse = inv_cell * (1.0 / BLOCK)
         with np.errstate(over="ignore", invalid="ignore"):  # absurd values become inf, off grid
             x = lon - self.x0_deg
-            x *= inv_cell
+            x *= inv_coarse
             y = lat - self.y0_deg
-            y *= inv_cell
+            y *= inv_coarse
+        coarse_cols, coarse_rows = self.coarse_cols, self.fine_rows // BLOCK
         rows: npt.NDArray[np.intp] | None = None
-        if not (_all_within(x, self.fine_cols) and _all_within(y, self.fine_rows)):
-            in_grid = (x >= 0.0) & (x < self.fine_cols) & (y >= 0.0) & (y < self.fine_rows)
+        if not (_all_within(x, coarse_cols) and _all_within(y, coarse_rows)):
+            in_grid = (x >= 0.0) & (x < coarse_cols) & (y >= 0.0) & (y < coarse_rows)
             rows = np.flatnonzero(in_grid)  # NaN coordinates fail every comparison
             x, y = x[rows], y[rows]
-        # Truncation is floor here: every value is in [0, cells). The coarse cell is the fine
-        # one shifted by 3 bits, as the build's 8x8 blocks are.
-        col = x.astype(np.intp)
-        row = y.astype(np.intp)
-        cell = row >> 3
-        cell *= self.coarse_cols
-        cell += col >> 3
+        # Truncation is floor here: every value is in [0, cells).
+        cell = y.astype(np.intp)
+        cell *= coarse_cols
+        cell += x.astype(np.intp)
         # Occupancy as bits: 1/8 of a byte table, so it stays in cache while the batch streams.
         occupied = self.occupied_bits[cell >> 3]
         occupied >>= (cell & 7).astype(np.uint8)
@@ -116,10 +117,17 @@ class Grid:
         packed = self.cell_entries[cell[hit]]
         start = packed >> self.count_bits
         count = packed & ((1 << self.count_bits) - 1)
-        bit = row[hit]
+        # The fine cell within the block, for the hits only.
+        fine_y = y[hit]
+        fine_y *= BLOCK
+        bit = fine_y.astype(np.intp)
         bit &= 7
         bit <<= 3
-        bit |= col[hit] & 7
+        fine_x = x[hit]
+        fine_x *= BLOCK
+        col = fine_x.astype(np.intp)
+        col &= 7
+        bit |= col
         point = hit if rows is None else rows[hit]
         if len(count) and int(count.max()) == 1:
             entry = start
