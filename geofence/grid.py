@@ -42,8 +42,12 @@ class Candidates:
 
     row: npt.NDArray[np.int64]
     fence: npt.NDArray[np.int32]
-    inside: npt.NDArray[np.bool_]
     exact: npt.NDArray[np.bool_]
+
+    @property
+    def inside(self) -> npt.NDArray[np.bool_]:
+        """Pairs in fine cells wholly inside their fence: no exact test needed."""
+        return ~self.exact
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +152,6 @@ class Grid:
         return Candidates(
             row=point[keep].astype(np.int64, copy=False),
             fence=self.entry_fence[entry],
-            inside=~exact,
             exact=exact,
         )
 
