@@ -229,7 +229,7 @@ class FenceSet:
     def _allowed(
         self, row: IntArray, fence: npt.NDArray[np.int32], vehicle: npt.NDArray[np.integer[Any]]
     ) -> npt.NDArray[np.bool_]:
-        allowed = ~self._restricted[fence]
+        allowed = ~np.take(self._restricted, fence)  # take: no index conversion, unlike [ ]
         check = np.flatnonzero(~allowed)
         if len(check):
             n_vehicles = len(self.vehicles)
@@ -248,9 +248,10 @@ class FenceSet:
         return allowed
 
     def _exact(
-        self, fence: npt.NDArray[np.int32], lon: FloatArray, lat: FloatArray
+        self, fence_index: npt.NDArray[np.int32], lon: FloatArray, lat: FloatArray
     ) -> npt.NDArray[np.bool_]:
         index = self._index
+        fence = fence_index.astype(np.intp)  # gathers by an intp index skip a conversion each
         shape = index.shape[fence]
         result = np.zeros(len(fence), dtype=bool)
         is_polygon = shape == SHAPE_CODES[Shape.POLYGON]
