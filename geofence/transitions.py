@@ -131,17 +131,21 @@ class TransitionTracker:
         devices, dev_start, dev_count = places.devices, places.first, places.count
         if len(devices) == 0:
             return _no_events()
-        pair_row, pair_fence = row_a, fence_a
+        pair_row = row_a
+        pair_key = (device_a[row_a].astype(np.int64) << _FENCE_BITS) | fence_a
+        n_pairs = len(pair_key)
         if places.some_invalid:
-            keep = np.flatnonzero(valid_a[row_a])
-            pair_row, pair_fence = row_a[keep], fence_a[keep]
-        pair_dev = device_a[pair_row].astype(np.int64)
+            # Pairs of invalid fixes sort last under the largest key, and are cut off there.
+            invalid = ~valid_a[row_a]
+            n_invalid = int(np.count_nonzero(invalid))
+            if n_invalid:
+                pair_key[invalid] = np.iinfo(np.int64).max
+                n_pairs -= n_invalid
 
         # Runs of "inside" per key, from the membership pairs of valid rows: a key's pairs in
         # row order, a run broken where the key changes or a valid fix of its device is missed.
-        pair_key = (pair_dev << _FENCE_BITS) | pair_fence
         pair_pos = places.order_of(pair_row)
-        order = _order_by(pair_key, pair_pos, ordered_within=_nondecreasing(pair_row))
+        order = _order_by(pair_key, pair_pos, ordered_within=_nondecreasing(pair_row))[:n_pairs]
         pair_key, pair_row = pair_key[order], pair_row[order]
         run_new = np.ones(len(pair_key), dtype=bool)
         if len(pair_key):
