@@ -3,6 +3,12 @@
 Built once per change (a few seconds for 20,000 fences; a province-sized fence costs about its
 outline, not its area) and swapped whole: a running pipeline keeps using the old set until the
 new one is assigned, and nothing in a set ever mutates.
+
+Membership of a batch: the grid (`geofence.grid`) lists the (row, fence) pairs a chunk of rows
+at a time; vehicle restrictions and the exact tests of the pairs in boundary cells then run once
+over the whole batch: polygons by GEOS's ray-crossing rules in numpy over each fine row's edges
+(`geofence.pip`, GEOS itself for the rare point within rounding of an edge), circles by
+haversine, corridors by distance in their projection.
 """
 
 from __future__ import annotations

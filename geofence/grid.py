@@ -9,7 +9,10 @@ with no per-point Python.
 The lookup is bound by numpy passes over the whole batch, not by the exact tests (on the
 benchmark's fleet about 3 % of the points land in a boundary cell): so the batch-wide part is
 kept to a few passes, and a one-bit occupancy table per coarse cell drops the points in empty
-cells (three quarters of a fleet spread over a region) before the CSR work.
+cells (three quarters of a fleet spread over a region) before the CSR work. Past those, the
+cost is gathers from the tables, which miss the cache: one packed start|count word per hit
+cell, and the masks read only for the pairs they decide. Callers pass chunks of rows whose
+arrays stay in cache between passes (`FenceSet.contains`).
 """
 
 from __future__ import annotations
