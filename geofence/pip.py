@@ -7,10 +7,10 @@ edges instead of the whole outline. The tests follow GEOS's ray-crossing counter
 (`shapely.contains_xy` on a prepared polygon): a point on a vertex or on an edge is on the
 boundary, so not contained; otherwise it is inside when the ray crosses an odd number of edges
 (an edge spanning the point's y with its lower end included and its upper end excluded, and the
-point strictly left of it). The side of an edge is GEOS's floating-point
-orientation with GEOS's own error filter; the rare pair whose filter cannot decide (a point
-within ~1e-15 relative of an edge's line) is reported `undecided`, for GEOS itself to answer.
-So where this decides, it gives GEOS's answer bit for bit.
+point strictly left of it). The side of an edge is GEOS's floating-point orientation with GEOS's
+own error filter; the rare pair whose filter cannot decide (a point within ~1e-15 relative of an
+edge's line) is reported `undecided`, for GEOS itself to answer. So where this decides, it gives
+GEOS's answer bit for bit.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from geofence.raster import ramp
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -65,6 +67,8 @@ def edge_rows(
     empty = np.zeros(0, dtype=np.float64)
     x1, y1, x2, y2 = (np.concatenate(c) if c else empty for c in columns)
     owner = np.concatenate(owner_parts) if owner_parts else np.zeros(0, dtype=np.int64)
+    if len(owner) >= 2**31:
+        raise ValueError("too many polygon edges for one fence set")
     inv_cell = 1.0 / cell_deg
     eps = cell_deg * 1e-6
     # An edge is listed in every row its y-range, grown by eps, reaches: rounding in the row of a
@@ -82,13 +86,11 @@ def edge_rows(
     slot0 = np.cumsum(rows) - rows
     span = hi - lo + 1
     entry_edge = np.repeat(np.arange(len(owner), dtype=np.int64), span)
-    entry_slot = (slot0 - row0)[owner][entry_edge] + lo[entry_edge] + _ramp(span)
+    entry_slot = (slot0 - row0)[owner][entry_edge] + lo[entry_edge] + ramp(span)
     order = np.argsort(entry_slot, kind="stable")
     n_slots = int(rows.sum())
     slot_start = np.zeros(n_slots + 1, dtype=np.int64)
     np.cumsum(np.bincount(entry_slot, minlength=n_slots), out=slot_start[1:])
-    if len(owner) >= 2**31:
-        raise ValueError("too many polygon edges for one fence set")
     return EdgeRows(
         y0_deg=y0_deg,
         cell_deg=cell_deg,
@@ -159,12 +161,3 @@ def contains(
     undecided[pair[unsure]] = True
     inside = (crossings.astype(np.int64) & 1).astype(bool) & ~boundary
     return inside, undecided
-
-
-def _ramp(counts: IntArray) -> IntArray:
-    """0, 1, ..., counts[0]-1, 0, 1, ..., counts[1]-1, ...: offsets inside repeated groups."""
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.cumsum(counts) - counts
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
