@@ -219,7 +219,7 @@ def test_points_on_vertices_edges_and_cell_lines_of_lattice_fences_equal_the_ora
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fence_sets(), st.integers(1, 40), st.integers(0, 2**31))
-def test_a_batch_looked_up_chunk_by_chunk_gives_the_pairs_of_one_lookup(
+def test_a_batch_looked_up_chunk_by_chunk_and_tested_in_numpy_gives_the_pairs_of_one_lookup(
     case: tuple[list[Fence], list[tuple[float, float]]], chunk_rows: int, seed: int
 ) -> None:
     fences, points = case
@@ -239,7 +239,10 @@ def test_a_batch_looked_up_chunk_by_chunk_gives_the_pairs_of_one_lookup(
     vehicle = rng.integers(-1, len(vehicles) + 1, len(lon)).astype(np.int32)
     fence_set = FenceSet(fences, version=1, vehicles=vehicles)
     rows, found = fence_set.contains(lon, lat, vehicle)
-    with mock.patch.object(geofence.fenceset, "CHUNK_ROWS", chunk_rows):
+    with (
+        mock.patch.object(geofence.fenceset, "CHUNK_ROWS", chunk_rows),
+        mock.patch.object(geofence.fenceset, "PIP_MIN_PAIRS", 0),
+    ):
         chunked_rows, chunked_found = fence_set.contains(lon, lat, vehicle)
     assert chunked_rows.tolist() == rows.tolist()
     assert chunked_found.tolist() == found.tolist()
