@@ -9,7 +9,10 @@ with no per-point Python.
 The lookup is bound by numpy passes over the whole batch, not by the exact tests (on the
 benchmark's fleet about 3 % of the points land in a boundary cell): so the batch-wide part is
 kept to a few passes, and a one-bit occupancy table per coarse cell drops the points in empty
-cells (three quarters of a fleet spread over a region) before the CSR work.
+cells (three quarters of a fleet spread over a region) before the CSR work. Past those, the
+cost is gathers from the tables, which miss the cache: one packed start|count word per hit
+cell, and the masks read only for the pairs they decide. Callers pass chunks of rows whose
+arrays stay in cache between passes (`FenceSet.contains`).
 """
 
 from __future__ import annotations
@@ -42,8 +45,12 @@ class Candidates:
 
     row: npt.NDArray[np.int64]
     fence: npt.NDArray[np.int32]
-    inside: npt.NDArray[np.bool_]
     exact: npt.NDArray[np.bool_]
+
+    @property
+    def inside(self) -> npt.NDArray[np.bool_]:
+        """Pairs in fine cells wholly inside their fence: no exact test needed."""
+        return ~self.exact
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,10 @@ class Grid:
     cell_deg: float
     fine_cols: int
     fine_rows: int
-    cell_start: npt.NDArray[np.int64]  # CSR over coarse cells, row-major
+    # Per coarse cell, row-major: its first entry << count_bits | its number of entries. One
+    # gather gives both (two gathers from a table this size cost twice the cache misses).
+    cell_entries: npt.NDArray[np.int64]
+    count_bits: int
     occupied_bits: npt.NDArray[np.uint8]  # bit c % 8 of byte c // 8: does a fence touch cell c
     entry_fence: npt.NDArray[np.int32]
     entry_touched: npt.NDArray[np.uint64]  # fine cells wholly inside or on the boundary
@@ -64,10 +74,15 @@ class Grid:
         return self.fine_cols // BLOCK
 
     @property
+    def cell_start(self) -> npt.NDArray[np.int64]:
+        """CSR starts over the coarse cells (n + 1 of them), unpacked from `cell_entries`."""
+        start = self.cell_entries >> self.count_bits
+        return np.append(start, len(self.entry_fence)).astype(np.int64)
+
+    @property
     def occupied(self) -> npt.NDArray[np.bool_]:
         """Per coarse cell: does any fence touch it."""
-        n = len(self.cell_start) - 1
-        bits = np.unpackbits(self.occupied_bits, count=n, bitorder="little")
+        bits = np.unpackbits(self.occupied_bits, count=len(self.cell_entries), bitorder="little")
         return bits.view(np.bool_)
 
     @property
@@ -78,13 +93,15 @@ class Grid:
         """Grid pairs for a batch: a few passes over the points, then work on the hits only.
 
         Most points of a fleet lie in coarse cells no fence touches; the occupancy table (one
-        bit per coarse cell) drops them before any CSR gather or pair expansion.
+        bit per coarse cell) drops them before any CSR gather or pair expansion. Every array
+        used as an index is intp: numpy converts a narrower index on each gather, which costs
+        more than the wider arithmetic saves.
         """
         inv_cell = 1.0 / self.cell_deg  # within 1e-12 cells of the division: far below eps
-        # Coarse cells straight from the coordinates: scaling by 1/8 is exact in binary
-        # floating point, so floor(x / 8) here is floor(x) >> 3 of the fine position x.
+        # Coarse positions straight from the coordinates: scaling by 1/8 is exact in binary
+        # floating point, so 8 times the coarse position is the fine one, bit for bit.
         inv_coarse = inv_cell * (1.0 / BLOCK)
-        with np.errstate(over="ignore"):  # absurd coordinates become inf, off the grid
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd values become inf, off grid
             x = lon - self.x0_deg
             x *= inv_coarse
             y = lat - self.y0_deg
@@ -95,29 +112,30 @@ class Grid:
             in_grid = (x >= 0.0) & (x < coarse_cols) & (y >= 0.0) & (y < coarse_rows)
             rows = np.flatnonzero(in_grid)  # NaN coordinates fail every comparison
             x, y = x[rows], y[rows]
-        # Truncation is floor here: every value is in [0, cells). int32: at most
-        # MAX_COARSE_CELLS coarse cells, and half the memory traffic of intp.
-        cell = y.astype(np.int32)
+        # Truncation is floor here: every value is in [0, cells).
+        cell = y.astype(np.intp)
         cell *= coarse_cols
-        cell += x.astype(np.int32)
+        cell += x.astype(np.intp)
         # Occupancy as bits: 1/8 of a byte table, so it stays in cache while the batch streams.
         occupied = self.occupied_bits[cell >> 3]
-        shift = cell.astype(np.uint8)
-        shift &= 7
-        occupied >>= shift
+        occupied >>= (cell & 7).astype(np.uint8)
         occupied &= 1
         hit = np.flatnonzero(occupied.view(np.bool_))
-        cell = cell[hit]
-        start = self.cell_start[cell]
-        count = self.cell_start[cell + 1] - start
+        packed = self.cell_entries[cell[hit]]
+        start = packed >> self.count_bits
+        count = packed & ((1 << self.count_bits) - 1)
+        # The fine cell within the block, for the hits only.
+        fine_y = y[hit]
+        fine_y *= BLOCK
+        bit = fine_y.astype(np.intp)
+        bit &= 7
+        bit <<= 3
+        fine_x = x[hit]
+        fine_x *= BLOCK
+        col = fine_x.astype(np.intp)
+        col &= 7
+        bit |= col
         point = hit if rows is None else rows[hit]
-        # The fine cell within the block, for the hits only, by the arithmetic of the full grid.
-        with np.errstate(over="ignore"):
-            fx = lon[point] - self.x0_deg
-            fx *= inv_cell
-            fy = lat[point] - self.y0_deg
-            fy *= inv_cell
-        bit = ((fy.astype(np.intp) & 7) << 3) | (fx.astype(np.intp) & 7)
         if len(count) and int(count.max()) == 1:
             entry = start
         else:
@@ -125,14 +143,18 @@ class Grid:
             bit = np.repeat(bit, count)
             point = np.repeat(point, count)
         # Masks read as int64: the arithmetic shift keeps bit 63 testable with `& 1`.
-        touched = self.entry_touched.view(np.int64)[entry] >> bit
-        keep = np.flatnonzero(touched & 1)
+        touched = self.entry_touched.view(np.int64)[entry]
+        touched >>= bit
+        touched &= 1
+        keep = np.flatnonzero(touched)
         entry = entry[keep]
-        exact = ((self.entry_boundary.view(np.int64)[entry] >> bit[keep]) & 1).astype(bool)
+        boundary = self.entry_boundary.view(np.int64)[entry]
+        boundary >>= bit[keep]
+        boundary &= 1
+        exact = boundary.astype(bool)
         return Candidates(
             row=point[keep].astype(np.int64, copy=False),
             fence=self.entry_fence[entry],
-            inside=~exact,
             exact=exact,
         )
 
@@ -147,10 +169,11 @@ def _all_within(value: npt.NDArray[np.float64], limit: int) -> bool:
 def _expand(start: npt.NDArray[np.int64], count: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """start[0], start[0]+1, ..., start[0]+count[0]-1, start[1], ...: the CSR entries."""
     total = int(count.sum())
-    offsets = np.cumsum(count) - count
-    entry: npt.NDArray[np.int64] = np.arange(total, dtype=np.int64) + np.repeat(
-        start - offsets, count
-    )
+    offsets = np.cumsum(count)
+    offsets -= count
+    offsets -= start
+    entry: npt.NDArray[np.int64] = np.arange(total, dtype=np.int64)
+    entry -= np.repeat(offsets, count)
     return entry
 
 
@@ -240,15 +263,17 @@ def build_grid(
     cell = np.concatenate(cells) if cells else np.zeros(0, np.int64)
     order = np.argsort(cell, kind="stable")  # fences stay in index order within a cell
     counts = np.bincount(cell, minlength=coarse_cols * coarse_rows)
-    cell_start = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=cell_start[1:])
+    cell_start = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=cell_start[1:])
+    count_bits = max(int(counts.max()).bit_length() if len(counts) else 1, 1)
     return Grid(
         x0_deg=x0,
         y0_deg=y0,
         cell_deg=s,
         fine_cols=coarse_cols * BLOCK,
         fine_rows=coarse_rows * BLOCK,
-        cell_start=cell_start,
+        cell_entries=(cell_start << count_bits) | counts,
+        count_bits=count_bits,
         occupied_bits=np.packbits(counts > 0, bitorder="little"),
         entry_fence=(np.concatenate(fences) if fences else np.zeros(0, np.int32))[order],
         entry_touched=(np.concatenate(touches) if touches else np.zeros(0, np.uint64))[order],

@@ -138,7 +138,7 @@ class PolygonRaster:
         x1, y1, x2, y2 = x1[near], y1[near], x2[near], y2[near]
         span = hi - lo + 1
         edge = np.repeat(np.arange(len(x1)), span)
-        row = lo[edge] + _ramp(span)
+        row = lo[edge] + ramp(span)
         ex1, ey1, ex2, ey2 = x1[edge], y1[edge], x2[edge], y2[edge]
         band_lo = y0 + row * s - eps_deg
         band_hi = y0 + (row + 1) * s + eps_deg
@@ -171,7 +171,7 @@ class PolygonRaster:
         r_first, r_last = np.clip(r_first - 1, 0, rows), np.clip(r_last + 1, -1, rows - 1)
         span = np.maximum(r_last - r_first + 1, 0)
         edge = np.repeat(np.arange(len(x1)), span)
-        row = r_first[edge] + _ramp(span)
+        row = r_first[edge] + ramp(span)
         yc = y0 + (row + 0.5) * s
         ex1, ey1, ex2, ey2 = x1[edge], y1[edge], x2[edge], y2[edge]
         keep = (ey1 <= yc) != (ey2 <= yc)  # half-open: a vertex on the line counts once
@@ -238,7 +238,7 @@ class CorridorRaster(_DistanceRaster):
         return np.asarray(distance, dtype=np.float64).reshape(lon.shape)
 
 
-def _ramp(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def ramp(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """0, 1, ..., counts[0]-1, 0, 1, ..., counts[1]-1, ...: offsets inside repeated groups."""
     total = int(counts.sum())
     if total == 0:

@@ -13,7 +13,7 @@ That makes the result independent of how a device's time-ordered stream is cut i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -116,46 +116,45 @@ class TransitionTracker:
         valid_a = np.asarray(valid, dtype=bool)
         row_a = np.asarray(member_row, dtype=np.int64)
         fence_a = np.asarray(member_fence, dtype=np.int64)
-        valid_rows = np.flatnonzero(valid_a)
-        if len(valid_rows) == 0:
-            return _no_events()
         n_confirm = self.confirm_fixes
 
-        # Valid rows grouped by device (`by_dev_rows`); each device's first place among them
-        # and its count. A pair's ordinal is its row's place in `by_dev_rows`: within one
-        # device consecutive valid fixes have consecutive places, which is all runs need.
-        keep = valid_a[row_a]
-        pair_row, pair_fence = row_a[keep], fence_a[keep]
-        pair_dev = device_a[pair_row].astype(np.int64)
-        # Where the device changes; the rows are grouped by device (the usual batch) when it
-        # only ever increases there: checked on those few rows, not the whole batch.
+        # A pair's place is its row's place among the batch's valid rows grouped by device:
+        # within one device consecutive valid fixes have consecutive places, which is all runs
+        # need. `places` maps rows to places and back.
         change = np.flatnonzero(device_a[1:] != device_a[:-1]) + 1
         if bool(np.all(device_a[change] > device_a[change - 1])):
-            by_dev_rows = valid_rows
-            devices, dev_start, dev_count, valid_before = _sorted_devices(device_a, valid_a, change)
-            pair_ord = valid_before[pair_row].astype(np.int64)
+            # Grouped by device (the usual batch), checked on the rows where the device changes:
+            # places follow from the few invalid rows alone.
+            places: _Places = _GroupedPlaces(device_a, valid_a, change)
         else:
-            valid_dev = device_a[valid_rows]
-            order = np.argsort(valid_dev, kind="stable")
-            by_dev_rows, by_dev = valid_rows[order], valid_dev[order]
-            new_dev = np.ones(len(by_dev), dtype=bool)
-            new_dev[1:] = by_dev[1:] != by_dev[:-1]
-            dev_start = np.flatnonzero(new_dev)
-            devices = by_dev[dev_start].astype(np.int64)
-            dev_count = np.diff(np.append(dev_start, len(by_dev)))
-            place_of_row = np.full(len(valid_a), -1, dtype=np.int64)
-            place_of_row[by_dev_rows] = np.arange(len(by_dev_rows))
-            pair_ord = place_of_row[pair_row]
+            places = _ShuffledPlaces(device_a, valid_a)
+        devices, dev_start, dev_count = places.devices, places.first, places.count
+        if len(devices) == 0:
+            return _no_events()
+        pair_row = row_a
+        pair_key = (device_a[row_a].astype(np.int64) << _FENCE_BITS) | fence_a
+        n_pairs = len(pair_key)
+        if places.some_invalid:
+            # Pairs of invalid fixes sort last under the largest key, and are cut off there.
+            invalid = ~valid_a[row_a]
+            n_invalid = int(np.count_nonzero(invalid))
+            if n_invalid:
+                pair_key[invalid] = np.iinfo(np.int64).max
+                n_pairs -= n_invalid
 
-        # Runs of "inside" per key, from the membership pairs of valid rows.
-        pair_key = (pair_dev << _FENCE_BITS) | pair_fence
-        order = _order_by(pair_key, pair_ord, ordered_within=_nondecreasing(pair_row))
-        pair_key, pair_ord = pair_key[order], pair_ord[order]
+        # Runs of "inside" per key, from the membership pairs of valid rows: a key's pairs in
+        # row order, a run broken where the key changes or a valid fix of its device is missed.
+        pair_pos = places.order_of(pair_row)
+        order = _order_by(pair_key, pair_pos, ordered_within=_nondecreasing(pair_row))[:n_pairs]
+        pair_key, pair_row = pair_key[order], pair_row[order]
         run_new = np.ones(len(pair_key), dtype=bool)
-        run_new[1:] = (pair_key[1:] != pair_key[:-1]) | (pair_ord[1:] != pair_ord[:-1] + 1)
+        if len(pair_key):
+            same_key = pair_key[1:] == pair_key[:-1]
+            run_new[1:] = ~same_key
+            run_new[1:] |= places.apart(pair_row[:-1], pair_row[1:], same_key)
         run_at = np.flatnonzero(run_new)
         in_key = pair_key[run_at]
-        in_start = pair_ord[run_at]
+        in_start = places.place_of(pair_row[run_at])
         in_len = np.diff(np.append(run_at, len(pair_key)))
 
         # Every key this batch can move: seen inside now, or carried and its device reported.
@@ -228,7 +227,11 @@ class TransitionTracker:
         extend = first_run & (run_val != s0[run_k]) & (p0[run_k] > 0)
         carry = np.where(extend, p0[run_k], 0)
         effective = run_len + carry
-        run_ms = np.where(extend, p0_ms[run_k], time_a[by_dev_rows[run_start]])
+
+        def run_ms(at: npt.NDArray[np.intp]) -> I64:
+            """When runs `at` began: a carried change's first fix, else the run's first."""
+            rows = places.row_of(run_start[at])
+            return np.where(extend[at], p0_ms[run_k[at]], time_a[rows]).astype(np.int64)
 
         # Long runs set the state; a long run differing from the previous state is an event.
         long_at = np.flatnonzero(effective >= n_confirm)
@@ -240,12 +243,13 @@ class TransitionTracker:
         flip = long_val != before
         flip_at = long_at[flip]
         confirm_ord = run_start[flip_at] + (n_confirm - 1 - carry[flip_at])
+        flip_ms = run_ms(flip_at)
         events = Transitions(
             device=(keys[run_k[flip_at]] >> _FENCE_BITS).astype(np.int32),
             fence=(keys[run_k[flip_at]] & 0xFFFF_FFFF).astype(np.int32),
             kind=np.where(run_val[flip_at] == 1, ENTER, EXIT).astype(np.uint8),
-            time_ms=run_ms[flip_at],
-            row=by_dev_rows[confirm_ord],
+            time_ms=flip_ms,
+            row=places.row_of(confirm_ord),
         )
 
         # End state per key: set by its last long run; a stay starts at its last enter.
@@ -257,15 +261,16 @@ class TransitionTracker:
         flip_k = run_k[flip_at]
         last_flip = np.ones(len(flip_k), dtype=bool)
         last_flip[:-1] = flip_k[1:] != flip_k[:-1]
-        since[flip_k[last_flip]] = run_ms[flip_at[last_flip]]
+        since[flip_k[last_flip]] = flip_ms[last_flip]
         last_run = np.ones(len(run_k), dtype=bool)
         last_run[:-1] = run_k[1:] != run_k[:-1]
         last_k = run_k[last_run]
         open_change = run_val[last_run] != s_end[last_k]
+        open_at = np.flatnonzero(last_run)[open_change]
         pending = np.zeros(len(keys), dtype=np.int64)
         pending_ms = np.zeros(len(keys), dtype=np.int64)
-        pending[last_k] = np.where(open_change, effective[last_run], 0)
-        pending_ms[last_k] = np.where(open_change, run_ms[last_run], 0)
+        pending[run_k[open_at]] = effective[open_at]
+        pending_ms[run_k[open_at]] = run_ms(open_at)
         keep_key = (s_end == 1) | (pending > 0)
         moved = _State(
             keys[keep_key],
@@ -322,24 +327,108 @@ class TransitionTracker:
         )
 
 
-def _sorted_devices(
-    device: npt.NDArray[np.integer[Any]], valid: Bools, change: npt.NDArray[np.intp]
-) -> tuple[I64, I64, I64, npt.NDArray[np.int32] | I64]:
-    """For rows grouped by device, `change` the rows where a new device starts: (devices with
-    a valid row, each one's first place among the valid rows, its count of them, valid rows
-    before each row), in one pass over the batch (an int32 count when it fits: half the
-    memory traffic of int64)."""
-    n = len(device)
-    starts = np.concatenate([[0], change])
-    ends = np.append(change, n)
-    valid_before: npt.NDArray[np.int32] | I64 = (
-        np.zeros(n + 1, dtype=np.int32) if n < 2**31 - 1 else np.zeros(n + 1, dtype=np.int64)
-    )
-    np.cumsum(valid, out=valid_before[1:])
-    first = valid_before[starts].astype(np.int64)
-    count = valid_before[ends].astype(np.int64) - first
-    some = count > 0
-    return device[starts[some]].astype(np.int64), first[some], count[some], valid_before
+class _Places(Protocol):
+    """Rows of a batch against places: each valid row's position once the valid rows are
+    grouped by device (stable, so in time order within a device)."""
+
+    devices: I64  # the devices with a valid row, ascending
+    first: I64  # each one's first place
+    count: I64  # its number of valid rows
+    some_invalid: bool
+
+    def order_of(self, rows: I64) -> I64:
+        """Values ordering one device's valid rows as their places do."""
+        ...
+
+    def place_of(self, rows: I64) -> I64: ...
+
+    def row_of(self, places: I64) -> I64: ...
+
+    def apart(self, earlier: I64, later: I64, same_key: Bools) -> Bools:
+        """Where `same_key`: is `later` not the valid row right after `earlier`."""
+        ...
+
+
+class _GroupedPlaces:
+    """Rows grouped by device: places follow from the invalid rows alone (a few per cent), with
+    no pass over the whole batch beyond finding them."""
+
+    def __init__(
+        self, device: npt.NDArray[np.integer[Any]], valid: Bools, change: npt.NDArray[np.intp]
+    ) -> None:
+        self._valid = valid
+        self._bad = np.flatnonzero(~valid)
+        self.some_invalid = len(self._bad) > 0
+        starts = np.concatenate([np.zeros(1, dtype=np.intp), change])
+        ends = np.append(change, len(device))
+        first, count = starts, ends - starts
+        if self.some_invalid:
+            bad_before = np.append(np.searchsorted(self._bad, starts), len(self._bad))
+            first = starts - bad_before[:-1]
+            count = count - np.diff(bad_before)
+        some = count > 0
+        self.devices = device[starts[some]].astype(np.int64)
+        self.first = first[some].astype(np.int64)
+        self.count = count[some].astype(np.int64)
+        # Invalid row j (in row order) has bad[j] - j valid rows before it.
+        self._valid_before_bad = self._bad - np.arange(len(self._bad))
+
+    def order_of(self, rows: I64) -> I64:
+        return rows
+
+    def place_of(self, rows: I64) -> I64:
+        if not self.some_invalid:
+            return rows
+        return rows - np.searchsorted(self._bad, rows)
+
+    def row_of(self, places: I64) -> I64:
+        if not self.some_invalid:
+            return places
+        return places + np.searchsorted(self._valid_before_bad, places, side="right")
+
+    def apart(self, earlier: I64, later: I64, same_key: Bools) -> Bools:
+        apart: Bools = (later - earlier) != 1
+        if self.some_invalid:
+            # A gap of only invalid rows still joins two fixes: possible only where the row
+            # after the earlier fix is invalid.
+            check = np.flatnonzero(apart & same_key)
+            check = check[~self._valid[earlier[check] + 1]]
+            if len(check):
+                lo, hi = earlier[check], later[check]
+                bad = np.searchsorted(self._bad, hi) - np.searchsorted(self._bad, lo, side="right")
+                apart[check] = bad != hi - lo - 1
+        return apart
+
+
+class _ShuffledPlaces:
+    """Rows of devices interleaved: the valid rows sorted by device, each row's place kept."""
+
+    def __init__(self, device: npt.NDArray[np.integer[Any]], valid: Bools) -> None:
+        valid_rows = np.flatnonzero(valid)
+        self.some_invalid = len(valid_rows) < len(valid)
+        valid_dev = device[valid_rows]
+        order = np.argsort(valid_dev, kind="stable")
+        self._rows = valid_rows[order].astype(np.int64)
+        by_dev = valid_dev[order]
+        new_dev = np.ones(len(by_dev), dtype=bool)
+        new_dev[1:] = by_dev[1:] != by_dev[:-1]
+        self.first = np.flatnonzero(new_dev).astype(np.int64)
+        self.devices = by_dev[self.first].astype(np.int64)
+        self.count = np.diff(np.append(self.first, len(by_dev))).astype(np.int64)
+        self._place = np.full(len(valid), -1, dtype=np.int64)
+        self._place[self._rows] = np.arange(len(self._rows))
+
+    def order_of(self, rows: I64) -> I64:
+        return self._place[rows]
+
+    def place_of(self, rows: I64) -> I64:
+        return self._place[rows]
+
+    def row_of(self, places: I64) -> I64:
+        return self._rows[places]
+
+    def apart(self, earlier: I64, later: I64, same_key: Bools) -> Bools:
+        return np.asarray(self._place[later] != self._place[earlier] + 1)
 
 
 def _in_sorted(values: I64, sorted_set: I64) -> Bools:

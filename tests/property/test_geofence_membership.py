@@ -9,14 +9,17 @@ agrees with the definition, so those few points are compared only beyond that to
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+from unittest import mock
 
 import numpy as np
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import geofence.fenceset
 from geofence import Fence, FenceKind, FenceSet
 from geofence.fenceset import corridor_distance_m
 from geofence.geodesy import EARTH_RADIUS_M, haversine_scalar_m
@@ -212,3 +215,42 @@ def test_points_on_vertices_edges_and_cell_lines_of_lattice_fences_equal_the_ora
     rows, found = fence_set.contains(lon, lat, np.zeros(len(lon), np.int32))
     expected, _ = oracle(fences, lon, lat)
     assert set(zip(rows.tolist(), found.tolist(), strict=True)) == expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fence_sets(), st.integers(1, 40), st.integers(0, 2**31))
+def test_a_batch_looked_up_chunk_by_chunk_and_tested_in_numpy_gives_the_pairs_of_one_lookup(
+    case: tuple[list[Fence], list[tuple[float, float]]], chunk_rows: int, seed: int
+) -> None:
+    fences, points = case
+    if not fences or not points:
+        return
+    rng = np.random.default_rng(seed)
+    vehicles = ["V0", "V1", "V2"]
+    # Some fences apply to some vehicles only; rows carry known and unknown vehicles.
+    fences = [
+        dataclasses.replace(f, vehicles=frozenset(rng.choice(vehicles, 2).tolist()))
+        if rng.random() < 0.5
+        else f
+        for f in fences
+    ]
+    lon = np.array([p[0] for p in points], dtype=np.float64)
+    lat = np.array([p[1] for p in points], dtype=np.float64)
+    vehicle = rng.integers(-1, len(vehicles) + 1, len(lon)).astype(np.int32)
+    fence_set = FenceSet(fences, version=1, vehicles=vehicles)
+    rows, found = fence_set.contains(lon, lat, vehicle)
+    with (
+        mock.patch.object(geofence.fenceset, "CHUNK_ROWS", chunk_rows),
+        mock.patch.object(geofence.fenceset, "PIP_MIN_PAIRS", 0),
+    ):
+        chunked_rows, chunked_found = fence_set.contains(lon, lat, vehicle)
+    assert chunked_rows.tolist() == rows.tolist()
+    assert chunked_found.tolist() == found.tolist()
+    expected, unsure = oracle(fences, lon, lat)
+    allowed = {
+        (r, f)
+        for r, f in expected
+        if fences[f].vehicles is None
+        or (0 <= vehicle[r] < len(vehicles) and vehicles[vehicle[r]] in fences[f].vehicles)
+    }
+    assert set(zip(rows.tolist(), found.tolist(), strict=True)) - unsure == allowed

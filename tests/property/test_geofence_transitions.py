@@ -152,3 +152,22 @@ def test_ordering_helpers_equal_their_numpy_definitions(data: st.DataObject) -> 
     b = np.unique(np.array(data.draw(keys), dtype=np.int64))
     assert np.array_equal(_sorted_union(a, b), np.union1d(a, b))
     assert np.array_equal(_in_sorted(major, a), np.isin(major, a))
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams)
+def test_batches_grouped_by_device_equal_the_reference(
+    case: tuple[list[int], list[float], list[bool], list[int], int, list[bool]],
+) -> None:
+    """The usual batch: each device's fixes together, in time order (their places then follow
+    from the invalid rows alone), invalid fixes anywhere, runs of them inside a stay."""
+    devices, xs, valid, cuts, confirm, reload_at = case
+    order = sorted(range(len(devices)), key=lambda i: devices[i])
+    devices = [devices[i] for i in order]
+    xs = [xs[i] for i in order]
+    valid = [valid[i] for i in order]
+    events, inside = run(devices, xs, valid, cuts, confirm, reload_at)
+    assert sorted(events) == sorted(reference(devices, xs, valid, confirm))
+    whole, whole_inside = run(devices, xs, valid, [], confirm, [False])
+    assert sorted(events) == sorted(whole)
+    assert inside == whole_inside
