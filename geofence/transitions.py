@@ -456,7 +456,7 @@ def _nondecreasing(values: I64) -> bool:
 def _order_by(major: I64, minor: I64, *, ordered_within: bool = False) -> npt.NDArray[np.intp]:
     """The permutation sorting by (major, minor), as `np.lexsort((minor, major))` gives.
 
-    Both are non-negative. When `minor` already ascends within each `major` value, a stable
+    When `minor` already ascends within each `major` value, a stable
     sort of `major` alone does; otherwise one packed key does when it fits in 63 bits. Stable
     sorts also run fast on inputs made of a few sorted runs, as these are.
     """
@@ -464,9 +464,10 @@ def _order_by(major: I64, minor: I64, *, ordered_within: bool = False) -> npt.ND
         return np.zeros(0, dtype=np.intp)
     if ordered_within:
         return np.argsort(major, kind="stable")
-    span = int(minor.max()) + 1
-    if int(major.max()) < (1 << 62) // span:
-        return np.argsort(major * span + minor, kind="stable")
+    low = int(minor.min())
+    span = int(minor.max()) - low + 1
+    if int(major.min()) >= 0 and int(major.max()) < (1 << 62) // span:
+        return np.argsort(major * span + (minor - low), kind="stable")
     return np.lexsort((minor, major))
 
 
