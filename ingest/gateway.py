@@ -83,6 +83,7 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         on_positions: Callable[[PositionBatch, DeviceIndex], None] | None = None,
         on_alerts: Callable[[list[Alert]], None] | None = None,
+        on_reading_paused: Callable[[bool], None] | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
@@ -93,6 +94,8 @@ class Gateway:
         self.registry = DeviceRegistry([], auto_register=config.auto_register)
         self.reading_paused = False
         self.on_alerts = on_alerts  # alerts the gateway raises itself (device_conflict)
+        # Told when reading pauses and resumes: no tracker can be heard meanwhile.
+        self.on_reading_paused = on_reading_paused
         # Why journal drains into the store fail, None while they succeed (for /healthz).
         self.store_error: str | None = None
         self.store = StoreCalls(store_factory)
@@ -270,6 +273,8 @@ class Gateway:
 
     def _set_paused(self, paused: bool) -> None:
         self.reading_paused = paused
+        if self.on_reading_paused is not None:
+            self.on_reading_paused(paused)
         for link in list(self._links):
             if paused:
                 link.pause()

@@ -88,6 +88,11 @@ class Alerting:
     def on_positions(self) -> Callable[..., None] | None:
         return self.detector.on_positions if self.detector is not None else None
 
+    def reading_paused(self, paused: bool) -> None:
+        """The gateway stopped (or resumed) reading: silence timers hold meanwhile."""
+        if self.detector is not None:
+            self.detector.hold_silences(paused)
+
     def raise_alerts(self, alerts: Sequence[Alert]) -> None:
         """Alerts the gateway raises itself (`device_conflict`): stored and fanned out by the
         detector's cycle like its own. A process without detection only logs them (the

@@ -198,6 +198,7 @@ async def start_services(
         store_factory=store_factory,
         on_positions=alerting.on_positions,
         on_alerts=alerting.raise_alerts,
+        on_reading_paused=alerting.reading_paused,
     )
     try:
         address = await gateway.start()

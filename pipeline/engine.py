@@ -425,6 +425,13 @@ class Engine:
         self._count(alerts)
         return alerts
 
+    def hold_silences(self, from_ms: int, to_ms: int) -> None:
+        """Live: the platform heard no device from `from_ms` to `to_ms` (its gateway paused
+        reading): that time does not count towards any silence."""
+        self.offline.hold(from_ms, to_ms)
+        self.silences.hold(from_ms, to_ms)
+        self.heard.hold(from_ms, to_ms)
+
     def finish(self, now_ms: int) -> list[Alert]:
         """End of input (replay): every device's data is in, so everything waiting is decided;
         then the clock advances to `now_ms`, the latest time of the input."""

@@ -162,6 +162,7 @@ class LiveDetector:
         self._unsaved: list[Alert] = []
         self._store_down = False
         self._full = False
+        self._held_since: int | None = None  # when the gateway stopped reading, while it has
         self._map_source: DeviceIndex | None = None
         self._map = np.zeros(0, np.int32)
 
@@ -220,6 +221,28 @@ class LiveDetector:
         with self._cond:
             self._queue.append(_Raised(tuple(alerts)))
             self._cond.notify_all()
+
+    def hold_silences(self, held: bool) -> None:
+        """The gateway stopped reading (`held`: its journal is full or out of space) or started
+        again. Meanwhile no device can be heard, so the timers stand still (the engine's clock
+        stays at the hold's start), and on release the held time is taken out of every running
+        silence: a pause of the platform's own is never a tracker's silence. Queues only."""
+        now = self.clock_ms()
+        with self._cond:
+            if held and self._held_since is None:
+                self._held_since = now
+                log.warning("live detector: silence timers held (the gateway is not reading)")
+            elif not held and self._held_since is not None:
+                since, self._held_since = self._held_since, None
+                release = functools.partial(self._release, since, now)
+                (self._spilled if self._spilled else self._queue).append(release)
+                self._cond.notify_all()
+
+    def _release(self, since_ms: int, until_ms: int) -> None:
+        self.engine.hold_silences(since_ms, until_ms)
+        log.warning(
+            "live detector: silence timers released after %.1f s held", (until_ms - since_ms) / 1e3
+        )
 
     def set_fleet(self, fleet: Fleet) -> None:
         """Applies a new fleet between batches, keeping every device's state."""
@@ -304,12 +327,15 @@ class LiveDetector:
         try:
             items += self._read_parked(parked)
             alerts = self._process(items)
-            now = self.clock_ms()
+            wall = now = self.clock_ms()
+            held_since = self._held_since
+            if held_since is not None:  # nobody can be heard: the timers' clock stands still
+                now = min(now, held_since)
             if self._next_tick_ms is None or now >= self._next_tick_ms:
                 alerts += self._guarded(functools.partial(self.engine.advance, now), "timers")
                 self._next_tick_ms = now + self.tick_ms
             self._count(alerts)
-            return self._save(alerts, now)
+            return self._save(alerts, wall)
         finally:
             with self._cond:
                 self._busy = False

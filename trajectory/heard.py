@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trajectory.segments import last_of_device, running_max
-from trajectory.state import grown
+from trajectory.state import grown, held
 
 NEVER = np.iinfo(np.int64).min
 
@@ -46,6 +46,10 @@ class Heard:
         last = last_of_device(device)
         self.last_ms[device[last]] = upto[last]
         return rows, upto[rows]
+
+    def hold(self, from_ms: int, to_ms: int) -> None:
+        """No time from `from_ms` to `to_ms` counts towards a silence (`state.held`)."""
+        held(self.last_ms, self.last_ms != NEVER, from_ms, to_ms)
 
     def through_ms(self, n_devices: int) -> npt.NDArray[np.float64]:
         """Per device: its newest receive time (-inf before any)."""

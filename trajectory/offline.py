@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trajectory.segments import first_of_device, last_of_device
-from trajectory.state import grown
+from trajectory.state import grown, held
 
 HOUR_MS = 3_600_000
 
@@ -58,6 +58,10 @@ class OfflineRule:
         self.alerted[d] &= time_ms[last] <= self.last_ms[d]
         self.last_ms[d] = time_ms[last]
         return Silences(device[rows], prev[rows], prev[rows] + after[rows])
+
+    def hold(self, from_ms: int, to_ms: int) -> None:
+        """No time from `from_ms` to `to_ms` counts towards a silence (`state.held`)."""
+        held(self.last_ms, (self.last_ms >= 0) & ~self.alerted, from_ms, to_ms)
 
     def advance(self, now_ms: int) -> Silences:
         """Silences whose deadline the clock has reached and that were not alerted yet."""

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trajectory.segments import first_of_device, last_of_device, latest_marker, sort_order
-from trajectory.state import grown
+from trajectory.state import grown, held
 
 HOUR_MS = 3_600_000
 
@@ -185,6 +185,11 @@ class VehicleSilenceRule:
             time_ms,
             time_ms - after,
         )
+
+    def hold(self, from_ms: int, to_ms: int) -> None:
+        """No time from `from_ms` to `to_ms` counts towards a silence (`state.held`)."""
+        held(self.last_ms, (self.last_ms >= 0) & ~self.all_alerted, from_ms, to_ms)
+        held(self.device_ms, (self.device_ms >= 0) & ~self.partial_alerted, from_ms, to_ms)
 
     def advance(self, now_ms: int) -> SilenceAlerts:
         """Timer for all_devices_offline: vehicles silent past their threshold at `now_ms`."""

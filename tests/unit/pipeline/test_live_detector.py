@@ -293,3 +293,39 @@ def test_batches_beyond_the_row_bound_are_parked_on_disk_and_detected_in_order(
     live.stop()
     assert not (tmp_path / "detector.spill").exists()
     assert recorder.closed
+
+
+def test_silence_timers_hold_while_the_gateway_is_not_reading() -> None:
+    """The gateway paused reading (its journal full) for longer than the offline threshold:
+    no tracker was silent, the platform was deaf. The held time never counts."""
+    clock = Clock(minute_ms(0))
+    live, recorder = detector(clock)
+    devices = DeviceIndex()
+    live.on_positions(gateway_batch(devices, [("W", -0.01, HOME, 0)]), devices)
+    live.run_once()
+    clock.now_ms = minute_ms(10)
+    live.hold_silences(True)
+    for minute in (60, 130, 170):  # past the 2 h threshold while held
+        clock.now_ms = minute_ms(minute)
+        live.run_once()
+    assert recorder.saved == []
+    live.hold_silences(False)  # 160 min held
+    clock.now_ms = minute_ms(171)
+    live.run_once()
+    assert recorder.saved == []
+    # The device never spoke again: 2 h of silence outside the hold is an offline alert, its
+    # time (last heard, the receive time, + 2 h) as late as the hold made it.
+    clock.now_ms = minute_ms(2 + 120 + 160)
+    live.run_once()
+    [(alert, _)] = recorder.saved
+    assert alert.type.value == "offline"
+    heard = minute_ms(-0.01) + 500
+    assert alert.time_ms == heard + (minute_ms(170) - minute_ms(10)) + 120 * 60_000
+
+
+def test_a_held_stretch_moves_each_running_timer_by_the_part_after_its_start() -> None:
+    from trajectory.state import held
+
+    last = np.array([100, 250, 400, -1], np.int64)
+    held(last, last >= 0, 200, 300)
+    assert last.tolist() == [200, 300, 400, -1]  # before: +100; inside: to its end; after: 0
