@@ -20,8 +20,8 @@ Each row then gets its device time plus the correction when that lands in [recei
 not 0). Otherwise the row has no usable time: a clock near a reset epoch (within
 `reset_window_ms` after it) or older than the horizon of 5 years (CLOCK_RESET), one ahead
 (FUTURE), or one that repeats a single time for `stuck_ms` of receive time (CLOCK_STUCK). Such
-a row takes its receive time (plus its rank among the device's unusable rows of the same receive
-millisecond, so they stay distinct) and stays out of the location rules; the device's own time
+a row takes its receive time (or 1 ms after the device's previous unusable row, when that is
+later, so they stay distinct) and stays out of the location rules; the device's own time
 stays in `device_time_ms`.
 
 Rows of one device must come in arrival order. How they are cut into batches does not change
@@ -37,7 +37,13 @@ import numpy as np
 import numpy.typing as npt
 
 from positions import Flag, PositionBatch
-from trajectory.segments import device_order, first_of_device, last_of_device, latest_marker
+from trajectory.segments import (
+    device_order,
+    first_of_device,
+    last_of_device,
+    latest_marker,
+    running_max,
+)
 from trajectory.state import grown
 
 HOUR_MS = 3_600_000
@@ -117,9 +123,8 @@ class DeviceClocks:
     # The device's last time as sent, and when it was first received (a stuck clock).
     device_ms: _I64 = field(default_factory=lambda: np.zeros(0, np.int64))
     device_from_ms: _I64 = field(default_factory=lambda: np.zeros(0, np.int64))
-    # The receive time of the device's last unusable row and how many shared it.
+    # Per device: the time given to its latest unusable row (they are kept strictly rising).
     spread_ms: _I64 = field(default_factory=lambda: np.zeros(0, np.int64))
-    spread_count: _I64 = field(default_factory=lambda: np.zeros(0, np.int64))
     # The state of the latest report and the receive time since which it holds (-1: none yet).
     state: npt.NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
     since_ms: _I64 = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -133,7 +138,6 @@ class DeviceClocks:
         self.device_ms = grown(self.device_ms, n_devices, _NO_TIME)
         self.device_from_ms = grown(self.device_from_ms, n_devices, 0)
         self.spread_ms = grown(self.spread_ms, n_devices, _NO_TIME)
-        self.spread_count = grown(self.spread_count, n_devices, 0)
         self.state = grown(self.state, n_devices, -1)
         self.since_ms = grown(self.since_ms, n_devices, -1)
 
@@ -202,8 +206,7 @@ class DeviceClocks:
         time_ms = device_ms + correction
         if len(unusable):
             corrected[unusable] = False
-            time_ms[unusable] = recv_ms[unusable]
-            time_ms[unusable] += self._spread(device[unusable], recv_ms[unusable])
+            time_ms[unusable] = self._spread(device[unusable], recv_ms[unusable])
         special = len(unusable) > 0 or bool(corrected.any())
         if special:
             flags[corrected] |= np.uint16(Flag.CLOCK_CORRECTED)
@@ -316,19 +319,21 @@ class DeviceClocks:
         return np.asarray(same & (recv_ms - since >= self.settings.stuck_ms), dtype=np.bool_)
 
     def _spread(self, device: npt.NDArray[np.int32], recv_ms: _I64) -> _I64:
-        """For unusable rows grouped by device: how many of the device's unusable rows came
-        before with the same receive time (adjacent, carried across batches)."""
+        """Times for unusable rows grouped by device: each its receive time, or 1 ms after the
+        device's previous unusable row when that is later (carried across batches). They stay
+        distinct, so none replaces another in the store (whose key is device and time), however
+        the rows were cut into batches or flushes."""
         n = len(device)
         first = first_of_device(device)
-        new = np.ones(n, np.bool_)
-        new[1:] = (device[1:] != device[:-1]) | (recv_ms[1:] != recv_ms[:-1])
-        carried = first & (recv_ms == self.spread_ms[device])
-        anchor = latest_marker(new)
-        rank = np.arange(n) - anchor + np.where(carried[anchor], self.spread_count[device], 0)
+        rank = np.arange(n, dtype=np.int64) - np.maximum.accumulate(
+            np.where(first, np.arange(n), 0)
+        )
+        carried = np.where(self.spread_ms == _NO_TIME, _NO_TIME, self.spread_ms + 1)
+        _, upto = running_max(device, recv_ms - rank, carried)
+        times = upto + rank
         last = last_of_device(device)
-        self.spread_ms[device[last]] = recv_ms[last]
-        self.spread_count[device[last]] = rank[last] + 1
-        return rank.astype(np.int64)
+        self.spread_ms[device[last]] = times[last]
+        return times
 
     def states(self, devices: npt.ArrayLike) -> tuple[npt.NDArray[np.int8], _I64, _I64]:
         """(state, offset, since) of the given device indexes; state -1 for a device not seen.

@@ -166,6 +166,18 @@ def test_unusable_rows_of_one_receive_time_stay_distinct() -> None:
     assert out.time_ms.tolist() == [NOW, NOW + 1, NOW + 2, NOW + 3]
 
 
+def test_unusable_rows_stay_distinct_across_flushes_a_millisecond_apart() -> None:
+    """Two flushes 1 ms apart each holding several rows of a future clock: none may take a time
+    another row of the device has (the store keeps one row per device and time)."""
+    clocks = DeviceClocks()
+    future = NOW + 3_600 * S
+    first = clocks.apply(rows(future + np.arange(3) * S, np.full(3, NOW)))
+    second = clocks.apply(rows(future + np.arange(3, 5) * S, np.full(2, NOW + 1)))
+    later = clocks.apply(rows([future + 9 * S], [NOW + 50]))
+    times = [*first.time_ms.tolist(), *second.time_ms.tolist(), *later.time_ms.tolist()]
+    assert times == [NOW, NOW + 1, NOW + 2, NOW + 3, NOW + 4, NOW + 50]
+
+
 def test_rows_of_many_devices_keep_their_order_and_their_own_state() -> None:
     recv = every(30, 6)
     utc = rows(recv - 8 * HOUR_MS, recv, device=1)
