@@ -163,7 +163,9 @@ class Link:
             self._closed(event.reason)
 
     def _closed(self, reason: str) -> None:
-        log.info("closing terminal=%s peer=%s reason=%s", self.terminal, self.peer, reason)
+        log.info(
+            "closing terminal=%s peer=%s reason=%s", self.holds or self.terminal, self.peer, reason
+        )
         data = self.session.data_to_send()  # a last answer (a refusal, say) still goes out
         if data:
             self._write(data)
