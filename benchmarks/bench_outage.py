@@ -311,3 +311,77 @@ def test_database_outage_with_the_detector_on(
     assert alerts.get("offline", 0) == 0
     assert alerts.get("all_devices_offline", 0) == 0
     assert sum(alerts.values()) == result["raised"]
+
+
+BACKLOG = int(os.environ.get("LIENWATCH_BENCH_OUTAGE_BACKLOG", "42000"))
+
+
+def test_backlog_drained_into_a_fresh_database(
+    benchmark: Any, database: str, tmp_path: Path
+) -> None:
+    """BACKLOG reports journaled while a fresh database refuses connections, their fix times in
+    days it has no partition (or chunk) for yet; then it comes back: how long until every row is
+    stored, and how long SIGTERM takes right after."""
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
+    env = {
+        "LIENWATCH_DATABASE_URL": url,
+        "LIENWATCH_DATA_DIR": str(tmp_path / "data"),
+        "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
+        "LIENWATCH_API_LISTEN": "127.0.0.1:0",
+        "LIENWATCH_AUTO_REGISTER": "true",
+    }
+    proc = subprocess.Popen(
+        [str(BIN), "serve"], env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    port = None
+    while port is None:
+        line = proc.stdout.readline()
+        assert line, "serve did not start"
+        if found := re.search(r"JT808 gateway listening on [^:]+:(\d+)", line):
+            port = int(found.group(1))
+    result: dict[str, Any] = {}
+
+    def measure() -> None:
+        _outage(database, True)
+        devices = 200
+        report = run(LoadConfig("127.0.0.1", port, devices, BACKLOG / 10, 10.0))
+        result["report"] = report
+        began = time.monotonic()
+        _outage(database, False)
+        stored = 0
+        while time.monotonic() - began < 120:
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT count(*) FROM positions").fetchone()
+            stored = int(row[0]) if row else 0
+            if stored >= report.acknowledged:
+                break
+            time.sleep(0.1)
+        result["stored"], result["drain_s"] = stored, time.monotonic() - began
+
+    try:
+        benchmark.pedantic(measure, rounds=1)
+    finally:
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        result["exit"] = proc.wait(30)
+        result["stop_s"] = time.monotonic() - began
+        proc.stdout.close()
+    report = result["report"]
+    benchmark.extra_info.update(
+        {
+            "backlog": report.acknowledged,
+            "stored": result["stored"],
+            "drain_s": round(result["drain_s"], 2),
+            "sigterm_to_exit_s": round(result["stop_s"], 2),
+            "exit": result["exit"],
+        }
+    )
+    benchmark.extra_info["notes"] = [
+        f"{report.acknowledged:,} reports journaled while a fresh database was away: all "
+        f"{result['stored']:,} stored {result['drain_s']:.1f} s after it came back; SIGTERM "
+        f"then stopped serve in {result['stop_s']:.1f} s (exit {result['exit']})",
+    ]
+    print("\n".join(benchmark.extra_info["notes"]))
+    assert report.sent == report.acknowledged == result["stored"]
+    assert result["exit"] == 0

@@ -20,8 +20,9 @@ Each row then gets its device time plus the correction when that lands in [recei
 not 0). Otherwise the row has no usable time: a clock near a reset epoch (within
 `reset_window_ms` after it) or older than the horizon of 5 years (CLOCK_RESET), one ahead
 (FUTURE), or one that repeats a single time for `stuck_ms` of receive time (CLOCK_STUCK). Such
-a row takes its receive time (or 1 ms after the device's previous unusable row, when that is
-later, so they stay distinct) and stays out of the location rules; the device's own time
+a row takes its receive time (or the next millisecond after the device's previous unusable row,
+when that is later; never a whole second, where the fix times trackers send lie, so no two rows
+share a store key) and stays out of the location rules; the device's own time
 stays in `device_time_ms`.
 
 Rows of one device must come in arrival order. How they are cut into batches does not change
@@ -319,18 +320,18 @@ class DeviceClocks:
         return np.asarray(same & (recv_ms - since >= self.settings.stuck_ms), dtype=np.bool_)
 
     def _spread(self, device: npt.NDArray[np.int32], recv_ms: _I64) -> _I64:
-        """Times for unusable rows grouped by device: each its receive time, or 1 ms after the
-        device's previous unusable row when that is later (carried across batches). They stay
-        distinct, so none replaces another in the store (whose key is device and time), however
-        the rows were cut into batches or flushes."""
+        """Times for unusable rows grouped by device: each its receive time, or the next free
+        time after the device's previous unusable row when that is later (carried across
+        batches), never on a whole second. The store keeps one row per device and time: these
+        times stay distinct from each other however the rows were cut into flushes, and from
+        every fix time a tracker sends (whole seconds), so none replaces another row."""
         n = len(device)
         first = first_of_device(device)
-        rank = np.arange(n, dtype=np.int64) - np.maximum.accumulate(
-            np.where(first, np.arange(n), 0)
-        )
-        carried = np.where(self.spread_ms == _NO_TIME, _NO_TIME, self.spread_ms + 1)
-        _, upto = running_max(device, recv_ms - rank, carried)
-        times = upto + rank
+        start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+        rank = np.arange(n, dtype=np.int64) - start
+        carried = np.where(self.spread_ms == _NO_TIME, _NO_TIME, _tick(self.spread_ms) + 1)
+        _, upto = running_max(device, _tick(recv_ms) - rank, carried)
+        times = _untick(upto + rank)
         last = last_of_device(device)
         self.spread_ms[device[last]] = times[last]
         return times
@@ -357,3 +358,15 @@ def row_states(
     code[(flags & np.uint16(Flag.CLOCK_STUCK)) != 0] = ClockState.STUCK
     code[(flags & np.uint16(Flag.FUTURE)) != 0] = ClockState.FUTURE
     return code
+
+
+def _tick(time_ms: _I64) -> _I64:
+    """Times numbered over the milliseconds that are not whole seconds (999 a second); a whole
+    second counts as the millisecond after it."""
+    second, ms = np.divmod(time_ms, 1000)
+    return second * 999 + np.maximum(ms, 1) - 1
+
+
+def _untick(tick: _I64) -> _I64:
+    second, within = np.divmod(tick, 999)
+    return second * 1000 + within + 1

@@ -35,6 +35,12 @@ def rows(
     )
 
 
+def off_the_second(recv_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The time an unusable row takes: its receive time, moved off a whole second (where the
+    fix times trackers send lie) by a millisecond."""
+    return recv_ms + (recv_ms % 1000 == 0)
+
+
 def every(seconds: int, count: int, start: int = NOW) -> npt.NDArray[np.int64]:
     return start + np.arange(count, dtype=np.int64) * seconds * S
 
@@ -97,7 +103,7 @@ def test_a_reset_clock_is_flagged_and_takes_the_receive_time(epoch_ms: int) -> N
     clocks = DeviceClocks()
     out = clocks.apply(rows(epoch_ms + np.arange(5) * 30 * S, recv))
     assert ((out.flags & Flag.CLOCK_RESET) != 0).all()
-    assert (out.time_ms == recv).all()
+    assert (out.time_ms == off_the_second(recv)).all()
     assert not out.valid().any()
     assert state(clocks)[0] == "reset"
 
@@ -124,7 +130,8 @@ def test_a_future_fix_takes_the_receive_time() -> None:
     recv = every(30, 3)
     clocks = DeviceClocks()
     out = clocks.apply(rows(recv + 2 * 24 * HOUR_MS, recv))
-    assert ((out.flags & Flag.FUTURE) != 0).all() and (out.time_ms == recv).all()
+    assert ((out.flags & Flag.FUTURE) != 0).all()
+    assert (out.time_ms == off_the_second(recv)).all()
     assert state(clocks)[0] == "future"
 
 
@@ -135,7 +142,7 @@ def test_a_stuck_clock_is_flagged_once_it_repeats_one_time_past_the_resend_windo
     stuck = (out.flags & Flag.CLOCK_STUCK) != 0
     # 0, 30 and 60 s after the first: what a resent report looks like; from 90 s on, stuck.
     assert stuck.tolist() == [False, False, False, True, True, True]
-    assert (out.time_ms[stuck] == recv[stuck]).all()
+    assert (out.time_ms[stuck] == off_the_second(recv[stuck])).all()
     assert state(clocks)[0] == "stuck"
 
 
@@ -163,7 +170,7 @@ def test_unusable_rows_of_one_receive_time_stay_distinct() -> None:
     recv = np.full(4, NOW)
     clocks = DeviceClocks()
     out = clocks.apply(rows(946_656_000_000 + np.arange(4) * S, recv, flags=int(Flag.BACKFILL)))
-    assert out.time_ms.tolist() == [NOW, NOW + 1, NOW + 2, NOW + 3]
+    assert out.time_ms.tolist() == [NOW + 1, NOW + 2, NOW + 3, NOW + 4]
 
 
 def test_unusable_rows_stay_distinct_across_flushes_a_millisecond_apart() -> None:
@@ -175,7 +182,11 @@ def test_unusable_rows_stay_distinct_across_flushes_a_millisecond_apart() -> Non
     second = clocks.apply(rows(future + np.arange(3, 5) * S, np.full(2, NOW + 1)))
     later = clocks.apply(rows([future + 9 * S], [NOW + 50]))
     times = [*first.time_ms.tolist(), *second.time_ms.tolist(), *later.time_ms.tolist()]
-    assert times == [NOW, NOW + 1, NOW + 2, NOW + 3, NOW + 4, NOW + 50]
+    # NOW is a whole second, where tracker fix times lie: the first takes the next millisecond.
+    assert times == [NOW + 1, NOW + 2, NOW + 3, NOW + 4, NOW + 5, NOW + 50]
+    assert clocks.apply(rows([future + 20 * S], [NOW + 999])).time_ms.tolist() == [NOW + 999]
+    # The next one lands after a whole second, not on it.
+    assert clocks.apply(rows([future + 21 * S], [NOW + 999])).time_ms.tolist() == [NOW + 1001]
 
 
 def test_rows_of_many_devices_keep_their_order_and_their_own_state() -> None:
