@@ -34,7 +34,7 @@ from ingest.registry import Claim, DeviceRegistry, Refusal
 from ingest.store_calls import StoreCalls
 from ingest.tcp import TcpLink
 from positions import DeviceIndex, PositionBatch
-from store import Device, Store
+from store import Device, Store, StoreError
 
 log = logging.getLogger("lienwatch.gateway")
 
@@ -345,15 +345,29 @@ class Gateway:
             self.store.spawn(self._save_devices())
 
     async def _save_devices(self) -> None:
+        """Writes waiting device records; while the store is down they wait (a newer record
+        of a terminal replacing an older one) and are tried again with a growing pause, so a
+        code issued during an outage is stored once the database is back."""
+        wait_s = 0.5
         try:
-            while self._unsaved:
+            while self._unsaved and not self._stopped:
                 devices, self._unsaved = list(self._unsaved.values()), {}
 
                 def save(store: Store, devices: list[Device] = devices) -> None:
                     for device in devices:
                         store.upsert_device(device)
 
-                await self.store.call(save)
+                try:
+                    await self.store.call(save)
+                except StoreError as exc:
+                    for device in devices:  # newer records that came meanwhile win
+                        self._unsaved.setdefault(device.terminal, device)
+                    if wait_s == 0.5:
+                        log.warning("device records wait for the store (%d): %s", len(devices), exc)
+                    await asyncio.sleep(wait_s)
+                    wait_s = min(wait_s * 2, 10.0)
+                else:
+                    wait_s = 0.5
         finally:
             self._saving = False
 

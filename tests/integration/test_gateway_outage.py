@@ -80,3 +80,41 @@ async def test_acknowledged_positions_survive_a_database_outage(
             ("013900000077",),
         ).fetchone()
     assert rows == (300, 300)
+
+
+async def test_a_code_issued_during_an_outage_is_stored_once_the_database_is_back(
+    pg_url: str, tmp_path: Path
+) -> None:
+    migrate(pg_url, tmp_path)
+    proxy = TcpProxy("127.0.0.1", 5432)
+    port = await proxy.start()
+    journal = Journal(tmp_path / "journal", max_bytes=1 << 26)
+    gateway = Gateway(
+        GatewayConfig(host="127.0.0.1", port=0, auto_register=True),
+        journal=journal,
+        store_factory=lambda: open_store(_via(pg_url, port), tmp_path),
+    )
+    host, gw_port = await gateway.start()
+    device = TestDevice("13900000078")
+    try:
+        await proxy.cut()
+        await device.connect(host, gw_port)
+        assert await device.login()  # registered and authenticated from memory
+        await asyncio.sleep(1.0)  # the device record's first write fails
+        await proxy.restore()
+        deadline = time.monotonic() + 30
+        code = None
+        while code is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute(
+                    "SELECT auth_code FROM devices WHERE terminal = %s", ("013900000078",)
+                ).fetchone()
+            code = row[0] if row else None
+        assert code is not None
+        assert code == device.auth_code
+    finally:
+        await device.close()
+        await gateway.stop()
+        journal.close()
+        await proxy.close()
