@@ -220,6 +220,9 @@ def fast_main(args: Sequence[str]) -> None:
     options = parse_plain(args)
     if options is None:
         return
+    from lienwatch.allocator import keep_freed_memory
+
+    keep_freed_memory()
     gc.disable()
     try:
         code = run(**options)  # type: ignore[arg-type]
