@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ REQUIRED = ("device_id", "time", "lat", "lon")
 OPTIONAL = ("speed_kmh", "course", "alarm", "status")
 _ID_WIDTH = 24  # a 2019 terminal id is 20 digits; longer ids take the careful path
 _TIME_WIDTH = 32
+HEAD_BYTES = 1 << 16  # enough for any header row and the start of the first row
 
 
 class CsvFormatError(ValueError):
@@ -71,17 +74,28 @@ class CsvPositions:
         return device_indexes(self.device_names, index)[self.device_codes]
 
 
+def read_positions_file(path: Path, source: str | None = None) -> CsvPositions:
+    """The file at `path`, as `read_positions_csv` reads its bytes. Arrow reads a well-formed
+    file from disk itself, while it parses (no copy of the whole file held in Python first);
+    the other paths read the bytes. Raises OSError when the file cannot be read."""
+    source = str(path) if source is None else source
+    with path.open("rb") as fh:
+        head = fh.read(HEAD_BYTES)
+    newline = head.find(b"\n")
+    if newline >= 0 and head.find(b",", newline + 1) >= 0:
+        used = _used_columns(head, newline, source)
+        with pa.OSFile(str(path)) as stream:
+            arrow = _arrow(stream, used)
+        if arrow is not None:
+            return arrow
+    return read_positions_csv(path.read_bytes(), source)
+
+
 def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositions:
     """Parses the whole file; raises CsvFormatError only when no row can be read."""
     newline = data.find(b"\n")
-    header_line = (data if newline < 0 else data[:newline]).decode("utf-8-sig", "replace")
-    header = [h.strip().lower() for h in next(csv.reader([header_line]), [])]
-    if not header or header == [""]:
-        raise CsvFormatError(f"{source}:1: field header: empty file or no header row")
-    missing = [name for name in REQUIRED if name not in header]
-    if missing:
-        raise CsvFormatError(f"{source}:1: field {missing[0]}: required column missing")
-    used = [name for name in (*REQUIRED, *OPTIONAL) if name in header]
+    used = _used_columns(data, newline, source)
+    header = _header(data, newline)
     # No comma after the header: no row to read (the paths below say which lines are bad).
     if newline >= 0 and data.find(b",", newline + 1) >= 0:
         arrow = _arrow(data, used)
@@ -102,9 +116,28 @@ def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositio
     return _columns(table, line, errors, bulk)
 
 
-def _arrow(data: bytes, used: list[str]) -> CsvPositions | None:
-    """Arrow's multi-threaded C++ reader: the fast path for a well-formed file. None when any
-    row needs a closer look (then the numpy and row-by-row paths report it by line).
+def _header(data: bytes, newline: int) -> list[str]:
+    """The header row's column names, trimmed and lower-cased."""
+    header_line = (data if newline < 0 else data[:newline]).decode("utf-8-sig", "replace")
+    return [h.strip().lower() for h in next(csv.reader([header_line]), [])]
+
+
+def _used_columns(data: bytes, newline: int, source: str) -> list[str]:
+    """The contract's columns the header has, in the contract's order; raises CsvFormatError
+    for no header or a required column missing."""
+    header = _header(data, newline)
+    if not header or header == [""]:
+        raise CsvFormatError(f"{source}:1: field header: empty file or no header row")
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise CsvFormatError(f"{source}:1: field {missing[0]}: required column missing")
+    return [name for name in (*REQUIRED, *OPTIONAL) if name in header]
+
+
+def _arrow(data: bytes | Any, used: list[str]) -> CsvPositions | None:
+    """Arrow's multi-threaded C++ reader over the bytes or an Arrow file (read again from its
+    start if need be): the fast path for a well-formed file. None when any row needs a closer
+    look (then the numpy and row-by-row paths report it by line).
 
     Times are parsed by the reader itself (ISO 8601 with offset, to UTC milliseconds); a file
     of epoch seconds is read again with the time as text. Blank lines are rows to the reader
@@ -112,41 +145,37 @@ def _arrow(data: bytes, used: list[str]) -> CsvPositions | None:
     table = _read_arrow(data, used, pa.timestamp("ms", tz="UTC"))
     if table is None:
         return None
+    n = table.num_rows
+    if any(table.column(name).null_count for name in used if name not in OPTIONAL):
+        return None
     if table.schema.field("time").type == pa.string():
         raw = np.array([t.encode() for t in table.column("time").to_pylist()], dtype=np.bytes_)
         time_ms, ok = parse_times_ms(raw)
         if not ok.all():
             return None
     else:
-        time_ms = _numpy(table.column("time")).astype("datetime64[ms]").view(np.int64)
-    n = table.num_rows
-    if any(table.column(name).null_count for name in used if name not in OPTIONAL):
-        return None
+        time_ms = _filled(table, "time", np.dtype("datetime64[ms]")).view(np.int64)
     ids = table.column("device_id").combine_chunks()
     names = np.array([d.encode() for d in ids.dictionary.to_pylist()], dtype=np.bytes_)
     codes = ids.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    device_id = names[codes]
-
-    def column(name: str) -> npt.NDArray[Any]:
-        if name not in used:
-            return np.zeros(n, np.float64)
-        col = table.column(name)
-        values = _numpy(col)
-        return np.where(np.isnan(values), 0, values) if col.null_count else values
-
-    words = {name: column(name) for name in ("alarm", "status")}
+    words = {name: _filled(table, name, np.dtype(np.int64), used) for name in ("alarm", "status")}
     if any(((w < 0) | (w >= 2**32)).any() for w in words.values()):
         return None
-    lon, lat = column("lon"), column("lat")
+    lon, lat = (
+        _filled(table, "lon", np.dtype(np.float64)),
+        _filled(table, "lat", np.dtype(np.float64)),
+    )
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         return None
+    course = _filled(table, "course", np.dtype(np.float64), used)
+    np.clip(course, -32768, 32767, out=course)
     return CsvPositions(
-        device_id=device_id,
+        device_id=names[codes],
         time_ms=time_ms,
-        lon=lon.astype(np.float64),
-        lat=lat.astype(np.float64),
-        speed_kmh=column("speed_kmh").astype(np.float32),
-        course=np.clip(column("course"), -32768, 32767).astype(np.int16),
+        lon=lon,
+        lat=lat,
+        speed_kmh=_filled(table, "speed_kmh", np.dtype(np.float32), used),
+        course=course.astype(np.int16),
         alarm=words["alarm"].astype(np.uint32),
         status=words["status"].astype(np.uint32),
         line=np.arange(2, 2 + n, dtype=np.int64),
@@ -157,7 +186,28 @@ def _arrow(data: bytes, used: list[str]) -> CsvPositions | None:
     )
 
 
-def _read_arrow(data: bytes, used: list[str], time_type: Any) -> Any:
+def _filled(
+    table: Any, name: str, dtype: np.dtype[Any], used: Sequence[str] | None = None
+) -> npt.NDArray[Any]:
+    """A column of the table as one numpy array of `dtype` (cast as `astype` casts), written
+    chunk by chunk into one allocation; an empty value (null) is 0, and so is every value of a
+    column not in `used` (when given). No Arrow compute kernels: loading pyarrow.compute costs
+    more than the conversion."""
+    out = np.empty(table.num_rows, dtype)
+    if used is not None and name not in used:
+        out.fill(0)
+        return out
+    at = 0
+    for chunk in table.column(name).chunks:
+        values = chunk.to_numpy(zero_copy_only=False)
+        if chunk.null_count:
+            values = np.where(np.isnan(values), 0, values)
+        out[at : at + len(values)] = values
+        at += len(values)
+    return out
+
+
+def _read_arrow(data: bytes | Any, used: list[str], time_type: Any) -> Any:
     """The file as an Arrow table with `time` of `time_type` (or text when the times are not
     ISO 8601); None when Arrow cannot read it."""
     types: dict[str, Any] = {
@@ -171,8 +221,10 @@ def _read_arrow(data: bytes, used: list[str], time_type: Any) -> Any:
         "status": pa.int64(),
     }
     try:
+        if not isinstance(data, bytes):
+            data.seek(0)
         return pa_csv.read_csv(
-            io.BytesIO(data),
+            io.BytesIO(data) if isinstance(data, bytes) else data,
             read_options=pa_csv.ReadOptions(encoding="utf8"),
             parse_options=pa_csv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
@@ -188,15 +240,6 @@ def _read_arrow(data: bytes, used: list[str], time_type: Any) -> Any:
         return _read_arrow(data, used, pa.string())  # epoch seconds, or a row to look at
     except (pa.ArrowTypeError, UnicodeDecodeError):
         return None
-
-
-def _numpy(column: Any) -> npt.NDArray[Any]:
-    """A chunked column as one numpy array, chunk by chunk (no Arrow compute kernels: loading
-    pyarrow.compute costs more than the conversion)."""
-    chunks: list[npt.NDArray[Any]] = [c.to_numpy(zero_copy_only=False) for c in column.chunks]
-    if len(chunks) == 1:
-        return chunks[0]
-    return np.concatenate(chunks) if chunks else np.zeros(0)
 
 
 def _dtype(used: list[str]) -> np.dtype[Any]:

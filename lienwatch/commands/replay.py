@@ -150,11 +150,13 @@ def run(
 
 
 def _read_positions(path: Path, progress: Progress) -> CsvPositions:
-    from pipeline.csv_positions import read_positions_csv
+    from pipeline.csv_positions import read_positions_file
 
-    data = _read(path, "positions")
     progress.update("reading", 0, 1)
-    return read_positions_csv(data, str(path))
+    try:
+        return read_positions_file(path)
+    except OSError as exc:
+        fail(f"{path}: cannot read positions: {exc.strerror or exc}")
 
 
 class _Background:
