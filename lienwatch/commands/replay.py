@@ -216,15 +216,17 @@ def parse_plain(args: Sequence[str]) -> dict[str, Path | int] | None:
 def fast_main(args: Sequence[str]) -> None:
     """Runs a plain invocation and ends the process; returns (doing nothing) otherwise.
 
-    The run allocates millions of small objects that live until the end: the cyclic collector
-    would only walk them again and again, so it is off, and at exit nothing is freed one by
-    one (`os._exit` after stdout and stderr are flushed; every file written is closed)."""
+    The process is set up for one short run first (`lienwatch.oneshot`: single-threaded BLAS,
+    freed memory kept). The run allocates millions of small objects that live until the end:
+    the cyclic collector would only walk them again and again, so it is off, and at exit
+    nothing is freed one by one (`os._exit` after stdout and stderr are flushed; every file
+    written is closed)."""
     options = parse_plain(args)
     if options is None:
         return
-    from lienwatch.allocator import keep_freed_memory
+    from lienwatch.oneshot import prepare_batch_process
 
-    keep_freed_memory()
+    prepare_batch_process()
     gc.disable()
     try:
         code = run(**options)  # type: ignore[arg-type]
