@@ -1,8 +1,11 @@
 """Process settings for a one-shot batch command (replay): a short run that must not pay for
-what a long-lived server would want. Called before numpy is imported.
+what a long-lived server would want. Called before numpy and pyarrow are imported.
 
 - BLAS single-threaded: numpy's OpenBLAS starts a thread per CPU at import, and those threads
   spin waiting for work replay never gives them (5 % of a replay's CPU on 2 cores).
+- Arrow allocating from the C heap: its default pool (mimalloc) takes fresh huge pages for the
+  CSV reader's buffers, and the kernel zeroes each one whole (7 % of a replay's CPU); from the
+  C heap the reader's freed buffers are reused by the numpy columns that follow.
 - Freed memory kept in the process (glibc only; elsewhere a no-op): a replay allocates and
   frees column-sized arrays (megabytes each) hundreds of times. glibc hands blocks that large
   straight to the kernel (mmap) and back on free, so each new array faults its pages in again:
@@ -20,14 +23,20 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 << 20  # glibc refuses more on 64-bit (4 * 1024 * 1024 * sizeof(long))
 TRIM_THRESHOLD = 1 << 30
-# Read by OpenBLAS when numpy loads it; a value the user set is kept.
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# Read by OpenBLAS when numpy loads it and by Arrow when it loads; a value the user set is kept.
+PROCESS_VARIABLES = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
+}
 
 
 def prepare_batch_process() -> None:
-    """Single-threaded BLAS and freed memory kept; before numpy is imported."""
-    for name in BLAS_THREAD_VARIABLES:
-        os.environ.setdefault(name, "1")
+    """Single-threaded BLAS, Arrow on the C heap, freed memory kept; before numpy and pyarrow
+    are imported."""
+    for name, value in PROCESS_VARIABLES.items():
+        os.environ.setdefault(name, value)
     keep_freed_memory()
 
 
