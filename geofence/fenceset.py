@@ -40,6 +40,8 @@ KIND_CODES: dict[FenceKind, int] = {
 SHAPE_CODES: dict[Shape, int] = {Shape.POLYGON: 0, Shape.CIRCLE: 1, Shape.CORRIDOR: 2}
 _OUTLINE_SEGMENTS = 64
 CORRIDOR_STEP_DEG = 0.005  # ~500 m: the chord's sag between steps stays below 0.1 mm
+# (fence, vehicle) pairs up to this many are looked up in a table of flags (4 MB at most).
+DENSE_KEYS_MAX = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ class FenceSet:
 
     __slots__ = (
         "_allowed_keys",
+        "_allowed_table",
         "_by_id",
         "_index",
         "_restricted",
@@ -103,6 +106,9 @@ class FenceSet:
         self.kinds = np.array([KIND_CODES[f.kind] for f in self.fences], dtype=np.uint8)
         self._index = _index if _index is not None else _build_index(self.fences, cell_deg)
         self._restricted, self._allowed_keys = _restrictions(self.fences, self.vehicles)
+        self._allowed_table = _dense(
+            self._allowed_keys, len(self.fences) * (len(self.vehicles) + 1)
+        )
 
     def __len__(self) -> int:
         return len(self.fences)
@@ -208,6 +214,9 @@ class FenceSet:
             # An unknown vehicle (-1 or out of range) becomes index V, which no key allows.
             rows_vehicle[(rows_vehicle < 0) | (rows_vehicle >= n_vehicles)] = n_vehicles
             keys = fence[check].astype(np.int64) * (n_vehicles + 1) + rows_vehicle
+            if self._allowed_table is not None:
+                allowed[check] = self._allowed_table[keys]
+                return allowed
             pos = np.searchsorted(self._allowed_keys, keys)
             pos = np.minimum(pos, max(len(self._allowed_keys) - 1, 0))
             hit = (
@@ -275,6 +284,16 @@ def _restrictions(
         if v in position
     ]
     return restricted, np.unique(np.array(keys, dtype=np.int64))
+
+
+def _dense(keys: IntArray, size: int) -> npt.NDArray[np.bool_] | None:
+    """The sorted `keys` as a table of `size` flags (a lookup is one gather instead of a
+    binary search per pair); None when the key space is too large for one."""
+    if size > DENSE_KEYS_MAX:
+        return None
+    table = np.zeros(size, np.bool_)
+    table[keys] = True
+    return table
 
 
 def _build_index(fences: Sequence[Fence], cell_deg: float | None) -> _Index:

@@ -29,6 +29,8 @@ VISIT_MS = 5 * 60_000
 _HOTSPOT = KIND_CODES[FenceKind.HOTSPOT]
 _ZONE = KIND_CODES[FenceKind.ZONE]
 _ALLOWED = KIND_CODES[FenceKind.ALLOWED_AREA]
+# (vehicle, fence) pairs up to this many are looked up in a table of flags (4 MB at most).
+DENSE_PAIRS_MAX = 1 << 22
 
 
 @dataclass
@@ -46,6 +48,7 @@ class FenceRules:
 
     def __post_init__(self) -> None:
         self._allowed_keys = np.zeros(0, np.int64)
+        self._allowed_table: npt.NDArray[np.bool_] | None = None
         self._primary = np.full(0, -1, np.int64)
         self.set_allowed(self.allowed)
 
@@ -71,6 +74,14 @@ class FenceRules:
                 self._primary[vehicle] = fences[0]
                 keys += [(vehicle << 32) | f for f in fences]
         self._allowed_keys = np.array(sorted(keys), np.int64)
+        # The same pairs as flags vehicle * F + fence, for the vehicles with allowed areas: one
+        # gather per fix instead of a sort-based membership test.
+        n_fences = len(self.fences.fences)
+        self._allowed_table = None
+        if n * n_fences <= DENSE_PAIRS_MAX:
+            self._allowed_table = np.zeros(n * n_fences, np.bool_)
+            for vehicle, fences in allowed.items():
+                self._allowed_table[[vehicle * n_fences + f for f in fences]] = True
 
     def fixes(
         self,
@@ -199,8 +210,18 @@ class FenceRules:
         primary[known] = self._primary[vehicle[known]]
         in_area = np.zeros(len(device), np.bool_)
         mine = kinds == _ALLOWED
-        keys = (vehicle[row[mine]].astype(np.int64) << 32) | fence[mine]
-        in_area[row[mine][np.isin(keys, self._allowed_keys)]] = True
+        mine_rows = row[mine]
+        owner = vehicle[mine_rows].astype(np.int64)
+        n_fences = len(self.fences.fences)
+        table = self._allowed_table
+        if table is not None and len(table) == len(self._primary) * n_fences:
+            listed = (owner >= 0) & (owner < len(self._primary))  # others have no allowed area
+            at = np.flatnonzero(listed)
+            hit = np.zeros(len(owner), np.bool_)
+            hit[at] = table[owner[at] * n_fences + fence[mine][at]]
+        else:
+            hit = np.isin((owner << 32) | fence[mine], self._allowed_keys)
+        in_area[mine_rows[hit]] = True
         out_rows = np.flatnonzero((primary >= 0) & ~in_area)
         events = self.outside.update(
             self.fences, out_rows, primary[out_rows], device, time_ms, valid
