@@ -123,16 +123,17 @@ class SeparationRule:
         }
         ready = rows["time_ms"] <= watermark_ms[rows["vehicle"]]
         self.pending = {k: v[~ready] for k, v in rows.items()}
-        order = sort_order(rows["vehicle"][ready], rows["time_ms"][ready], rows["device"][ready])
-        take = {k: v[ready][order] for k, v in rows.items()}
-        return self._evaluate(take)
+        at = np.flatnonzero(ready)
+        at = at[sort_order(rows["vehicle"][at], rows["time_ms"][at], rows["device"][at])]
+        return self._evaluate({k: v[at] for k, v in rows.items()})
 
     def _evaluate(self, r: dict[str, npt.NDArray[np.generic]]) -> SeparationStarts:
-        veh = r["vehicle"].astype(np.int32)
-        dev = r["device"].astype(np.int32)
-        t = r["time_ms"].astype(np.int64)
-        lon, lat = r["lon"].astype(np.float64), r["lat"].astype(np.float64)
-        speed = r["speed_kmh"].astype(np.float64)
+        veh = r["vehicle"].astype(np.int32, copy=False)
+        dev = r["device"].astype(np.int32, copy=False)
+        t = r["time_ms"].astype(np.int64, copy=False)
+        lon = r["lon"].astype(np.float64, copy=False)
+        lat = r["lat"].astype(np.float64, copy=False)
+        speed = r["speed_kmh"].astype(np.float64, copy=False)
         n = len(veh)
         if n == 0:
             return _no_starts()

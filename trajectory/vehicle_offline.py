@@ -100,15 +100,16 @@ class VehicleSilenceRule:
         }
         ready = rows["time_ms"] <= watermark_ms[rows["vehicle"]]
         self.pending = {k: v[~ready] for k, v in rows.items()}
-        order = sort_order(rows["vehicle"][ready], rows["time_ms"][ready], rows["device"][ready])
-        r = {k: v[ready][order] for k, v in rows.items()}
-        shared_veh = r["vehicle"].astype(np.int32)
-        shared_dev = r["device"].astype(np.int32)
-        shared_t = r["time_ms"].astype(np.int64)
+        at = np.flatnonzero(ready)
+        at = at[sort_order(rows["vehicle"][at], rows["time_ms"][at], rows["device"][at])]
+        r = {k: v[at] for k, v in rows.items()}
+        shared_veh = r["vehicle"].astype(np.int32, copy=False)
+        shared_dev = r["device"].astype(np.int32, copy=False)
+        shared_t = r["time_ms"].astype(np.int64, copy=False)
         veh = np.concatenate([vehicle[alone], shared_veh])
         dev = np.concatenate([device[alone], shared_dev])
         t = np.concatenate([time_ms[alone], shared_t])
-        was_moving = np.concatenate([moving[alone], r["moving"].astype(np.bool_)])
+        was_moving = np.concatenate([moving[alone], r["moving"].astype(np.bool_, copy=False)])
         if len(veh) == 0:
             return _none(), _none()
         partial = self._partial(shared_veh, shared_dev, shared_t) if len(shared_veh) else _none()
