@@ -52,6 +52,15 @@ class OverspeedRule:
             z32, z64 = np.zeros(0, np.int32), np.zeros(0, np.int64)
             return EpisodeEdges(z32, z64, np.zeros(0, np.float64), z32, z64)
         fast = speed_kmh > self.limit_kmh[device]
+        # Only devices with a fast fix or an open run can start or end anything (a device
+        # without either has no run and has not fired, and keeps that state).
+        active = self.run_start_ms >= 0
+        active[device[fast]] = True
+        mine = active[device]
+        if not mine.all():
+            sub = np.flatnonzero(mine)
+            device, time_ms, speed_kmh, fast = device[sub], time_ms[sub], speed_kmh[sub], fast[sub]
+            n = len(sub)
         start_ms = run_start_times(device, time_ms, fast, self.run_start_ms)
         reached = fast & (time_ms - start_ms >= self.duration_ms[device])
         first = first_of_device(device)

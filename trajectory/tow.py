@@ -104,6 +104,30 @@ class TowRule:
         step_m = haversine_m(prev_lon[check], prev_lat[check], lon[check], lat[check])
         towed[check] = step_m * 3_600.0 / np.maximum(dt_ms[check], 1) > s.speed_kmh
 
+        # A device with no towed fix and no open run has nothing to start or measure (a tow
+        # is rare): it only carries its newest fix and, past an ACC-on fix, leaves the ACC-off
+        # period that may have alerted. The runs below are followed for the other devices.
+        active = self.run_start_ms >= 0
+        active[device[towed]] = True
+        mine = active[device]
+        sub: npt.NDArray[np.intp] | None = None
+        if not mine.all():
+            ends = np.flatnonzero(last & ~mine)
+            d_end = device[ends]
+            acc_on_seen = np.zeros(len(active), np.bool_)
+            acc_on_seen[device[~acc_off]] = True
+            self.fired[d_end] = self.fired[d_end] & ~acc_on_seen[d_end]
+            self.prev_ms[d_end] = time_ms[ends]
+            self.prev_lon[d_end] = lon[ends]
+            self.prev_lat[d_end] = lat[ends]
+            sub = np.flatnonzero(mine)
+            if len(sub) == 0:
+                return TowStarts(np.zeros(0, np.intp), np.zeros(0, np.int64), np.zeros(0))
+            device, time_ms, lon, lat = device[sub], time_ms[sub], lon[sub], lat[sub]
+            first, last, acc_off, towed = first[sub], last[sub], acc_off[sub], towed[sub]
+            prev_ms, prev_lon, prev_lat = prev_ms[sub], prev_lon[sub], prev_lat[sub]
+            n = len(sub)
+
         start_ms = run_start_times(device, time_ms, towed, self.run_start_ms)
         starts = towed & ~_continues(first, towed, self.run_start_ms[device] >= 0)
         anchor = latest_marker(starts | first)
@@ -144,7 +168,7 @@ class TowRule:
         self.run_start_ms[d_end] = start_ms[ends]
         self.run_lon[d_end] = run_lon[ends]
         self.run_lat[d_end] = run_lat[ends]
-        return TowStarts(opens, start_ms[opens], moved_m[opens])
+        return TowStarts(opens if sub is None else sub[opens], start_ms[opens], moved_m[opens])
 
 
 def _step_bound_m(

@@ -12,6 +12,7 @@ reported past them, as in device_separation, so batching does not change the res
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -89,7 +90,7 @@ class VehicleSilenceRule:
         moving = speed_kmh > self.settings.moving_kmh
         # A one-device vehicle's reports are final and already in order: no buffer, no sort.
         alone = self.slots[vehicle, 1] < 0 if len(vehicle) else np.zeros(0, np.bool_)
-        new: dict[str, npt.NDArray[np.generic]] = {
+        new: dict[str, npt.NDArray[Any]] = {
             "vehicle": vehicle[~alone],
             "device": device[~alone],
             "time_ms": time_ms[~alone],
