@@ -345,8 +345,11 @@ class Engine:
                 for i in rows
             ]
         fix = np.flatnonzero((flags & NOT_A_FIX) == 0)
-        f_dev, f_ms = b.device[fix], b.time_ms[fix]
-        fast = self.overspeed.fixes(f_dev, f_ms, b.speed_kmh[fix])
+        # The valid fixes' columns, gathered once for every rule below.
+        f_dev, f_ms, f_lon, f_lat = b.device[fix], b.time_ms[fix], b.lon[fix], b.lat[fix]
+        f_speed, f_status = b.speed_kmh[fix], b.status[fix]
+        f_veh = self.vehicle_of[f_dev]
+        fast = self.overspeed.fixes(f_dev, f_ms, f_speed)
         speeds = [{"speed_kmh": round(v, 1)} for v in fast.start_value.tolist()]
         self._edges(
             _edges(
@@ -354,17 +357,16 @@ class Engine:
                 fast.end_device, fast.end_ms,
             )
         )  # fmt: skip
-        alerts += self._tows(fix, b)
-        alerts += self._frozen(fix, b)
+        alerts += self._tows(f_dev, f_ms, f_lon, f_lat, f_speed, f_status)
+        alerts += self._frozen(f_dev, f_ms, f_lon, f_lat, f_speed, f_status)
         if self.fence_rules is not None:
-            f_veh, f_lon, f_lat = self.vehicle_of[f_dev], b.lon[fix], b.lat[fix]
             edges = self.fence_rules.fixes(f_dev, f_veh, f_ms, f_lon, f_lat, self.dwell_ms)
             edges += self.escalation.follow(edges, self.dwell_ms, self.critical_ms)
             edges += self.escalation.fixes(
                 self.fence_rules.fences, f_dev, f_veh, f_ms, f_lon, f_lat
             )
             self._edges(edges)
-        stops = self.stops.fixes(f_dev, f_ms, b.lon[fix], b.lat[fix], b.speed_kmh[fix])
+        stops = self.stops.fixes(f_dev, f_ms, f_lon, f_lat, f_speed)
         self._long_stays(self.long_stays.stops(stops))
         watermark = self._vehicle_watermark(-_INF)
         alerts += self._vehicle_silences(
@@ -373,15 +375,7 @@ class Engine:
             )
         )
         alerts += self._separations(
-            self.separation.fixes(
-                self.vehicle_of[f_dev],
-                f_dev,
-                f_ms,
-                b.lon[fix],
-                b.lat[fix],
-                b.speed_kmh[fix],
-                watermark,
-            )
+            self.separation.fixes(f_veh, f_dev, f_ms, f_lon, f_lat, f_speed, watermark)
         )
         known = self._known_through()
         alerts += self._incidents(known, -_INF)
@@ -539,12 +533,18 @@ class Engine:
             ]
         return alerts
 
-    def _tows(self, fix: npt.NDArray[np.intp], b: PositionBatch) -> list[Alert]:
-        """`tow` alerts from the accepted valid fixes `fix` of the device-grouped batch."""
-        towed = self.tow.fixes(
-            b.device[fix], b.time_ms[fix], b.lon[fix], b.lat[fix], b.speed_kmh[fix], b.status[fix]
-        )
-        rows = fix[towed.rows]
+    def _tows(
+        self,
+        device: npt.NDArray[np.int32],
+        time_ms: npt.NDArray[np.int64],
+        lon: npt.NDArray[np.float64],
+        lat: npt.NDArray[np.float64],
+        speed_kmh: npt.NDArray[np.float32],
+        status: npt.NDArray[np.uint32],
+    ) -> list[Alert]:
+        """`tow` alerts from the accepted valid fixes of the device-grouped batch."""
+        towed = self.tow.fixes(device, time_ms, lon, lat, speed_kmh, status)
+        rows = towed.rows
         return [
             self._alert(
                 AlertType.TOW,
@@ -553,20 +553,26 @@ class Engine:
                 details={"since": format_time(since), "distance_m": round(m)},
             )
             for d, t, since, m in zip(
-                b.device[rows].tolist(),
-                b.time_ms[rows].tolist(),
+                device[rows].tolist(),
+                time_ms[rows].tolist(),
                 towed.since_ms.tolist(),
                 towed.distance_m.tolist(),
                 strict=True,
             )
         ]
 
-    def _frozen(self, fix: npt.NDArray[np.intp], b: PositionBatch) -> list[Alert]:
-        """`frozen_position` alerts from the accepted valid fixes `fix` of the batch."""
-        frozen = self.frozen.fixes(
-            b.device[fix], b.time_ms[fix], b.lon[fix], b.lat[fix], b.speed_kmh[fix], b.status[fix]
-        )
-        rows = fix[frozen.rows]
+    def _frozen(
+        self,
+        device: npt.NDArray[np.int32],
+        time_ms: npt.NDArray[np.int64],
+        lon: npt.NDArray[np.float64],
+        lat: npt.NDArray[np.float64],
+        speed_kmh: npt.NDArray[np.float32],
+        status: npt.NDArray[np.uint32],
+    ) -> list[Alert]:
+        """`frozen_position` alerts from the accepted valid fixes of the batch."""
+        frozen = self.frozen.fixes(device, time_ms, lon, lat, speed_kmh, status)
+        rows = frozen.rows
         return [
             self._alert(
                 AlertType.FROZEN_POSITION,
@@ -580,11 +586,11 @@ class Engine:
                 },
             )
             for d, t, since, x, y in zip(
-                b.device[rows].tolist(),
-                b.time_ms[rows].tolist(),
+                device[rows].tolist(),
+                time_ms[rows].tolist(),
                 frozen.since_ms.tolist(),
-                b.lon[rows].tolist(),
-                b.lat[rows].tolist(),
+                lon[rows].tolist(),
+                lat[rows].tolist(),
                 strict=True,
             )
         ]

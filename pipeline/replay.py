@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -57,11 +57,31 @@ def to_batch(rows: CsvPositions, devices: DeviceIndex) -> PositionBatch:
         lat=rows.lat,
         speed_kmh=rows.speed_kmh,
         course=rows.course,
-        altitude_m=np.zeros(len(rows), np.int32),
+        altitude_m=_constant(0, np.int32, len(rows)),
         alarm=rows.alarm,
         status=rows.status,
-        flags=np.zeros(len(rows), np.uint16),
+        flags=_constant(0, np.uint16, len(rows)),
     )
+
+
+def _constant(value: int, dtype: type[np.generic], n: int) -> npt.NDArray[Any]:
+    """A read-only column of one value, stored once (stride 0): `_gather` slices it."""
+    return np.broadcast_to(np.array([value], dtype), (n,))
+
+
+def _gather(
+    columns: dict[str, npt.NDArray[Any]], rows: npt.NDArray[np.intp]
+) -> dict[str, npt.NDArray[Any]]:
+    """The batch's columns at `rows`: a column shared by two fields (replay's receive time is
+    the fix time) is gathered once, and a constant one is sliced, not gathered."""
+    done: dict[int, npt.NDArray[Any]] = {}
+    part: dict[str, npt.NDArray[Any]] = {}
+    for name, column in columns.items():
+        key = id(column)
+        if key not in done:
+            done[key] = column[: len(rows)] if column.strides[0] == 0 else column[rows]
+        part[name] = done[key]
+    return part
 
 
 def worker_count(requested: int | None, rows: int) -> int:
@@ -115,15 +135,14 @@ def _run(
     for start in range(0, own, batch_rows):
         stop = min(start + batch_rows, own)
         if keep is None:
-            part = {name: column[start:stop] for name, column in columns.items()}
+            rows = np.arange(start, stop)
             reached = stop
         else:
             rows = keep[start:stop]
             reached = total if stop == own else int(rows[-1]) + 1
-            # Grouped by device here (as the engine would), so the rows are gathered once.
-            rows = rows[device_order(columns["device"][rows])]
-            part = {name: column[rows] for name, column in columns.items()}
-        alerts += engine.process(PositionBatch(**part))
+        # Grouped by device here (as the engine would), so the rows are gathered once.
+        rows = rows[device_order(columns["device"][rows])]
+        alerts += engine.process(PositionBatch(**_gather(columns, rows)))
         if progress is not None:
             progress(reached, total)
     alerts += engine.finish(latest)
