@@ -21,7 +21,7 @@ import numpy.typing as npt
 from alerts.incidents import Edge
 from alerts.model import AlertType, format_time
 from geofence import ENTER, KIND_CODES, FenceKind, FenceSet, TransitionTracker
-from trajectory.segments import last_of_device
+from trajectory.segments import Ints, last_of_device
 from trajectory.state import grown
 
 VISIT = "hotspot_visit"
@@ -85,8 +85,8 @@ class FenceRules:
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
-        vehicle: npt.NDArray[np.int32],
+        device: Ints,
+        vehicle: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],
@@ -170,10 +170,10 @@ class FenceRules:
 
     def _dwell_evidence(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         row: npt.NDArray[np.intp],
-        fence: npt.NDArray[np.int32],
+        fence: Ints,
         dwell_ms: npt.NDArray[np.int64],
     ) -> list[Edge]:
         """Open stays whose device's latest fix, still inside, is past entry + threshold."""
@@ -195,11 +195,11 @@ class FenceRules:
 
     def _allowed_area(
         self,
-        device: npt.NDArray[np.int32],
-        vehicle: npt.NDArray[np.int32],
+        device: Ints,
+        vehicle: Ints,
         time_ms: npt.NDArray[np.int64],
         row: npt.NDArray[np.intp],
-        fence: npt.NDArray[np.int32],
+        fence: Ints,
         kinds: npt.NDArray[np.uint8],
         valid: npt.NDArray[np.bool_],
     ) -> list[Edge]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import first_of_device, last_of_device, latest_marker
+from trajectory.segments import Ints, first_of_device, last_of_device, latest_marker
 from trajectory.state import grown
 
 ACC_BIT = np.uint32(1)
@@ -54,7 +54,7 @@ class FrozenPositionRule:
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],

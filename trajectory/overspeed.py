@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import first_of_device, last_of_device, run_start_times
+from trajectory.segments import Ints, first_of_device, last_of_device, run_start_times
 from trajectory.state import grown
 
 
@@ -20,10 +20,10 @@ from trajectory.state import grown
 class EpisodeEdges:
     """Episode starts and ends of one rule, per device, in a batch."""
 
-    start_device: npt.NDArray[np.int32]
+    start_device: Ints
     start_ms: npt.NDArray[np.int64]
     start_value: npt.NDArray[np.float64]
-    end_device: npt.NDArray[np.int32]
+    end_device: Ints
     end_ms: npt.NDArray[np.int64]
 
 
@@ -42,7 +42,7 @@ class OverspeedRule:
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         speed_kmh: npt.NDArray[np.float32],
     ) -> EpisodeEdges:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from positions import Flag
 from positions.geo import M_PER_DEG_LAT
 from trajectory.geo import haversine_m, haversine_scalar_m
-from trajectory.segments import first_of_device, last_of_device
+from trajectory.segments import Ints, first_of_device, last_of_device
 from trajectory.state import grown
 
 POSITIONED_BIT = np.uint32(1 << 1)
@@ -86,7 +86,7 @@ class Preprocessor:
     ref_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     in_jump: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     # The run of mutually consistent jumped fixes that may become the new reference.
-    run_count: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    run_count: Ints = field(default_factory=lambda: np.zeros(0, np.int32))
     run_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     run_lon: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     run_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
@@ -104,7 +104,7 @@ class Preprocessor:
 
     def apply(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         recv_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
@@ -141,7 +141,7 @@ class Preprocessor:
 
     def _flag_order(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         flags: npt.NDArray[np.uint16],
     ) -> None:
@@ -176,7 +176,7 @@ class Preprocessor:
 
     def _gate(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],

@@ -10,9 +10,12 @@ import numpy.typing as npt
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]
+# Device and vehicle indexes: int32 as a batch stores them, intp inside the engine (numpy
+# gathers per-device state several times faster with a native index).
+Ints = npt.NDArray[np.signedinteger[Any]]
 
 
-def first_of_device(device: npt.NDArray[np.int32]) -> BoolArray:
+def first_of_device(device: Ints) -> BoolArray:
     """True on the first row of each device's run of rows (rows grouped by device)."""
     first = np.ones(len(device), dtype=np.bool_)
     if len(device) > 1:
@@ -20,7 +23,7 @@ def first_of_device(device: npt.NDArray[np.int32]) -> BoolArray:
     return first
 
 
-def last_of_device(device: npt.NDArray[np.int32]) -> BoolArray:
+def last_of_device(device: Ints) -> BoolArray:
     """True on the last row of each device's run of rows."""
     last = np.ones(len(device), dtype=np.bool_)
     if len(device) > 1:
@@ -35,7 +38,7 @@ def latest_marker(marker: BoolArray) -> IntArray:
 
 
 def run_start_times(
-    device: npt.NDArray[np.int32],
+    device: Ints,
     time_ms: npt.NDArray[np.int64],
     cond: BoolArray,
     carried_start_ms: npt.NDArray[np.int64],

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from trajectory.geo import local_m
 from trajectory.segments import (
+    Ints,
     first_of_device,
     last_of_device,
     latest_marker,
@@ -39,8 +40,8 @@ class SeparationSettings:
 
 @dataclass(frozen=True, slots=True)
 class SeparationStarts:
-    vehicle: npt.NDArray[np.int32]
-    device: npt.NDArray[np.int32]
+    vehicle: Ints
+    device: Ints
     time_ms: npt.NDArray[np.int64]
     distance_m: npt.NDArray[np.float64]
 
@@ -52,13 +53,13 @@ _COLUMNS = ("vehicle", "device", "time_ms", "lon", "lat", "speed_kmh")
 class SeparationRule:
     settings: SeparationSettings = field(default_factory=SeparationSettings)
     # vehicle -> its devices (slots), -1 padded; only vehicles with two or more devices.
-    slots: npt.NDArray[np.int32] = field(default_factory=lambda: np.full((0, 2), -1, np.int32))
+    slots: Ints = field(default_factory=lambda: np.full((0, 2), -1, np.int32))
     last_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     last_lon: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     last_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     last_speed: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     run_start_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    run_device: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    run_device: Ints = field(default_factory=lambda: np.zeros(0, np.int32))
     run_distance_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     fired: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     pending: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
@@ -94,8 +95,8 @@ class SeparationRule:
 
     def fixes(
         self,
-        vehicle: npt.NDArray[np.int32],
-        device: npt.NDArray[np.int32],
+        vehicle: Ints,
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],

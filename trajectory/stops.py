@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trajectory.geo import local_within_m
-from trajectory.segments import first_of_device, last_of_device, latest_marker
+from trajectory.segments import Ints, first_of_device, last_of_device, latest_marker
 from trajectory.state import grown
 
 MINUTE_MS = 60_000
@@ -32,12 +32,12 @@ class StopEvents:
     """Stops that ended in this batch (end = first fix away) and the latest row of each
     device still in a stop, with their stops' start and anchor."""
 
-    device: npt.NDArray[np.int32]
+    device: Ints
     start_ms: npt.NDArray[np.int64]
     end_ms: npt.NDArray[np.int64]
     lon: npt.NDArray[np.float64]
     lat: npt.NDArray[np.float64]
-    open_device: npt.NDArray[np.int32]
+    open_device: Ints
     open_start_ms: npt.NDArray[np.int64]
     open_last_ms: npt.NDArray[np.int64]
     open_lon: npt.NDArray[np.float64]
@@ -64,7 +64,7 @@ class StopDetector:
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],

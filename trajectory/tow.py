@@ -22,7 +22,13 @@ import numpy as np
 import numpy.typing as npt
 
 from positions.geo import M_PER_DEG_LAT, haversine_m
-from trajectory.segments import first_of_device, last_of_device, latest_marker, run_start_times
+from trajectory.segments import (
+    Ints,
+    first_of_device,
+    last_of_device,
+    latest_marker,
+    run_start_times,
+)
 from trajectory.state import grown
 
 ACC_BIT = np.uint32(1)
@@ -69,7 +75,7 @@ class TowRule:
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],

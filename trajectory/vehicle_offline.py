@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import first_of_device, last_of_device, latest_marker, sort_order
+from trajectory.segments import Ints, first_of_device, last_of_device, latest_marker, sort_order
 from trajectory.state import grown
 
 HOUR_MS = 3_600_000
@@ -35,8 +35,8 @@ class VehicleSilenceSettings:
 class SilenceAlerts:
     """(vehicle, device, time) of each alert; device is the silent one (or the last reporter)."""
 
-    vehicle: npt.NDArray[np.int32]
-    device: npt.NDArray[np.int32]
+    vehicle: Ints
+    device: Ints
     time_ms: npt.NDArray[np.int64]
     last_ms: npt.NDArray[np.int64]
 
@@ -49,10 +49,10 @@ def _none() -> SilenceAlerts:
 @dataclass
 class VehicleSilenceRule:
     settings: VehicleSilenceSettings = field(default_factory=VehicleSilenceSettings)
-    slots: npt.NDArray[np.int32] = field(default_factory=lambda: np.full((0, 2), -1, np.int32))
+    slots: Ints = field(default_factory=lambda: np.full((0, 2), -1, np.int32))
     # Per vehicle: the latest report below the watermark, whether it was moving, alerted.
     last_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    last_device: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    last_device: Ints = field(default_factory=lambda: np.zeros(0, np.int32))
     last_moving: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     all_alerted: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     # Per device: its latest report below the watermark, and whether its silence was alerted.
@@ -60,7 +60,7 @@ class VehicleSilenceRule:
     partial_alerted: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     pending: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
 
-    def set_vehicles(self, slots: npt.NDArray[np.int32], n_devices: int) -> None:
+    def set_vehicles(self, slots: Ints, n_devices: int) -> None:
         self.slots = slots
         n_vehicles = len(slots)
         self.last_ms = grown(self.last_ms, n_vehicles, -1)
@@ -79,8 +79,8 @@ class VehicleSilenceRule:
 
     def reports(
         self,
-        vehicle: npt.NDArray[np.int32],
-        device: npt.NDArray[np.int32],
+        vehicle: Ints,
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         speed_kmh: npt.NDArray[np.float32],
         watermark_ms: npt.NDArray[np.float64],
@@ -118,8 +118,8 @@ class VehicleSilenceRule:
 
     def _all(
         self,
-        veh: npt.NDArray[np.int32],
-        dev: npt.NDArray[np.int32],
+        veh: Ints,
+        dev: Ints,
         t: npt.NDArray[np.int64],
         moving: npt.NDArray[np.bool_],
     ) -> SilenceAlerts:
@@ -144,13 +144,22 @@ class VehicleSilenceRule:
         return SilenceAlerts(veh[rows], prev_dev[rows], prev_t[rows] + after[rows], prev_t[rows])
 
     def _partial(
-        self, veh: npt.NDArray[np.int32], dev: npt.NDArray[np.int32], t: npt.NDArray[np.int64]
+        self,
+        veh: Ints,
+        dev: Ints,
+        t: npt.NDArray[np.int64],
     ) -> SilenceAlerts:
         after = self.settings.partial_after_ms
         seg = np.cumsum(first_of_device(veh)) - 1
-        found: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int64]]] = []
+        found: list[
+            tuple[
+                Ints,
+                Ints,
+                npt.NDArray[np.int64],
+            ]
+        ] = []
         alerted_rows: list[npt.NDArray[np.intp]] = []  # silences that began in this batch
-        alerted_carried: list[npt.NDArray[np.int32]] = []  # silences carried in, by device
+        alerted_carried: list[Ints] = []  # silences carried in, by device
         for slot in range(self.slots.shape[1]):
             silent = self.slots[veh, slot]
             mine = dev == silent
