@@ -206,7 +206,7 @@ class FenceSet:
     def _allowed(
         self, row: IntArray, fence: npt.NDArray[np.int32], vehicle: npt.NDArray[np.integer[Any]]
     ) -> npt.NDArray[np.bool_]:
-        allowed = ~self._restricted[fence]
+        allowed = ~np.take(self._restricted, fence)
         check = np.flatnonzero(~allowed)
         if len(check):
             n_vehicles = len(self.vehicles)

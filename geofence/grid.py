@@ -101,13 +101,14 @@ class Grid:
         cell *= coarse_cols
         cell += x.astype(np.int32)
         # Occupancy as bits: 1/8 of a byte table, so it stays in cache while the batch streams.
-        occupied = self.occupied_bits[cell >> 3]
+        # np.take: numpy's fancy indexing with an int32 index is twice as slow.
+        occupied = np.take(self.occupied_bits, cell >> 3)
         shift = cell.astype(np.uint8)
         shift &= 7
         occupied >>= shift
         occupied &= 1
         hit = np.flatnonzero(occupied.view(np.bool_))
-        cell = cell[hit]
+        cell = cell[hit].astype(np.intp)
         start = self.cell_start[cell]
         count = self.cell_start[cell + 1] - start
         point = hit if rows is None else rows[hit]

@@ -99,7 +99,7 @@ class FenceRules:
         last = last_of_device(device)
         self.last_fix_ms[device[last]] = time_ms[last]
         row, fence = self.fences.contains(lon, lat, vehicle)
-        kinds = self.fences.kinds[fence] if len(fence) else np.zeros(0, np.uint8)
+        kinds = np.take(self.fences.kinds, fence) if len(fence) else np.zeros(0, np.uint8)
         valid = np.ones(len(device), np.bool_)
         edges: list[Edge] = []
         placed = kinds != _ALLOWED
