@@ -53,7 +53,7 @@ _COLUMNS = ("vehicle", "device", "time_ms", "lon", "lat", "speed_kmh")
 class SeparationRule:
     settings: SeparationSettings = field(default_factory=SeparationSettings)
     # vehicle -> its devices (slots), -1 padded; only vehicles with two or more devices.
-    slots: Ints = field(default_factory=lambda: np.full((0, 2), -1, np.int32))
+    slots: Ints = field(default_factory=lambda: np.full((0, 2), -1, np.intp))
     last_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     last_lon: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     last_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
@@ -69,7 +69,7 @@ class SeparationRule:
     ) -> None:
         """Declares which devices share a vehicle (the fleet)."""
         width = max([2, *(len(d) for d in devices_of.values())])
-        slots = np.full((n_vehicles, width), -1, np.int32)
+        slots = np.full((n_vehicles, width), -1, np.intp)  # intp: it indexes device state
         for vehicle, devices in devices_of.items():
             slots[vehicle, : len(devices)] = devices
         self.slots = slots

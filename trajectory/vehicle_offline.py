@@ -49,7 +49,7 @@ def _none() -> SilenceAlerts:
 @dataclass
 class VehicleSilenceRule:
     settings: VehicleSilenceSettings = field(default_factory=VehicleSilenceSettings)
-    slots: Ints = field(default_factory=lambda: np.full((0, 2), -1, np.int32))
+    slots: Ints = field(default_factory=lambda: np.full((0, 2), -1, np.intp))
     # Per vehicle: the latest report below the watermark, whether it was moving, alerted.
     last_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     last_device: Ints = field(default_factory=lambda: np.zeros(0, np.int32))
