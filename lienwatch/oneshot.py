@@ -6,6 +6,8 @@ what a long-lived server would want. Called before numpy and pyarrow are importe
 - Arrow allocating from the C heap: its default pool (mimalloc) takes fresh huge pages for the
   CSV reader's buffers, and the kernel zeroes each one whole (7 % of a replay's CPU); from the
   C heap the reader's freed buffers are reused by the numpy columns that follow.
+- No CA bundle looked up for PROJ's network access, which replay never uses: pyproj otherwise
+  asks certifi for its path on import (16 ms); the system's settings apply if it ever did.
 - Freed memory kept in the process (glibc only; elsewhere a no-op): a replay allocates and
   frees column-sized arrays (megabytes each) hundreds of times. glibc hands blocks that large
   straight to the kernel (mmap) and back on free, so each new array faults its pages in again:
@@ -23,12 +25,13 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 << 20  # glibc refuses more on 64-bit (4 * 1024 * 1024 * sizeof(long))
 TRIM_THRESHOLD = 1 << 30
-# Read by OpenBLAS when numpy loads it and by Arrow when it loads; a value the user set is kept.
+# Read by OpenBLAS, Arrow and pyproj when they load; a value the user set is kept.
 PROCESS_VARIABLES = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "ARROW_DEFAULT_MEMORY_POOL": "system",
+    "PROJ_CURL_CA_BUNDLE": "",
 }
 
 
