@@ -7,7 +7,7 @@ what a long-lived server would want. Called before numpy and pyarrow are importe
   CSV reader's buffers, and the kernel zeroes each one whole (7 % of a replay's CPU); from the
   C heap the reader's freed buffers are reused by the numpy columns that follow.
 - No CA bundle looked up for PROJ's network access, which replay never uses: pyproj otherwise
-  asks certifi for its path on import (16 ms); the system's settings apply if it ever did.
+  asks certifi for its path on import (a few ms); the system settings apply if it ever did.
 - Freed memory kept in the process (glibc only; elsewhere a no-op): a replay allocates and
   frees column-sized arrays (megabytes each) hundreds of times. glibc hands blocks that large
   straight to the kernel (mmap) and back on free, so each new array faults its pages in again:
