@@ -64,6 +64,9 @@ class SeparationRule:
     fired: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     pending: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._by_slot = np.ascontiguousarray(self.slots.T)
+
     def set_vehicles(
         self, devices_of: dict[int, list[int]], n_vehicles: int, n_devices: int
     ) -> None:
@@ -73,6 +76,7 @@ class SeparationRule:
         for vehicle, devices in devices_of.items():
             slots[vehicle, : len(devices)] = devices
         self.slots = slots
+        self._by_slot = np.ascontiguousarray(slots.T)  # per slot, a contiguous vehicle column
         self.last_ms = grown(self.last_ms, n_devices, -1)
         self.last_lon = grown(self.last_lon, n_devices, 0.0)
         self.last_lat = grown(self.last_lat, n_devices, 0.0)
@@ -104,7 +108,7 @@ class SeparationRule:
         watermark_ms: npt.NDArray[np.float64],
     ) -> SeparationStarts:
         """Adds accepted valid fixes and evaluates those at or below their vehicle's watermark."""
-        multi = (self.slots[vehicle, 1] >= 0) if len(vehicle) else np.zeros(0, np.bool_)
+        multi = self._by_slot[1][vehicle] >= 0
         new = dict(
             zip(
                 _COLUMNS,
@@ -145,7 +149,7 @@ class SeparationRule:
         together = np.zeros(n, np.bool_)
         gap_m = np.zeros(n, np.float64)
         for slot in range(self.slots.shape[1]):
-            slot_dev = self.slots[veh, slot]
+            slot_dev = self._by_slot[slot][veh]
             mine = dev == slot_dev
             idx = latest_marker(mine)
             inside = (idx >= 0) & (seg[np.maximum(idx, 0)] == seg)

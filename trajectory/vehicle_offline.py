@@ -60,8 +60,12 @@ class VehicleSilenceRule:
     partial_alerted: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     pending: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._by_slot = np.ascontiguousarray(self.slots.T)
+
     def set_vehicles(self, slots: Ints, n_devices: int) -> None:
         self.slots = slots
+        self._by_slot = np.ascontiguousarray(slots.T)  # per slot, a contiguous vehicle column
         n_vehicles = len(slots)
         self.last_ms = grown(self.last_ms, n_vehicles, -1)
         self.last_device = grown(self.last_device, n_vehicles, -1)
@@ -89,7 +93,7 @@ class VehicleSilenceRule:
         partial_offline) found below the watermarks."""
         moving = speed_kmh > self.settings.moving_kmh
         # A one-device vehicle's reports are final and already in order: no buffer, no sort.
-        alone = self.slots[vehicle, 1] < 0 if len(vehicle) else np.zeros(0, np.bool_)
+        alone = self._by_slot[1][vehicle] < 0
         new: dict[str, npt.NDArray[Any]] = {
             "vehicle": vehicle[~alone],
             "device": device[~alone],
@@ -161,7 +165,7 @@ class VehicleSilenceRule:
         alerted_rows: list[npt.NDArray[np.intp]] = []  # silences that began in this batch
         alerted_carried: list[Ints] = []  # silences carried in, by device
         for slot in range(self.slots.shape[1]):
-            silent = self.slots[veh, slot]
+            silent = self._by_slot[slot][veh]
             mine = dev == silent
             idx = latest_marker(mine)
             same = (idx >= 0) & (seg[np.maximum(idx, 0)] == seg)
