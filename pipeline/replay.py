@@ -3,8 +3,9 @@
 Pure of argument parsing and exit codes: the command in lienwatch/ reads the files, calls
 `replay`, and writes what it returns. Vehicles are independent, so a large file is split by
 vehicle over a few processes (forked, so the parsed columns and the fence index are shared
-copy-on-write); each runs the same batches restricted to its vehicles, and the merged alerts,
-sorted on the same key, are the ones a single process gives.
+copy-on-write); each runs its vehicles' rows in file order, in batches of its own rows (the
+engine's alerts do not depend on where batches are cut), and the merged alerts, sorted on the
+same key, are the ones a single process gives.
 """
 
 from __future__ import annotations
