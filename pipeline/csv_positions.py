@@ -46,9 +46,14 @@ class RowError:
 
 @dataclass(frozen=True, slots=True)
 class CsvPositions:
-    """Good rows in file order; `line` is each row's 1-based line number in the file."""
+    """Good rows in file order; `line` is each row's 1-based line number in the file.
 
-    device_id: npt.NDArray[np.bytes_]
+    The bulk reader gives the ids as a dictionary (`device_names`, `device_codes`) and no line
+    numbers (its rows are lines 2, 3, ... by construction): `device_id` and `line` are then
+    built on first use, which replay never makes (a copy of every id and a line number per
+    row, 15 MB on the benchmark's file, for nothing)."""
+
+    ids: npt.NDArray[np.bytes_] | None  # per row, or None: device_names[device_codes]
     time_ms: npt.NDArray[np.int64]
     lon: npt.NDArray[np.float64]
     lat: npt.NDArray[np.float64]
@@ -56,7 +61,7 @@ class CsvPositions:
     course: npt.NDArray[np.int16]
     alarm: npt.NDArray[np.uint32]
     status: npt.NDArray[np.uint32]
-    line: npt.NDArray[np.int64]
+    lines: npt.NDArray[np.int64] | None  # None: lines 2, 3, ... in order
     errors: list[RowError] = field(default_factory=list)
     bulk: bool = True  # parsed by the bulk path (False: some row needed the careful one)
     # The reader's dictionary of ids when it has one: device_id == names[codes].
@@ -65,6 +70,22 @@ class CsvPositions:
 
     def __len__(self) -> int:
         return len(self.time_ms)
+
+    @property
+    def device_id(self) -> npt.NDArray[np.bytes_]:
+        """Each row's device id."""
+        if self.ids is not None:
+            return self.ids
+        assert self.device_names is not None
+        assert self.device_codes is not None
+        return self.device_names[self.device_codes]
+
+    @property
+    def line(self) -> npt.NDArray[np.int64]:
+        """Each row's 1-based line number in the file."""
+        if self.lines is not None:
+            return self.lines
+        return np.arange(2, 2 + len(self), dtype=np.int64)
 
     def device_index(self, index: DeviceIndex) -> npt.NDArray[np.int32]:
         """Dense device indexes per row; through the dictionary (a few hundred ids) when the
@@ -145,7 +166,6 @@ def _arrow(data: bytes | Any, used: list[str]) -> CsvPositions | None:
     table = _read_arrow(data, used, pa.timestamp("ms", tz="UTC"))
     if table is None:
         return None
-    n = table.num_rows
     if any(table.column(name).null_count for name in used if name not in OPTIONAL):
         return None
     if table.schema.field("time").type == pa.string():
@@ -170,7 +190,7 @@ def _arrow(data: bytes | Any, used: list[str]) -> CsvPositions | None:
     course = _filled(table, "course", np.dtype(np.float64), used)
     np.clip(course, -32768, 32767, out=course)
     return CsvPositions(
-        device_id=names[codes],
+        ids=None,
         time_ms=time_ms,
         lon=lon,
         lat=lat,
@@ -178,7 +198,7 @@ def _arrow(data: bytes | Any, used: list[str]) -> CsvPositions | None:
         course=course.astype(np.int16),
         alarm=words["alarm"].astype(np.uint32),
         status=words["status"].astype(np.uint32),
-        line=np.arange(2, 2 + n, dtype=np.int64),
+        lines=None,
         errors=[],
         bulk=True,
         device_names=names,
@@ -377,7 +397,7 @@ def _columns(
         return np.asarray(table[name][keep]).astype(dtype)
 
     return CsvPositions(
-        device_id=table["device_id"][keep],
+        ids=table["device_id"][keep],
         time_ms=times[keep],
         lon=column("lon", np.float64),
         lat=column("lat", np.float64),
@@ -385,7 +405,7 @@ def _columns(
         course=np.clip(column("course", np.float64), -32768, 32767).astype(np.int16),
         alarm=column("alarm", np.uint32),
         status=column("status", np.uint32),
-        line=line[keep],
+        lines=line[keep],
         errors=errors,
         bulk=bulk,
     )
