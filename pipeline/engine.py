@@ -307,7 +307,7 @@ class Engine:
                     chosen.append(i)
             if chosen:
                 allowed[index] = chosen
-        self.fence_rules.set_allowed(allowed)
+        self.fence_rules.set_allowed(allowed, len(self.vehicle_ids))
 
     # -- the batch path ---------------------------------------------------------------------
     def process(self, batch: PositionBatch) -> list[Alert]:

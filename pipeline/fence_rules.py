@@ -64,9 +64,11 @@ class FenceRules:
         self.fences = fences
         self.stays = stays
 
-    def set_allowed(self, allowed: dict[int, list[int]]) -> None:
+    def set_allowed(self, allowed: dict[int, list[int]], n_vehicles: int = 0) -> None:
+        """Each vehicle's allowed-area fences (its primary one first); `n_vehicles` sizes the
+        lookup tables for every vehicle known so far, so a batch's rows index them directly."""
         self.allowed = allowed
-        n = max(allowed, default=-1) + 1
+        n = max(max(allowed, default=-1) + 1, n_vehicles)
         self._primary = np.full(n, -1, np.int64)
         keys = []
         for vehicle, fences in allowed.items():
@@ -205,17 +207,25 @@ class FenceRules:
     ) -> list[Edge]:
         if len(self._allowed_keys) == 0:
             return []
-        primary = np.full(len(device), -1, np.int64)
-        known = vehicle < len(self._primary)
-        primary[known] = self._primary[vehicle[known]]
+        n_known = len(self._primary)
+        # Vehicles past the table (none once it is sized to the fleet) have no allowed area.
+        covered = len(vehicle) == 0 or (int(vehicle.min()) >= 0 and int(vehicle.max()) < n_known)
+        if covered:
+            primary = self._primary[vehicle]
+        else:
+            primary = np.full(len(device), -1, np.int64)
+            known = (vehicle >= 0) & (vehicle < n_known)
+            primary[known] = self._primary[vehicle[known]]
         in_area = np.zeros(len(device), np.bool_)
         mine = kinds == _ALLOWED
         mine_rows = row[mine]
         owner = vehicle[mine_rows].astype(np.int64)
         n_fences = len(self.fences.fences)
         table = self._allowed_table
-        if table is not None and len(table) == len(self._primary) * n_fences:
-            listed = (owner >= 0) & (owner < len(self._primary))  # others have no allowed area
+        if table is not None and len(table) == n_known * n_fences and covered:
+            hit = table[owner * n_fences + fence[mine]]
+        elif table is not None and len(table) == n_known * n_fences:
+            listed = (owner >= 0) & (owner < n_known)
             at = np.flatnonzero(listed)
             hit = np.zeros(len(owner), np.bool_)
             hit[at] = table[owner[at] * n_fences + fence[mine][at]]
