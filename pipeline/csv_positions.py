@@ -92,7 +92,7 @@ class CsvPositions:
         reader gave one, so the per-row ids are never hashed."""
         if self.device_names is None or self.device_codes is None:
             return device_indexes(self.device_id, index)
-        return device_indexes(self.device_names, index)[self.device_codes]
+        return np.take(device_indexes(self.device_names, index), self.device_codes)
 
 
 def read_positions_file(path: Path, source: str | None = None) -> CsvPositions:
