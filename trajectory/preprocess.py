@@ -121,8 +121,8 @@ class Preprocessor:
         report = (flags & NOT_A_REPORT) == 0
 
         bad_fix = ((status & POSITIONED_BIT) == 0) | ((lat == 0.0) & (lon == 0.0))
-        bad_fix |= ~(np.isfinite(lon) & np.isfinite(lat))
-        bad_fix |= (np.abs(lat) > 90.0) | (np.abs(lon) > 180.0)
+        # Out of range, infinite or NaN (NaN compares false): one test each.
+        bad_fix |= ~((np.abs(lat) <= 90.0) & (np.abs(lon) <= 180.0))
         bad_fix &= report
         flags[bad_fix] |= np.uint16(Flag.INVALID_FIX)
         future = report & (time_ms > recv_ms + self.settings.future_ms)
