@@ -156,7 +156,9 @@ class TowRule:
         # first segment of a device continues the period carried from the previous batch.
         acc_on = ~acc_off
         seg = np.cumsum(first | acc_on) - 1
-        continues_carried = _per_device_prefix(first, acc_on) == 0
+        # No ACC-on fix at or before the row in its device: the latest such fix or device head
+        # is not an ACC-on fix.
+        continues_carried = ~acc_on[latest_marker(acc_on | first)]
         reached_rows = np.flatnonzero(reached)
         _, first_in_seg = np.unique(seg[reached_rows], return_index=True)
         opens = reached_rows[first_in_seg]
@@ -202,12 +204,3 @@ def _continues(
         prev[0] = False
         prev[1:] = cond[:-1]
     return np.where(first, carried, prev)
-
-
-def _per_device_prefix(
-    first: npt.NDArray[np.bool_], marker: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.int64]:
-    """Per row: how many `marker` rows of its device came at or before it in the batch."""
-    total: npt.NDArray[np.int64] = np.cumsum(marker, dtype=np.int64)
-    head = latest_marker(first)
-    return np.asarray(total - (total[head] - marker[head]), np.int64)
