@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,19 +99,23 @@ class CsvPositions:
 
 def read_positions_file(path: Path, source: str | None = None) -> CsvPositions:
     """The file at `path`, as `read_positions_csv` reads its bytes. Arrow reads a well-formed
-    file from disk itself, while it parses (no copy of the whole file held in Python first);
-    the other paths read the bytes. Raises OSError when the file cannot be read."""
+    regular file from disk itself, while it parses (no copy of the whole file held in Python
+    first); anything else (a pipe, a file another path must look at) is read as bytes, once.
+    Raises OSError when the file cannot be read."""
     source = str(path) if source is None else source
     with path.open("rb") as fh:
         head = fh.read(HEAD_BYTES)
-    newline = head.find(b"\n")
-    if newline >= 0 and head.find(b",", newline + 1) >= 0:
-        used = _used_columns(head, newline, source)
-        with pa.OSFile(str(path)) as stream:
-            arrow = _arrow(stream, used)
-        if arrow is not None:
-            return arrow
-    return read_positions_csv(path.read_bytes(), source)
+        newline = head.find(b"\n")
+        regular = stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+        if regular and newline >= 0 and head.find(b",", newline + 1) >= 0:
+            used = _used_columns(head, newline, source)
+            with pa.OSFile(str(path)) as stream:
+                arrow = _arrow(stream, used)
+            if arrow is not None:
+                return arrow
+            fh.seek(len(head))
+        data = head + fh.read()
+    return read_positions_csv(data, source)
 
 
 def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositions:
