@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.geo import local_m
+from trajectory.geo import local_m, local_within_m
 from trajectory.segments import (
     Ints,
     first_of_device,
@@ -160,15 +160,21 @@ class SeparationRule:
             o_lat = np.where(inside, lat[j], self.last_lat[safe])
             o_speed = np.where(inside, speed[j], self.last_speed[safe])
             usable = (slot_dev >= 0) & ~mine & (o_t >= 0) & (t - o_t <= s.window_ms)
-            # Distances only for usable pairs (a row is never paired with its own device).
-            dist = np.zeros(n)
+            # Usable pairs only (a row is never paired with its own device), and the distance
+            # itself only where it may part them: two devices of one car are nearly always
+            # within the distance, which bounds decide without it. Apart needs the distance less
+            # the allowance over it, so past it (or a negative allowance, from bad data).
             u = np.flatnonzero(usable)
-            dist[u] = local_m(lon[u], lat[u], o_lon[u], o_lat[u])
-            allowance = np.maximum(speed, o_speed) / 3.6 * (t - o_t) / 1000.0
-            pair_apart = usable & (dist - allowance > s.distance_m)
-            apart |= pair_apart
-            together |= usable & (dist <= s.distance_m)
-            gap_m = np.where(pair_apart, np.maximum(gap_m, dist), gap_m)
+            near = local_within_m(lon[u], lat[u], o_lon[u], o_lat[u], s.distance_m)
+            together[u[near]] = True
+            maybe = ~near | (np.maximum(speed[u], o_speed[u]) < 0) | (t[u] < o_t[u])
+            f = u[maybe]
+            dist = local_m(lon[f], lat[f], o_lon[f], o_lat[f])
+            allowance = np.maximum(speed[f], o_speed[f]) / 3.6 * (t[f] - o_t[f]) / 1000.0
+            parted = dist - allowance > s.distance_m
+            f, dist = f[parted], dist[parted]
+            apart[f] = True
+            gap_m[f] = np.maximum(gap_m[f], dist)
         together &= ~apart
         known = apart | together
         k = np.flatnonzero(known)
