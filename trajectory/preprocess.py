@@ -148,22 +148,34 @@ class Preprocessor:
         """Out of order: older than the newest time already seen for the device; duplicate:
         equal to it."""
         first = first_of_device(device)
-        seg = np.cumsum(first) - 1
-        carried = self.last_ms[device]
-        lo = int(min(time_ms.min(), carried[carried != _NO_TIME].min(initial=time_ms.min())))
-        span = int(time_ms.max()) - lo + 2
-        rel = np.maximum(time_ms - lo + 1, 0)
-        if span * (int(seg[-1]) + 1) < 2**62:
-            key = seg.astype(np.int64) * span + rel
-            running = np.maximum.accumulate(key) - seg.astype(np.int64) * span + lo - 1
+        heads = np.flatnonzero(first)
+        # The newest time each device had before the batch, where it had one.
+        carried = self.last_ms[device[heads]]
+        known = carried != _NO_TIME
+        lo = int(min(time_ms.min(), carried[known].min(initial=time_ms.min())))
+        top = int(max(time_ms.max(), carried[known].max(initial=time_ms.max())))
+        span = top - lo + 2
+        if span * len(heads) < 2**62:
+            # Per device, the running newest time including the carried one: one running
+            # maximum over keys (device segment, time) with the carried time folded into each
+            # device's first key.
+            seg = np.cumsum(first, dtype=np.int64)
+            seg -= 1
+            base = seg * span
+            key = time_ms - (lo - 1)
+            key[heads] = np.maximum(key[heads], np.where(known, carried - (lo - 1), 0))
+            key += base
+            newest = np.maximum.accumulate(key)
+            newest -= base
+            newest += lo - 1
         else:  # pathological time span: one device at a time
-            running = np.empty_like(time_ms)
-            starts = np.flatnonzero(first)
-            for a, b in zip(starts, [*starts[1:], len(time_ms)], strict=True):
-                running[a:b] = np.maximum.accumulate(time_ms[a:b])
+            newest = np.empty_like(time_ms)
+            ends = [*heads[1:], len(time_ms)]
+            for a, b, c in zip(heads, ends, carried.tolist(), strict=True):
+                newest[a:b] = np.maximum.accumulate(np.maximum(time_ms[a:b], c))
         prev_max = np.empty_like(time_ms)
-        prev_max[1:] = running[:-1]
-        prev_max = np.where(first, carried, np.maximum(prev_max, carried))
+        prev_max[1:] = newest[:-1]
+        prev_max[heads] = carried
         older = time_ms < prev_max
         same = time_ms == prev_max
         flags[older] |= np.uint16(Flag.OUT_OF_ORDER)
@@ -171,7 +183,6 @@ class Preprocessor:
         self.counts.out_of_order += int(older.sum())
         self.counts.duplicate += int(same.sum())
         last = last_of_device(device)
-        newest = np.maximum(running, carried)
         self.last_ms[device[last]] = newest[last]
 
     def _gate(
