@@ -206,14 +206,18 @@ class FenceSet:
     def _allowed(
         self, row: IntArray, fence: npt.NDArray[np.int32], vehicle: npt.NDArray[np.integer[Any]]
     ) -> npt.NDArray[np.bool_]:
-        allowed = ~np.take(self._restricted, fence)
-        check = np.flatnonzero(~allowed)
+        restricted = np.take(self._restricted, fence)
+        allowed = ~restricted
+        check = np.flatnonzero(restricted)
         if len(check):
             n_vehicles = len(self.vehicles)
-            rows_vehicle = vehicle[row[check]].astype(np.int64)
+            rows_vehicle = np.take(vehicle, np.take(row, check)).astype(np.int64, copy=False)
             # An unknown vehicle (-1 or out of range) becomes index V, which no key allows.
-            rows_vehicle[(rows_vehicle < 0) | (rows_vehicle >= n_vehicles)] = n_vehicles
-            keys = fence[check].astype(np.int64) * (n_vehicles + 1) + rows_vehicle
+            if len(vehicle) and (int(vehicle.min()) < 0 or int(vehicle.max()) >= n_vehicles):
+                rows_vehicle = rows_vehicle.copy()
+                rows_vehicle[(rows_vehicle < 0) | (rows_vehicle >= n_vehicles)] = n_vehicles
+            keys = np.take(fence, check).astype(np.int64) * (n_vehicles + 1)
+            keys += rows_vehicle
             if self._allowed_table is not None:
                 allowed[check] = self._allowed_table[keys]
                 return allowed
