@@ -89,3 +89,14 @@ def sort_order(*keys: npt.NDArray[np.integer[Any]]) -> IntArray:
         packed <<= width
         packed |= key.astype(np.int64) - lo
     return np.argsort(packed, kind="stable")
+
+
+def last_row_of_each(key: Ints) -> IntArray:
+    """The last row of each distinct `key`, in key order: with rows sorted by time within each
+    key (the vehicle-sorted rows of the vehicle rules), each device's latest row. A stable sort
+    on the key alone, through 16-bit keys when they fit (numpy radix-sorts those)."""
+    if len(key) and int(key.min()) >= 0 and int(key.max()) < 1 << 16:
+        order = np.argsort(key.astype(np.uint16), kind="stable")
+    else:
+        order = np.argsort(key, kind="stable")
+    return np.asarray(order[last_of_device(key[order])], np.intp)

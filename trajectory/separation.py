@@ -22,6 +22,7 @@ from trajectory.segments import (
     Ints,
     first_of_device,
     last_of_device,
+    last_row_of_each,
     latest_marker,
     run_start_times,
     sort_order,
@@ -212,8 +213,7 @@ class SeparationRule:
         first_dev = np.where(own[opens], dev[src[opens]], self.run_device[veh[opens]])
         first_gap = np.where(own[opens], gap_m[src[opens]], self.run_distance_m[veh[opens]])
         # Carry per device and per vehicle.
-        order_dev = sort_order(dev, t)
-        ld = order_dev[last_of_device(dev[order_dev])]
+        ld = last_row_of_each(dev)
         self.last_ms[dev[ld]], self.last_lon[dev[ld]] = t[ld], lon[ld]
         self.last_lat[dev[ld]], self.last_speed[dev[ld]] = lat[ld], speed[ld]
         lv = np.flatnonzero(last_of_device(veh))

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import Ints, first_of_device, last_of_device, latest_marker, sort_order
+from trajectory.segments import (
+    Ints,
+    first_of_device,
+    last_of_device,
+    last_row_of_each,
+    latest_marker,
+    sort_order,
+)
 from trajectory.state import grown
 
 HOUR_MS = 3_600_000
@@ -186,8 +193,7 @@ class VehicleSilenceRule:
             alerted_carried.append(silent[hit[carried]])
         if alerted_carried:
             self.partial_alerted[np.concatenate(alerted_carried)] = True
-        order = sort_order(dev, t)
-        last_rows = order[last_of_device(dev[order])]
+        last_rows = last_row_of_each(dev)
         self.device_ms[dev[last_rows]] = t[last_rows]
         began = np.concatenate(alerted_rows) if alerted_rows else np.zeros(0, np.intp)
         self.partial_alerted[dev[last_rows]] = np.isin(last_rows, began)
