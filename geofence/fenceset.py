@@ -54,6 +54,8 @@ CHUNK_ROWS = 1 << 16
 # (~40 us) is then more than GEOS's per pair (0.1-0.3 us).
 PIP_MIN_PAIRS = 256
 CORRIDOR_STEP_DEG = 0.005  # ~500 m: the chord's sag between steps stays below 0.1 mm
+# (fence, vehicle) pairs up to this many are looked up in a table of flags (4 MB at most).
+DENSE_KEYS_MAX = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class FenceSet:
 
     __slots__ = (
         "_allowed_keys",
+        "_allowed_table",
         "_by_id",
         "_index",
         "_restricted",
@@ -118,6 +121,9 @@ class FenceSet:
         self.kinds = np.array([KIND_CODES[f.kind] for f in self.fences], dtype=np.uint8)
         self._index = _index if _index is not None else _build_index(self.fences, cell_deg)
         self._restricted, self._allowed_keys = _restrictions(self.fences, self.vehicles)
+        self._allowed_table = _dense(
+            self._allowed_keys, len(self.fences) * (len(self.vehicles) + 1)
+        )
 
     def __len__(self) -> int:
         return len(self.fences)
@@ -238,14 +244,21 @@ class FenceSet:
     def _allowed(
         self, row: IntArray, fence: npt.NDArray[np.int32], vehicle: npt.NDArray[np.integer[Any]]
     ) -> npt.NDArray[np.bool_]:
-        allowed = ~np.take(self._restricted, fence)  # take: no index conversion, unlike [ ]
-        check = np.flatnonzero(~allowed)
+        restricted = np.take(self._restricted, fence)
+        allowed = ~restricted
+        check = np.flatnonzero(restricted)
         if len(check):
             n_vehicles = len(self.vehicles)
-            rows_vehicle = vehicle[row[check]].astype(np.int64)
+            rows_vehicle = np.take(vehicle, np.take(row, check)).astype(np.int64, copy=False)
             # An unknown vehicle (-1 or out of range) becomes index V, which no key allows.
-            rows_vehicle[(rows_vehicle < 0) | (rows_vehicle >= n_vehicles)] = n_vehicles
-            keys = fence[check].astype(np.int64) * (n_vehicles + 1) + rows_vehicle
+            if len(vehicle) and (int(vehicle.min()) < 0 or int(vehicle.max()) >= n_vehicles):
+                rows_vehicle = rows_vehicle.copy()
+                rows_vehicle[(rows_vehicle < 0) | (rows_vehicle >= n_vehicles)] = n_vehicles
+            keys = np.take(fence, check).astype(np.int64) * (n_vehicles + 1)
+            keys += rows_vehicle
+            if self._allowed_table is not None:
+                allowed[check] = self._allowed_table[keys]
+                return allowed
             pos = np.searchsorted(self._allowed_keys, keys)
             pos = np.minimum(pos, max(len(self._allowed_keys) - 1, 0))
             hit = (
@@ -324,6 +337,16 @@ def _restrictions(
         if v in position
     ]
     return restricted, np.unique(np.array(keys, dtype=np.int64))
+
+
+def _dense(keys: IntArray, size: int) -> npt.NDArray[np.bool_] | None:
+    """The sorted `keys` as a table of `size` flags (a lookup is one gather instead of a
+    binary search per pair); None when the key space is too large for one."""
+    if size > DENSE_KEYS_MAX:
+        return None
+    table = np.zeros(size, np.bool_)
+    table[keys] = True
+    return table
 
 
 def _build_index(fences: Sequence[Fence], cell_deg: float | None) -> _Index:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +32,7 @@ OPTIONAL = ("speed_kmh", "course", "alarm", "status")
 RECEIVED = "received"
 _ID_WIDTH = 24  # a 2019 terminal id is 20 digits; longer ids take the careful path
 _TIME_WIDTH = 32
+HEAD_BYTES = 1 << 16  # enough for any header row and the start of the first row
 
 
 class CsvFormatError(ValueError):
@@ -46,9 +51,14 @@ class RowError:
 
 @dataclass(frozen=True, slots=True)
 class CsvPositions:
-    """Good rows in file order; `line` is each row's 1-based line number in the file."""
+    """Good rows in file order; `line` is each row's 1-based line number in the file.
 
-    device_id: npt.NDArray[np.bytes_]
+    The bulk reader gives the ids as a dictionary (`device_names`, `device_codes`) and no line
+    numbers (its rows are lines 2, 3, ... by construction): `device_id` and `line` are then
+    built on first use, which replay never makes (a copy of every id and a line number per
+    row, 15 MB on the benchmark's file, for nothing)."""
+
+    ids: npt.NDArray[np.bytes_] | None  # per row, or None: device_names[device_codes]
     time_ms: npt.NDArray[np.int64]
     lon: npt.NDArray[np.float64]
     lat: npt.NDArray[np.float64]
@@ -56,7 +66,7 @@ class CsvPositions:
     course: npt.NDArray[np.int16]
     alarm: npt.NDArray[np.uint32]
     status: npt.NDArray[np.uint32]
-    line: npt.NDArray[np.int64]
+    lines: npt.NDArray[np.int64] | None  # None: lines 2, 3, ... in order
     errors: list[RowError] = field(default_factory=list)
     bulk: bool = True  # parsed by the bulk path (False: some row needed the careful one)
     # The reader's dictionary of ids when it has one: device_id == names[codes].
@@ -68,25 +78,56 @@ class CsvPositions:
     def __len__(self) -> int:
         return len(self.time_ms)
 
+    @property
+    def device_id(self) -> npt.NDArray[np.bytes_]:
+        """Each row's device id."""
+        if self.ids is not None:
+            return self.ids
+        assert self.device_names is not None
+        assert self.device_codes is not None
+        return self.device_names[self.device_codes]
+
+    @property
+    def line(self) -> npt.NDArray[np.int64]:
+        """Each row's 1-based line number in the file."""
+        if self.lines is not None:
+            return self.lines
+        return np.arange(2, 2 + len(self), dtype=np.int64)
+
     def device_index(self, index: DeviceIndex) -> npt.NDArray[np.int32]:
         """Dense device indexes per row; through the dictionary (a few hundred ids) when the
         reader gave one, so the per-row ids are never hashed."""
         if self.device_names is None or self.device_codes is None:
             return device_indexes(self.device_id, index)
-        return device_indexes(self.device_names, index)[self.device_codes]
+        return np.take(device_indexes(self.device_names, index), self.device_codes)
+
+
+def read_positions_file(path: Path, source: str | None = None) -> CsvPositions:
+    """The file at `path`, as `read_positions_csv` reads its bytes. Arrow reads a well-formed
+    regular file from disk itself, while it parses (no copy of the whole file held in Python
+    first); anything else (a pipe, a file another path must look at) is read as bytes, once.
+    Raises OSError when the file cannot be read."""
+    source = str(path) if source is None else source
+    with path.open("rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        newline = head.find(b"\n")
+        regular = stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+        if regular and newline >= 0 and head.find(b",", newline + 1) >= 0:
+            used = _used_columns(head, newline, source)
+            with pa.OSFile(str(path)) as stream:
+                arrow = _arrow(stream, used)
+            if arrow is not None:
+                return arrow
+            fh.seek(len(head))
+        data = head + fh.read()
+    return read_positions_csv(data, source)
 
 
 def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositions:
     """Parses the whole file; raises CsvFormatError only when no row can be read."""
     newline = data.find(b"\n")
-    header_line = (data if newline < 0 else data[:newline]).decode("utf-8-sig", "replace")
-    header = [h.strip().lower() for h in next(csv.reader([header_line]), [])]
-    if not header or header == [""]:
-        raise CsvFormatError(f"{source}:1: field header: empty file or no header row")
-    missing = [name for name in REQUIRED if name not in header]
-    if missing:
-        raise CsvFormatError(f"{source}:1: field {missing[0]}: required column missing")
-    used = [name for name in (*REQUIRED, *OPTIONAL, RECEIVED) if name in header]
+    used = _used_columns(data, newline, source)
+    header = _header(data, newline)
     # No comma after the header: no row to read (the paths below say which lines are bad).
     if newline >= 0 and data.find(b",", newline + 1) >= 0:
         arrow = _arrow(data, used)
@@ -107,15 +148,36 @@ def read_positions_csv(data: bytes, source: str = "positions.csv") -> CsvPositio
     return _columns(table, line, errors, bulk)
 
 
-def _arrow(data: bytes, used: list[str]) -> CsvPositions | None:
-    """Arrow's multi-threaded C++ reader: the fast path for a well-formed file. None when any
-    row needs a closer look (then the numpy and row-by-row paths report it by line).
+def _header(data: bytes, newline: int) -> list[str]:
+    """The header row's column names, trimmed and lower-cased."""
+    header_line = (data if newline < 0 else data[:newline]).decode("utf-8-sig", "replace")
+    return [h.strip().lower() for h in next(csv.reader([header_line]), [])]
+
+
+def _used_columns(data: bytes, newline: int, source: str) -> list[str]:
+    """The contract's columns the header has, in the contract's order; raises CsvFormatError
+    for no header or a required column missing."""
+    header = _header(data, newline)
+    if not header or header == [""]:
+        raise CsvFormatError(f"{source}:1: field header: empty file or no header row")
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise CsvFormatError(f"{source}:1: field {missing[0]}: required column missing")
+    return [name for name in (*REQUIRED, *OPTIONAL, RECEIVED) if name in header]
+
+
+def _arrow(data: bytes | Any, used: list[str]) -> CsvPositions | None:
+    """Arrow's multi-threaded C++ reader over the bytes or an Arrow file (read again from its
+    start if need be): the fast path for a well-formed file. None when any row needs a closer
+    look (then the numpy and row-by-row paths report it by line).
 
     Times are parsed by the reader itself (ISO 8601 with offset, to UTC milliseconds); a file
     of epoch seconds is read again with the time as text. Blank lines are rows to the reader
     (`ignore_empty_lines=False`), so one fails the read and row numbers stay line numbers."""
     table = _read_arrow(data, used, pa.timestamp("ms", tz="UTC"))
     if table is None:
+        return None
+    if any(table.column(name).null_count for name in used if name not in OPTIONAL):
         return None
     time_ms = _arrow_times(table, "time")
     if time_ms is None:
@@ -125,37 +187,25 @@ def _arrow(data: bytes, used: list[str]) -> CsvPositions | None:
         recv_ms = _arrow_times(table, RECEIVED, stand_in=time_ms)
         if recv_ms is None:
             return None
-    n = table.num_rows
-    if any(table.column(name).null_count for name in used if name not in OPTIONAL):
-        return None
     ids = table.column("device_id").combine_chunks()
     names = np.array([d.encode() for d in ids.dictionary.to_pylist()], dtype=np.bytes_)
     codes = ids.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    device_id = names[codes]
-
-    def column(name: str) -> npt.NDArray[Any]:
-        if name not in used:
-            return np.zeros(n, np.float64)
-        col = table.column(name)
-        values = _numpy(col)
-        return np.where(np.isnan(values), 0, values) if col.null_count else values
-
-    words = {name: column(name) for name in ("alarm", "status")}
-    if any(((w < 0) | (w >= 2**32)).any() for w in words.values()):
-        return None
-    lon, lat = column("lon"), column("lat")
+    lon, lat = (
+        _filled(table, "lon", np.dtype(np.float64)),
+        _filled(table, "lat", np.dtype(np.float64)),
+    )
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         return None
     return CsvPositions(
-        device_id=device_id,
+        ids=None,
         time_ms=time_ms,
-        lon=lon.astype(np.float64),
-        lat=lat.astype(np.float64),
-        speed_kmh=column("speed_kmh").astype(np.float32),
-        course=np.clip(column("course"), -32768, 32767).astype(np.int16),
-        alarm=words["alarm"].astype(np.uint32),
-        status=words["status"].astype(np.uint32),
-        line=np.arange(2, 2 + n, dtype=np.int64),
+        lon=lon,
+        lat=lat,
+        speed_kmh=_filled(table, "speed_kmh", np.dtype(np.float32), used),
+        course=_filled(table, "course", np.dtype(np.int16), used),
+        alarm=_filled(table, "alarm", np.dtype(np.uint32), used),
+        status=_filled(table, "status", np.dtype(np.uint32), used),
+        lines=None,
         errors=[],
         bulk=True,
         device_names=names,
@@ -170,7 +220,7 @@ def _arrow_times(
     """A time column in epoch ms; None when a value does not parse. With `stand_in`, an empty
     value takes the stand-in's."""
     if table.schema.field(name).type != pa.string():
-        return _numpy(table.column(name)).astype("datetime64[ms]").view(np.int64)
+        return _filled(table, name, np.dtype("datetime64[ms]")).view(np.int64)
     raw = np.array([t.encode() for t in table.column(name).to_pylist()], dtype=np.bytes_)
     times, ok = parse_times_ms(raw)
     if stand_in is not None:
@@ -180,7 +230,28 @@ def _arrow_times(
     return times if ok.all() else None
 
 
-def _read_arrow(data: bytes, used: list[str], time_type: Any) -> Any:
+def _filled(
+    table: Any, name: str, dtype: np.dtype[Any], used: Sequence[str] | None = None
+) -> npt.NDArray[Any]:
+    """A column of the table as one numpy array of `dtype` (cast as `astype` casts), written
+    chunk by chunk into one allocation; an empty value (null) is 0, and so is every value of a
+    column not in `used` (when given). No Arrow compute kernels: loading pyarrow.compute costs
+    more than the conversion."""
+    out = np.empty(table.num_rows, dtype)
+    if used is not None and name not in used:
+        out.fill(0)
+        return out
+    at = 0
+    for chunk in table.column(name).chunks:
+        values = chunk.to_numpy(zero_copy_only=False)
+        if chunk.null_count:
+            values = np.where(np.isnan(values), 0, values)
+        out[at : at + len(values)] = values
+        at += len(values)
+    return out
+
+
+def _read_arrow(data: bytes | Any, used: list[str], time_type: Any) -> Any:
     """The file as an Arrow table with `time` of `time_type` (or text when the times are not
     ISO 8601); None when Arrow cannot read it."""
     types: dict[str, Any] = {
@@ -190,13 +261,18 @@ def _read_arrow(data: bytes, used: list[str], time_type: Any) -> Any:
         "lat": pa.float64(),
         "lon": pa.float64(),
         "speed_kmh": pa.float64(),
-        "course": pa.float64(),
-        "alarm": pa.int64(),
-        "status": pa.int64(),
+        # Typed as they are kept: a course that is not a whole number in int16's range, or a
+        # word outside 0..2^32 - 1, fails the read, and the other paths take the file (the
+        # course clipped, the word reported), so the fast path needs no checks or copies.
+        "course": pa.int16(),
+        "alarm": pa.uint32(),
+        "status": pa.uint32(),
     }
     try:
+        if not isinstance(data, bytes):
+            data.seek(0)
         return pa_csv.read_csv(
-            io.BytesIO(data),
+            io.BytesIO(data) if isinstance(data, bytes) else data,
             read_options=pa_csv.ReadOptions(encoding="utf8"),
             parse_options=pa_csv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
@@ -212,15 +288,6 @@ def _read_arrow(data: bytes, used: list[str], time_type: Any) -> Any:
         return _read_arrow(data, used, pa.string())  # epoch seconds, or a row to look at
     except (pa.ArrowTypeError, UnicodeDecodeError):
         return None
-
-
-def _numpy(column: Any) -> npt.NDArray[Any]:
-    """A chunked column as one numpy array, chunk by chunk (no Arrow compute kernels: loading
-    pyarrow.compute costs more than the conversion)."""
-    chunks: list[npt.NDArray[Any]] = [c.to_numpy(zero_copy_only=False) for c in column.chunks]
-    if len(chunks) == 1:
-        return chunks[0]
-    return np.concatenate(chunks) if chunks else np.zeros(0)
 
 
 def _dtype(used: list[str]) -> np.dtype[Any]:
@@ -372,7 +439,7 @@ def _columns(
         return np.asarray(table[name][keep]).astype(dtype)
 
     return CsvPositions(
-        device_id=table["device_id"][keep],
+        ids=table["device_id"][keep],
         time_ms=times[keep],
         lon=column("lon", np.float64),
         lat=column("lat", np.float64),
@@ -380,7 +447,7 @@ def _columns(
         course=np.clip(column("course", np.float64), -32768, 32767).astype(np.int16),
         alarm=column("alarm", np.uint32),
         status=column("status", np.uint32),
-        line=line[keep],
+        lines=line[keep],
         errors=errors,
         bulk=bulk,
         recv_ms=None if recv is None else recv[keep],

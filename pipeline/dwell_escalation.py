@@ -19,7 +19,7 @@ import numpy.typing as npt
 from alerts.incidents import Edge
 from alerts.model import AlertType, format_time
 from geofence import FenceSet
-from trajectory.segments import last_of_device
+from trajectory.segments import Ints, last_of_device
 
 _DWELL = AlertType.HOTSPOT_DWELL.value
 _CRITICAL = AlertType.HOTSPOT_DWELL_CRITICAL.value
@@ -59,8 +59,8 @@ class DwellEscalation:
     def fixes(
         self,
         fences: FenceSet,
-        device: npt.NDArray[np.int32],
-        vehicle: npt.NDArray[np.int32],
+        device: Ints,
+        vehicle: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from alerts.incidents import Edge
 from alerts.model import AlertType, format_time
 from geofence import ENTER, KIND_CODES, FenceKind, FenceSet, TransitionTracker
-from trajectory.segments import last_of_device
+from trajectory.segments import Ints, last_of_device
 from trajectory.state import grown
 
 VISIT = "hotspot_visit"
@@ -29,6 +29,8 @@ VISIT_MS = 5 * 60_000
 _HOTSPOT = KIND_CODES[FenceKind.HOTSPOT]
 _ZONE = KIND_CODES[FenceKind.ZONE]
 _ALLOWED = KIND_CODES[FenceKind.ALLOWED_AREA]
+# (vehicle, fence) pairs up to this many are looked up in a table of flags (4 MB at most).
+DENSE_PAIRS_MAX = 1 << 22
 
 
 @dataclass
@@ -46,6 +48,7 @@ class FenceRules:
 
     def __post_init__(self) -> None:
         self._allowed_keys = np.zeros(0, np.int64)
+        self._allowed_table: npt.NDArray[np.bool_] | None = None
         self._primary = np.full(0, -1, np.int64)
         self.set_allowed(self.allowed)
 
@@ -61,9 +64,11 @@ class FenceRules:
         self.fences = fences
         self.stays = stays
 
-    def set_allowed(self, allowed: dict[int, list[int]]) -> None:
+    def set_allowed(self, allowed: dict[int, list[int]], n_vehicles: int = 0) -> None:
+        """Each vehicle's allowed-area fences (its primary one first); `n_vehicles` sizes the
+        lookup tables for every vehicle known so far, so a batch's rows index them directly."""
         self.allowed = allowed
-        n = max(allowed, default=-1) + 1
+        n = max(max(allowed, default=-1) + 1, n_vehicles)
         self._primary = np.full(n, -1, np.int64)
         keys = []
         for vehicle, fences in allowed.items():
@@ -71,11 +76,19 @@ class FenceRules:
                 self._primary[vehicle] = fences[0]
                 keys += [(vehicle << 32) | f for f in fences]
         self._allowed_keys = np.array(sorted(keys), np.int64)
+        # The same pairs as flags vehicle * F + fence, for the vehicles with allowed areas: one
+        # gather per fix instead of a sort-based membership test.
+        n_fences = len(self.fences.fences)
+        self._allowed_table = None
+        if n * n_fences <= DENSE_PAIRS_MAX:
+            self._allowed_table = np.zeros(n * n_fences, np.bool_)
+            for vehicle, fences in allowed.items():
+                self._allowed_table[[vehicle * n_fences + f for f in fences]] = True
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
-        vehicle: npt.NDArray[np.int32],
+        device: Ints,
+        vehicle: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],
@@ -88,7 +101,7 @@ class FenceRules:
         last = last_of_device(device)
         self.last_fix_ms[device[last]] = time_ms[last]
         row, fence = self.fences.contains(lon, lat, vehicle)
-        kinds = self.fences.kinds[fence] if len(fence) else np.zeros(0, np.uint8)
+        kinds = np.take(self.fences.kinds, fence) if len(fence) else np.zeros(0, np.uint8)
         valid = np.ones(len(device), np.bool_)
         edges: list[Edge] = []
         placed = kinds != _ALLOWED
@@ -159,10 +172,10 @@ class FenceRules:
 
     def _dwell_evidence(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         row: npt.NDArray[np.intp],
-        fence: npt.NDArray[np.int32],
+        fence: Ints,
         dwell_ms: npt.NDArray[np.int64],
     ) -> list[Edge]:
         """Open stays whose device's latest fix, still inside, is past entry + threshold."""
@@ -184,23 +197,41 @@ class FenceRules:
 
     def _allowed_area(
         self,
-        device: npt.NDArray[np.int32],
-        vehicle: npt.NDArray[np.int32],
+        device: Ints,
+        vehicle: Ints,
         time_ms: npt.NDArray[np.int64],
         row: npt.NDArray[np.intp],
-        fence: npt.NDArray[np.int32],
+        fence: Ints,
         kinds: npt.NDArray[np.uint8],
         valid: npt.NDArray[np.bool_],
     ) -> list[Edge]:
         if len(self._allowed_keys) == 0:
             return []
-        primary = np.full(len(device), -1, np.int64)
-        known = vehicle < len(self._primary)
-        primary[known] = self._primary[vehicle[known]]
+        n_known = len(self._primary)
+        # Vehicles past the table (none once it is sized to the fleet) have no allowed area.
+        covered = len(vehicle) == 0 or (int(vehicle.min()) >= 0 and int(vehicle.max()) < n_known)
+        if covered:
+            primary = self._primary[vehicle]
+        else:
+            primary = np.full(len(device), -1, np.int64)
+            known = (vehicle >= 0) & (vehicle < n_known)
+            primary[known] = self._primary[vehicle[known]]
         in_area = np.zeros(len(device), np.bool_)
         mine = kinds == _ALLOWED
-        keys = (vehicle[row[mine]].astype(np.int64) << 32) | fence[mine]
-        in_area[row[mine][np.isin(keys, self._allowed_keys)]] = True
+        mine_rows = row[mine]
+        owner = vehicle[mine_rows].astype(np.int64)
+        n_fences = len(self.fences.fences)
+        table = self._allowed_table
+        if table is not None and len(table) == n_known * n_fences and covered:
+            hit = table[owner * n_fences + fence[mine]]
+        elif table is not None and len(table) == n_known * n_fences:
+            listed = (owner >= 0) & (owner < n_known)
+            at = np.flatnonzero(listed)
+            hit = np.zeros(len(owner), np.bool_)
+            hit[at] = table[owner[at] * n_fences + fence[mine][at]]
+        else:
+            hit = np.isin((owner << 32) | fence[mine], self._allowed_keys)
+        in_area[mine_rows[hit]] = True
         out_rows = np.flatnonzero((primary >= 0) & ~in_area)
         events = self.outside.update(
             self.fences, out_rows, primary[out_rows], device, time_ms, valid

@@ -13,7 +13,6 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from loans import LoanState
 from pipeline.fleet import Vehicle
 
 MINUTE_S = 60
@@ -120,6 +119,9 @@ def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
     products = document.pop("product", {})
     loan_states = document.pop("loan_state", {})
     defaults = replace(Thresholds(), **_overrides(document, source, ""))
+    # Imported here: only a rules file needs the loan states (replay's start is spared them).
+    from loans import LoanState
+
     for state, _ in _tables(loan_states, source, "loan_state"):
         if state not in {s.value for s in LoanState}:
             known = ", ".join(s.value for s in LoanState)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import first_of_device, last_of_device
+from trajectory.segments import Ints, first_of_device, last_of_device
 from trajectory.state import grown
 
 POWER_CUT_BIT = 8
@@ -29,9 +29,7 @@ class AlarmBitRule:
     def ensure(self, n_devices: int) -> None:
         self.last = grown(self.last, n_devices, -1)
 
-    def rises(
-        self, device: npt.NDArray[np.int32], alarm: npt.NDArray[np.uint32]
-    ) -> npt.NDArray[np.intp]:
+    def rises(self, device: Ints, alarm: npt.NDArray[np.uint32]) -> npt.NDArray[np.intp]:
         """Rows (grouped by device, time order) where the bit goes from 0 to 1."""
         if len(device) == 0:
             return np.zeros(0, np.intp)

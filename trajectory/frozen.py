@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import first_of_device, last_of_device, latest_marker
+from trajectory.segments import Ints, first_of_device, last_of_device, latest_marker
 from trajectory.state import grown
 
 ACC_BIT = np.uint32(1)
@@ -54,7 +54,7 @@ class FrozenPositionRule:
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],
@@ -76,7 +76,29 @@ class FrozenPositionRule:
         prev_lat[first] = self.prev_lat[device[first]]
         prev_in_run[first] = self.count[device[first]] > 0
         same = (lon == prev_lon) & (lat == prev_lat)
-        starts = suspicious & ~(prev_in_run & same)
+        continues = prev_in_run & same
+        sub: npt.NDArray[np.intp] | None = None
+        if self.settings.fixes > 1:
+            # Runs are followed only on devices where one goes on (a repeated position is
+            # rare): elsewhere each suspicious fix starts a run of one, which cannot alert.
+            active = np.zeros(len(self.count), np.bool_)
+            active[device[suspicious & continues]] = True
+            mine = active[device]
+            if not mine.all():
+                ends = np.flatnonzero(last & ~mine)
+                d_end, alone = device[ends], suspicious[ends]
+                self.count[d_end] = alone
+                self.since_ms[d_end] = np.where(alone, time_ms[ends], -1)
+                self.prev_lon[d_end] = lon[ends]
+                self.prev_lat[d_end] = lat[ends]
+                sub = np.flatnonzero(mine)
+                if len(sub) == 0:
+                    return FrozenStarts(np.zeros(0, np.intp), np.zeros(0, np.int64))
+                device, time_ms, lon, lat = device[sub], time_ms[sub], lon[sub], lat[sub]
+                first, last, suspicious = first[sub], last[sub], suspicious[sub]
+                continues = continues[sub]
+                n = len(sub)
+        starts = suspicious & ~continues
         anchor = latest_marker(starts | first)
         rows = np.arange(n)
         from_batch = starts[anchor]
@@ -91,4 +113,5 @@ class FrozenPositionRule:
         self.since_ms[d_end] = np.where(count[ends] > 0, since[ends], -1)
         self.prev_lon[d_end] = lon[ends]
         self.prev_lat[d_end] = lat[ends]
-        return FrozenStarts(reached, since[reached].astype(np.int64))
+        found = reached if sub is None else sub[reached]
+        return FrozenStarts(found, since[reached].astype(np.int64))

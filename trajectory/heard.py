@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import last_of_device, running_max
+from trajectory.segments import Ints, last_of_device, running_max
 from trajectory.state import grown, held
 
 NEVER = np.iinfo(np.int64).min
@@ -32,7 +32,7 @@ class Heard:
 
     def talk(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         recv_ms: npt.NDArray[np.int64],
         report: npt.NDArray[np.bool_],
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import first_of_device, last_of_device
+from trajectory.segments import Ints, first_of_device, last_of_device
 from trajectory.state import grown, held
 
 HOUR_MS = 3_600_000
@@ -22,7 +22,7 @@ HOUR_MS = 3_600_000
 class Silences:
     """Silences found: the device, its last report and the alert time."""
 
-    device: npt.NDArray[np.int32]
+    device: Ints
     last_ms: npt.NDArray[np.int64]
     alert_ms: npt.NDArray[np.int64]
 
@@ -40,7 +40,7 @@ class OfflineRule:
         self.last_ms = grown(self.last_ms, n_devices, -1)
         self.alerted = grown(self.alerted, n_devices, False)
 
-    def reports(self, device: npt.NDArray[np.int32], time_ms: npt.NDArray[np.int64]) -> Silences:
+    def reports(self, device: Ints, time_ms: npt.NDArray[np.int64]) -> Silences:
         """Reports grouped by device in time order; returns the gaps at or over the threshold."""
         if len(device) == 0:
             return _no_silences()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import first_of_device, last_of_device, run_start_times
+from trajectory.segments import Ints, first_of_device, last_of_device, run_start_times
 from trajectory.state import grown
 
 
@@ -20,10 +20,10 @@ from trajectory.state import grown
 class EpisodeEdges:
     """Episode starts and ends of one rule, per device, in a batch."""
 
-    start_device: npt.NDArray[np.int32]
+    start_device: Ints
     start_ms: npt.NDArray[np.int64]
     start_value: npt.NDArray[np.float64]
-    end_device: npt.NDArray[np.int32]
+    end_device: Ints
     end_ms: npt.NDArray[np.int64]
 
 
@@ -42,7 +42,7 @@ class OverspeedRule:
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         speed_kmh: npt.NDArray[np.float32],
     ) -> EpisodeEdges:
@@ -52,6 +52,15 @@ class OverspeedRule:
             z32, z64 = np.zeros(0, np.int32), np.zeros(0, np.int64)
             return EpisodeEdges(z32, z64, np.zeros(0, np.float64), z32, z64)
         fast = speed_kmh > self.limit_kmh[device]
+        # Only devices with a fast fix or an open run can start or end anything (a device
+        # without either has no run and has not fired, and keeps that state).
+        active = self.run_start_ms >= 0
+        active[device[fast]] = True
+        mine = active[device]
+        if not mine.all():
+            sub = np.flatnonzero(mine)
+            device, time_ms, speed_kmh, fast = device[sub], time_ms[sub], speed_kmh[sub], fast[sub]
+            n = len(sub)
         start_ms = run_start_times(device, time_ms, fast, self.run_start_ms)
         reached = fast & (time_ms - start_ms >= self.duration_ms[device])
         first = first_of_device(device)

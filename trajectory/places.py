@@ -86,7 +86,10 @@ class PlaceBook:
     cells: dict[int, dict[tuple[int, int], list[int]]] = field(default_factory=dict)
 
     def add(self, device: int, lon: float, lat: float, night: int, work: int) -> None:
-        cell = (math.floor(lon / CELL_DEG), math.floor(lat / CELL_DEG))
+        self.add_cell(device, (math.floor(lon / CELL_DEG), math.floor(lat / CELL_DEG)), night, work)
+
+    def add_cell(self, device: int, cell: tuple[int, int], night: int, work: int) -> None:
+        """`add` with the cell already computed (`cells_of` for a batch of stops)."""
         dwell = self.cells.setdefault(device, {}).setdefault(cell, [0, 0])
         dwell[0] += night
         dwell[1] += work
@@ -123,12 +126,18 @@ class LongStayRule:
         after = self.settings.after_ms
         nights = night_ms(ev.start_ms, ev.end_ms).tolist()
         works = work_ms(ev.start_ms, ev.end_ms).tolist()
+        # The same cells as `PlaceBook.add` computes (the same division and floor), for the
+        # whole batch at once; the per-stop loop keeps only what depends on the book so far.
+        cell_x = np.floor(ev.lon / CELL_DEG).astype(np.int64).tolist()
+        cell_y = np.floor(ev.lat / CELL_DEG).astype(np.int64).tolist()
         closed = sorted(
             zip(ev.device.tolist(), ev.end_ms.tolist(), ev.start_ms.tolist(),
-                ev.lon.tolist(), ev.lat.tolist(), nights, works, strict=True)
+                ev.lon.tolist(), ev.lat.tolist(), nights, works, cell_x, cell_y, strict=True)
         )  # fmt: skip
-        for d, end, start, lon, lat, night, work in closed:
-            if self.fired_start_ms[d] == start:
+        fired = self.fired_start_ms.tolist()  # plain ints for the loops; written back below
+        add_cell = self.book.add_cell
+        for d, end, start, lon, lat, night, work, x, y in closed:
+            if fired[d] == start:
                 out.end_device.append(d)
                 out.end_ms.append(end)
             elif end > start + after and self._far(d, lon, lat):
@@ -137,17 +146,19 @@ class LongStayRule:
                 out.where.append((lon, lat))
                 out.end_device.append(d)
                 out.end_ms.append(end)
-            self.fired_start_ms[d] = -1
-            self.book.add(d, lon, lat, night, work)
+            fired[d] = -1
+            add_cell(d, (x, y), night, work)
         for d, start, last, lon, lat in zip(
             ev.open_device.tolist(), ev.open_start_ms.tolist(), ev.open_last_ms.tolist(),
             ev.open_lon.tolist(), ev.open_lat.tolist(), strict=True,
         ):  # fmt: skip
-            if self.fired_start_ms[d] != start and last >= start + after and self._far(d, lon, lat):
-                self.fired_start_ms[d] = start
+            if fired[d] != start and last >= start + after and self._far(d, lon, lat):
+                fired[d] = start
                 out.start_device.append(d)
                 out.start_ms.append(start + after)
                 out.where.append((lon, lat))
+        if closed or out.start_device:
+            self.fired_start_ms[:] = fired
         return out
 
     def advance(

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from positions import Flag
 from positions.geo import M_PER_DEG_LAT
 from trajectory.geo import haversine_m, haversine_scalar_m
-from trajectory.segments import first_of_device, last_of_device
+from trajectory.segments import Ints, first_of_device, last_of_device
 from trajectory.state import grown
 
 POSITIONED_BIT = np.uint32(1 << 1)
@@ -89,7 +89,7 @@ class Preprocessor:
     ref_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     in_jump: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     # The run of mutually consistent jumped fixes that may become the new reference.
-    run_count: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    run_count: Ints = field(default_factory=lambda: np.zeros(0, np.int32))
     run_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     run_lon: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     run_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
@@ -107,7 +107,7 @@ class Preprocessor:
 
     def apply(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         recv_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
@@ -124,8 +124,8 @@ class Preprocessor:
         report = (flags & NOT_A_REPORT) == 0
 
         bad_fix = ((status & POSITIONED_BIT) == 0) | ((lat == 0.0) & (lon == 0.0))
-        bad_fix |= ~(np.isfinite(lon) & np.isfinite(lat))
-        bad_fix |= (np.abs(lat) > 90.0) | (np.abs(lon) > 180.0)
+        # Out of range, infinite or NaN (NaN compares false): one test each.
+        bad_fix |= ~((np.abs(lat) <= 90.0) & (np.abs(lon) <= 180.0))
         bad_fix &= report
         flags[bad_fix] |= np.uint16(Flag.INVALID_FIX)
         future = report & (time_ms > recv_ms + self.settings.future_ms)
@@ -144,29 +144,41 @@ class Preprocessor:
 
     def _flag_order(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         flags: npt.NDArray[np.uint16],
     ) -> None:
         """Out of order: older than the newest time already seen for the device; duplicate:
         equal to it."""
         first = first_of_device(device)
-        seg = np.cumsum(first) - 1
-        carried = self.last_ms[device]
-        lo = int(min(time_ms.min(), carried[carried != _NO_TIME].min(initial=time_ms.min())))
-        span = int(time_ms.max()) - lo + 2
-        rel = np.maximum(time_ms - lo + 1, 0)
-        if span * (int(seg[-1]) + 1) < 2**62:
-            key = seg.astype(np.int64) * span + rel
-            running = np.maximum.accumulate(key) - seg.astype(np.int64) * span + lo - 1
+        heads = np.flatnonzero(first)
+        # The newest time each device had before the batch, where it had one.
+        carried = self.last_ms[device[heads]]
+        known = carried != _NO_TIME
+        lo = int(min(time_ms.min(), carried[known].min(initial=time_ms.min())))
+        top = int(max(time_ms.max(), carried[known].max(initial=time_ms.max())))
+        span = top - lo + 2
+        if span * len(heads) < 2**62:
+            # Per device, the running newest time including the carried one: one running
+            # maximum over keys (device segment, time) with the carried time folded into each
+            # device's first key.
+            seg = np.cumsum(first, dtype=np.int64)
+            seg -= 1
+            base = seg * span
+            key = time_ms - (lo - 1)
+            key[heads] = np.maximum(key[heads], np.where(known, carried - (lo - 1), 0))
+            key += base
+            newest = np.maximum.accumulate(key)
+            newest -= base
+            newest += lo - 1
         else:  # pathological time span: one device at a time
-            running = np.empty_like(time_ms)
-            starts = np.flatnonzero(first)
-            for a, b in zip(starts, [*starts[1:], len(time_ms)], strict=True):
-                running[a:b] = np.maximum.accumulate(time_ms[a:b])
+            newest = np.empty_like(time_ms)
+            ends = [*heads[1:], len(time_ms)]
+            for a, b, c in zip(heads, ends, carried.tolist(), strict=True):
+                newest[a:b] = np.maximum.accumulate(np.maximum(time_ms[a:b], c))
         prev_max = np.empty_like(time_ms)
-        prev_max[1:] = running[:-1]
-        prev_max = np.where(first, carried, np.maximum(prev_max, carried))
+        prev_max[1:] = newest[:-1]
+        prev_max[heads] = carried
         older = time_ms < prev_max
         same = time_ms == prev_max
         flags[older] |= np.uint16(Flag.OUT_OF_ORDER)
@@ -174,12 +186,11 @@ class Preprocessor:
         self.counts.out_of_order += int(older.sum())
         self.counts.duplicate += int(same.sum())
         last = last_of_device(device)
-        newest = np.maximum(running, carried)
         self.last_ms[device[last]] = newest[last]
 
     def _gate(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],

@@ -10,9 +10,12 @@ import numpy.typing as npt
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]
+# Device and vehicle indexes: int32 as a batch stores them, intp inside the engine (numpy
+# gathers per-device state several times faster with a native index).
+Ints = npt.NDArray[np.signedinteger[Any]]
 
 
-def first_of_device(device: npt.NDArray[np.int32]) -> BoolArray:
+def first_of_device(device: Ints) -> BoolArray:
     """True on the first row of each device's run of rows (rows grouped by device)."""
     first = np.ones(len(device), dtype=np.bool_)
     if len(device) > 1:
@@ -20,7 +23,7 @@ def first_of_device(device: npt.NDArray[np.int32]) -> BoolArray:
     return first
 
 
-def last_of_device(device: npt.NDArray[np.int32]) -> BoolArray:
+def last_of_device(device: Ints) -> BoolArray:
     """True on the last row of each device's run of rows."""
     last = np.ones(len(device), dtype=np.bool_)
     if len(device) > 1:
@@ -30,12 +33,22 @@ def last_of_device(device: npt.NDArray[np.int32]) -> BoolArray:
 
 def latest_marker(marker: BoolArray) -> IntArray:
     """For each row, the index of the latest row at or before it where `marker` is set (-1)."""
-    idx = np.where(marker, np.arange(len(marker)), -1)
-    return np.maximum.accumulate(idx) if len(idx) else idx.astype(np.intp)
+    # Each row's own index where marked, 0 elsewhere, -1 before the first mark; then a running
+    # maximum (twice as fast as building the same column with np.where).
+    idx = np.arange(len(marker))
+    if len(idx) == 0:
+        return idx
+    idx *= marker
+    head = int(marker.argmax())
+    if not marker[head]:
+        idx.fill(-1)
+        return idx
+    idx[:head] = -1
+    return np.maximum.accumulate(idx, out=idx)
 
 
 def run_start_times(
-    device: npt.NDArray[np.int32],
+    device: Ints,
     time_ms: npt.NDArray[np.int64],
     cond: BoolArray,
     carried_start_ms: npt.NDArray[np.int64],
@@ -57,7 +70,7 @@ def run_start_times(
     starts = cond & ~prev_cond
     last = latest_marker(starts | first)
     start_ms = np.where(starts[last], time_ms[last], carried[last])
-    return np.where(cond, start_ms, -1).astype(np.int64)
+    return np.where(cond, start_ms, -1).astype(np.int64, copy=False)
 
 
 def sort_order(*keys: npt.NDArray[np.integer[Any]]) -> IntArray:
@@ -79,7 +92,7 @@ def sort_order(*keys: npt.NDArray[np.integer[Any]]) -> IntArray:
 
 
 def running_max(
-    device: npt.NDArray[np.int32], values: npt.NDArray[np.int64], carried: npt.NDArray[np.int64]
+    device: Ints, values: npt.NDArray[np.int64], carried: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Per row, the largest value of its device before it (`carried[device]` from earlier
     batches included) and the largest including it. Rows grouped by device."""
@@ -110,3 +123,14 @@ def device_order(device: npt.NDArray[np.int32]) -> IntArray:
     if len(device) and int(device.min()) >= 0 and int(device.max()) < 1 << 16:
         return np.argsort(device.astype(np.uint16), kind="stable")
     return np.argsort(device, kind="stable")
+
+
+def last_row_of_each(key: Ints) -> IntArray:
+    """The last row of each distinct `key`, in key order: with rows sorted by time within each
+    key (the vehicle-sorted rows of the vehicle rules), each device's latest row. A stable sort
+    on the key alone, through 16-bit keys when they fit (numpy radix-sorts those)."""
+    if len(key) and int(key.min()) >= 0 and int(key.max()) < 1 << 16:
+        order = np.argsort(key.astype(np.uint16), kind="stable")
+    else:
+        order = np.argsort(key, kind="stable")
+    return np.asarray(order[last_of_device(key[order])], np.intp)

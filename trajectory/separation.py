@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.geo import local_m
+from trajectory.geo import local_m, local_within_m
 from trajectory.segments import (
+    Ints,
     first_of_device,
     last_of_device,
+    last_row_of_each,
     latest_marker,
     run_start_times,
     sort_order,
@@ -39,8 +41,8 @@ class SeparationSettings:
 
 @dataclass(frozen=True, slots=True)
 class SeparationStarts:
-    vehicle: npt.NDArray[np.int32]
-    device: npt.NDArray[np.int32]
+    vehicle: Ints
+    device: Ints
     time_ms: npt.NDArray[np.int64]
     distance_m: npt.NDArray[np.float64]
 
@@ -52,26 +54,30 @@ _COLUMNS = ("vehicle", "device", "time_ms", "lon", "lat", "speed_kmh")
 class SeparationRule:
     settings: SeparationSettings = field(default_factory=SeparationSettings)
     # vehicle -> its devices (slots), -1 padded; only vehicles with two or more devices.
-    slots: npt.NDArray[np.int32] = field(default_factory=lambda: np.full((0, 2), -1, np.int32))
+    slots: Ints = field(default_factory=lambda: np.full((0, 2), -1, np.intp))
     last_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     last_lon: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     last_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     last_speed: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     run_start_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    run_device: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    run_device: Ints = field(default_factory=lambda: np.zeros(0, np.int32))
     run_distance_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     fired: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     pending: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_slot = np.ascontiguousarray(self.slots.T)
 
     def set_vehicles(
         self, devices_of: dict[int, list[int]], n_vehicles: int, n_devices: int
     ) -> None:
         """Declares which devices share a vehicle (the fleet)."""
         width = max([2, *(len(d) for d in devices_of.values())])
-        slots = np.full((n_vehicles, width), -1, np.int32)
+        slots = np.full((n_vehicles, width), -1, np.intp)  # intp: it indexes device state
         for vehicle, devices in devices_of.items():
             slots[vehicle, : len(devices)] = devices
         self.slots = slots
+        self._by_slot = np.ascontiguousarray(slots.T)  # per slot, a contiguous vehicle column
         self.last_ms = grown(self.last_ms, n_devices, -1)
         self.last_lon = grown(self.last_lon, n_devices, 0.0)
         self.last_lat = grown(self.last_lat, n_devices, 0.0)
@@ -94,8 +100,8 @@ class SeparationRule:
 
     def fixes(
         self,
-        vehicle: npt.NDArray[np.int32],
-        device: npt.NDArray[np.int32],
+        vehicle: Ints,
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],
@@ -103,7 +109,7 @@ class SeparationRule:
         watermark_ms: npt.NDArray[np.float64],
     ) -> SeparationStarts:
         """Adds accepted valid fixes and evaluates those at or below their vehicle's watermark."""
-        multi = (self.slots[vehicle, 1] >= 0) if len(vehicle) else np.zeros(0, np.bool_)
+        multi = self._by_slot[1][vehicle] >= 0
         new = dict(
             zip(
                 _COLUMNS,
@@ -123,16 +129,17 @@ class SeparationRule:
         }
         ready = rows["time_ms"] <= watermark_ms[rows["vehicle"]]
         self.pending = {k: v[~ready] for k, v in rows.items()}
-        order = sort_order(rows["vehicle"][ready], rows["time_ms"][ready], rows["device"][ready])
-        take = {k: v[ready][order] for k, v in rows.items()}
-        return self._evaluate(take)
+        at = np.flatnonzero(ready)
+        at = at[sort_order(rows["vehicle"][at], rows["time_ms"][at], rows["device"][at])]
+        return self._evaluate({k: v[at] for k, v in rows.items()})
 
     def _evaluate(self, r: dict[str, npt.NDArray[np.generic]]) -> SeparationStarts:
-        veh = r["vehicle"].astype(np.int32)
-        dev = r["device"].astype(np.int32)
-        t = r["time_ms"].astype(np.int64)
-        lon, lat = r["lon"].astype(np.float64), r["lat"].astype(np.float64)
-        speed = r["speed_kmh"].astype(np.float64)
+        veh = r["vehicle"].astype(np.int32, copy=False)
+        dev = r["device"].astype(np.int32, copy=False)
+        t = r["time_ms"].astype(np.int64, copy=False)
+        lon = r["lon"].astype(np.float64, copy=False)
+        lat = r["lat"].astype(np.float64, copy=False)
+        speed = r["speed_kmh"].astype(np.float64, copy=False)
         n = len(veh)
         if n == 0:
             return _no_starts()
@@ -143,7 +150,7 @@ class SeparationRule:
         together = np.zeros(n, np.bool_)
         gap_m = np.zeros(n, np.float64)
         for slot in range(self.slots.shape[1]):
-            slot_dev = self.slots[veh, slot]
+            slot_dev = self._by_slot[slot][veh]
             mine = dev == slot_dev
             idx = latest_marker(mine)
             inside = (idx >= 0) & (seg[np.maximum(idx, 0)] == seg)
@@ -154,15 +161,21 @@ class SeparationRule:
             o_lat = np.where(inside, lat[j], self.last_lat[safe])
             o_speed = np.where(inside, speed[j], self.last_speed[safe])
             usable = (slot_dev >= 0) & ~mine & (o_t >= 0) & (t - o_t <= s.window_ms)
-            # Distances only for usable pairs (a row is never paired with its own device).
-            dist = np.zeros(n)
+            # Usable pairs only (a row is never paired with its own device), and the distance
+            # itself only where it may part them: two devices of one car are nearly always
+            # within the distance, which bounds decide without it. Apart needs the distance less
+            # the allowance over it, so past it (or a negative allowance, from bad data).
             u = np.flatnonzero(usable)
-            dist[u] = local_m(lon[u], lat[u], o_lon[u], o_lat[u])
-            allowance = np.maximum(speed, o_speed) / 3.6 * (t - o_t) / 1000.0
-            pair_apart = usable & (dist - allowance > s.distance_m)
-            apart |= pair_apart
-            together |= usable & (dist <= s.distance_m)
-            gap_m = np.where(pair_apart, np.maximum(gap_m, dist), gap_m)
+            near = local_within_m(lon[u], lat[u], o_lon[u], o_lat[u], s.distance_m)
+            together[u[near]] = True
+            maybe = ~near | (np.maximum(speed[u], o_speed[u]) < 0) | (t[u] < o_t[u])
+            f = u[maybe]
+            dist = local_m(lon[f], lat[f], o_lon[f], o_lat[f])
+            allowance = np.maximum(speed[f], o_speed[f]) / 3.6 * (t[f] - o_t[f]) / 1000.0
+            parted = dist - allowance > s.distance_m
+            f, dist = f[parted], dist[parted]
+            apart[f] = True
+            gap_m[f] = np.maximum(gap_m[f], dist)
         together &= ~apart
         known = apart | together
         k = np.flatnonzero(known)
@@ -200,8 +213,7 @@ class SeparationRule:
         first_dev = np.where(own[opens], dev[src[opens]], self.run_device[veh[opens]])
         first_gap = np.where(own[opens], gap_m[src[opens]], self.run_distance_m[veh[opens]])
         # Carry per device and per vehicle.
-        order_dev = sort_order(dev, t)
-        ld = order_dev[last_of_device(dev[order_dev])]
+        ld = last_row_of_each(dev)
         self.last_ms[dev[ld]], self.last_lon[dev[ld]] = t[ld], lon[ld]
         self.last_lat[dev[ld]], self.last_speed[dev[ld]] = lat[ld], speed[ld]
         lv = np.flatnonzero(last_of_device(veh))

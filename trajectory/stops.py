@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trajectory.geo import local_within_m
-from trajectory.segments import first_of_device, last_of_device, latest_marker
+from trajectory.segments import Ints, first_of_device, last_of_device, latest_marker
 from trajectory.state import grown
 
 MINUTE_MS = 60_000
@@ -32,12 +32,12 @@ class StopEvents:
     """Stops that ended in this batch (end = first fix away) and the latest row of each
     device still in a stop, with their stops' start and anchor."""
 
-    device: npt.NDArray[np.int32]
+    device: Ints
     start_ms: npt.NDArray[np.int64]
     end_ms: npt.NDArray[np.int64]
     lon: npt.NDArray[np.float64]
     lat: npt.NDArray[np.float64]
-    open_device: npt.NDArray[np.int32]
+    open_device: Ints
     open_start_ms: npt.NDArray[np.int64]
     open_last_ms: npt.NDArray[np.int64]
     open_lon: npt.NDArray[np.float64]
@@ -64,7 +64,7 @@ class StopDetector:
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],
@@ -77,11 +77,13 @@ class StopDetector:
             z32, z64, zf = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0)
             return StopEvents(z32, z64, z64, zf, zf, z32, z64, z64, zf, zf)
         first = first_of_device(device)
+        heads = np.flatnonzero(first)
         prev_lon, prev_lat, prev_ms = np.empty(n), np.empty(n), np.empty(n, np.int64)
         prev_lon[1:], prev_lat[1:], prev_ms[1:] = lon[:-1], lat[:-1], time_ms[:-1]
-        d0 = device[first]
-        prev_lon[first], prev_lat[first] = self.last_lon[d0], self.last_lat[d0]
-        prev_ms[first] = self.last_ms[d0]
+        d0 = device[heads]
+        prev_lon[heads], prev_lat[heads] = self.last_lon[d0], self.last_lat[d0]
+        prev_ms[heads] = self.last_ms[d0]
+        open_before = self.start_ms[device] >= 0  # a stop carried in from the last batch
         still = (speed_kmh < s.still_kmh) & (prev_ms >= 0)
         # Distances only where they can matter (a moving car's fixes are never still).
         slow = np.flatnonzero(still)
@@ -90,9 +92,9 @@ class StopDetector:
         )
         # Two passes: runs of still fixes, then fixes too far from their run's anchor break it.
         for _ in range(2):
-            starts = still & ~_shifted(still, first, self.start_ms[device] >= 0)
+            starts = still & ~_shifted(still, first, open_before)
             mark = latest_marker(starts | first)
-            carried = ~starts[mark] & (self.start_ms[device] >= 0)
+            carried = ~starts[mark] & open_before
             # A run begins at the fix before its first still fix: the car arrived there.
             anchor_lon = np.where(carried, self.anchor_lon[device], prev_lon[mark])
             anchor_lat = np.where(carried, self.anchor_lat[device], prev_lat[mark])
@@ -107,7 +109,7 @@ class StopDetector:
             break
         run_start = np.where(carried, self.start_ms[device], prev_ms[mark])
         in_run = still
-        ended = ~in_run & _shifted(in_run, first, self.start_ms[device] >= 0)
+        ended = ~in_run & _shifted(in_run, first, open_before)
         end_mark = latest_marker(in_run | first)
         # For each end row, the run that ended: from the previous row.
         prev_row = np.maximum(np.arange(n) - 1, 0)

@@ -21,8 +21,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from positions.geo import haversine_m
-from trajectory.segments import first_of_device, last_of_device, latest_marker, run_start_times
+from positions.geo import M_PER_DEG_LAT, haversine_m
+from trajectory.segments import (
+    Ints,
+    first_of_device,
+    last_of_device,
+    latest_marker,
+)
 from trajectory.state import grown
 
 ACC_BIT = np.uint32(1)
@@ -69,7 +74,7 @@ class TowRule:
 
     def fixes(
         self,
-        device: npt.NDArray[np.int32],
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         lon: npt.NDArray[np.float64],
         lat: npt.NDArray[np.float64],
@@ -83,81 +88,110 @@ class TowRule:
         s = self.settings
         first = first_of_device(device)
         last = last_of_device(device)
+        heads = np.flatnonzero(first)
+        d_head = device[heads]
         acc_off = (status & ACC_BIT) == 0
         prev_ms = np.empty(n, np.int64)
         prev_lon = np.empty(n)
         prev_lat = np.empty(n)
         prev_ms[1:], prev_lon[1:], prev_lat[1:] = time_ms[:-1], lon[:-1], lat[:-1]
-        prev_ms[first] = self.prev_ms[device[first]]
-        prev_lon[first] = self.prev_lon[device[first]]
-        prev_lat[first] = self.prev_lat[device[first]]
-        # Distances only where they can matter: a tow needs ACC off.
-        step_m = np.zeros(n)
-        off = np.flatnonzero(acc_off)
-        step_m[off] = haversine_m(prev_lon[off], prev_lat[off], lon[off], lat[off])
+        prev_ms[heads] = self.prev_ms[d_head]
+        prev_lon[heads] = self.prev_lon[d_head]
+        prev_lat[heads] = self.prev_lat[d_head]
         dt_ms = time_ms - prev_ms
         has_prev = (prev_ms >= 0) & (dt_ms > 0)
-        implied = np.where(has_prev, step_m * 3_600.0 / np.maximum(dt_ms, 1), 0.0)
-        towed = acc_off & ((speed_kmh > s.speed_kmh) | (implied > s.speed_kmh))
+        towed = acc_off & (speed_kmh > s.speed_kmh)
+        # The implied speed only where it can decide: ACC off, not already fast by the reported
+        # speed, and a step whose upper bound could pass the limit (a parked car's noise never
+        # can, so the trigonometry runs on a few rows instead of most of them).
+        check = np.flatnonzero(acc_off & has_prev & ~towed)
+        per_ms = 3_600.0 / np.maximum(dt_ms[check], 1)
+        bound = _step_bound_m(prev_lon[check], prev_lat[check], lon[check], lat[check])
+        check = check[bound * per_ms > s.speed_kmh]
+        step_m = haversine_m(prev_lon[check], prev_lat[check], lon[check], lat[check])
+        towed[check] = step_m * 3_600.0 / np.maximum(dt_ms[check], 1) > s.speed_kmh
 
-        start_ms = run_start_times(device, time_ms, towed, self.run_start_ms)
-        starts = towed & ~_continues(first, towed, self.run_start_ms[device] >= 0)
-        anchor = latest_marker(starts | first)
-        from_batch = starts[anchor]
+        # Runs are followed on the towed fixes alone (a few per thousand: GPS noise around a
+        # parked car makes most of them, and no run of it lasts). A run starts at a towed fix
+        # whose previous fix (of its device, or the last one of the previous batch) was not
+        # towed; a device's first towed fixes may go on with the run carried in.
+        prev_towed = np.empty(n, np.bool_)
+        prev_towed[1:] = towed[:-1]
+        prev_towed[heads] = self.run_start_ms[d_head] >= 0
+        tr = np.flatnonzero(towed)
+        t_dev = device[tr]
+        starts = ~prev_towed[tr]
+        mark = latest_marker(starts | first_of_device(t_dev))
+        from_batch = starts[mark]
+        begin = tr[mark]
+        start_ms = np.where(from_batch, time_ms[begin], self.run_start_ms[t_dev])
         # The run is measured from where the car stood: the fix before its first one.
-        stood = prev_ms >= 0
-        start_lon = np.where(stood, prev_lon, lon)[anchor]
-        start_lat = np.where(stood, prev_lat, lat)[anchor]
-        run_lon = np.where(from_batch, start_lon, self.run_lon[device])
-        run_lat = np.where(from_batch, start_lat, self.run_lat[device])
-        lasting = np.flatnonzero(towed & (time_ms - start_ms >= s.duration_ms))
-        moved_m = np.zeros(n)
-        moved_m[lasting] = haversine_m(
-            run_lon[lasting], run_lat[lasting], lon[lasting], lat[lasting]
+        stood = prev_ms[begin] >= 0
+        run_lon = np.where(
+            from_batch, np.where(stood, prev_lon[begin], lon[begin]), self.run_lon[t_dev]
         )
-        reached = np.zeros(n, np.bool_)
+        run_lat = np.where(
+            from_batch, np.where(stood, prev_lat[begin], lat[begin]), self.run_lat[t_dev]
+        )
+        lasting = np.flatnonzero(time_ms[tr] - start_ms >= s.duration_ms)
+        moved_m = np.zeros(len(tr))
+        at = tr[lasting]
+        moved_m[lasting] = haversine_m(run_lon[lasting], run_lat[lasting], lon[at], lat[at])
+        reached = np.zeros(len(tr), np.bool_)
         reached[lasting] = moved_m[lasting] >= s.distance_m
 
         # ACC-off periods: each ACC-on fix (and each device's first row) begins a segment; the
-        # first segment of a device continues the period carried from the previous batch.
+        # first segment of a device continues the period carried from the previous batch when
+        # its head is not an ACC-on fix.
         acc_on = ~acc_off
         seg = np.cumsum(first | acc_on) - 1
-        continues_carried = _per_device_prefix(first, acc_on) == 0
-        reached_rows = np.flatnonzero(reached)
-        _, first_in_seg = np.unique(seg[reached_rows], return_index=True)
-        opens = reached_rows[first_in_seg]
-        opens = opens[~(self.fired[device[opens]] & continues_carried[opens])]
+
+        def continues_carried(rows: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+            head = heads[np.searchsorted(heads, rows, side="right") - 1]
+            return np.asarray((seg[rows] == seg[head]) & ~acc_on[head], np.bool_)
+
+        reached_at = np.flatnonzero(reached)
+        reached_rows = tr[reached_at]
+        reached_seg = seg[reached_rows]
+        _, first_in_seg = np.unique(reached_seg, return_index=True)
+        opening = reached_at[first_in_seg]
+        opens = tr[opening]
+        keep = ~(self.fired[device[opens]] & continues_carried(opens))
+        opens, opening = opens[keep], opening[keep]
 
         # State after the batch, from each device's last row.
         ends = np.flatnonzero(last)
         d_end = device[ends]
-        seg_reached = np.zeros(int(seg[-1]) + 1, np.bool_)
-        seg_reached[seg[reached_rows]] = True
-        self.fired[d_end] = seg_reached[seg[ends]] | (self.fired[d_end] & continues_carried[ends])
+        self.fired[d_end] = np.isin(seg[ends], reached_seg) | (
+            self.fired[d_end] & continues_carried(ends)
+        )
         self.prev_ms[d_end] = time_ms[ends]
         self.prev_lon[d_end] = lon[ends]
         self.prev_lat[d_end] = lat[ends]
-        self.run_start_ms[d_end] = start_ms[ends]
-        self.run_lon[d_end] = run_lon[ends]
-        self.run_lat[d_end] = run_lat[ends]
-        return TowStarts(opens, start_ms[opens], moved_m[opens])
+        # A run open at a device's last row carries on; the anchor of the device's latest run
+        # begun here is kept either way (as the per-row columns once did).
+        last_towed = np.flatnonzero(last_of_device(t_dev))
+        d_towed = t_dev[last_towed]
+        self.run_start_ms[d_end] = -1
+        open_now = last[tr[last_towed]]
+        self.run_start_ms[d_towed[open_now]] = start_ms[last_towed[open_now]]
+        begun = from_batch[last_towed]
+        self.run_lon[d_towed[begun]] = run_lon[last_towed[begun]]
+        self.run_lat[d_towed[begun]] = run_lat[last_towed[begun]]
+        return TowStarts(opens, start_ms[opening], moved_m[opening])
 
 
-def _continues(
-    first: npt.NDArray[np.bool_], cond: npt.NDArray[np.bool_], carried: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.bool_]:
-    """Whether each row's previous row (of the same device, or the carried state) had `cond`."""
-    prev = np.empty(len(cond), np.bool_)
-    if len(cond):
-        prev[0] = False
-        prev[1:] = cond[:-1]
-    return np.where(first, carried, prev)
-
-
-def _per_device_prefix(
-    first: npt.NDArray[np.bool_], marker: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.int64]:
-    """Per row: how many `marker` rows of its device came at or before it in the batch."""
-    total: npt.NDArray[np.int64] = np.cumsum(marker, dtype=np.int64)
-    head = latest_marker(first)
-    return np.asarray(total - (total[head] - marker[head]), np.int64)
+def _step_bound_m(
+    lon1: npt.NDArray[np.float64],
+    lat1: npt.NDArray[np.float64],
+    lon2: npt.NDArray[np.float64],
+    lat2: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """An upper bound of `haversine_m` for each pair, with no trigonometry: a great circle is no
+    longer than the way along the meridian and then along the parallel, R (|dlat| + |dlon|) in
+    radians; the margins are far above the rounding error of either side."""
+    bound = np.abs(lat2 - lat1)
+    bound += np.abs(lon2 - lon1)
+    bound *= M_PER_DEG_LAT * (1.0 + 1e-9)
+    bound += 1e-6
+    return bound

@@ -12,11 +12,19 @@ reported past them, as in device_separation, so batching does not change the res
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from trajectory.segments import first_of_device, last_of_device, latest_marker, sort_order
+from trajectory.segments import (
+    Ints,
+    first_of_device,
+    last_of_device,
+    last_row_of_each,
+    latest_marker,
+    sort_order,
+)
 from trajectory.state import grown, held
 
 HOUR_MS = 3_600_000
@@ -34,8 +42,8 @@ class VehicleSilenceSettings:
 class SilenceAlerts:
     """(vehicle, device, time) of each alert; device is the silent one (or the last reporter)."""
 
-    vehicle: npt.NDArray[np.int32]
-    device: npt.NDArray[np.int32]
+    vehicle: Ints
+    device: Ints
     time_ms: npt.NDArray[np.int64]
     last_ms: npt.NDArray[np.int64]
 
@@ -48,10 +56,10 @@ def _none() -> SilenceAlerts:
 @dataclass
 class VehicleSilenceRule:
     settings: VehicleSilenceSettings = field(default_factory=VehicleSilenceSettings)
-    slots: npt.NDArray[np.int32] = field(default_factory=lambda: np.full((0, 2), -1, np.int32))
+    slots: Ints = field(default_factory=lambda: np.full((0, 2), -1, np.intp))
     # Per vehicle: the latest report below the watermark, whether it was moving, alerted.
     last_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    last_device: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    last_device: Ints = field(default_factory=lambda: np.zeros(0, np.int32))
     last_moving: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     all_alerted: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     # Per device: its latest report below the watermark, and whether its silence was alerted.
@@ -59,8 +67,12 @@ class VehicleSilenceRule:
     partial_alerted: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     pending: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
 
-    def set_vehicles(self, slots: npt.NDArray[np.int32], n_devices: int) -> None:
+    def __post_init__(self) -> None:
+        self._by_slot = np.ascontiguousarray(self.slots.T)
+
+    def set_vehicles(self, slots: Ints, n_devices: int) -> None:
         self.slots = slots
+        self._by_slot = np.ascontiguousarray(slots.T)  # per slot, a contiguous vehicle column
         n_vehicles = len(slots)
         self.last_ms = grown(self.last_ms, n_vehicles, -1)
         self.last_device = grown(self.last_device, n_vehicles, -1)
@@ -78,8 +90,8 @@ class VehicleSilenceRule:
 
     def reports(
         self,
-        vehicle: npt.NDArray[np.int32],
-        device: npt.NDArray[np.int32],
+        vehicle: Ints,
+        device: Ints,
         time_ms: npt.NDArray[np.int64],
         speed_kmh: npt.NDArray[np.float32],
         watermark_ms: npt.NDArray[np.float64],
@@ -88,8 +100,8 @@ class VehicleSilenceRule:
         partial_offline) found below the watermarks."""
         moving = speed_kmh > self.settings.moving_kmh
         # A one-device vehicle's reports are final and already in order: no buffer, no sort.
-        alone = self.slots[vehicle, 1] < 0 if len(vehicle) else np.zeros(0, np.bool_)
-        new: dict[str, npt.NDArray[np.generic]] = {
+        alone = self._by_slot[1][vehicle] < 0
+        new: dict[str, npt.NDArray[Any]] = {
             "vehicle": vehicle[~alone],
             "device": device[~alone],
             "time_ms": time_ms[~alone],
@@ -100,15 +112,16 @@ class VehicleSilenceRule:
         }
         ready = rows["time_ms"] <= watermark_ms[rows["vehicle"]]
         self.pending = {k: v[~ready] for k, v in rows.items()}
-        order = sort_order(rows["vehicle"][ready], rows["time_ms"][ready], rows["device"][ready])
-        r = {k: v[ready][order] for k, v in rows.items()}
-        shared_veh = r["vehicle"].astype(np.int32)
-        shared_dev = r["device"].astype(np.int32)
-        shared_t = r["time_ms"].astype(np.int64)
+        at = np.flatnonzero(ready)
+        at = at[sort_order(rows["vehicle"][at], rows["time_ms"][at], rows["device"][at])]
+        r = {k: v[at] for k, v in rows.items()}
+        shared_veh = r["vehicle"].astype(np.int32, copy=False)
+        shared_dev = r["device"].astype(np.int32, copy=False)
+        shared_t = r["time_ms"].astype(np.int64, copy=False)
         veh = np.concatenate([vehicle[alone], shared_veh])
         dev = np.concatenate([device[alone], shared_dev])
         t = np.concatenate([time_ms[alone], shared_t])
-        was_moving = np.concatenate([moving[alone], r["moving"].astype(np.bool_)])
+        was_moving = np.concatenate([moving[alone], r["moving"].astype(np.bool_, copy=False)])
         if len(veh) == 0:
             return _none(), _none()
         partial = self._partial(shared_veh, shared_dev, shared_t) if len(shared_veh) else _none()
@@ -116,8 +129,8 @@ class VehicleSilenceRule:
 
     def _all(
         self,
-        veh: npt.NDArray[np.int32],
-        dev: npt.NDArray[np.int32],
+        veh: Ints,
+        dev: Ints,
         t: npt.NDArray[np.int64],
         moving: npt.NDArray[np.bool_],
     ) -> SilenceAlerts:
@@ -142,15 +155,24 @@ class VehicleSilenceRule:
         return SilenceAlerts(veh[rows], prev_dev[rows], prev_t[rows] + after[rows], prev_t[rows])
 
     def _partial(
-        self, veh: npt.NDArray[np.int32], dev: npt.NDArray[np.int32], t: npt.NDArray[np.int64]
+        self,
+        veh: Ints,
+        dev: Ints,
+        t: npt.NDArray[np.int64],
     ) -> SilenceAlerts:
         after = self.settings.partial_after_ms
         seg = np.cumsum(first_of_device(veh)) - 1
-        found: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int64]]] = []
+        found: list[
+            tuple[
+                Ints,
+                Ints,
+                npt.NDArray[np.int64],
+            ]
+        ] = []
         alerted_rows: list[npt.NDArray[np.intp]] = []  # silences that began in this batch
-        alerted_carried: list[npt.NDArray[np.int32]] = []  # silences carried in, by device
+        alerted_carried: list[Ints] = []  # silences carried in, by device
         for slot in range(self.slots.shape[1]):
-            silent = self.slots[veh, slot]
+            silent = self._by_slot[slot][veh]
             mine = dev == silent
             idx = latest_marker(mine)
             same = (idx >= 0) & (seg[np.maximum(idx, 0)] == seg)
@@ -171,8 +193,7 @@ class VehicleSilenceRule:
             alerted_carried.append(silent[hit[carried]])
         if alerted_carried:
             self.partial_alerted[np.concatenate(alerted_carried)] = True
-        order = sort_order(dev, t)
-        last_rows = order[last_of_device(dev[order])]
+        last_rows = last_row_of_each(dev)
         self.device_ms[dev[last_rows]] = t[last_rows]
         began = np.concatenate(alerted_rows) if alerted_rows else np.zeros(0, np.intp)
         self.partial_alerted[dev[last_rows]] = np.isin(last_rows, began)

@@ -150,11 +150,13 @@ def run(
 
 
 def _read_positions(path: Path, progress: Progress) -> CsvPositions:
-    from pipeline.csv_positions import read_positions_csv
+    from pipeline.csv_positions import read_positions_file
 
-    data = _read(path, "positions")
     progress.update("reading", 0, 1)
-    return read_positions_csv(data, str(path))
+    try:
+        return read_positions_file(path)
+    except OSError as exc:
+        fail(f"{path}: cannot read positions: {exc.strerror or exc}")
 
 
 class _Background:
@@ -214,12 +216,17 @@ def parse_plain(args: Sequence[str]) -> dict[str, Path | int] | None:
 def fast_main(args: Sequence[str]) -> None:
     """Runs a plain invocation and ends the process; returns (doing nothing) otherwise.
 
-    The run allocates millions of small objects that live until the end: the cyclic collector
-    would only walk them again and again, so it is off, and at exit nothing is freed one by
-    one (`os._exit` after stdout and stderr are flushed; every file written is closed)."""
+    The process is set up for one short run first (`lienwatch.oneshot`: single-threaded BLAS,
+    freed memory kept). The run allocates millions of small objects that live until the end:
+    the cyclic collector would only walk them again and again, so it is off, and at exit
+    nothing is freed one by one (`os._exit` after stdout and stderr are flushed; every file
+    written is closed)."""
     options = parse_plain(args)
     if options is None:
         return
+    from lienwatch.oneshot import prepare_batch_process
+
+    prepare_batch_process()
     gc.disable()
     try:
         code = run(**options)  # type: ignore[arg-type]

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from pipeline.csv_positions import CsvFormatError, device_indexes, read_positions_csv
+from pipeline.csv_positions import (
+    CsvFormatError,
+    device_indexes,
+    read_positions_csv,
+    read_positions_file,
+)
 from positions import DeviceIndex
 
 
@@ -121,3 +130,34 @@ def test_an_empty_received_value_takes_the_time_and_a_bad_one_is_reported() -> N
 def test_without_a_received_column_there_are_no_receive_times() -> None:
     rows = read_positions_csv(b"device_id,time,lat,lon\nA,1709274660,31.2,121.4\n")
     assert rows.recv_ms is None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+@pytest.mark.parametrize("bad_row", [b"", b"D9,not a time,31.2,121.4,1,1\n"])
+def test_a_file_and_a_pipe_read_as_their_bytes(tmp_path: Path, bad_row: bytes) -> None:
+    """Arrow reads a well-formed regular file from disk; a pipe, read once, is read as bytes."""
+    data = (
+        b"device_id,time,lat,lon,course,alarm\n"
+        + b"".join(
+            b"D%d,2024-03-01T08:00:%02d+08:00,31.2,121.4,%d,%d\n" % (i % 3, i, i * 7, i * 99)
+            for i in range(50)
+        )
+        + bad_row
+    )
+    expected = read_positions_csv(data, "p.csv")
+    regular = tmp_path / "positions.csv"
+    regular.write_bytes(data)
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=pipe.write_bytes, args=(data,))
+    writer.start()
+    try:
+        for rows in (read_positions_file(regular, "p.csv"), read_positions_file(pipe, "p.csv")):
+            assert rows.device_id.tolist() == expected.device_id.tolist()
+            assert rows.time_ms.tolist() == expected.time_ms.tolist()
+            assert rows.course.tolist() == expected.course.tolist()
+            assert rows.alarm.tolist() == expected.alarm.tolist()
+            assert rows.line.tolist() == expected.line.tolist()
+            assert [(e.line, e.field) for e in rows.errors] == [(52, "time")] * len(bad_row[:1])
+    finally:
+        writer.join()
