@@ -297,6 +297,13 @@ class Engine:
         fence_set = self.fence_rules.fences.with_vehicles(self.vehicle_ids)
         self.fence_rules.fences = fence_set
         by_vehicle = {v.vehicle_id: v for v in self.fleet.vehicles}
+        # Allowed-area fences that list their vehicles, by vehicle: one pass over the fences,
+        # not one per vehicle (this runs whenever new devices appear).
+        listed: dict[str, list[int]] = {}
+        for i, fence in enumerate(fence_set.fences):
+            if fence.kind is FenceKind.ALLOWED_AREA and fence.vehicles is not None:
+                for vehicle_id in dict.fromkeys(fence.vehicles):
+                    listed.setdefault(vehicle_id, []).append(i)
         allowed: dict[int, list[int]] = {}
         for index, vehicle_id in enumerate(self.vehicle_ids):
             chosen: list[int] = []
@@ -308,14 +315,7 @@ class Engine:
                         f"vehicle {vehicle_id}: allowed_area {spec.allowed_area!r} is not a fence"
                     )
                 chosen.append(found)
-            for i, fence in enumerate(fence_set.fences):
-                if (
-                    fence.kind is FenceKind.ALLOWED_AREA
-                    and fence.vehicles is not None
-                    and vehicle_id in fence.vehicles
-                    and i not in chosen
-                ):
-                    chosen.append(i)
+            chosen += [i for i in listed.get(vehicle_id, ()) if i not in chosen]
             if chosen:
                 allowed[index] = chosen
         self.fence_rules.set_allowed(allowed, len(self.vehicle_ids))
