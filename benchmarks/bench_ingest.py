@@ -551,6 +551,7 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
                 try:
                     port, api, key = _serve_lines(proc)
                     start, end = _seed_track_and_fences(url, api, key)
+                    time.sleep(5)  # the detector loads the new fences before either run
                     quiet = run(LoadConfig("127.0.0.1", port, DEVICES, API_RATE, API_S))
                     clients = subprocess.Popen(
                         [
