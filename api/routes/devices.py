@@ -6,6 +6,7 @@ hardware (POST .../reprovision: a new identity and auth code, contracts section 
 admins.
 """
 
+import asyncio
 import secrets
 from dataclasses import replace
 from typing import Annotated, Any
@@ -95,6 +96,9 @@ def _with_identity(device: Device, identity: HardwareIdentity | None) -> Device:
 
 
 def router(ctx: ApiContext) -> APIRouter:
+    # Building a long track's answer is CPU work in this process, shared with the gateway:
+    # one at a time, so a crowd of map tabs costs the gateway one core's share at most.
+    long_answers = asyncio.Semaphore(1)
     api = APIRouter(prefix="/api/v1", tags=["devices"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     admin = Annotated[Identity, Depends(ctx.auth.admin)]
@@ -256,7 +260,8 @@ def router(ctx: ApiContext) -> APIRouter:
                 return None
             return json_bytes(positions_json(batch))
 
-        body = await ctx.stores.run(read)
+        async with long_answers:  # one long track built at a time: the rest wait their turn
+            body = await ctx.stores.run(read)
         if body is None:
             raise bad_request(
                 "max_points",
