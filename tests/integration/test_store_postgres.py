@@ -97,16 +97,17 @@ def test_daily_views_count_reports_and_distance_from_valid_fixes(
 ) -> None:
     migrate(pg_url, tmp_path)
     store = PostgresStore(pg_url)
-    # Three fixes 0.01 degree of latitude apart (about 1112 m each), and a flagged jump.
+    # Three fixes 0.01 degree of latitude apart (about 1112 m each), a flagged jump, and rows
+    # of a reset and a stuck device clock (no usable time or place).
     batch = PositionBatch.from_columns(
         {
-            "device": [0, 0, 0, 0],
-            "time_ms": T0 + np.array([0, 60_000, 120_000, 90_000]),
-            "recv_ms": np.full(4, T0 + 200_000),
-            "lon": [121.0, 121.0, 121.0, 125.0],
-            "lat": [31.00, 31.01, 31.02, 40.0],
-            "speed_kmh": [10, 80, 20, 900],
-            "flags": [0, 0, 0, int(Flag.IMPLAUSIBLE)],
+            "device": [0, 0, 0, 0, 0, 0],
+            "time_ms": T0 + np.array([0, 60_000, 120_000, 90_000, 30_000, 100_000]),
+            "recv_ms": np.full(6, T0 + 200_000),
+            "lon": [121.0, 121.0, 121.0, 125.0, 100.0, 110.0],
+            "lat": [31.00, 31.01, 31.02, 40.0, 20.0, 25.0],
+            "speed_kmh": [10, 80, 20, 900, 5, 5],
+            "flags": [0, 0, 0, int(Flag.IMPLAUSIBLE), int(Flag.CLOCK_RESET), int(Flag.CLOCK_STUCK)],
         }
     )
     store.write_positions(batch, [A])
@@ -116,7 +117,7 @@ def test_daily_views_count_reports_and_distance_from_valid_fixes(
     [(reports, valid, max_speed)] = query(
         pg_url, "SELECT reports, valid_reports, max_speed_kmh FROM device_daily_activity"
     )
-    assert (reports, valid, max_speed) == (4, 3, 900.0)
+    assert (reports, valid, max_speed) == (6, 3, 900.0)
     store.close()
 
 

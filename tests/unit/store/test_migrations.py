@@ -21,10 +21,15 @@ def test_postgres_migrations_come_in_order_with_one_variant_per_step() -> None:
         "0004_write_path",
     ]
     assert plain == sorted(plain)
-    # The layouts differ only at the positions step; every other step is shared.
-    assert [p for p in plain if p != "0002_positions.plain"] == [
-        t for t in timescale if t != "0002_positions.timescale"
+    # The layouts differ at the positions step and at the one redefining the daily activity
+    # view (a plain view on one, a continuous aggregate on the other); every other is shared.
+    assert [p.removesuffix(".plain") for p in plain] == [
+        t.removesuffix(".timescale") for t in timescale
     ]
+    assert {p for p in plain if p.endswith(".plain")} == {
+        "0002_positions.plain",
+        "0011_valid_flags.plain",
+    }
     assert "0002_positions.timescale" in timescale
     with pytest.raises(SchemaError, match="no single"):
         load_migrations("postgres", None)
@@ -51,3 +56,15 @@ def test_timescaledb_counts_as_loaded_only_when_preloaded() -> None:
     assert not timescale_preloaded("")
     assert not timescale_preloaded("pg_stat_statements")
     assert not timescale_preloaded("timescaledb_toolkit")
+
+
+def test_the_daily_views_reject_the_flags_positions_reject() -> None:
+    """The views' "valid" is PositionBatch.valid()'s: the constant in the SQL is NOT_VALID."""
+    from pathlib import Path
+
+    from positions.batch import NOT_VALID
+
+    folder = Path(__file__).resolve().parents[3] / "store" / "migrations" / "postgres"
+    for name in ("0011_valid_flags.plain.sql", "0011_valid_flags.timescale.sql"):
+        text = (folder / name).read_text(encoding="utf-8")
+        assert f"flags & {int(NOT_VALID)} = 0" in text
