@@ -42,6 +42,7 @@ from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans
 from store.alert_rows import check_page
 from store.clock_rows import ClockCache, clock_rows
+from store.device_identity import DeviceIdentityRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
     ApiKey,
@@ -202,7 +203,7 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore(IdempotencyRecords):
+class PostgresStore(IdempotencyRecords, DeviceIdentityRecords):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:
@@ -547,24 +548,6 @@ class PostgresStore(IdempotencyRecords):
                     device.imei,
                 ),
             )
-
-    def reprovision_device(self, device: Device) -> Device | None:
-        with self._guard("reprovision device") as conn:
-            cur = conn.execute(
-                "UPDATE devices SET maker_id = %s, model = %s, terminal_id = %s, imei = %s,"
-                " auth_code = %s WHERE terminal = %s",
-                (
-                    device.maker_id,
-                    device.model,
-                    device.terminal_id,
-                    device.imei,
-                    device.auth_code,
-                    device.terminal,
-                ),
-            )
-            if cur.rowcount != 1:
-                return None
-        return self.get_device(device.terminal)
 
     def unbind_device(self, terminal: str) -> bool:
         with self._guard("unbind device") as conn:

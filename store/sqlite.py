@@ -26,6 +26,7 @@ from positions import COLUMNS, PositionBatch, empty_batch
 from store import sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
 from store.clock_rows import ClockCache, ClockRows, clock_rows
+from store.device_identity import DeviceIdentityRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
     ApiKey,
@@ -71,7 +72,7 @@ _COMMAND_COLS = (
 )
 
 
-class SqliteStore(IdempotencyRecords):
+class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
@@ -316,24 +317,6 @@ class SqliteStore(IdempotencyRecords):
                     device.imei,
                 ),
             )
-
-    def reprovision_device(self, device: Device) -> Device | None:
-        with self._transaction("reprovision device") as conn:
-            cur = conn.execute(
-                "UPDATE devices SET maker_id = ?, model = ?, terminal_id = ?, imei = ?,"
-                " auth_code = ? WHERE terminal = ?",
-                (
-                    device.maker_id,
-                    device.model,
-                    device.terminal_id,
-                    device.imei,
-                    device.auth_code,
-                    device.terminal,
-                ),
-            )
-            if cur.rowcount != 1:
-                return None
-        return self.get_device(device.terminal)
 
     def drop_positions_before(self, cutoff_ms: int) -> int:
         with self._transaction("drop old positions") as conn:
