@@ -64,6 +64,7 @@ from store.interface import (
 from store.migrate import PLAIN, latest_version
 from store.selection import (
     TRACK_PAGE_ROWS,
+    keyset_pages,
     last_seen_per_device,
     newest_valid_per_device,
     read_track,
@@ -465,24 +466,22 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords):
                 return empty_batch()
             device_id = ids[terminal]
 
+            def page(start: int, rows: int) -> PositionBatch:
+                stream = self._copy_out(
+                    conn,
+                    f"SELECT {_SELECT} FROM positions WHERE device_id = %s"
+                    " AND fix_time >= %s AND fix_time < %s ORDER BY fix_time LIMIT %s",
+                    (device_id, _dt(start), _dt(to_ms), rows),
+                )
+                if not stream:
+                    return empty_batch()
+                found = pg_copy.decode(stream)
+                return PositionBatch(
+                    **{**found.columns(), "device": np.zeros(len(found), np.int32)}
+                )
+
             def pages() -> Iterator[PositionBatch]:
-                start = from_ms
-                while start < to_ms:
-                    stream = self._copy_out(
-                        conn,
-                        f"SELECT {_SELECT} FROM positions WHERE device_id = %s"
-                        " AND fix_time >= %s AND fix_time < %s ORDER BY fix_time LIMIT %s",
-                        (device_id, _dt(start), _dt(to_ms), TRACK_PAGE_ROWS),
-                    )
-                    if not stream:
-                        return
-                    page = pg_copy.decode(stream)
-                    yield PositionBatch(
-                        **{**page.columns(), "device": np.zeros(len(page), np.int32)}
-                    )
-                    if len(page) < TRACK_PAGE_ROWS:
-                        return
-                    start = int(page.time_ms[-1]) + 1
+                return keyset_pages(from_ms, to_ms, TRACK_PAGE_ROWS, page)
 
             return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 

@@ -51,6 +51,23 @@ def last_seen_per_device(
 TRACK_PAGE_ROWS = 16_384
 
 
+def keyset_pages(
+    from_ms: int, to_ms: int, rows: int, page: Callable[[int, int], PositionBatch]
+) -> Iterator[PositionBatch]:
+    """A one-device range in time order, `page(start_ms, rows)` at a time: each page starts
+    after the last fix of the one before (fix times are unique per device), the last one is
+    short."""
+    start = from_ms
+    while start < to_ms:
+        batch = page(start, rows)
+        if not len(batch):
+            return
+        yield batch
+        if len(batch) < rows:
+            return
+        start = int(batch.time_ms[-1]) + 1
+
+
 def read_track(
     pages: Callable[[], Iterator[PositionBatch]],
     *,

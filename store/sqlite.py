@@ -47,6 +47,7 @@ from store.interface import (
 from store.migrate import latest_version, migrate_sqlite
 from store.selection import (
     TRACK_PAGE_ROWS,
+    keyset_pages,
     last_seen_per_device,
     newest_valid_per_device,
     read_track,
@@ -250,23 +251,19 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
             return empty_batch()
         device_id = ids[terminal]
 
-        def pages() -> Iterator[PositionBatch]:
-            start = from_ms
-            while start < to_ms:
-                rows = self._read(
+        def page(start: int, rows: int) -> PositionBatch:
+            return _batch(
+                self._read(
                     "track",
                     f"SELECT 0, {_SELECT.removeprefix('device_id, ')} FROM positions"
                     " WHERE device_id = ? AND time_ms >= ? AND time_ms < ? ORDER BY time_ms"
                     " LIMIT ?",
-                    (device_id, start, to_ms, TRACK_PAGE_ROWS),
+                    (device_id, start, to_ms, rows),
                 )
-                if not rows:
-                    return
-                page = _batch(rows)
-                yield page
-                if len(page) < TRACK_PAGE_ROWS:
-                    return
-                start = int(page.time_ms[-1]) + 1
+            )
+
+        def pages() -> Iterator[PositionBatch]:
+            return keyset_pages(from_ms, to_ms, TRACK_PAGE_ROWS, page)
 
         return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
