@@ -47,6 +47,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from benchmarks.serve_process import serve_lines
 from simulators.load import LoadConfig, LoadReport, machine_busy_s, process_cpu_s, run
 
 SECONDS = float(os.environ.get("LIENWATCH_BENCH_INGEST_S", "60"))
@@ -549,7 +550,7 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
                     text=True,
                 )
                 try:
-                    port, api, key = _serve_lines(proc)
+                    port, api, key = serve_lines(proc)
                     start, end = _seed_track_and_fences(url, api, key)
                     time.sleep(5)  # the detector loads the new fences before either run
                     quiet = run(LoadConfig("127.0.0.1", port, DEVICES, API_RATE, API_S))
@@ -618,24 +619,3 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
     assert quiet.sent == quiet.acknowledged
     assert loaded.sent == loaded.acknowledged
     assert results["clients"]["failures"] == 0
-
-
-def _serve_lines(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    """The gateway port, API URL and admin key `serve` prints at its first start."""
-    assert proc.stdout is not None
-    port = api = key = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (port is None or api is None or key is None):
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        if found := re.search(r"JT808 gateway listening on [^:]+:(\d+)", line):
-            port = int(found.group(1))
-        elif found := re.search(r"API listening on (\S+)", line):
-            api = found.group(1)
-        elif found := re.search(r"admin API key \(shown once\): (\S+)", line):
-            key = found.group(1)
-    if port is None or api is None or key is None:
-        proc.kill()
-        raise RuntimeError("serve did not print its port, API address and admin key")
-    return port, api, key

@@ -34,6 +34,7 @@ import httpx
 import psycopg
 import pytest
 
+from benchmarks.serve_process import serve_lines
 from simulators.load import LoadConfig, LoadReport, run
 
 SECONDS = float(os.environ.get("LIENWATCH_BENCH_OUTAGE_S", "60"))
@@ -92,6 +93,25 @@ def _fill(disk: Path, leave_bytes: int) -> None:
         fh.write(b"\0" * max(0, free - leave_bytes))
 
 
+def _env(url: str, data_dir: str) -> dict[str, str]:
+    return {
+        "LIENWATCH_DATABASE_URL": url,
+        "LIENWATCH_DATA_DIR": data_dir,
+        "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
+        "LIENWATCH_API_LISTEN": "127.0.0.1:0",
+        "LIENWATCH_AUTO_REGISTER": "true",
+    }
+
+
+def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], int, str]:
+    """`serve` on a fresh database: its process, gateway port and API address."""
+    proc = subprocess.Popen(
+        [str(BIN), "serve"], env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
+    )
+    port, api, _ = serve_lines(proc)
+    return proc, port, api
+
+
 def _metric(text: str, name: str) -> float:
     found = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(found.group(1)) if found else float("nan")
@@ -100,25 +120,8 @@ def _metric(text: str, name: str) -> float:
 def test_disk_full_during_database_outage(benchmark: Any, tmpfs: Path, database: str) -> None:
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
     _fill(tmpfs, int(FREE_MB * (1 << 20)))
-    env = {
-        "LIENWATCH_DATABASE_URL": url,
-        "LIENWATCH_DATA_DIR": str(tmpfs / "data"),
-        "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
-        "LIENWATCH_API_LISTEN": "127.0.0.1:0",
-        "LIENWATCH_AUTO_REGISTER": "true",
-    }
-    proc = subprocess.Popen(
-        [str(BIN), "serve"], env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    port = api = None
-    while port is None or api is None:
-        line = proc.stdout.readline()
-        assert line, "serve did not start"
-        if found := re.search(r"JT808 gateway listening on [^:]+:(\d+)", line):
-            port = int(found.group(1))
-        elif found := re.search(r"API listening on (\S+)", line):
-            api = found.group(1)
+    env = _env(url, str(tmpfs / "data"))
+    proc, port, api = _serve(env)
     events: dict[str, Any] = {"health": set()}
     result: dict[str, LoadReport] = {}
 
@@ -232,25 +235,8 @@ def test_database_outage_with_the_detector_on(
     """The database away for DOWN_S under a DETECT_RATE fleet: trackers that keep sending are
     never offline, and every alert the detector raised meanwhile is stored once afterwards."""
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
-    env = {
-        "LIENWATCH_DATABASE_URL": url,
-        "LIENWATCH_DATA_DIR": str(tmp_path / "data"),
-        "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
-        "LIENWATCH_API_LISTEN": "127.0.0.1:0",
-        "LIENWATCH_AUTO_REGISTER": "true",
-    }
-    proc = subprocess.Popen(
-        [str(BIN), "serve"], env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    port = api = None
-    while port is None or api is None:
-        line = proc.stdout.readline()
-        assert line, "serve did not start"
-        if found := re.search(r"JT808 gateway listening on [^:]+:(\d+)", line):
-            port = int(found.group(1))
-        elif found := re.search(r"API listening on (\S+)", line):
-            api = found.group(1)
+    env = _env(url, str(tmp_path / "data"))
+    proc, port, api = _serve(env)
     result: dict[str, Any] = {}
 
     def measure() -> None:
@@ -323,23 +309,8 @@ def test_backlog_drained_into_a_fresh_database(
     days it has no partition (or chunk) for yet; then it comes back: how long until every row is
     stored, and how long SIGTERM takes right after."""
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
-    env = {
-        "LIENWATCH_DATABASE_URL": url,
-        "LIENWATCH_DATA_DIR": str(tmp_path / "data"),
-        "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
-        "LIENWATCH_API_LISTEN": "127.0.0.1:0",
-        "LIENWATCH_AUTO_REGISTER": "true",
-    }
-    proc = subprocess.Popen(
-        [str(BIN), "serve"], env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    port = None
-    while port is None:
-        line = proc.stdout.readline()
-        assert line, "serve did not start"
-        if found := re.search(r"JT808 gateway listening on [^:]+:(\d+)", line):
-            port = int(found.group(1))
+    env = _env(url, str(tmp_path / "data"))
+    proc, port, _ = _serve(env)
     result: dict[str, Any] = {}
 
     def measure() -> None:

@@ -364,7 +364,9 @@ class Gateway:
                         self._unsaved.setdefault(device.terminal, device)
                     if wait_s == 0.5:
                         log.warning("device records wait for the store (%d): %s", len(devices), exc)
-                    await asyncio.sleep(wait_s)
+                    until = time.monotonic() + wait_s
+                    while not self._stopped and time.monotonic() < until:
+                        await asyncio.sleep(0.1)  # a stop does not wait out the pause
                     wait_s = min(wait_s * 2, 10.0)
                 else:
                     wait_s = 0.5
