@@ -22,6 +22,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,8 @@ log = logging.getLogger("lienwatch.gateway")
 # Reports decoded, appended and acknowledged as one unit: large enough for the vectorized paths
 # to pay off, small enough that one unit never holds the event loop for long.
 FLUSH_ROWS = 4096
+
+_DEVICE = operator.attrgetter("device")
 
 
 @dataclass(slots=True)
@@ -97,6 +100,7 @@ class GroupCommit:
         self._held: tuple[PositionBatch, Acks] | None = None
         self._append_error: str | None = None
         self._wakeup = asyncio.Event()
+        self._woken = False  # `_wakeup` is set and the flush has not taken it yet
         self._appended = asyncio.Event()
         # (journal lsn, batch, acks) appended and not yet known durable, in lsn order
         self._awaiting: collections.deque[tuple[int, PositionBatch, Acks]] = collections.deque()
@@ -107,16 +111,24 @@ class GroupCommit:
     # ----------------------------------------------------------------- intake
 
     def queue_reports(self, link: Reporter, payloads: list[bytes], now: float) -> None:
-        """Undecoded 0x0200 frames (between their flags) of one authenticated connection."""
+        """Undecoded 0x0200 frames (with their flags or without) of one authenticated
+        connection, read together."""
         pending = self._pending
         pending.payloads.extend(payloads)
-        if len(payloads) == 1:
-            pending.links.append(link)
-            pending.received_s.append(now)
-        else:
-            pending.links.extend([link] * len(payloads))
-            pending.received_s.extend([now] * len(payloads))
-        self._after_queue()
+        pending.links.extend([link] * len(payloads))
+        pending.received_s.extend([now] * len(payloads))
+        self._wake()
+
+    def queue_frame(self, link: Reporter, frame: bytes, now: float) -> None:
+        """One whole flagged 0x0200 frame of an authenticated connection: the hot path, kept
+        to three appends (the flush checks the backlog bound)."""
+        pending = self._pending
+        pending.payloads.append(frame)
+        pending.links.append(link)
+        pending.received_s.append(now)
+        if not self._woken:  # `_wake`, inline: this runs once per report
+            self._woken = True
+            self._wakeup.set()
 
     def queue_batch(
         self,
@@ -137,8 +149,13 @@ class GroupCommit:
         held = len(self._held[0]) if self._held is not None else 0
         return len(self._pending) + held + self._awaiting_rows
 
+    def _wake(self) -> None:
+        if not self._woken:
+            self._woken = True
+            self._wakeup.set()
+
     def _after_queue(self) -> None:
-        self._wakeup.set()
+        self._wake()
         if self.backlog >= self.max_pending_reports and not self.paused:
             self._pause(True)
 
@@ -171,18 +188,25 @@ class GroupCommit:
 
     async def _flush_loop(self) -> None:
         """Decodes and appends pending reports as they come; commits run beside it."""
+        gather_s = self.commit_interval_s / 2
         while True:
             if self._held is None:
                 await self._wakeup.wait()
             else:  # the disk refused the last append: try again in a while
                 await asyncio.sleep(self.retry_s)
             self._wakeup.clear()
+            self._woken = False
+            if self.backlog >= self.max_pending_reports and not self.paused:
+                self._pause(True)
+            rows = len(self._pending)
             try:
                 self._flush_append()
             except Exception:  # keep the gateway alive; the reports stay unacknowledged
                 log.exception("flush failed")
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(0)  # let sockets be read between two flushes
+            # Let reports gather between two flushes (half a commit interval: every append
+            # still precedes the next commit), unless this one left a backlog behind.
+            await asyncio.sleep(0 if rows >= FLUSH_ROWS else gather_s)
 
     def _flush_append(self) -> bool:
         """Appends the held record, else the oldest pending reports; False when refused."""
@@ -213,7 +237,7 @@ class GroupCommit:
             self._append_error = None
             self.update_backpressure()
             if len(self._pending):
-                self._wakeup.set()
+                self._wake()
         self._awaiting.append((lsn, batch, acks))
         self._awaiting_rows += len(batch)
         self._appended.set()
@@ -238,7 +262,7 @@ class GroupCommit:
             links=pending.links[rows:],
             received_s=pending.received_s[rows:],
         )
-        self._wakeup.set()  # the rest goes in the next flush
+        self._wake()  # the rest goes in the next flush
         return taken
 
     def _build_batch(self, pending: Pending) -> tuple[PositionBatch, Acks]:
@@ -247,9 +271,10 @@ class GroupCommit:
         parts: list[PositionBatch] = []
         recv_ms = time.time_ns() // 1_000_000
         if pending.payloads:
-            cols = decode_location_frames(pending.payloads, flagged=False)
+            # Frames of the hot path keep their flags, payloads the session split do not.
+            cols = decode_location_frames(pending.payloads, flagged=True)
             links = pending.links
-            device = np.fromiter((s.device for s in links), dtype=np.int32, count=len(links))
+            device = np.fromiter(map(_DEVICE, links), dtype=np.int32, count=len(links))
             good = cols.kind == LOCATION
             for i in np.flatnonzero(~good).tolist():
                 link = links[i]
