@@ -32,7 +32,7 @@ from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
 from ingest.journal_segments import RecoveryReport
 from ingest.jt808.messages import Message
-from ingest.mqtt_bridge import MqttBridge
+from ingest.mqtt_bridge import MqttBridge, stable_client_id
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
 from lienwatch.loan_sweep import LoanSweeper, Moved
 from lienwatch.loan_watch import ReportIntervals
@@ -292,7 +292,10 @@ async def start_services(
     try:
         if settings.mqtt_url:
             services.mqtt = MqttBridge(
-                gateway, settings.mqtt_url, client_id=settings.mqtt_client_id
+                gateway,
+                settings.mqtt_url,
+                client_id=settings.mqtt_client_id or stable_client_id(settings.data_dir),
+                share_group=settings.mqtt_share_group,
             )
             await services.mqtt.start()
         services.api_address = await api.start()
