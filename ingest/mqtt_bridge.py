@@ -158,14 +158,19 @@ class MqttBridge:
         )
 
     def stop_intake(self) -> None:
-        """Stops taking messages (the socket is not read; they stay with the broker); sessions
-        can still publish, so the gateway's last acknowledgements go out."""
+        """Leaves the subscription (the broker routes the up topics to the other gateways of
+        the group, or holds them) and takes no more messages: any still on their way are
+        dropped unacknowledged, and their trackers send them again. Sessions can still
+        publish, and the socket is still read, so the gateway's last acknowledgements go out
+        and the broker's PUBACKs for them come in."""
         self._intake = False
-        self.client.pause_reading()
+        self._held = []
+        self.client.leave()
+        self.client.resume_reading()
 
     async def close(self) -> None:
-        """Closes the sessions, waits for the broker to take every publish, leaves the shared
-        group (nothing is routed to this gateway while it is away) and disconnects."""
+        """Closes the sessions, waits for the broker to take every publish (and the
+        unsubscription) and disconnects."""
         self.stop_intake()
         if self._recheck is not None:
             self._recheck.cancel()
@@ -192,7 +197,7 @@ class MqttBridge:
         """Reading resumed: deliver what waited and read the broker again."""
         self._recheck = None
         if not self._intake:
-            return
+            return  # stopping: the socket is read, messages are not taken
         if self.gateway.reading_paused:
             self._pause()
             return

@@ -92,8 +92,7 @@ class MqttClient(asyncio.Protocol):
                     break
                 await asyncio.sleep(0.01)
             if leave and self._up():
-                self.session.unsubscribe()
-                self.flush()
+                self.leave()
                 while not self.session.unsubscribed and time.monotonic() < deadline:
                     if not self._up():
                         break
@@ -197,6 +196,12 @@ class MqttClient(asyncio.Protocol):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def leave(self) -> None:
+        """Unsubscribes from everything (for good: a reconnection does not subscribe again);
+        reading goes on, so PUBACKs of what this client still publishes are taken."""
+        self.session.unsubscribe()
+        self._write()
 
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False

@@ -67,7 +67,8 @@ class ClientSession:
         self._next_id = 0
         self._sub_id: int | None = None
         self._unsub_id: int | None = None
-        self.unsubscribed = False
+        self.leaving = False  # `unsubscribe` was called
+        self.unsubscribed = False  # ... and the server confirmed it
 
     # ----------------------------------------------------------------- connection lifecycle
 
@@ -127,8 +128,10 @@ class ClientSession:
         self._out.append(codec.PINGREQ)
 
     def unsubscribe(self) -> None:
-        """Drops every subscription (a process leaving a shared group for good)."""
-        if self.connected:
+        """Leaves every subscription, now or on the next connection, and subscribes no more (a
+        process leaving a shared group: nothing is routed to it from then on)."""
+        self.leaving = True
+        if self.connected and self._unsub_id is None and not self.unsubscribed:
             self._unsub_id = self._take_id()
             self._out.append(
                 codec.unsubscribe(self._unsub_id, [t for t, _ in self.subscriptions], self.version)
@@ -179,8 +182,12 @@ class ClientSession:
             return
         self.refused = None
         self.connected = True
-        self._sub_id = self._take_id()
-        self._out.append(codec.subscribe(self._sub_id, self.subscriptions, self.version))
+        if self.leaving:
+            if not self.unsubscribed:
+                self.unsubscribe()
+        else:
+            self._sub_id = self._take_id()
+            self._out.append(codec.subscribe(self._sub_id, self.subscriptions, self.version))
         for packet_bytes in self.inflight.values():  # in the order first sent
             self._out.append(bytes((packet_bytes[0] | 0x08,)) + packet_bytes[1:])
 
