@@ -13,13 +13,14 @@ acknowledgements of a commit are published after it, gathered into one write. Se
 share the trackers through a shared subscription (`$share/GROUP/lienwatch/up/+`); whichever
 gateway receives a terminal's frames holds its session and publishes its down topic.
 
-When the gateway pauses reading (journal full, too many reports waiting), the bridge stops
-reading the broker's socket; the broker holds what it can (Mosquitto: `max_queued_messages`,
-dropping the rest). The broker is not where reliability comes from: a report is acknowledged
-(0x8001) only once durable, and a tracker re-sends what was not acknowledged, as over TCP. The
-session is persistent (clean_session=False, a stable client id), so a reconnect to the broker
-gets the QoS 1 messages it had not taken yet, and the acknowledgements not yet taken by the
-broker are sent again.
+When the gateway pauses reading (journal full, too many reports waiting), the bridge holds what
+still arrives without acknowledging it, so the broker stops at its window (Receive Maximum) and
+keeps the rest queued (Mosquitto: up to `max_queued_messages`, dropping beyond); PUBACKs for the
+gateway's own publishes, pings and reconnects go on meanwhile. The broker is not where
+reliability comes from: a report is acknowledged (0x8001) only once durable, and a tracker
+re-sends what was not acknowledged, as over TCP. The session is persistent (no clean start, a
+stable client id), so a reconnect to the broker gets the QoS 1 messages it had not taken yet,
+and the acknowledgements not yet taken by the broker are sent again.
 """
 
 from __future__ import annotations
@@ -159,14 +160,15 @@ class MqttBridge:
 
     def stop_intake(self) -> None:
         """Leaves the subscription (the broker routes the up topics to the other gateways of
-        the group, or holds them) and takes no more messages: any still on their way are
-        dropped unacknowledged, and their trackers send them again. Sessions can still
-        publish, and the socket is still read, so the gateway's last acknowledgements go out
-        and the broker's PUBACKs for them come in."""
+        the group, or holds them) and takes no more messages: any still on their way, or held
+        while reading was paused, are dropped unacknowledged, so the broker keeps them for this
+        session and their trackers send them again anyway. Sessions can still publish, and the
+        socket is still read, so the gateway's last acknowledgements go out and the broker's
+        PUBACKs for them come in."""
         self._intake = False
         self._held = []
+        self.client.pause_reading()  # what still comes is not acknowledged: the broker keeps it
         self.client.leave()
-        self.client.resume_reading()
 
     async def close(self) -> None:
         """Closes the sessions, waits for the broker to take every publish (and the

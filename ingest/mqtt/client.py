@@ -36,6 +36,7 @@ class MqttClient(asyncio.Protocol):
         on_messages: MessageHandler,
         *,
         reconnect_max_s: float = 2.0,
+        max_held: int = 100_000,
     ) -> None:
         self.host, self.port = host, port
         self.session = session
@@ -43,7 +44,9 @@ class MqttClient(asyncio.Protocol):
         self.reconnect_max_s = reconnect_max_s
         self.transport: asyncio.Transport | None = None
         self.connections = 0  # accepted CONNACKs so far
+        self.max_held = max_held
         self.paused = False
+        self._socket_paused = False
         self._ready = asyncio.Event()  # connected and subscribed
         self._lost = asyncio.Event()
         self._flush_scheduled = False
@@ -155,9 +158,8 @@ class MqttClient(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self._last_read = time.monotonic()
+        self._socket_paused = False
         self.session.connection_made()
-        if self.paused:
-            self.transport.pause_reading()  # type: ignore[union-attr]
         self._write()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -180,6 +182,14 @@ class MqttClient(asyncio.Protocol):
             return
         if incoming.topics:
             self.on_messages(incoming.topics, incoming.payloads)
+            if (
+                self.paused
+                and len(session.held_acks) > self.max_held
+                and not self._socket_paused
+                and self.transport is not None
+            ):
+                self._socket_paused = True
+                self.transport.pause_reading()
         if incoming.control:
             if session.connected and session.subscribed and not self._ready.is_set():
                 self.connections += 1
@@ -218,14 +228,20 @@ class MqttClient(asyncio.Protocol):
     # ----------------------------------------------------------------- backpressure
 
     def pause_reading(self) -> None:
-        """Stops reading: the broker holds (or, past its queue bound, drops) what comes."""
+        """Takes no more from the broker for now: the QoS 1 messages that still come are not
+        acknowledged (the broker sends at most its window of them, 65535 in version 5, then
+        holds the rest), while PUBACKs, pings and reconnects go on. Past `max_held` such
+        messages (a broker ignoring its window) the socket itself stops being read."""
         if not self.paused:
             self.paused = True
-            if self.transport is not None:
-                self.transport.pause_reading()
+            self.session.hold_acks()
 
     def resume_reading(self) -> None:
+        """Acknowledges what came meanwhile (the caller has taken it) and reads on."""
         if self.paused:
             self.paused = False
-            if self.transport is not None:
+            self.session.release_acks()
+            self._write()
+            if self._socket_paused and self.transport is not None:
                 self.transport.resume_reading()
+            self._socket_paused = False

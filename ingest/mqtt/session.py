@@ -67,6 +67,8 @@ class ClientSession:
         self._next_id = 0
         self._sub_id: int | None = None
         self._unsub_id: int | None = None
+        self.holding = False  # see `hold_acks`
+        self.held_acks: list[int] = []
         self.leaving = False  # `unsubscribe` was called
         self.unsubscribed = False  # ... and the server confirmed it
 
@@ -94,6 +96,7 @@ class ClientSession:
         self.connected = self.subscribed = False
         self._out = []
         self._sub_id = self._unsub_id = None
+        self.held_acks = []  # the server sends those messages again on the next connection
 
     # ----------------------------------------------------------------- sending
 
@@ -123,6 +126,19 @@ class ClientSession:
             if pid not in inflight and pid != self._sub_id and pid != self._unsub_id:
                 self._next_id = pid
                 return pid
+
+    def hold_acks(self) -> None:
+        """Stops acknowledging the server's QoS 1 messages (flow control: it sends at most its
+        window, Receive Maximum in version 5, unacknowledged); everything else goes on."""
+        self.holding = True
+
+    def release_acks(self) -> None:
+        """Acknowledges what was held, and from now on acknowledges as messages come."""
+        self.holding = False
+        if self.held_acks:
+            if self.connected:  # ids of a lost connection mean nothing on the next one
+                self._out.append(codec.pubacks(self.held_acks))
+            self.held_acks = []
 
     def ping(self) -> None:
         self._out.append(codec.PINGREQ)
@@ -154,7 +170,10 @@ class ClientSession:
         PUBACKs and fills it again from the waiting queue. Raises MqttProtocolError."""
         incoming = self._parser.feed(data)
         if incoming.to_ack:
-            self._out.append(codec.pubacks(incoming.to_ack))
+            if self.holding:
+                self.held_acks.extend(incoming.to_ack)
+            else:
+                self._out.append(codec.pubacks(incoming.to_ack))
         if incoming.acked:
             inflight = self.inflight
             for pid in incoming.acked:

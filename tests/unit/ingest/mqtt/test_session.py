@@ -146,3 +146,20 @@ def test_waiting_past_its_bound_drops_the_oldest() -> None:
         s.publish(b"t", bytes((i,)))
     assert [p for _, p, _ in s.waiting] == [b"\x02", b"\x03"]
     assert s.dropped == 2
+
+
+def test_held_acks_go_out_on_release_and_are_forgotten_with_the_connection() -> None:
+    s = connected()
+    s.hold_acks()
+    s.receive(codec.publish(b"up/1", b"a", 1, 7))
+    s.publish(b"down/1", b"x")
+    assert [h for h, _ in server_view(s.data_to_send())] == [0x32]  # publishing goes on
+    s.receive(codec.pubacks(list(s.inflight)))  # and so do the server's PUBACKs
+    assert not s.inflight
+    s.release_acks()
+    assert s.data_to_send() == codec.pubacks([7])
+    s.hold_acks()
+    s.receive(codec.publish(b"up/1", b"b", 1, 8))
+    s.connection_lost()  # the server sends message 8 again on the next connection
+    s.release_acks()
+    assert s.data_to_send() == b""
