@@ -16,7 +16,8 @@ Three parts, in one run on the same machine:
   LIENWATCH_MQTT_URL, and the MQTT load generator (simulators/mqtt.py) offering RATE reports/s
   from DEVICES trackers: gateway CPU per acknowledged report (all threads, from the first
   scheduled report to the last acknowledgement), acknowledgement latency percentiles, exact
-  counts, the generator's own CPU, and how busy the whole machine was (other users' load).
+  counts, the generator's own CPU, the broker's CPU (the process on the broker's port, as `ss`
+  names it: every client's traffic, other users' too) and how busy the whole machine was.
   Baseline: echo_paho, the client library alone, per CPU-second.
 
 Environment: LIENWATCH_BENCH_MQTT_URL (default mqtt://127.0.0.1:1883), LIENWATCH_BENCH_MQTT_S
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,7 +54,7 @@ from benchmarks.bench_ingest import (
 )
 from ingest.mqtt.client import MqttClient
 from ingest.mqtt.session import ClientSession
-from simulators.load import LoadConfig, LoadReport, machine_busy_s, run
+from simulators.load import LoadConfig, LoadReport, machine_busy_s, process_cpu_s, run
 from simulators.mqtt import MqttTransport
 
 URL = os.environ.get("LIENWATCH_BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")
@@ -64,6 +66,18 @@ RATES = (2000.0, 5000.0, 10000.0)
 ECHO_WINDOW = 500
 BIN = os.path.join(os.path.dirname(sys.executable), "lienwatch")
 FIGURES: dict[str, float] = {}
+
+
+def _broker_pid() -> int | None:
+    """The process listening on the broker's port, when it is on this machine and `ss` says."""
+    try:
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{PORT}"], capture_output=True, text=True, timeout=5
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"pid=(\d+)", out)
+    return int(found.group(1)) if found else None
 
 
 def _busy(before: tuple[float, float]) -> float:
@@ -248,10 +262,20 @@ def test_gateway_at(benchmark: Any, serve: tuple[int, str], rate: float) -> None
         drain_timeout_s=10.0,
     )
     stored_before = _wait_stored(database, 0, 0)
+    broker = _broker_pid()
+    broker_at: dict[str, float] = {}
+
     with Meter(pid) as meter:
+
+        def mark(at: str) -> None:
+            meter(at)
+            if broker is not None:
+                broker_at[at] = process_cpu_s(broker)
+
         report: LoadReport = benchmark.pedantic(
-            lambda: run(cfg, transport=MqttTransport, mark=meter), rounds=1
+            lambda: run(cfg, transport=MqttTransport, mark=mark), rounds=1
         )
+    broker_s = broker_at["end"] - broker_at["start"] if len(broker_at) == 2 else float("nan")
     stored = _wait_stored(database, stored_before + report.acknowledged) - stored_before
     acked = report.acknowledged
     cpu = meter.delta("server")
@@ -276,6 +300,7 @@ def test_gateway_at(benchmark: Any, serve: tuple[int, str], rate: float) -> None
             "gateway_cpu_us_per_report": _us(cpu, acked),
             "generator_cpu_us_per_report": _us(report.window_cpu_s, acked),
             "machine_busy_cores": round(busy, 2),
+            "broker_cores": round(broker_s / meter.delta("wall"), 2),
             "ceiling_reports_per_s": FIGURES.get("ceiling_reports_per_s"),
         }
     )
@@ -285,7 +310,8 @@ def test_gateway_at(benchmark: Any, serve: tuple[int, str], rate: float) -> None
         f"gateway CPU {_us(cpu, acked):,.1f} µs per report ({cpu / window:.2f} cores over "
         f"{window:.1f} s, decoding, journal, PostgreSQL drain and live detection included); "
         f"generator {_us(report.window_cpu_s, acked):,.1f} µs per report",
-        f"machine: {busy:.2f} of {CORES} cores busy over the window, every process counted",
+        f"broker (every client's traffic, others' too): {broker_s / meter.delta('wall'):.2f} "
+        f"cores; machine: {busy:.2f} of {CORES} cores busy over the window, every process counted",
     ]
     print("\n".join(benchmark.extra_info["notes"]))
     assert report.sent == acked == stored, (report.sent, acked, stored)
