@@ -137,6 +137,9 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         devices = await self.store.call(lambda s: s.list_devices())
         self.registry = DeviceRegistry(devices, auto_register=self.config.auto_register)
+        terminals = [d.terminal for d in devices]
+        clocks = await self.store.call(lambda s: s.device_clocks(terminals)) if terminals else {}
+        self.group.seed_clocks(clocks)
         policy = DrainPolicy(interval_s=self.config.drain_interval_s)
         self._drain_thread = threading.Thread(
             target=drain_forever,
