@@ -5,6 +5,10 @@
 --   first refresh, and never the last hour);
 -- - valid reports counted as PositionBatch.valid() does (flags & 1646 = 0: no implausible,
 --   backfilled-bad, clock reset, stuck or future rows; 0011 could not redefine an aggregate).
+-- And retention follows LIENWATCH_RETENTION_DAYS alone (unset: kept), as on the other layouts:
+-- the fixed 400-day policy of 0002 dropped chunks a deployment had asked to keep.
+SELECT remove_retention_policy('positions', if_exists => true);
+
 SELECT remove_continuous_aggregate_policy('device_daily_activity', if_exists => true);
 DROP MATERIALIZED VIEW device_daily_activity;
 
