@@ -30,6 +30,7 @@ from alerts.delivery.hub import AlertHub, SubscriptionClosed
 from alerts.lifecycle import AlertState, StoredAlert, TransitionError, alert_text
 from alerts.model import AlertType
 from api import params
+from api.alert_places import alerts_json
 from api.errors import ApiError, bad_request, not_found
 from api.models import AlertOut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
@@ -154,7 +155,7 @@ def alerts_router(
             following = {k: v for k, v in request.query_params.items() if k != "after_id"}
             following["after_id"] = cursor
             headers["Link"] = f'<{request.url.path}?{urlencode(following)}>; rel="next"'
-        return JSONResponse([a.to_json() for a in page], headers=headers)
+        return JSONResponse(await stores.run(lambda s: alerts_json(s, page)), headers=headers)
 
     @api.get(
         "/alerts/{alert_id}",
@@ -165,7 +166,7 @@ def alerts_router(
         found = await stores.run(lambda s: s.get_alert(alert_id))
         if found is None:
             raise not_found(f"no alert {alert_id}")
-        return found.to_json()
+        return (await stores.run(lambda s: alerts_json(s, [found])))[0]
 
     async def move(
         alert_id: int, target: AlertState, who: _Named, body: NoteBody | None
@@ -180,7 +181,7 @@ def alerts_router(
         except TransitionError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
         hub.publish_changes([moved])
-        return moved.to_json()
+        return (await stores.run(lambda s: alerts_json(s, [moved])))[0]
 
     move_answers = {200: {"model": AlertOut}, **errors(*ROLE, 404, 409)}
 
