@@ -145,13 +145,12 @@ def busiest_fixes(store: Store, vehicle_id: str, start_ms: int, end_ms: int) -> 
 def _range(
     ctx: ApiContext, since: int | None, to: int | None, default_days: int
 ) -> tuple[int, int]:
+    """[start, end] of a query: `to` defaults to now, `from` to `default_days` before it; a
+    range longer than `MAX_RANGE_DAYS` keeps its last days (the answer's `from` says so), and
+    one that ends before it starts is empty."""
     end = to if to is not None else ctx.clock_ms()
     start = since if since is not None else end - default_days * DAY_MS
-    if end < start:
-        raise bad_request("query.to", "is before from")
-    if end - start > MAX_RANGE_DAYS * DAY_MS:
-        raise bad_request("query.from", f"a range of at most {MAX_RANGE_DAYS} days")
-    return start, end
+    return max(start, end - MAX_RANGE_DAYS * DAY_MS), end
 
 
 def _head(vehicle_id: str, fixes: Fixes, start: int, end: int) -> dict[str, Any]:
@@ -241,7 +240,9 @@ def router(ctx: ApiContext) -> APIRouter:
     to_query = Query(description="default now")
 
     async def fixes_of(vehicle_id: str, start: int, end: int) -> Fixes:
-        found = await ctx.stores.run(lambda s: busiest_fixes(s, vehicle_id, start, end))
+        found = await ctx.stores.run(
+            lambda s: busiest_fixes(s, vehicle_id, start, max(start - 1, end))
+        )
         if found is None:
             raise not_found(f"no device is bound to vehicle {vehicle_id!r}")
         return found
