@@ -58,7 +58,10 @@ def _points() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
 
 @pytest.fixture(scope="module")
 def regions() -> AdminRegions:
-    return load_regions(DEFAULT_PATH)
+    """Loaded with the engine's index built, before any clock starts (as the baseline's tree)."""
+    loaded = load_regions(DEFAULT_PATH)
+    assert len(loaded.fences) == len(loaded)
+    return loaded
 
 
 @pytest.fixture(scope="module")
