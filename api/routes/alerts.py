@@ -10,12 +10,15 @@
   with `&changes=true` also each acknowledged or resolved alert again, with its new state.
   A client too slow to keep up is closed with 1013 (try again later) and a reason.
 
+Every alert these answer carries `place` (`api.alert_places`: where the vehicle was).
+
 No `from __future__ import annotations`: FastAPI reads the routes' dependencies, built inside
 `alerts_router`, from the live annotations.
 """
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol
@@ -35,7 +38,7 @@ from api.errors import ApiError, bad_request, not_found
 from api.models import AlertOut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.stores import StoreAccess
-from store import AlertNotFoundError, Store
+from store import AlertNotFoundError, Store, StoreError
 
 _TYPES = frozenset(t.value for t in AlertType)
 _MAX_ID = 2**63 - 1
@@ -199,6 +202,15 @@ def alerts_router(
         """open or acknowledged → resolved (final)."""
         return await move(alert_id, AlertState.RESOLVED, who, body)
 
+    async def placed_text(alert: StoredAlert) -> str:
+        """The alert as every channel sends it, plus its `place`; without the place while the
+        store cannot be read (the alert itself must still go out)."""
+        try:
+            body = (await stores.run(lambda s: alerts_json(s, [alert])))[0]
+        except StoreError:
+            return alert_text(alert)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
     @api.websocket("/alerts/stream")
     async def stream(
         websocket: WebSocket,
@@ -230,7 +242,7 @@ def alerts_router(
                 except SubscriptionClosed as closed:
                     await websocket.close(status.WS_1013_TRY_AGAIN_LATER, closed.reason[:120])
                     return
-                await websocket.send_text(alert_text(alert))
+                await websocket.send_text(await placed_text(alert))
         except (WebSocketDisconnect, RuntimeError):
             return  # the client went away mid-send
         finally:

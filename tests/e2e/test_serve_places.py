@@ -4,11 +4,14 @@ and the positions, the alert and the car's trip say where they are."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
 import time
 from pathlib import Path
 
 import httpx
+from websockets.asyncio.client import connect
 
 from tests.support.device import TestDevice
 from tests.support.processes import api_url, start_serve, stop
@@ -41,6 +44,9 @@ async def test_hangzhou_to_shanghai_leaves_zhejiang_once_for_shanghai(tmp_path: 
             posted = await http.post("/api/v1/fences", json=ZHEJIANG)
             assert posted.status_code == 201, posted.text
             time.sleep(1.0)  # the engine reloads fences every 0.2 s here
+            base = api_url(proc)
+            stream_url = base.replace("http", "ws", 1) + f"/api/v1/alerts/stream?key={KEY}"
+            stream = await connect(stream_url)
             device = TestDevice(TERMINAL)
             await device.connect("127.0.0.1", port)
             assert await device.login()
@@ -57,6 +63,10 @@ async def test_hangzhou_to_shanghai_leaves_zhejiang_once_for_shanghai(tmp_path: 
             for m in range(101, 129):
                 serials.append(await device.report(*SHANGHAI, start + m * 60_000, status=2))
             await device.wait_acks(serials)
+            streamed = json.loads(await asyncio.wait_for(stream.recv(), 20))
+            await stream.close()
+            assert streamed["type"] == "leave_allowed_area"
+            assert streamed["place"]["province"] == "上海市"
             deadline = time.monotonic() + 20
             while True:
                 found = (await http.get("/api/v1/alerts?type=leave_allowed_area")).json()
