@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 from urllib.parse import urlencode
@@ -33,7 +34,7 @@ from alerts.delivery.hub import AlertHub, SubscriptionClosed
 from alerts.lifecycle import AlertState, StoredAlert, TransitionError, alert_text
 from alerts.model import AlertType
 from api import params
-from api.alert_places import alerts_json
+from api.alert_places import alert_places, alerts_json
 from api.errors import ApiError, bad_request, not_found
 from api.models import AlertOut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
@@ -42,6 +43,7 @@ from store import AlertNotFoundError, Store, StoreError
 
 _TYPES = frozenset(t.value for t in AlertType)
 _MAX_ID = 2**63 - 1
+PLACED_ALERTS = 4096  # places of recent alerts kept for the stream
 # `type=a,b`: an array of alert types in one comma-separated value (form style, not exploded).
 # The route reads it itself, so the document carries it by hand.
 TYPE_PARAMETER: dict[str, Any] = {
@@ -202,13 +204,20 @@ def alerts_router(
         """open or acknowledged → resolved (final)."""
         return await move(alert_id, AlertState.RESOLVED, who, body)
 
+    placed: OrderedDict[int, Any] = OrderedDict()  # alert id -> place, shared by subscribers
+
     async def placed_text(alert: StoredAlert) -> str:
-        """The alert as every channel sends it, plus its `place`; without the place while the
-        store cannot be read (the alert itself must still go out)."""
-        try:
-            body = (await stores.run(lambda s: alerts_json(s, [alert])))[0]
-        except StoreError:
-            return alert_text(alert)
+        """The alert as every channel sends it, plus its `place`, found once per alert for
+        every subscriber; without it while the store cannot be read (the alert must go out)."""
+        if alert.id not in placed:
+            try:
+                found = await stores.run(lambda s: alert_places(s, [alert]))
+            except StoreError:
+                return alert_text(alert)
+            placed[alert.id] = found[0]
+            while len(placed) > PLACED_ALERTS:
+                placed.popitem(last=False)
+        body = {**alert.to_json(), "place": placed[alert.id]}
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
     @api.websocket("/alerts/stream")
