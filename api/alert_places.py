@@ -56,11 +56,3 @@ def alert_places(store: Store, alerts: Sequence[StoredAlert]) -> list[Place]:
     lon = [p[0] if p else nan for p in where]
     lat = [p[1] if p else nan for p in where]
     return places(lon, lat)
-
-
-def alerts_json(store: Store, alerts: Sequence[StoredAlert]) -> list[dict[str, Any]]:
-    """Each alert's JSON (section 3 plus lifecycle) with its `place`."""
-    return [
-        {**stored.to_json(), "place": place}
-        for stored, place in zip(alerts, alert_places(store, alerts), strict=True)
-    ]

@@ -34,7 +34,7 @@ from alerts.delivery.hub import AlertHub, SubscriptionClosed
 from alerts.lifecycle import AlertState, StoredAlert, TransitionError, alert_text
 from alerts.model import AlertType
 from api import params
-from api.alert_places import alert_places, alerts_json
+from api.alert_places import alert_places
 from api.errors import ApiError, bad_request, not_found
 from api.models import AlertOut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
@@ -106,6 +106,29 @@ def alerts_router(
     actor = Annotated[_Named, Depends(act or auth)]
     alert_id_path = Annotated[int, Path(ge=1, le=_MAX_ID, description="the alert's id")]
 
+    placed: OrderedDict[int, Any] = OrderedDict()  # alert id -> place, shared by all answers
+
+    async def with_places(found: list[StoredAlert]) -> list[dict[str, Any]]:
+        """The alerts' JSON with their `place`: where the vehicle was does not change, so each
+        alert's is read once (the last `PLACED_ALERTS` kept), by lists, reads and streams."""
+        missing = [a for a in found if a.id not in placed]
+        if missing:
+            fresh = await stores.run(lambda s: alert_places(s, missing))
+            for alert, place in zip(missing, fresh, strict=True):
+                placed[alert.id] = place
+            while len(placed) > PLACED_ALERTS:
+                placed.popitem(last=False)
+        return [{**a.to_json(), "place": placed.get(a.id)} for a in found]
+
+    async def placed_text(alert: StoredAlert) -> str:
+        """A streamed alert with its place; without it while the store cannot be read (the
+        alert must still go out)."""
+        try:
+            (body,) = await with_places([alert])
+        except StoreError:
+            return alert_text(alert)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
     @api.get(
         "/alerts",
         responses={200: {"model": list[AlertOut]}, **errors(*KEYED)},
@@ -160,7 +183,7 @@ def alerts_router(
             following = {k: v for k, v in request.query_params.items() if k != "after_id"}
             following["after_id"] = cursor
             headers["Link"] = f'<{request.url.path}?{urlencode(following)}>; rel="next"'
-        return JSONResponse(await stores.run(lambda s: alerts_json(s, page)), headers=headers)
+        return JSONResponse(await with_places(page), headers=headers)
 
     @api.get(
         "/alerts/{alert_id}",
@@ -171,7 +194,7 @@ def alerts_router(
         found = await stores.run(lambda s: s.get_alert(alert_id))
         if found is None:
             raise not_found(f"no alert {alert_id}")
-        return (await stores.run(lambda s: alerts_json(s, [found])))[0]
+        return (await with_places([found]))[0]
 
     async def move(
         alert_id: int, target: AlertState, who: _Named, body: NoteBody | None
@@ -186,7 +209,7 @@ def alerts_router(
         except TransitionError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
         hub.publish_changes([moved])
-        return (await stores.run(lambda s: alerts_json(s, [moved])))[0]
+        return (await with_places([moved]))[0]
 
     move_answers = {200: {"model": AlertOut}, **errors(*ROLE, 404, 409)}
 
@@ -203,22 +226,6 @@ def alerts_router(
     ) -> dict[str, Any]:
         """open or acknowledged → resolved (final)."""
         return await move(alert_id, AlertState.RESOLVED, who, body)
-
-    placed: OrderedDict[int, Any] = OrderedDict()  # alert id -> place, shared by subscribers
-
-    async def placed_text(alert: StoredAlert) -> str:
-        """The alert as every channel sends it, plus its `place`, found once per alert for
-        every subscriber; without it while the store cannot be read (the alert must go out)."""
-        if alert.id not in placed:
-            try:
-                found = await stores.run(lambda s: alert_places(s, [alert]))
-            except StoreError:
-                return alert_text(alert)
-            placed[alert.id] = found[0]
-            while len(placed) > PLACED_ALERTS:
-                placed.popitem(last=False)
-        body = {**alert.to_json(), "place": placed[alert.id]}
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
     @api.websocket("/alerts/stream")
     async def stream(
