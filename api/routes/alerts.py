@@ -44,6 +44,7 @@ from store import AlertNotFoundError, Store, StoreError
 _TYPES = frozenset(t.value for t in AlertType)
 _MAX_ID = 2**63 - 1
 PLACED_ALERTS = 4096  # places of recent alerts kept for the stream
+SETTLED_MS = 60_000  # an alert this old has its fixes stored, if it ever will
 # `type=a,b`: an array of alert types in one comma-separated value (form style, not exploded).
 # The route reads it itself, so the document carries it by hand.
 TYPE_PARAMETER: dict[str, Any] = {
@@ -114,11 +115,21 @@ def alerts_router(
         missing = [a for a in found if a.id not in placed]
         if missing:
             fresh = await stores.run(lambda s: alert_places(s, missing))
+            now = clock_ms()
             for alert, place in zip(missing, fresh, strict=True):
-                placed[alert.id] = place
+                # No fix found for a fresh alert may only mean its fixes are still on their way
+                # from the journal to the store: ask again next time.
+                if place is not None or now - alert.opened_ms > SETTLED_MS:
+                    placed[alert.id] = place
             while len(placed) > PLACED_ALERTS:
                 placed.popitem(last=False)
-        return [{**a.to_json(), "place": placed.get(a.id)} for a in found]
+            fresh_of = {a.id: p for a, p in zip(missing, fresh, strict=True)}
+        else:
+            fresh_of = {}
+        return [
+            {**a.to_json(), "place": placed[a.id] if a.id in placed else fresh_of.get(a.id)}
+            for a in found
+        ]
 
     async def placed_text(alert: StoredAlert) -> str:
         """A streamed alert with its place; without it while the store cannot be read (the
