@@ -31,6 +31,7 @@ import numpy.typing as npt
 from positions.geo import haversine_m
 from trajectory.geo import local_m
 from trajectory.places import CELL_DEG, DAY_MS, HOUR_MS, LOCAL_OFFSET_MS, night_ms, work_ms
+from trajectory.preprocess import NOT_A_FIX, Preprocessor
 from trajectory.stops import StopDetector, StopSettings
 
 I64 = npt.NDArray[np.int64]
@@ -87,6 +88,30 @@ class Places:
     def best_hour(self) -> npt.NDArray[np.intp]:
         """Per place, the local hour (0-23) with the highest presence (the earliest on ties)."""
         return np.argmax(self.presence, axis=1) if len(self.kind) else np.zeros(0, np.intp)
+
+
+def usable_fixes(
+    time_ms: I64,
+    recv_ms: I64,
+    lon: F64,
+    lat: F64,
+    status: npt.NDArray[np.uint32],
+    flags: npt.NDArray[np.uint16],
+) -> npt.NDArray[np.bool_]:
+    """Which of one device's stored rows (in time order) the rules would take as fixes: the
+    engine's own pre-processing (invalid fixes, bad times, and the glitch gate, so a 500 km
+    GPS jump adds no 1,000 km to a trip)."""
+    n = len(time_ms)
+    out = Preprocessor().apply(
+        np.zeros(n, np.int32),
+        np.asarray(time_ms, np.int64),
+        np.asarray(recv_ms, np.int64),
+        np.asarray(lon, np.float64),
+        np.asarray(lat, np.float64),
+        np.asarray(status, np.uint32),
+        np.asarray(flags, np.uint16),
+    )
+    return np.asarray((out.flags & NOT_A_FIX) == 0)
 
 
 def find_stops(

@@ -24,7 +24,7 @@ from api.openapi import KEYED, NO_NUL, errors
 from api.views import iso
 from positions import PositionBatch, empty_batch
 from store import Store
-from trajectory.visits import HOURS, find_stops, find_trips, learn_places
+from trajectory.visits import HOURS, find_stops, find_trips, learn_places, usable_fixes
 
 DAY_MS = 86_400_000
 PLACES_DAYS = 28  # the window places are learned over by default
@@ -121,7 +121,12 @@ class Fixes:
 
 
 def _valid(batch: PositionBatch) -> PositionBatch:
-    return batch.take(np.flatnonzero(batch.valid()))
+    """The rows the rules take as fixes: valid as stored, and past the engine's glitch gate."""
+    stored = batch.take(np.flatnonzero(batch.valid()))
+    usable = usable_fixes(
+        stored.time_ms, stored.recv_ms, stored.lon, stored.lat, stored.status, stored.flags
+    )
+    return stored.take(np.flatnonzero(usable))
 
 
 def busiest_fixes(store: Store, vehicle_id: str, start_ms: int, end_ms: int) -> Fixes | None:

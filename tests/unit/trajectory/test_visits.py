@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from positions.geo import haversine_m
-from trajectory.visits import find_stops, find_trips, hour_dwell_ms, learn_places
+from trajectory.visits import find_stops, find_trips, hour_dwell_ms, learn_places, usable_fixes
 
 LOCAL = timedelta(hours=8)
 MONDAY = datetime(2024, 3, 4, tzinfo=UTC) - LOCAL  # 2024-03-04 00:00 GMT+8, a Monday
@@ -158,3 +158,19 @@ def test_trips_and_stops_are_ordered_and_within_the_path(seed: int, n: int) -> N
     assert ((places.presence >= 0) & (places.presence <= 1)).all()
     assert places.visits.sum() <= len(stops)
     assert places.kind.count("home") <= 1 and places.kind.count("work") <= 1
+
+
+def test_a_gps_jump_adds_no_distance_to_a_trip() -> None:
+    track = Track()
+    track.drive(HOME, WORK, MONDAY)
+    t, lon, lat, speed = track.arrays()
+    lon[10], lat[10] = 116.4, 39.9  # one fix in Beijing, mid-drive
+    usable = usable_fixes(
+        t, t + 500, lon, lat, np.full(len(t), 3, np.uint32), np.zeros(len(t), np.uint16)
+    )
+    assert usable.tolist() == [i != 10 for i in range(len(t))]
+    keep = np.flatnonzero(usable)
+    stops = find_stops(t[keep], lon[keep], lat[keep], speed[keep])
+    trips = find_trips(stops, t[keep], lon[keep], lat[keep], speed[keep])
+    assert len(trips) == 1
+    assert trips.distance_m[0] < haversine_m(*HOME, *WORK) * 1.01
