@@ -10,13 +10,17 @@
   with `&changes=true` also each acknowledged or resolved alert again, with its new state.
   A client too slow to keep up is closed with 1013 (try again later) and a reason.
 
+Every alert these answer carries `place` (`api.alert_places`: where the vehicle was).
+
 No `from __future__ import annotations`: FastAPI reads the routes' dependencies, built inside
 `alerts_router`, from the live annotations.
 """
 
 import asyncio
 import contextlib
+import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 from urllib.parse import urlencode
@@ -30,14 +34,17 @@ from alerts.delivery.hub import AlertHub, SubscriptionClosed
 from alerts.lifecycle import AlertState, StoredAlert, TransitionError, alert_text
 from alerts.model import AlertType
 from api import params
+from api.alert_places import alert_places
 from api.errors import ApiError, bad_request, not_found
 from api.models import AlertOut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.stores import StoreAccess
-from store import AlertNotFoundError, Store
+from store import AlertNotFoundError, Store, StoreError
 
 _TYPES = frozenset(t.value for t in AlertType)
 _MAX_ID = 2**63 - 1
+PLACED_ALERTS = 4096  # places of recent alerts kept for the stream
+SETTLED_MS = 60_000  # an alert this old has its fixes stored, if it ever will
 # `type=a,b`: an array of alert types in one comma-separated value (form style, not exploded).
 # The route reads it itself, so the document carries it by hand.
 TYPE_PARAMETER: dict[str, Any] = {
@@ -100,6 +107,39 @@ def alerts_router(
     actor = Annotated[_Named, Depends(act or auth)]
     alert_id_path = Annotated[int, Path(ge=1, le=_MAX_ID, description="the alert's id")]
 
+    placed: OrderedDict[int, Any] = OrderedDict()  # alert id -> place, shared by all answers
+
+    async def with_places(found: list[StoredAlert]) -> list[dict[str, Any]]:
+        """The alerts' JSON with their `place`: where the vehicle was does not change, so each
+        alert's is read once (the last `PLACED_ALERTS` kept), by lists, reads and streams."""
+        missing = [a for a in found if a.id not in placed]
+        if missing:
+            fresh = await stores.run(lambda s: alert_places(s, missing))
+            now = clock_ms()
+            for alert, place in zip(missing, fresh, strict=True):
+                # No fix found for a fresh alert may only mean its fixes are still on their way
+                # from the journal to the store: ask again next time.
+                if place is not None or now - alert.opened_ms > SETTLED_MS:
+                    placed[alert.id] = place
+            while len(placed) > PLACED_ALERTS:
+                placed.popitem(last=False)
+            fresh_of = {a.id: p for a, p in zip(missing, fresh, strict=True)}
+        else:
+            fresh_of = {}
+        return [
+            {**a.to_json(), "place": placed[a.id] if a.id in placed else fresh_of.get(a.id)}
+            for a in found
+        ]
+
+    async def placed_text(alert: StoredAlert) -> str:
+        """A streamed alert with its place; without it while the store cannot be read (the
+        alert must still go out)."""
+        try:
+            (body,) = await with_places([alert])
+        except StoreError:
+            return alert_text(alert)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
     @api.get(
         "/alerts",
         responses={200: {"model": list[AlertOut]}, **errors(*KEYED)},
@@ -154,7 +194,7 @@ def alerts_router(
             following = {k: v for k, v in request.query_params.items() if k != "after_id"}
             following["after_id"] = cursor
             headers["Link"] = f'<{request.url.path}?{urlencode(following)}>; rel="next"'
-        return JSONResponse([a.to_json() for a in page], headers=headers)
+        return JSONResponse(await with_places(page), headers=headers)
 
     @api.get(
         "/alerts/{alert_id}",
@@ -165,7 +205,7 @@ def alerts_router(
         found = await stores.run(lambda s: s.get_alert(alert_id))
         if found is None:
             raise not_found(f"no alert {alert_id}")
-        return found.to_json()
+        return (await with_places([found]))[0]
 
     async def move(
         alert_id: int, target: AlertState, who: _Named, body: NoteBody | None
@@ -180,7 +220,7 @@ def alerts_router(
         except TransitionError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
         hub.publish_changes([moved])
-        return moved.to_json()
+        return (await with_places([moved]))[0]
 
     move_answers = {200: {"model": AlertOut}, **errors(*ROLE, 404, 409)}
 
@@ -229,7 +269,7 @@ def alerts_router(
                 except SubscriptionClosed as closed:
                     await websocket.close(status.WS_1013_TRY_AGAIN_LATER, closed.reason[:120])
                     return
-                await websocket.send_text(alert_text(alert))
+                await websocket.send_text(await placed_text(alert))
         except (WebSocketDisconnect, RuntimeError):
             return  # the client went away mid-send
         finally:

@@ -1,0 +1,51 @@
+"""The `place` of API answers: the administrative unit (province, city, county) of points,
+resolved in one batch against the packaged boundaries (`geofence.admin`).
+
+The boundaries load once per process (about 0.6 s), and the engine's grid over them is built
+on the first batch of `SMALL_BATCH` points or more (about 1.5 s); `warm_up` starts the first
+in the background when the app is built, and a lock keeps two store threads from building
+either twice."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from geofence.admin import SMALL_BATCH, AdminRegions, default_regions
+
+Place = dict[str, str] | None
+_building = threading.Lock()
+
+
+def regions(points: int = 0) -> AdminRegions:
+    """The packaged boundaries, with the grid built when `points` need it."""
+    with _building:
+        loaded = default_regions()
+        if points >= SMALL_BATCH:
+            _ = loaded.fences
+    return loaded
+
+
+def warm_up() -> None:
+    """Loads the boundaries on a daemon thread, so the first answer does not wait for them."""
+    threading.Thread(target=regions, name="geocode-warm-up", daemon=True).start()
+
+
+def places(lon: npt.ArrayLike, lat: npt.ArrayLike, valid: Any = None) -> list[Place]:
+    """Each point's place; None at sea, abroad, and where `valid` (a mask) is false."""
+    lon_a = np.asarray(lon, np.float64)
+    lat_a = np.asarray(lat, np.float64)
+    if valid is not None:
+        keep = np.asarray(valid, bool)
+        lon_a = np.where(keep, lon_a, np.nan)
+        lat_a = np.where(keep, lat_a, np.nan)
+    if lon_a.size == 0:
+        return []
+    return regions(lon_a.size).places(lon_a, lat_a)
+
+
+def place(lon: float, lat: float) -> Place:
+    return places([lon], [lat])[0]
