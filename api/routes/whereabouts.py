@@ -18,7 +18,7 @@ from alerts.risk import score_vehicles
 from api import params
 from api.context import ApiContext
 from api.errors import bad_request, not_found
-from api.geocode import places, warm_up
+from api.geocode import places
 from api.models import PlaceOut, Time
 from api.openapi import KEYED, NO_NUL, errors
 from api.views import iso
@@ -239,7 +239,6 @@ def trips_json(fixes: Fixes) -> list[dict[str, Any]]:
 
 
 def router(ctx: ApiContext) -> APIRouter:
-    warm_up()  # every position answer names its place: load the boundaries now
     api = APIRouter(prefix="/api/v1", tags=["vehicles"])
     viewer = Annotated[Any, Depends(ctx.auth.viewer)]
     since_query = Query(alias="from", description="ISO 8601 with offset, or epoch seconds")
