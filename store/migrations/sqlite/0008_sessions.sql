@@ -1,0 +1,15 @@
+-- Session presence and command replies: the same tables and meanings as PostgreSQL's
+-- 0012_sessions (a split deployment needs PostgreSQL; SQLite keeps the schema the same).
+CREATE TABLE gateways (
+    id TEXT PRIMARY KEY,
+    address TEXT NOT NULL DEFAULT '',
+    started_ms INTEGER NOT NULL,
+    seen_ms INTEGER NOT NULL
+);
+CREATE TABLE gateway_sessions (
+    terminal TEXT PRIMARY KEY,
+    gateway TEXT NOT NULL,
+    since_ms INTEGER NOT NULL
+);
+CREATE INDEX gateway_sessions_gateway ON gateway_sessions (gateway);
+ALTER TABLE command_queue ADD COLUMN reply TEXT;
