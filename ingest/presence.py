@@ -75,11 +75,12 @@ class SessionPresence:
             now = time.monotonic()
             if now >= next_beat and await self._attempt(self._beat):
                 next_beat = now + self.beat_s
+            self._wake.clear()  # changes made from here on wake the next round
             if self._changes:
                 await self._attempt(self._flush)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_beat - time.monotonic()))
+            if not self._changes:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_beat - now))
             await asyncio.sleep(self.flush_s)  # what comes meanwhile goes in the same write
 
     async def _attempt(self, step: Callable[[], Awaitable[None]]) -> bool:
