@@ -2,8 +2,10 @@
 
 - `gateway`: journal, JT808 gateway (TCP, and MQTT when configured); on a shared database it
   also writes which sessions it holds and delivers the commands other processes queue for them.
-- `detector`: the live detector and the alert fan-out, fed by this process's gateway, with the
-  overdue-loan sweep and position retention.
+- `detector`: the live detector and the alert fan-out, with the overdue-loan sweep and
+  position retention; fed by this process's gateway, or without one by the store's positions
+  stream in commit order (lienwatch.position_feed). One detector per deployment: splitting
+  the vehicles between detectors is not built yet.
 - `api`: the HTTP API and map on a thread of its own. Beside a gateway it sends commands and
   answers `online` through it; alone it holds nothing: reads come from the store, commands go
   through the store to the gateway holding the session (lienwatch.command_routing), the alert
@@ -45,6 +47,7 @@ from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
 from lienwatch.command_routing import CommandRouter
 from lienwatch.loan_sweep import LoanSweeper, Moved
 from lienwatch.loan_watch import ReportIntervals
+from lienwatch.position_feed import PositionFeed
 from lienwatch.retention import retention_task
 from lienwatch.settings import Settings
 from loans import CaseAction, Loan
@@ -70,6 +73,8 @@ class Services:
     admin_key: str | None = None
     mqtt: MqttBridge | None = None
     api_hub: AlertHub | None = None  # the API's stream when no detector runs here
+    # /metrics: the gateway's registry where one runs, else one of this process's own.
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     stopping: bool = False
     origin: str = field(default_factory=new_gateway_id)  # this process, in its notices
@@ -161,6 +166,8 @@ async def start_services(
     try:
         if "gateway" in roles:
             await _start_gateway(services, rules)
+        elif "detector" in roles:
+            _start_detector_alone(services, rules)
         router = _command_router(services)
         intervals = _start_loan_work(services, router)
         if services.shared:
@@ -211,12 +218,29 @@ async def _start_gateway(services: Services, rules: RuleBook | None) -> None:
         gateway.presence = SessionPresence(gateway.store, services.origin, where)
     services.gateway_address = await gateway.start()
     services.gateway = gateway
+    services.registry = gateway.metrics.registry
     if alerting is not None:
         alerting.start_watching()
-        AlertingCollector(alerting, gateway.metrics.registry)
+        AlertingCollector(alerting, services.registry)
     if settings.mqtt_url:
         services.mqtt = MqttBridge(gateway, settings.mqtt_url, client_id=settings.mqtt_client_id)
         await services.mqtt.start()
+
+
+def _start_detector_alone(services: Services, rules: RuleBook | None) -> None:
+    """The detector reads what the gateways stored, in commit order, from the store."""
+    alerting = start_alerting(services.settings, services.store_factory, rules)
+    services.alerting = alerting
+    alerting.start_watching()
+    AlertingCollector(alerting, services.registry)
+    assert alerting.detector is not None  # detection is on where the detector role is
+    feed = PositionFeed(services.store_factory, alerting.detector)
+    feed.start()
+
+    async def close() -> None:
+        await asyncio.to_thread(feed.close)
+
+    services.closers.append(close)
 
 
 def _unstored_alerts(alerts: Sequence[Alert]) -> None:
@@ -431,10 +455,10 @@ async def _start_api(
     context.extra_routers.append(
         alerts_router(stores, hub, context.auth.viewer, act=context.auth.officer)
     )
-    registry = gateway.metrics.registry if gateway is not None else CollectorRegistry()
     api_host, api_port = settings.api_address
+    ready = lambda: readiness(services)  # noqa: E731 - read at each /healthz
     api = ApiServer(
-        create_app(registry=registry, ready=lambda: readiness(services), context=context),
+        create_app(registry=services.registry, ready=ready, context=context),
         api_host,
         api_port,
     )

@@ -244,11 +244,6 @@ class Settings(BaseSettings):
                 f"roles {roles}: running only some roles needs a shared PostgreSQL database"
                 " (set LIENWATCH_DATABASE_URL); with SQLite run all three in one process"
             )
-        if "detector" in self.role_set and "gateway" not in self.role_set:
-            return (
-                f"roles {roles}: a detector runs beside a gateway (gateway,detector);"
-                " a detector of its own is not supported yet"
-            )
         return None
 
     @property

@@ -324,6 +324,18 @@ class Store(Protocol):
         """terminal -> the gateway holding its session (one seen at or after `alive_since_ms`)."""
         ...
 
+    # -- a detector process reading the positions stream (`positions_since`) ----------------
+
+    def last_position_seq(self) -> int:
+        """The end of the positions stream as committed now (0 when empty)."""
+        ...
+
+    def detector_cursor(self, name: str) -> int | None:
+        """The stream position the detector `name` saved, None before its first save."""
+        ...
+
+    def save_detector_cursor(self, name: str, seq: int, now_ms: int) -> None: ...
+
     # alerts (one row per incident: type, vehicle, device, fence and time) and webhook outbox
     def add_alerts(
         self, alerts: Sequence[Alert], now_ms: int, webhook_urls: Sequence[str] = ()

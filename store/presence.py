@@ -1,4 +1,5 @@
-"""Session presence for split deployments: which gateway process holds each terminal's session.
+"""What the processes of a split deployment share through the store: which gateway process holds
+each terminal's session, and how far a detector process has read the positions stream.
 
 Gateways write what they hold (batched) and a heartbeat; a session of a gateway whose heartbeat
 is older than the caller's `alive_since_ms` counts as not held, so a gateway killed without a
@@ -106,3 +107,24 @@ class SessionPresenceRecords:
             " WHERE c.state = 'queued'",
         ).rows
         return {str(row[0]) for row in rows}
+
+    def last_position_seq(self: StatementRunner) -> int:
+        """The highest store sequence number of a stored position (0 for none): the end of the
+        stream `positions_since` reads, as committed now."""
+        rows = self._run("last position seq", "SELECT coalesce(max(seq), 0) FROM positions").rows
+        return int(rows[0][0])
+
+    def detector_cursor(self: StatementRunner, name: str) -> int | None:
+        """Where the detector `name` saved it had processed the positions stream up to."""
+        rows = self._run(
+            "detector cursor", "SELECT seq FROM detector_cursors WHERE name = ?", (name,)
+        ).rows
+        return int(rows[0][0]) if rows else None
+
+    def save_detector_cursor(self: StatementRunner, name: str, seq: int, now_ms: int) -> None:
+        self._run(
+            "save detector cursor",
+            "INSERT INTO detector_cursors (name, seq, saved_ms) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, saved_ms = excluded.saved_ms",
+            (name, seq, now_ms),
+        )

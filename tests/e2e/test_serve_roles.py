@@ -231,3 +231,55 @@ async def test_an_api_process_alone_serves_reads_and_streams_what_the_detector_s
     finally:
         assert stop(api.proc, signal.SIGTERM) == 0
         assert stop(engine.proc, signal.SIGTERM) == 0
+
+
+async def test_a_detector_of_its_own_reads_what_the_gateway_stored_and_goes_on_after_a_restart(
+    pg_url: str, tmp_path: Path
+) -> None:
+    gateway = start_roles(
+        role_env(pg_url, tmp_path / "gateway", "gateway", LIENWATCH_JT808_LISTEN="127.0.0.1:0")
+    )
+    api = start_roles(role_env(pg_url, tmp_path / "api", "api"))
+    detector_env = role_env(pg_url, tmp_path / "detector", "detector")
+    detector = start_roles(detector_env)
+    try:
+        assert gateway.port is not None and detector.port is None and detector.api is None
+        assert api.api is not None
+        headers = {"Authorization": f"Bearer {api.key}"}
+        async with httpx.AsyncClient(base_url=api.api, headers=headers, timeout=10) as http:
+            for n in (81, 82):
+                bound = await http.put(
+                    f"/api/v1/devices/0139000000{n}", json={"vehicle_id": f"VIN-{n}"}
+                )
+                assert bound.status_code == 201, bound.text
+            await asyncio.sleep(1.0)  # the detector hears of the bindings by notice
+
+            async def power_cut(terminal: str) -> None:
+                device = TestDevice(terminal)
+                await device.connect("127.0.0.1", gateway.port or 0)
+                assert await device.login()
+                now = int(time.time() * 1000)
+                first = await device.report(120.19, 30.25, now - 600_000)
+                cut = await device.report(120.19, 30.25, now - 540_000, alarm=POWER_CUT)
+                await device.wait_acks([first, cut])
+                await device.close()
+
+            async def alerted(vehicle: str) -> bool:
+                found = await http.get("/api/v1/alerts", params={"vehicle_id": vehicle})
+                return [a["type"] for a in found.json()] == ["power_cut"]
+
+            await power_cut("013900000081")
+            await until(lambda: alerted("VIN-81"))
+            # While the detector is down the gateway stores on; the restarted detector reads
+            # on from its saved cursor and raises what it missed, and nothing twice.
+            assert stop(detector.proc, signal.SIGTERM) == 0
+            await power_cut("013900000082")
+            await asyncio.sleep(1.0)
+            assert not await alerted("VIN-82")
+            detector = start_roles(detector_env)
+            await until(lambda: alerted("VIN-82"))
+            await asyncio.sleep(1.0)
+            assert await alerted("VIN-81")
+    finally:
+        for started in (detector, api, gateway):
+            assert stop(started.proc, signal.SIGTERM) == 0

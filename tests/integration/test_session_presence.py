@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ingest.commands import CommandQueue
@@ -16,6 +17,7 @@ from ingest.jt808.messages import Message, TerminalGeneralResponse
 from ingest.metrics import GatewayMetrics
 from ingest.presence import SessionPresence
 from ingest.store_calls import StoreCalls
+from positions import PositionBatch
 from store import CommandState, Device, Store, migrate, open_store
 from store.notices import COMMANDS_CHANNEL, NoticeListener
 
@@ -174,3 +176,25 @@ async def test_deliveries_asked_for_at_once_send_each_queued_command_once(
         assert all(c is not None and c.reply and '"0x0001"' in c.reply for c in states)
     finally:
         await calls.close()
+
+
+def test_a_detector_cursor_is_saved_and_the_stream_end_follows_writes(store: Store) -> None:
+    assert store.last_position_seq() == 0
+    assert store.detector_cursor("detector") is None
+    batch = PositionBatch.from_columns(
+        {
+            "device": np.zeros(3, dtype=np.int32),
+            "time_ms": T0 + np.arange(3) * 1000,
+            "recv_ms": T0 + np.arange(3) * 1000,
+            "lon": np.full(3, 121.0),
+            "lat": np.full(3, 31.0),
+        }
+    )
+    store.write_positions(batch, ["013900000004"])
+    end = store.last_position_seq()
+    page = store.positions_since(0, 10)
+    assert (len(page.batch), page.cursor) == (3, end)
+    store.save_detector_cursor("detector", end - 1, T0)
+    store.save_detector_cursor("detector", end, T0 + 1)
+    assert store.detector_cursor("detector") == end
+    assert len(store.positions_since(end, 10).batch) == 0

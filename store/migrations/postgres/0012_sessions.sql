@@ -1,6 +1,6 @@
 -- Split deployments: which gateway process holds each terminal's session, the gateways'
--- heartbeats (a session of a gateway not seen lately is not held), and the terminal's answer
--- to a queued command (JSON, as the command log keeps it). Times are epoch ms as the
+-- heartbeats (a session of a gateway not seen lately is not held), the terminal's answer
+-- to a queued command (JSON, as the command log keeps it), and a detector's cursor. Times are epoch ms as the
 -- gateways' clocks give them, so the SQL is the same on both databases (store.presence).
 CREATE TABLE gateways (
     id text PRIMARY KEY,
@@ -15,3 +15,10 @@ CREATE TABLE gateway_sessions (
 );
 CREATE INDEX gateway_sessions_gateway ON gateway_sessions (gateway);
 ALTER TABLE command_queue ADD COLUMN reply text;
+-- How far a detector process without a gateway has read the positions stream (`seq`, in
+-- commit order), saved while it has processed everything it read.
+CREATE TABLE detector_cursors (
+    name text PRIMARY KEY,
+    seq bigint NOT NULL,
+    saved_ms bigint NOT NULL
+);

@@ -13,3 +13,10 @@ CREATE TABLE gateway_sessions (
 );
 CREATE INDEX gateway_sessions_gateway ON gateway_sessions (gateway);
 ALTER TABLE command_queue ADD COLUMN reply TEXT;
+-- How far a detector process without a gateway has read the positions stream (`seq`, in
+-- commit order), saved while it has processed everything it read.
+CREATE TABLE detector_cursors (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    saved_ms INTEGER NOT NULL
+);

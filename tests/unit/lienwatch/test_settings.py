@@ -186,17 +186,11 @@ def test_a_split_on_sqlite_is_a_problem_named_clearly(
     assert "needs a shared PostgreSQL database" in problem
 
 
-def test_a_split_on_postgresql_is_fine_but_a_lone_detector_is_not_yet(
-    clean_env: pytest.MonkeyPatch,
-) -> None:
+def test_any_split_on_postgresql_is_fine(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("LIENWATCH_DATABASE_URL", "postgresql://db/lienwatch")
-    for value in ("api", "gateway", "gateway,detector", "gateway,api"):
-        clean_env.setenv("LIENWATCH_ROLES", value)
+    for value in ("api", "gateway", "detector", "gateway,detector", "detector,api", "all"):
+        clean_env.setenv("LIENWATCH_ROLES", "gateway,detector,api" if value == "all" else value)
         assert load_settings().split_problem() is None
-    clean_env.setenv("LIENWATCH_ROLES", "detector")
-    assert "a detector of its own is not supported yet" in str(load_settings().split_problem())
-    clean_env.setenv("LIENWATCH_ROLES", "gateway,detector,api")
-    assert load_settings().split_problem() is None
 
 
 def test_an_unknown_role_is_named(clean_env: pytest.MonkeyPatch) -> None:
