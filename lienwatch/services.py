@@ -23,12 +23,14 @@ import logging
 import os
 import resource
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
 from alerts.delivery.hub import AlertHub
+from alerts.lifecycle import StoredAlert
 from alerts.model import Alert
 from api.app import Readiness, create_app
 from api.auth import ensure_admin_key, hash_key
@@ -53,7 +55,12 @@ from lienwatch.settings import Settings
 from loans import CaseAction, Loan
 from pipeline.thresholds import RuleBook
 from store import Device, Store, migrate, open_store
-from store.notices import COMMANDS_CHANNEL, DEVICES_CHANNEL, NoticeListener
+from store.notices import (
+    ALERT_CHANGES_CHANNEL,
+    COMMANDS_CHANNEL,
+    DEVICES_CHANNEL,
+    NoticeListener,
+)
 
 log = logging.getLogger("lienwatch")
 RESYNC_S = 30.0  # how often a gateway looks for queued commands of terminals it holds
@@ -210,7 +217,7 @@ async def _start_gateway(services: Services, rules: RuleBook | None) -> None:
         journal=journal,
         store_factory=services.store_factory,
         on_positions=alerting.on_positions if alerting is not None else None,
-        on_alerts=alerting.raise_alerts if alerting is not None else _unstored_alerts,
+        on_alerts=alerting.raise_alerts if alerting is not None else _store_alerts(services),
         on_reading_paused=alerting.reading_paused if alerting is not None else None,
     )
     if services.shared:
@@ -243,10 +250,26 @@ def _start_detector_alone(services: Services, rules: RuleBook | None) -> None:
     services.closers.append(close)
 
 
-def _unstored_alerts(alerts: Sequence[Alert]) -> None:
-    """Alerts a gateway without a detector beside it raises (`device_conflict`): logged."""
-    for alert in alerts:
-        log.warning("gateway alert not stored (no detector in this process): %s", alert)
+def _store_alerts(services: Services) -> Callable[[Sequence[Alert]], None]:
+    """Alerts a gateway without a detector beside it raises (`device_conflict`): stored (with
+    their webhook outbox rows) on the gateway's store thread; the API processes' streams and
+    the detector process's webhook deliverer take them from there."""
+
+    def store_alerts(alerts: Sequence[Alert]) -> None:
+        gateway = services.gateway
+        urls = services.settings.webhooks
+        for alert in alerts:
+            log.warning("%s device=%s %s", alert.type.value, alert.device_id, alert.details)
+        if gateway is None:  # pragma: no cover - raised only by a running gateway
+            return
+        batch = list(alerts)
+
+        def add(store: Store) -> None:
+            store.add_alerts(batch, wall_clock_ms(), urls)
+
+        gateway.store.spawn(gateway.store.call(add))
+
+    return store_alerts
 
 
 def _command_router(services: Services) -> CommandRouter:
@@ -304,27 +327,34 @@ def _start_loan_work(services: Services, router: CommandRouter) -> ReportInterva
 
 def _start_listening(services: Services) -> None:
     """Notices from the other processes: commands queued for terminals this gateway holds,
-    devices changed through another process's API."""
+    devices changed and alerts acknowledged or resolved through another process's API."""
     gateway, alerting = services.gateway, services.alerting
-    if gateway is None and alerting is None:
-        return
     loop = asyncio.get_running_loop()
 
     def deliver(channel: str, payload: str) -> None:  # on the listener's thread
         if channel == COMMANDS_CHANNEL and gateway is not None:
             loop.call_soon_threadsafe(gateway.commands.wake, payload)
-        elif channel == DEVICES_CHANNEL:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                notice = json.loads(payload)
-                if notice["origin"] != services.origin:
-                    terminal, again = str(notice["terminal"]), bool(notice["reprovisioned"])
-                    loop.call_soon_threadsafe(_device_notice, services, terminal, again)
+            return
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            notice = json.loads(payload)
+            if notice["origin"] == services.origin:
+                return
+            if channel == DEVICES_CHANNEL:
+                terminal, again = str(notice["terminal"]), bool(notice["reprovisioned"])
+                loop.call_soon_threadsafe(_device_notice, services, terminal, again)
+            elif channel == ALERT_CHANGES_CHANNEL:
+                alert_id = int(notice["id"])
+                asyncio.run_coroutine_threadsafe(_alert_moved(services, alert_id), loop)
 
     def connected() -> None:  # what was queued while not listening is delivered now
         if gateway is not None:
             asyncio.run_coroutine_threadsafe(_resync(gateway), loop)
 
-    channels = ([COMMANDS_CHANNEL] if gateway is not None else []) + [DEVICES_CHANNEL]
+    channels = [COMMANDS_CHANNEL] if gateway is not None else []
+    if gateway is not None or alerting is not None:
+        channels.append(DEVICES_CHANNEL)
+    if "api" in services.settings.role_set:
+        channels.append(ALERT_CHANGES_CHANNEL)
     assert services.settings.database_url is not None
     listener = NoticeListener(services.settings.database_url, channels, deliver, connected)
     listener.start()
@@ -342,6 +372,41 @@ def _start_listening(services: Services) -> None:
                 await task
 
         services.closers.append(stop_resync)
+
+
+async def _alert_moved(services: Services, alert_id: int) -> None:
+    """Another API process acknowledged or resolved an alert: this one's stream shows it."""
+
+    def read() -> StoredAlert | None:
+        store = services.store_factory()
+        try:
+            return store.get_alert(alert_id)
+        finally:
+            store.close()
+
+    try:
+        alert = await asyncio.to_thread(read)
+    except Exception as exc:
+        log.warning("alert %d changed elsewhere, not read: %s", alert_id, exc)
+        return
+    if alert is not None and (services.alerting is not None or services.api_hub is not None):
+        services.hub.publish_changes([alert])
+
+
+def _notify(services: Services, channel: str, notice: dict[str, object]) -> None:
+    """Tells the other processes (on a thread; from any thread)."""
+    payload = json.dumps({**notice, "origin": services.origin})
+
+    def notify() -> None:
+        store = services.store_factory()
+        try:
+            store.notify(channel, payload)
+        except Exception as exc:
+            log.warning("notice on %s not sent: %s", channel, exc)
+        finally:
+            store.close()
+
+    threading.Thread(target=notify, name="notify", daemon=True).start()
 
 
 async def _resync(gateway: Gateway) -> None:
@@ -409,20 +474,13 @@ async def _start_api(
             alerting.devices_changed()
 
     def tell_others(device: Device, reprovisioned: bool) -> None:
-        if not services.shared:
-            return
-        payload = json.dumps(
-            {"terminal": device.terminal, "reprovisioned": reprovisioned, "origin": services.origin}
-        )
+        if services.shared:
+            notice = {"terminal": device.terminal, "reprovisioned": reprovisioned}
+            _notify(services, DEVICES_CHANNEL, notice)
 
-        def notify() -> None:
-            store = services.store_factory()
-            try:
-                store.notify(DEVICES_CHANNEL, payload)
-            finally:
-                store.close()
-
-        main_loop.call_soon_threadsafe(lambda: asyncio.ensure_future(asyncio.to_thread(notify)))
+    def alert_moved(alert: StoredAlert) -> None:
+        if services.shared:
+            _notify(services, ALERT_CHANGES_CHANNEL, {"id": alert.id})
 
     def device_changed(device: Device) -> None:
         main_loop.call_soon_threadsafe(changed_here, device, False)
@@ -453,7 +511,7 @@ async def _start_api(
         feed.start()
         services.closers.append(feed.close)
     context.extra_routers.append(
-        alerts_router(stores, hub, context.auth.viewer, act=context.auth.officer)
+        alerts_router(stores, hub, context.auth.viewer, act=context.auth.officer, moved=alert_moved)
     )
     api_host, api_port = settings.api_address
     ready = lambda: readiness(services)  # noqa: E731 - read at each /healthz

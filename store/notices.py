@@ -6,6 +6,8 @@ Channels and payloads (all text):
   terminal's session delivers it.
 - `lienwatch_devices`: `{"terminal", "reprovisioned", "origin"}` after the API changed a
   device; gateways reload its record, detectors their fleet.
+- `lienwatch_alert_changes`: `{"id", "origin"}` after an API process acknowledged or resolved
+  an alert; the other API processes offer it again to their stream's `changes` subscribers.
 
 A notice is a hint, never the only copy: a listener that was disconnected calls `on_connected`
 again once it is back, and its owner looks at the store for what it may have missed.
@@ -21,6 +23,7 @@ import psycopg
 
 COMMANDS_CHANNEL = "lienwatch_commands"
 DEVICES_CHANNEL = "lienwatch_devices"
+ALERT_CHANGES_CHANNEL = "lienwatch_alert_changes"
 log = logging.getLogger("lienwatch.notices")
 
 

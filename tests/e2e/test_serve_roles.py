@@ -195,9 +195,10 @@ async def test_an_api_process_alone_serves_reads_and_streams_what_the_detector_s
         )
     )
     api = start_roles(role_env(pg_url, tmp_path / "api", "api"))
+    other = start_roles(role_env(pg_url, tmp_path / "other", "api"))
     try:
         assert engine.port is not None and engine.api is None
-        assert api.api is not None and api.key is not None
+        assert api.api is not None and api.key is not None and other.api is not None
         headers = {"Authorization": f"Bearer {api.key}"}
         async with httpx.AsyncClient(base_url=api.api, headers=headers, timeout=10) as http:
             health = await http.get("/healthz")
@@ -205,7 +206,8 @@ async def test_an_api_process_alone_serves_reads_and_streams_what_the_detector_s
             bound = await http.put("/api/v1/devices/013900000081", json={"vehicle_id": "VIN-81"})
             assert bound.status_code == 201, bound.text
             await asyncio.sleep(1.0)  # the detector hears of the binding by notice
-            stream_url = api.api.replace("http", "ws", 1) + f"/api/v1/alerts/stream?key={api.key}"
+            ws = api.api.replace("http", "ws", 1)
+            stream_url = f"{ws}/api/v1/alerts/stream?key={api.key}&changes=true"
             async with connect(stream_url) as stream:
                 device = TestDevice("013900000081")
                 await device.connect("127.0.0.1", engine.port)
@@ -217,6 +219,12 @@ async def test_an_api_process_alone_serves_reads_and_streams_what_the_detector_s
                 streamed = json.loads(await asyncio.wait_for(stream.recv(), 20))
                 assert (streamed["type"], streamed["vehicle_id"]) == ("power_cut", "VIN-81")
                 await device.close()
+                # Acknowledged through another API process: this one's stream shows it too.
+                async with httpx.AsyncClient(base_url=other.api, headers=headers) as elsewhere:
+                    acked = await elsewhere.post(f"/api/v1/alerts/{streamed['id']}/acknowledge")
+                assert acked.status_code == 200, acked.text
+                changed = json.loads(await asyncio.wait_for(stream.recv(), 10))
+                assert (changed["id"], changed["state"]) == (streamed["id"], "acknowledged")
             alerts = await http.get("/api/v1/alerts", params={"vehicle_id": "VIN-81"})
             assert [a["id"] for a in alerts.json()] == [streamed["id"]]
 
@@ -229,8 +237,8 @@ async def test_an_api_process_alone_serves_reads_and_streams_what_the_detector_s
             assert abs(latest["lon"] - 120.19) < 1e-6
             assert "lienwatch_positions_acked_total" not in (await http.get("/metrics")).text
     finally:
-        assert stop(api.proc, signal.SIGTERM) == 0
-        assert stop(engine.proc, signal.SIGTERM) == 0
+        for started in (other, api, engine):
+            assert stop(started.proc, signal.SIGTERM) == 0
 
 
 async def test_a_detector_of_its_own_reads_what_the_gateway_stored_and_goes_on_after_a_restart(
