@@ -240,7 +240,8 @@ def _start_detector_alone(services: Services, rules: RuleBook | None) -> None:
     services.alerting = alerting
     alerting.start_watching()
     AlertingCollector(alerting, services.registry)
-    assert alerting.detector is not None  # detection is on where the detector role is
+    if alerting.detector is None:  # LIENWATCH_DETECT=false: only the alert sinks run
+        return
     feed = PositionFeed(services.store_factory, alerting.detector)
     feed.start()
 
