@@ -461,6 +461,8 @@ API_RATE = float(os.environ.get("LIENWATCH_BENCH_INGEST_API_RATE", "20000"))
 API_CLIENTS = 10
 # The API process's nice value (0: the same priority as the gateway's process).
 API_NICE = int(os.environ.get("LIENWATCH_BENCH_INGEST_API_NICE", "0"))
+# "false": the API in the gateway's process (all roles in one), as before roles could split.
+API_APART = os.environ.get("LIENWATCH_BENCH_INGEST_API_APART", "true").lower() != "false"
 TRACK_POINTS = 100_000
 TRACK_TERMINAL = "013999999999"
 FENCES = 2_000
@@ -558,7 +560,8 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
     100,000-point tracks and the fence collection in a loop (same processes, same run). The
     deployment the figure is about: the API as its own `api` process beside a
     `gateway,detector` process on one PostgreSQL (LIENWATCH_ROLES), both on the same cores
-    (LIENWATCH_BENCH_INGEST_API_NICE lowers the API process's priority)."""
+    (LIENWATCH_BENCH_INGEST_API_NICE lowers the API process's priority;
+    LIENWATCH_BENCH_INGEST_API_APART=false runs all three roles in one process instead)."""
     if API_S <= 0:
         pytest.skip("LIENWATCH_BENCH_INGEST_API_S=0")
     results: dict[str, Any] = {}
@@ -566,8 +569,12 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
     def measure() -> None:
         for url in _fresh_database():
             with tempfile.TemporaryDirectory() as data:
-                api_proc, _, api, key = _serve_roles("api", url, f"{data}/api", API_NICE)
-                engine, port, _, _ = _serve_roles("gateway,detector", url, f"{data}/engine")
+                if API_APART:
+                    api_proc, _, api, key = _serve_roles("api", url, f"{data}/api", API_NICE)
+                    engine, port, _, _ = _serve_roles("gateway,detector", url, f"{data}/engine")
+                else:
+                    engine, port, api, key = _serve_roles("gateway,detector,api", url, data)
+                    api_proc = engine
                 try:
                     assert port is not None
                     assert api is not None
@@ -630,6 +637,7 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
             "api_megabytes": round(results["clients"]["bytes"] / 1e6, 1),
             "api_failures": results["clients"]["failures"],
             "exact": quiet.sent == quiet.acknowledged and loaded.sent == loaded.acknowledged,
+            "api_apart": API_APART,
             "api_nice": API_NICE,
             "load_average_before": results["load"],
         }
@@ -639,7 +647,8 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
         f"{p99_loaded:,.1f} ms with {API_CLIENTS} fetching {TRACK_POINTS:,}-point tracks and "
         f"{FENCES:,} fences ({results['clients']['requests']} requests, "
         f"{results['clients']['bytes'] / 1e6:,.0f} MB): {p99_loaded / p99_quiet - 1:+.0%}; "
-        f"api process apart (nice {API_NICE}), load average {results['load']} before",
+        f"{f'api process apart (nice {API_NICE})' if API_APART else 'api in the same process'}"
+        f", load average {results['load']} before",
     ]
     print("\n".join(benchmark.extra_info["notes"]))
     assert quiet.sent == quiet.acknowledged

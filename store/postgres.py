@@ -494,6 +494,15 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
 
             return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
+    def last_position_seq(self) -> int:
+        # The counter, not max(seq): its row is locked by each write until commit, so every
+        # number below its committed value is committed (and seq has only a BRIN index).
+        with self._guard("last position seq") as conn:
+            row = conn.execute("SELECT next_seq - 1 FROM position_cursor").fetchone()
+        if row is None:
+            raise SchemaError("position_cursor has no row: run `lienwatch migrate`")
+        return int(row[0])
+
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         with self._guard("positions since cursor") as conn:
             stream = self._copy_out(

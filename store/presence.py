@@ -108,12 +108,6 @@ class SessionPresenceRecords:
         ).rows
         return {str(row[0]) for row in rows}
 
-    def last_position_seq(self: StatementRunner) -> int:
-        """The highest store sequence number of a stored position (0 for none): the end of the
-        stream `positions_since` reads, as committed now."""
-        rows = self._run("last position seq", "SELECT coalesce(max(seq), 0) FROM positions").rows
-        return int(rows[0][0])
-
     def detector_cursor(self: StatementRunner, name: str) -> int | None:
         """Where the detector `name` saved it had processed the positions stream up to."""
         rows = self._run(

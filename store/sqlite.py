@@ -274,6 +274,10 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
 
         return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
+    def last_position_seq(self) -> int:
+        rows = self._read("last position seq", "SELECT coalesce(max(seq), 0) FROM positions")
+        return int(rows[0][0])
+
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         rows = self._read(
             "positions since cursor",
