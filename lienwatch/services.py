@@ -504,18 +504,20 @@ async def _start_api(
         fixed_keys=_fixed_keys(settings, admin_key),
         max_body_bytes=settings.api_max_body_bytes,
     )
+    feed = None
     if alerting is not None:
         hub = alerting.hub
     else:  # no detector here: the stream follows the store
         hub = services.api_hub = AlertHub(max_queue=settings.alert_stream_queue)
         feed = AlertFeed(stores, hub)
-        feed.start()
-        services.closers.append(feed.close)
     context.extra_routers.append(
         alerts_router(stores, hub, context.auth.viewer, act=context.auth.officer, moved=alert_moved)
     )
     api_host, api_port = settings.api_address
-    ready = lambda: readiness(services)  # noqa: E731 - read at each /healthz
+
+    def ready() -> Readiness:
+        return readiness(services)
+
     api = ApiServer(
         create_app(registry=services.registry, ready=ready, context=context),
         api_host,
@@ -523,6 +525,9 @@ async def _start_api(
     )
     services.api_address = await api.start()
     services.closers.append(api.stop)
+    if feed is not None:  # closed before the API closes the store access it reads through
+        feed.start()
+        services.closers.append(feed.close)
 
 
 def readiness(services: Services) -> Readiness:
