@@ -29,7 +29,8 @@ class ApiContext:
 
     - `stores`: thread-pooled store access (one store per worker thread).
     - `send_command`: delivers commands; None answers 503 to command requests.
-    - `online(terminal)`: whether the terminal has a live connection now (the gateway knows).
+    - `online(terminals)`: those of `terminals` with a live connection now (this process's
+      gateway knows its own; in a split deployment the store knows which gateway holds each).
     - `device_changed(device)`: told after a device is provisioned or rebound, so the gateway's
       registry sees the new auth code and vehicle at once.
     - `device_reprovisioned(device)`: told after an admin re-provisioned replaced hardware
@@ -48,7 +49,7 @@ class ApiContext:
 
     stores: StoreAccess
     send_command: CommandSender | None = None
-    online: Callable[[str], bool] | None = None
+    online: Callable[[list[str]], Awaitable[set[str]]] | None = None
     device_changed: Callable[[Device], None] | None = None
     loan_changed: Callable[[Loan, CaseAction], None] | None = None
     device_reprovisioned: Callable[[Device], None] | None = None

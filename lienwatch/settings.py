@@ -123,8 +123,8 @@ class Settings(BaseSettings):
     admin_api_key: str | None = None
     # A connection not authenticated within this many seconds is closed.
     jt808_handshake_timeout_s: float = Field(default=30.0, gt=0)
-    # Which parts this process runs. Only all three together for now: a subset is refused
-    # rather than silently running everything.
+    # Which parts this process runs (docs/deploy.md); a subset needs PostgreSQL, where the
+    # processes of a split deployment meet.
     roles: str | list[str] = ",".join(ROLES)
     # SO_REUSEPORT on the gateway's socket, so several processes on one host share the port.
     jt808_reuse_port: bool = False
@@ -189,12 +189,9 @@ class Settings(BaseSettings):
         unknown = [n for n in cleaned if n not in ROLES]
         if unknown:
             raise ValueError(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}")
-        if set(cleaned) != set(ROLES):
-            raise ValueError(
-                f"{','.join(cleaned) or 'none'}: running only some roles is not supported yet;"
-                f" give all of {','.join(ROLES)} (the default)"
-            )
-        return ",".join(ROLES)
+        if not cleaned:
+            raise ValueError(f"no role given; give some of {','.join(ROLES)} (all by default)")
+        return ",".join(r for r in ROLES if r in cleaned)
 
     @field_validator("webhook_urls")
     @classmethod
@@ -226,9 +223,28 @@ class Settings(BaseSettings):
 
     @property
     def role_set(self) -> frozenset[str]:
-        """The roles this process runs (today always all of ROLES)."""
+        """The roles this process runs."""
         roles = self.roles
         return frozenset(roles.split(",") if isinstance(roles, str) else roles)
+
+    @property
+    def split(self) -> bool:
+        """Whether this process runs only some of the roles (others run elsewhere)."""
+        return self.role_set != frozenset(ROLES)
+
+    def split_problem(self) -> str | None:
+        """Why this split cannot run, or None: the processes of a split deployment share one
+        PostgreSQL database (SQLite is one process's file; two processes writing it would
+        wait on each other's locks, and none could tell the others anything)."""
+        if not self.split:
+            return None
+        roles = ",".join(r for r in ROLES if r in self.role_set)
+        if self.database_url is None:
+            return (
+                f"roles {roles}: running only some roles needs a shared PostgreSQL database"
+                " (set LIENWATCH_DATABASE_URL); with SQLite run all three in one process"
+            )
+        return None
 
     @property
     def jt808_address(self) -> tuple[str, int]:

@@ -121,6 +121,7 @@ class QueuedCommand:
     attempts: int
     serial: int | None
     updated_ms: int
+    reply: str | None = None  # the terminal's answer as JSON, once a gateway delivered it
 
 
 class AlertNotFoundError(StoreError):
@@ -276,12 +277,64 @@ class Store(Protocol):
         ...
 
     def mark_command(
-        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+        self,
+        command_id: int,
+        state: CommandState,
+        now_ms: int,
+        serial: int | None = None,
+        reply: str | None = None,
     ) -> None:
-        """Moves a command to `state` (SENT counts an attempt and records the serial used)."""
+        """Moves a command to `state` (SENT counts an attempt and records the serial used;
+        `reply`, the terminal's answer as JSON, is kept)."""
         ...
 
     def get_command(self, command_id: int) -> QueuedCommand | None: ...
+
+    def claim_command(self, command_id: int, now_ms: int) -> bool:
+        """Queued → sent (one attempt more) for the one delivery that gets it; False when the
+        command was not queued any more."""
+        ...
+
+    def terminals_with_queued_commands(self) -> set[str]:
+        """Terminals with a command waiting in the queue."""
+        ...
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Tells every process listening on `channel` (PostgreSQL NOTIFY; nothing on SQLite,
+        which has one process). `enqueue_command` tells `lienwatch_commands` itself."""
+        ...
+
+    # -- session presence (store.presence): which gateway process holds a terminal's session
+
+    def gateway_alive(self, gateway: str, address: str, now_ms: int, dead_before_ms: int) -> None:
+        """The gateway's heartbeat; forgets gateways not seen since `dead_before_ms`."""
+        ...
+
+    def update_sessions(
+        self, gateway: str, held: Sequence[tuple[str, int]], released: Sequence[str]
+    ) -> None:
+        """Sessions the gateway now holds (terminal, since_ms) and ones it let go."""
+        ...
+
+    def drop_gateway(self, gateway: str) -> None:
+        """A stopping gateway holds nothing any more."""
+        ...
+
+    def session_gateways(self, terminals: Sequence[str], alive_since_ms: int) -> dict[str, str]:
+        """terminal -> the gateway holding its session (one seen at or after `alive_since_ms`)."""
+        ...
+
+    # -- a detector process reading the positions stream (`positions_since`) ----------------
+
+    def last_position_seq(self) -> int:
+        """The end of the positions stream as committed now (0 when empty)."""
+        ...
+
+    def detector_cursor(self, name: str) -> int | None:
+        """The stream position the detector `name` saved, None before its first save."""
+        ...
+
+    def save_detector_cursor(self, name: str, seq: int, now_ms: int) -> None: ...
 
     # alerts (one row per incident: type, vehicle, device, fence and time) and webhook outbox
     def add_alerts(
@@ -307,6 +360,10 @@ class Store(Protocol):
         ...
 
     def get_alert(self, alert_id: int) -> StoredAlert | None: ...
+
+    def last_alert_id(self) -> int:
+        """The highest alert id stored, 0 when there is none."""
+        ...
 
     def transition_alert(
         self, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int

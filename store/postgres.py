@@ -62,6 +62,8 @@ from store.interface import (
     WriteResult,
 )
 from store.migrate import PLAIN, latest_version
+from store.notices import COMMANDS_CHANNEL
+from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
     keyset_pages,
@@ -146,7 +148,7 @@ ON CONFLICT (device_id) DO NOTHING
 """
 _COMMAND_COLS = (
     "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_at, c.expires_at, c.attempts,"
-    " c.serial, c.updated_at"
+    " c.serial, c.updated_at, c.reply"
 )
 
 
@@ -204,7 +206,7 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore(IdempotencyRecords, DeviceIdentityRecords):
+class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:
@@ -276,6 +278,13 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords):
         with self._guard(what) as conn:
             cur = conn.execute(pyformat(sql), params)
             return RunResult(cur.fetchall() if cur.description else [], cur.rowcount)
+
+    def _run_many(self, what: str, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        with self._guard(what) as conn, conn.transaction():
+            for sql, rows in steps:
+                if rows:
+                    with conn.cursor() as cur:
+                        cur.executemany(pyformat(sql), rows)
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -485,6 +494,15 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords):
 
             return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
+    def last_position_seq(self) -> int:
+        # The counter, not max(seq): its row is locked by each write until commit, so every
+        # number below its committed value is committed (and seq has only a BRIN index).
+        with self._guard("last position seq") as conn:
+            row = conn.execute("SELECT next_seq - 1 FROM position_cursor").fetchone()
+        if row is None:
+            raise SchemaError("position_cursor has no row: run `lienwatch migrate`")
+        return int(row[0])
+
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         with self._guard("positions since cursor") as conn:
             stream = self._copy_out(
@@ -601,11 +619,13 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords):
             ids = self._device_ids(conn, [terminal], create=False)
             if terminal not in ids:
                 raise StoreError(f"enqueue command: unknown terminal {terminal}")
-            row = conn.execute(
-                "INSERT INTO command_queue (device_id, msg_id, body, created_at, expires_at,"
-                " updated_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (ids[terminal], msg_id, body, _dt(now_ms), _dt(expires_ms), _dt(now_ms)),
-            ).fetchone()
+            with conn.transaction():  # the gateways hear of it once it is committed
+                row = conn.execute(
+                    "INSERT INTO command_queue (device_id, msg_id, body, created_at, expires_at,"
+                    " updated_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                    (ids[terminal], msg_id, body, _dt(now_ms), _dt(expires_ms), _dt(now_ms)),
+                ).fetchone()
+                conn.execute("SELECT pg_notify(%s, %s)", (COMMANDS_CHANNEL, terminal))
         assert row is not None
         return int(row[0])
 
@@ -625,22 +645,42 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords):
         return [_command(row) for row in rows]
 
     def mark_command(
-        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+        self,
+        command_id: int,
+        state: CommandState,
+        now_ms: int,
+        serial: int | None = None,
+        reply: str | None = None,
     ) -> None:
         with self._guard("mark command") as conn:
             cur = conn.execute(
                 "UPDATE command_queue SET state = %s, updated_at = %s,"
-                " attempts = attempts + %s, serial = coalesce(%s, serial) WHERE id = %s",
+                " attempts = attempts + %s, serial = coalesce(%s, serial),"
+                " reply = coalesce(%s, reply) WHERE id = %s",
                 (
                     state.value,
                     _dt(now_ms),
                     1 if state is CommandState.SENT else 0,
                     serial,
+                    reply,
                     command_id,
                 ),
             )
             if cur.rowcount != 1:
                 raise StoreError(f"mark command: no command {command_id}")
+
+    def claim_command(self, command_id: int, now_ms: int) -> bool:
+        with self._guard("claim command") as conn:
+            cur = conn.execute(
+                "UPDATE command_queue SET state = 'sent', attempts = attempts + 1,"
+                " updated_at = %s WHERE id = %s AND state = 'queued'",
+                (_dt(now_ms), command_id),
+            )
+            return cur.rowcount == 1
+
+    def notify(self, channel: str, payload: str) -> None:
+        with self._guard("notify") as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
     def get_command(self, command_id: int) -> QueuedCommand | None:
         with self._guard("get command") as conn:
@@ -891,7 +931,7 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords):
 
 
 def _command(row: tuple[Any, ...]) -> QueuedCommand:
-    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated = row
+    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated, reply = row
     return QueuedCommand(
         id=int(cid),
         terminal=terminal,
@@ -903,4 +943,5 @@ def _command(row: tuple[Any, ...]) -> QueuedCommand:
         attempts=int(attempts),
         serial=serial,
         updated_ms=_ms(updated) or 0,
+        reply=reply,
     )

@@ -45,6 +45,7 @@ from store.interface import (
     WriteResult,
 )
 from store.migrate import latest_version, migrate_sqlite
+from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
     keyset_pages,
@@ -69,11 +70,11 @@ _MARKS = ", ".join("?" for _ in _POSITION_COLS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "device_id")
 _COMMAND_COLS = (
     "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_ms, c.expires_ms, c.attempts,"
-    " c.serial, c.updated_ms"
+    " c.serial, c.updated_ms, c.reply"
 )
 
 
-class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
+class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
@@ -118,6 +119,12 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
         with self._transaction(what) as conn:
             cur = conn.execute(sql, params)
             return RunResult(cur.fetchall(), cur.rowcount)
+
+    def _run_many(self, what: str, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        with self._transaction(what) as conn:
+            for sql, rows in steps:
+                if rows:
+                    conn.executemany(sql, rows)
 
     def _read(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -267,6 +274,10 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
 
         return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
+    def last_position_seq(self) -> int:
+        rows = self._read("last position seq", "SELECT coalesce(max(seq), 0) FROM positions")
+        return int(rows[0][0])
+
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         rows = self._read(
             "positions since cursor",
@@ -382,16 +393,40 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
         return [_command(row) for row in rows]
 
     def mark_command(
-        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+        self,
+        command_id: int,
+        state: CommandState,
+        now_ms: int,
+        serial: int | None = None,
+        reply: str | None = None,
     ) -> None:
         with self._transaction("mark command") as conn:
             cur = conn.execute(
                 "UPDATE command_queue SET state = ?, updated_ms = ?, attempts = attempts + ?,"
-                " serial = coalesce(?, serial) WHERE id = ?",
-                (state.value, now_ms, 1 if state is CommandState.SENT else 0, serial, command_id),
+                " serial = coalesce(?, serial), reply = coalesce(?, reply) WHERE id = ?",
+                (
+                    state.value,
+                    now_ms,
+                    1 if state is CommandState.SENT else 0,
+                    serial,
+                    reply,
+                    command_id,
+                ),
             )
             if cur.rowcount != 1:
                 raise StoreError(f"mark command: no command {command_id}")
+
+    def claim_command(self, command_id: int, now_ms: int) -> bool:
+        with self._transaction("claim command") as conn:
+            cur = conn.execute(
+                "UPDATE command_queue SET state = 'sent', attempts = attempts + 1,"
+                " updated_ms = ? WHERE id = ? AND state = 'queued'",
+                (now_ms, command_id),
+            )
+            return cur.rowcount == 1
+
+    def notify(self, channel: str, payload: str) -> None:
+        """No one else to tell: an SQLite database has one process."""
 
     def get_command(self, command_id: int) -> QueuedCommand | None:
         rows = self._read(
@@ -666,7 +701,7 @@ def _batch(rows: list[Any]) -> PositionBatch:
 
 
 def _command(row: tuple[Any, ...]) -> QueuedCommand:
-    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated = row
+    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated, reply = row
     return QueuedCommand(
         id=cid,
         terminal=terminal,
@@ -678,4 +713,5 @@ def _command(row: tuple[Any, ...]) -> QueuedCommand:
         attempts=attempts,
         serial=serial,
         updated_ms=updated,
+        reply=reply,
     )

@@ -28,6 +28,10 @@ class StatementRunner(Protocol):
         """Runs one statement in its own transaction; raises the store's errors, naming `what`."""
         ...
 
+    def _run_many(self, what: str, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Runs each statement once per row of its parameters, all in one transaction."""
+        ...
+
 
 @lru_cache(maxsize=256)
 def pyformat(sql: str) -> str:

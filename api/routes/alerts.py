@@ -98,10 +98,12 @@ def alerts_router(
     act: Callable[..., Any] | None = None,
     clock_ms: Callable[[], int] = _wall_clock_ms,
     max_limit: int = 1000,
+    moved: Callable[[StoredAlert], None] | None = None,
 ) -> APIRouter:
     """The alert routes. `auth` is a FastAPI dependency (HTTP and WebSocket) returning the
     caller (an object with `name`) or refusing; `act` (default `auth`) guards acknowledge and
-    resolve, e.g. `ApiContext.auth.viewer` and `.officer`."""
+    resolve, e.g. `ApiContext.auth.viewer` and `.officer`. `moved` is told of each alert
+    acknowledged or resolved here, after this process's stream (other processes' streams)."""
     api = APIRouter(prefix="/api/v1", tags=["alerts"])
     reader = Annotated[_Named, Depends(auth)]
     actor = Annotated[_Named, Depends(act or auth)]
@@ -212,15 +214,17 @@ def alerts_router(
     ) -> dict[str, Any]:
         note = body.note if body is not None else None
         try:
-            moved = await stores.run(
+            changed = await stores.run(
                 lambda s: s.transition_alert(alert_id, target, who.name, note, clock_ms())
             )
         except AlertNotFoundError:
             raise not_found(f"no alert {alert_id}") from None
         except TransitionError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
-        hub.publish_changes([moved])
-        return (await with_places([moved]))[0]
+        hub.publish_changes([changed])
+        if moved is not None:
+            moved(changed)
+        return (await with_places([changed]))[0]
 
     move_answers = {200: {"model": AlertOut}, **errors(*ROLE, 404, 409)}
 

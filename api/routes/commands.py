@@ -25,10 +25,10 @@ from api.openapi import KEYED, ROLE, errors
 from api.routes.devices import Terminal
 from api.routes.lookup import device_or_404
 from api.views import iso
+from ingest.commands import reply_json
 from ingest.jt808.errors import Jt808UsageError
 from ingest.jt808.fields import encode_text
 from ingest.jt808.ids import DWORD_PARAMS, ParamId
-from ingest.jt808.jsonview import body_json
 from ingest.jt808.messages import (
     LocationQuery,
     Message,
@@ -245,13 +245,9 @@ def parse_command(body: dict[str, Any]) -> tuple[Message, dict[str, Any]]:
     return message, request
 
 
-def _reply_json(reply: Message | None) -> str | None:
-    if reply is None:
-        return None
-    return json.dumps({"msg_id": f"0x{reply.MSG_ID:04x}", **body_json(reply)}, ensure_ascii=False)
-
-
 def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, Any]:
+    # The answer as the API logged it, else as the gateway that delivered the command kept it.
+    reply = (log.reply if log else None) or command.reply
     return {
         "id": command.id,
         "terminal": command.terminal,
@@ -264,7 +260,7 @@ def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, An
         "attempts": command.attempts,
         "issued_by": log.issued_by if log else None,
         "request": json.loads(log.request) if log else None,
-        "reply": json.loads(log.reply) if log and log.reply else None,
+        "reply": json.loads(reply) if reply else None,
     }
 
 
@@ -284,14 +280,18 @@ def router(ctx: ApiContext) -> APIRouter:
         "/devices/{terminal}/commands",
         responses={
             200: {"model": CommandOut, "description": "sent and answered (or failed)"},
-            202: {"model": CommandOut, "description": "queued for an offline terminal"},
+            202: {
+                "model": CommandOut,
+                "description": "queued for an offline terminal, or sent and not answered yet",
+            },
             **errors(*ROLE, 404),
         },
         openapi_extra={"requestBody": command_body()},
     )
     async def send(terminal: Terminal, who: officer, http: Request) -> JSONResponse:
         """Sends the command and waits for the terminal's answer; 202 when it was queued for
-        an offline terminal (poll `GET /api/v1/commands/{id}`)."""
+        an offline terminal, or (through another gateway process) sent and not answered within
+        the command timeout (poll `GET /api/v1/commands/{id}`)."""
         term = params.terminal(terminal)
         try:
             body = json.loads(await http.body())
@@ -314,12 +314,12 @@ def router(ctx: ApiContext) -> APIRouter:
             command_id,
             who.name,
             json.dumps(request, ensure_ascii=False),
-            _reply_json(outcome.reply),
+            reply_json(outcome.reply),
         )
         await ctx.stores.run(lambda s: s.log_command(log))
         out = await read(command_id)
-        queued = outcome.state is CommandState.QUEUED
-        return JSONResponse(out, status_code=202 if queued else 200)
+        waiting = outcome.state in (CommandState.QUEUED, CommandState.SENT)
+        return JSONResponse(out, status_code=202 if waiting else 200)
 
     @api.get(
         "/commands/{command_id}",

@@ -29,7 +29,7 @@ from api.errors import ApiError, bad_request, not_found
 from api.loan_views import action_json, loan_json, local_date
 from api.models import ActionOut, LoanChanged, LoanDetail, LoanOut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
-from api.routes.lookup import is_online
+from api.routes.lookup import online_of
 from api.views import device_json, position_json
 from loans import (
     Bucket,
@@ -336,12 +336,13 @@ def router(ctx: ApiContext) -> APIRouter:
         positions = {
             terminals[int(d)]: position_json(latest, i) for i, d in enumerate(latest.device)
         }
+        online = await online_of(ctx, terminals)
         return {
             **loan_json(loan, today()),
             "devices": [
                 device_json(
                     d,
-                    online=is_online(ctx, d.terminal),
+                    online=online(d.terminal),
                     latest=positions.get(d.terminal),
                     with_latest=True,
                     show_auth_code=who.can(Role.ADMIN),

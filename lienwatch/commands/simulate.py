@@ -166,7 +166,7 @@ def _load(
         print(("\r" + line) if live else line, end="" if live else "\n", file=sys.stderr)
         sys.stderr.flush()
 
-    from lienwatch.runtime import raise_open_files_limit
+    from lienwatch.services import raise_open_files_limit
 
     if transport is None and raise_open_files_limit() < devices + 64:
         fail(f"--devices {devices}: the open-files limit is too low for that many connections")
