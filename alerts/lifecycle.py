@@ -71,6 +71,7 @@ class StoredAlert:
     resolved_by: str | None = None
     resolved_ms: int | None = None
     note: str | None = None
+    org: int | None = None  # the owning organization unit (its vehicle's, else its device's)
 
     def to_json(self, tz: timezone = DEFAULT_UTC_OFFSET) -> dict[str, Any]:
         """Contracts section 3's alert plus `id`, `state` and the lifecycle fields."""
@@ -89,6 +90,7 @@ class StoredAlert:
             "resolved_by": self.resolved_by,
             "resolved_at": when(self.resolved_ms),
             "note": self.note,
+            "org": self.org,
         }
 
 

@@ -39,6 +39,7 @@ class Health(BaseModel):
 class Me(BaseModel):
     name: str
     role: Role
+    org: int = Field(description="the key's organization unit")
 
 
 class KeyOut(BaseModel):
@@ -46,6 +47,7 @@ class KeyOut(BaseModel):
     role: Role
     prefix: str = Field(description="the key's first characters, to tell keys apart")
     created: Time | None
+    org: int = Field(description="the unit whose subtree the key sees")
 
 
 class NewKeyOut(KeyOut):
@@ -110,6 +112,7 @@ class DeviceClock(BaseModel):
 
 class DeviceOut(BaseModel):
     terminal: str
+    org: int = Field(description="the owning organization unit")
     vehicle_id: str | None
     edition: int | None
     registered: Time | None = Field(
@@ -134,6 +137,7 @@ class DevicePage(BaseModel):
 
 class Vehicle(BaseModel):
     vehicle_id: str
+    org: int = Field(description="the owning organization unit")
     devices: list[DeviceOut]
 
 
@@ -145,6 +149,7 @@ class FenceProperties(BaseModel):
     vehicles: list[str] | None = None
     radius_m: float | None = None
     buffer_m: float | None = None
+    org: int | None = Field(default=None, description="the owning organization unit")
 
 
 class Feature(BaseModel):
@@ -181,6 +186,8 @@ class CommandOut(BaseModel):
     issued_by: str | None
     request: dict[str, Any] | None
     reply: dict[str, Any] | None
+    org: int = Field(description="the owning organization unit")
+    approved_by: str | None = Field(default=None, description="the second person, when needed")
 
 
 class CommandList(BaseModel):
@@ -192,6 +199,7 @@ class AlertOut(BaseModel):
 
     id: int
     type: AlertType
+    org: int | None = Field(description="its vehicle's unit, else its device's")
     device_id: str
     vehicle_id: str
     time: Time
@@ -210,6 +218,7 @@ class AlertOut(BaseModel):
 
 class LoanOut(BaseModel):
     id: int
+    org: int = Field(description="the owning organization unit")
     loan_no: str
     borrower_name: str
     vehicle_id: str
@@ -252,3 +261,50 @@ class ActionOut(BaseModel):
 class LoanChanged(BaseModel):
     loan: LoanOut
     action: ActionOut
+
+
+class OrgOut(BaseModel):
+    id: int
+    name: str
+    kind: Literal["platform", "tenant", "branch", "dealer"]
+    parent: int | None = Field(description="null for a tenant (and the platform root)")
+    created: Time | None
+
+
+class OrgList(BaseModel):
+    orgs: list[OrgOut]
+
+
+class VehicleMoved(BaseModel):
+    vehicle_id: str
+    org: int
+    moved: int = Field(description="devices, loans and alerts moved with the car")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: Time
+    actor: str = Field(description="the API key that made the change")
+    actor_org: int = Field(description="that key's unit")
+    org: int = Field(description="the unit of the changed record")
+    action: str = Field(description="e.g. device.create, fence.delete, command.approved")
+    target: str = Field(description="kind:id of the changed record")
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class ApprovalOut(BaseModel):
+    id: int
+    terminal: str
+    org: int
+    kind: str
+    msg_id: str = Field(pattern=r"^0x[0-9a-f]{4}$")
+    request: dict[str, Any]
+    state: Literal["pending", "approved", "rejected", "expired"]
+    requested_by: str
+    requested: Time
+    expires: Time
+    decided_by: str | None
+    decided: Time | None
+    command_id: int | None = Field(description="the command sent once approved")
+    command: CommandOut | None = Field(default=None, description="in the approval's answer")

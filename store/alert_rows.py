@@ -33,6 +33,7 @@ ALERT_FIELDS = (
     "resolved_by",
     "resolved_ms",
     "note",
+    "org_id",
 )
 
 
@@ -66,7 +67,7 @@ def stored_from_row(row: Sequence[Any]) -> StoredAlert:
     """A row in `ALERT_FIELDS` order; details as a JSON string or an already parsed dict."""
     (
         alert_id, kind, terminal, vehicle_id, fence_id, time_ms, severity, details, state,
-        opened_ms, updated_ms, ack_by, ack_ms, resolved_by, resolved_ms, note,
+        opened_ms, updated_ms, ack_by, ack_ms, resolved_by, resolved_ms, note, org,
     ) = row  # fmt: skip
     alert = Alert(
         AlertType(kind),
@@ -88,6 +89,7 @@ def stored_from_row(row: Sequence[Any]) -> StoredAlert:
         resolved_by=resolved_by,
         resolved_ms=None if resolved_ms is None else int(resolved_ms),
         note=note,
+        org=int(org),
     )
 
 

@@ -8,6 +8,7 @@ of every offered incident by key. Times cross as epoch ms and are converted in S
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -15,6 +16,7 @@ import psycopg
 from alerts.lifecycle import AlertState, StoredAlert, opened, transition
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
+from organizations import Scope
 from store.alert_rows import (
     IncidentKey,
     details_text,
@@ -27,6 +29,7 @@ from store.alert_rows import (
 from store.interface import (
     AlertNotFoundError,
 )
+from store.orgs import scope_condition
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -52,6 +55,7 @@ _SELECT = (
             "a.resolved_by",
             _ts("a.resolved_at"),
             "a.note",
+            "a.org_id",
         ]
     )
     + " FROM alerts a"
@@ -118,7 +122,7 @@ def add_alerts(
         found = by_key[incident_key(alert)]
         if found.id in new_ids:
             # The caller's alert (details exactly as given), open since now.
-            stored = opened(found.id, alert, now_ms)
+            stored = replace(opened(found.id, alert, now_ms), org=found.org)
             by_key[incident_key(alert)] = stored
             new.append(stored)
             outbox += [(stored.id, url, webhook_body(stored)) for url in webhook_urls]
@@ -140,9 +144,14 @@ def list_alerts(
     state: AlertState | None,
     after_id: int,
     limit: int,
+    scope: Scope | None = None,
 ) -> list[StoredAlert]:
     where: list[str] = ["a.id > %s"]
     params: list[Any] = [after_id]
+    within, scope_params = scope_condition(scope, "%s", "a.org_id")
+    if within is not None:
+        where.append(within)
+        params += scope_params
     filters = (
         ("a.type", alert_type),
         ("a.vehicle_id", vehicle_id),

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from alerts.lifecycle import AlertState, StoredAlert, opened, transition
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
+from organizations import Scope
 from store.alert_rows import (
     ALERT_FIELDS,
     details_text,
@@ -25,6 +27,7 @@ from store.alert_rows import (
 from store.interface import (
     AlertNotFoundError,
 )
+from store.orgs import scope_condition
 
 _SELECT = "SELECT " + ", ".join(ALERT_FIELDS) + " FROM alerts"
 _KEY_WHERE = "type = ? AND vehicle_id = ? AND terminal = ? AND fence_id = ? AND time_ms = ?"
@@ -50,7 +53,8 @@ def add_alerts(
             found = conn.execute(f"{_SELECT} WHERE {_KEY_WHERE}", key).fetchone()
             by_key[key] = stored_from_row(found)
             continue
-        stored = opened(int(row[0]), alert, now_ms)
+        org = conn.execute("SELECT org_id FROM alerts WHERE id = ?", (row[0],)).fetchone()[0]
+        stored = replace(opened(int(row[0]), alert, now_ms), org=int(org))
         by_key[key] = stored
         new.append(stored)
         conn.executemany(
@@ -72,9 +76,14 @@ def list_alerts(
     state: AlertState | None,
     after_id: int,
     limit: int,
+    scope: Scope | None = None,
 ) -> list[StoredAlert]:
     where: list[str] = ["id > ?"]
     params: list[Any] = [after_id]
+    within, scope_params = scope_condition(scope)
+    if within is not None:
+        where.append(within)
+        params += scope_params
     filters = (
         ("type", alert_type),
         ("vehicle_id", vehicle_id),

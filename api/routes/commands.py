@@ -20,7 +20,7 @@ from api import params
 from api.auth import Identity
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
-from api.models import CommandList, CommandOut
+from api.models import ApprovalOut, CommandList, CommandOut
 from api.openapi import KEYED, ROLE, errors
 from api.routes.devices import Terminal
 from api.routes.lookup import device_or_404
@@ -36,8 +36,10 @@ from ingest.jt808.messages import (
     TemporaryTracking,
     TerminalControl,
 )
-from store import CommandState, QueuedCommand, Store
+from store import CommandState, Device, QueuedCommand
+from store.approvals import Approval
 from store.interface import CommandLog
+from store.scoped import ScopedStore
 
 KINDS = {
     0x8103: "set_parameters",
@@ -245,6 +247,44 @@ def parse_command(body: dict[str, Any]) -> tuple[Message, dict[str, Any]]:
     return message, request
 
 
+# Commands that can lose a tracker for good need a second person (an admin of the device's
+# unit or above, not the requester) before they are sent: parameters that move it to another
+# server or network (APN, dial-up user and password, server addresses and ports), and
+# terminal control upgrade, connect_server, power_off, factory_reset and close_wireless.
+DANGEROUS_PARAMS = frozenset(range(0x0010, 0x001A))
+DANGEROUS_CONTROL = frozenset(
+    CONTROL_WORDS[w]
+    for w in ("upgrade", "connect_server", "power_off", "factory_reset", "close_wireless")
+)
+APPROVAL_TTL_MS = 60 * 60 * 1000  # an unapproved request expires after an hour
+
+
+def needs_approval(message: Message) -> bool:
+    if isinstance(message, SetParameters):
+        return any(param_id in DANGEROUS_PARAMS for param_id, _ in message.params)
+    if isinstance(message, TerminalControl):
+        return message.command in DANGEROUS_CONTROL
+    return False
+
+
+def approval_json(approval: Approval) -> dict[str, Any]:
+    return {
+        "id": approval.id,
+        "terminal": approval.terminal,
+        "org": approval.org,
+        "kind": KINDS.get(approval.msg_id, f"0x{approval.msg_id:04x}"),
+        "msg_id": f"0x{approval.msg_id:04x}",
+        "request": json.loads(approval.request),
+        "state": approval.state,
+        "requested_by": approval.requested_by,
+        "requested": iso(approval.requested_ms),
+        "expires": iso(approval.expires_ms),
+        "decided_by": approval.decided_by,
+        "decided": iso(approval.decided_ms),
+        "command_id": approval.command_id,
+    }
+
+
 def _reply_json(reply: Message | None) -> str | None:
     if reply is None:
         return None
@@ -252,6 +292,8 @@ def _reply_json(reply: Message | None) -> str | None:
 
 
 def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, Any]:
+    request = json.loads(log.request) if log else None
+    approved_by = request.pop("approved_by", None) if isinstance(request, dict) else None
     return {
         "id": command.id,
         "terminal": command.terminal,
@@ -263,8 +305,10 @@ def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, An
         "expires": iso(command.expires_ms),
         "attempts": command.attempts,
         "issued_by": log.issued_by if log else None,
-        "request": json.loads(log.request) if log else None,
+        "approved_by": approved_by,
+        "request": request,
         "reply": json.loads(log.reply) if log and log.reply else None,
+        "org": log.org if log else None,
     }
 
 
@@ -272,13 +316,46 @@ def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["commands"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     officer = Annotated[Identity, Depends(ctx.auth.officer)]
+    admin = Annotated[Identity, Depends(ctx.auth.admin)]
 
-    async def read(command_id: int) -> dict[str, Any] | None:
-        def both(store: Store) -> tuple[QueuedCommand | None, CommandLog | None]:
-            return store.get_command(command_id), store.command_log(command_id)
+    async def read(who: Identity, command_id: int) -> dict[str, Any] | None:
+        found = await ctx.scoped(who, lambda s: s.command(command_id))
+        if found is None:
+            return None
+        command, log = found
+        out = command_json(command, log)
+        if log is None:  # recorded outside the API: the device's unit
+            device = await ctx.scoped(who, lambda s: s.device(command.terminal))
+            out["org"] = None if device is None else device.org
+        return out
 
-        command, log = await ctx.stores.run(both)
-        return None if command is None else command_json(command, log)
+    async def deliver(
+        who: Identity, device: Device, message: Message, request: dict[str, Any], by: str
+    ) -> JSONResponse:
+        """Sends (or queues) the command, records who issued it, answers with it."""
+        if ctx.send_command is None:
+            raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
+        outcome = await ctx.send_command(device.terminal, message)
+        msg_id, encoded = int(message.MSG_ID), message.encode_body()
+        text = json.dumps(request, ensure_ascii=False)
+        reply = _reply_json(outcome.reply)
+
+        def record(store: ScopedStore) -> int:
+            return store.record_command(
+                device,
+                command_id=outcome.command_id,
+                msg_id=msg_id,
+                body=encoded,
+                state=outcome.state,
+                request=text,
+                reply=reply,
+                issued_by=by,
+            )
+
+        command_id = await ctx.scoped(who, record)
+        out = await read(who, command_id)
+        queued = outcome.state is CommandState.QUEUED
+        return JSONResponse(out, status_code=202 if queued else 200)
 
     @api.post(
         "/devices/{terminal}/commands",
@@ -300,26 +377,16 @@ def router(ctx: ApiContext) -> APIRouter:
         if not isinstance(body, dict):
             raise bad_request("body", "must be a JSON object")
         message, request = parse_command(body)
-        await device_or_404(ctx, term)
-        if ctx.send_command is None:
-            raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
-        outcome = await ctx.send_command(term, message)
-        command_id = outcome.command_id
-        if command_id is None:
-            msg_id, encoded, now = int(message.MSG_ID), message.encode_body(), ctx.clock_ms()
-            command_id = await ctx.stores.run(
-                lambda s: s.record_command(term, msg_id, encoded, outcome.state, now)
+        device = await device_or_404(ctx, who, term)
+        if needs_approval(message):
+            msg_id, encoded = int(message.MSG_ID), message.encode_body()
+            text = json.dumps(request, ensure_ascii=False)
+            approval = await ctx.scoped(
+                who,
+                lambda s: s.request_approval(device, msg_id, encoded, text, APPROVAL_TTL_MS),
             )
-        log = CommandLog(
-            command_id,
-            who.name,
-            json.dumps(request, ensure_ascii=False),
-            _reply_json(outcome.reply),
-        )
-        await ctx.stores.run(lambda s: s.log_command(log))
-        out = await read(command_id)
-        queued = outcome.state is CommandState.QUEUED
-        return JSONResponse(out, status_code=202 if queued else 200)
+            return JSONResponse(approval_json(approval), status_code=202)
+        return await deliver(who, device, message, request, who.name)
 
     @api.get(
         "/commands/{command_id}",
@@ -329,7 +396,7 @@ def router(ctx: ApiContext) -> APIRouter:
     async def get_command(
         command_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: viewer
     ) -> dict[str, Any]:
-        out = await read(command_id)
+        out = await read(who, command_id)
         if out is None:
             raise not_found(f"no command {command_id}")
         return out
@@ -344,13 +411,68 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> dict[str, Any]:
         """The device's most recent commands, newest first."""
         term = params.terminal(terminal)
-        await device_or_404(ctx, term)
+        device = await device_or_404(ctx, who, term)
 
-        def recent(store: Store) -> list[dict[str, Any]]:
-            return [
-                command_json(c, store.command_log(c.id)) for c in store.list_commands(term, limit)
-            ]
+        def recent(store: ScopedStore) -> list[dict[str, Any]]:
+            return [command_json(c, log) for c, log in store.commands(device, limit)]
 
-        return {"commands": await ctx.stores.run(recent)}
+        out = await ctx.scoped(who, recent)
+        for command in out:
+            command["org"] = device.org if command["org"] is None else command["org"]
+        return {"commands": out}
+
+    approval_id_path = Annotated[int, Path(ge=1, le=2**63 - 1, description="the request's id")]
+
+    @api.get(
+        "/approvals",
+        response_model=None,
+        responses={200: {"model": list[ApprovalOut]}, **errors(*KEYED)},
+    )
+    async def list_approvals(
+        who: viewer,
+        state: Literal["pending", "approved", "rejected", "expired"] | None = None,
+        after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Requests for dangerous commands in the caller's subtree, by id."""
+        page = await ctx.scoped(
+            who, lambda s: s.approvals(state=state, after_id=after_id, limit=limit)
+        )
+        return [approval_json(a) for a in page]
+
+    @api.get(
+        "/approvals/{approval_id}",
+        response_model=None,
+        responses={200: {"model": ApprovalOut}, **errors(*KEYED, 404)},
+    )
+    async def get_approval(approval_id: approval_id_path, who: viewer) -> dict[str, Any]:
+        found = await ctx.scoped(who, lambda s: s.approval(approval_id))
+        if found is None:
+            raise not_found(f"no approval {approval_id}")
+        return approval_json(found)
+
+    decided = {200: {"model": ApprovalOut}, **errors(*ROLE, 404, 409)}
+
+    @api.post("/approvals/{approval_id}/approve", response_model=None, responses=decided)
+    async def approve(approval_id: approval_id_path, who: admin) -> JSONResponse:
+        """An admin of the device's unit or above, not the requester, approves: the command
+        is sent at once (queued for an offline tracker). 409 `own_request`, `expired` or
+        `decided` when it cannot be approved."""
+        if ctx.send_command is None:
+            raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
+        approval = await ctx.scoped(who, lambda s: s.decide(approval_id, approve=True))
+        message, request = parse_command(json.loads(approval.request))
+        request = {**request, "approved_by": who.name}
+        device = await device_or_404(ctx, who, approval.terminal)
+        sent = await deliver(who, device, message, request, approval.requested_by)
+        command = json.loads(bytes(sent.body))
+        linked = await ctx.scoped(who, lambda s: s.attach_command(approval, command["id"]))
+        return JSONResponse({**approval_json(linked), "command": command})
+
+    @api.post("/approvals/{approval_id}/reject", response_model=None, responses=decided)
+    async def reject(approval_id: approval_id_path, who: admin) -> dict[str, Any]:
+        """Refuses the request; it is never sent."""
+        approval = await ctx.scoped(who, lambda s: s.decide(approval_id, approve=False))
+        return approval_json(approval)
 
     return api

@@ -26,6 +26,12 @@ class NewKey(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN.pattern, description="letters, digits, . _ @ -")
     role: Role
+    org: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**63 - 1,
+        description="the key's unit (default the caller's; in the caller's subtree)",
+    )
 
 
 def _key_json(key: ApiKey) -> dict[str, Any]:
@@ -34,6 +40,7 @@ def _key_json(key: ApiKey) -> dict[str, Any]:
         "role": key.role,
         "prefix": key.prefix,
         "created": iso(key.created_ms),
+        "org": key.org,
     }
 
 
@@ -43,22 +50,23 @@ def router(ctx: ApiContext) -> APIRouter:
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
 
     @api.get("/me", response_model=None, responses={200: {"model": Me}, **errors(*KEYED)})
-    async def me(who: viewer) -> dict[str, str]:
-        """The calling key's name and role."""
-        return {"name": who.name, "role": who.role.value}
+    async def me(who: viewer) -> dict[str, Any]:
+        """The calling key's name, role and organization unit."""
+        return {"name": who.name, "role": who.role.value, "org": who.org}
 
     @api.post("/keys", status_code=201, responses={201: {"model": NewKeyOut}, **errors(*ROLE, 409)})
     async def create_key(body: NewKey, who: admin) -> JSONResponse:
         """Creates a key; the response is the only time the key itself is shown."""
         key = new_key()
-        record = key_record(body.name, body.role, key, ctx.clock_ms())
-        if not await ctx.stores.run(lambda s: s.create_api_key(record)):
+        org = who.org if body.org is None else body.org
+        record = key_record(body.name, body.role, key, ctx.clock_ms(), org)
+        if not await ctx.scoped(who, lambda s: s.create_key(record)):
             raise ApiError(409, "conflict", f"name: a key named {body.name!r} exists")
         return JSONResponse({**_key_json(record), "key": key}, status_code=201)
 
     @api.get("/keys", response_model=None, responses={200: {"model": KeyList}, **errors(*ROLE)})
     async def list_keys(who: admin) -> dict[str, Any]:
-        keys = await ctx.stores.run(lambda s: s.list_api_keys())
+        keys = await ctx.scoped(who, lambda s: s.keys())
         return {"keys": [_key_json(k) for k in keys]}
 
     @api.delete(
@@ -69,10 +77,10 @@ def router(ctx: ApiContext) -> APIRouter:
     async def delete_key(
         name: Annotated[str, Path(max_length=64, pattern=NO_NUL)], who: admin
     ) -> dict[str, str]:
-        """Revokes a key at once; the last admin key, and the configured one (which would come
-        back at the next start), cannot be deleted."""
-        keys = await ctx.stores.run(lambda s: s.list_api_keys())
-        found = next((k for k in keys if k.name == name), None)
+        """Revokes a key of the caller's subtree at once; the last admin key, and the
+        configured one (which would come back at the next start), cannot be deleted."""
+        found = await ctx.scoped(who, lambda s: s.key(name))
+        keys = await ctx.stores.run(lambda s: s.list_api_keys())  # the platform's admins
         if found is None:
             raise not_found(f"no key named {name!r}")
         if found.key_hash in ctx.fixed_keys:
@@ -86,7 +94,7 @@ def router(ctx: ApiContext) -> APIRouter:
             raise ApiError(
                 409, "last_admin", f"{name!r} is the last admin key: create another first"
             )
-        if not await ctx.stores.run(lambda s: s.delete_api_key(name)):
+        if not await ctx.scoped(who, lambda s: s.delete_key(name)):
             raise not_found(f"no key named {name!r}")
         return {"deleted": name}
 

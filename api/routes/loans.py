@@ -15,7 +15,6 @@ import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
@@ -29,6 +28,7 @@ from api.errors import ApiError, bad_request, not_found
 from api.loan_views import action_json, loan_json, local_date
 from api.models import ActionOut, LoanChanged, LoanDetail, LoanOut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
+from api.paging import paged
 from api.routes.lookup import is_online
 from api.views import device_json, position_json
 from loans import (
@@ -48,8 +48,9 @@ from loans import (
     paid_through_after,
     transition,
 )
-from store import Device, DeviceClock, Store
+from store import Device, DeviceClock
 from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
+from store.scoped import ScopedStore
 
 _LOAN_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ID_TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
@@ -119,6 +120,12 @@ class NewLoan(BaseModel):
     grace_days: int = Field(default=0, strict=True, ge=0, le=365)
     paid_through: TextDate | None = None
     branch: str | None = Field(default=None, min_length=1, max_length=64, pattern=_ID_TEXT)
+    org: int | None = Field(
+        default=None,
+        ge=1,
+        le=_MAX_ID,
+        description="the owning unit (default the car's, else the caller's; in its subtree)",
+    )
 
     clean_name = field_validator("borrower_name")(_text)
 
@@ -208,18 +215,6 @@ def bucket_param(value: str) -> Bucket:
         raise bad_request("bucket", f"{value!r} is not one of M0, M1, M2, M3, M4+") from None
 
 
-def _paged(request: Request, items: list[dict[str, Any]], limit: int) -> JSONResponse:
-    """A JSON array; a full page carries `X-Next-After-Id` and a `Link: rel="next"`."""
-    headers: dict[str, str] = {}
-    if items and len(items) == limit:
-        cursor = str(items[-1]["id"])
-        headers["X-Next-After-Id"] = cursor
-        following = {k: v for k, v in request.query_params.items() if k != "after_id"}
-        following["after_id"] = cursor
-        headers["Link"] = f'<{request.url.path}?{urlencode(following)}>; rel="next"'
-    return JSONResponse(items, headers=headers)
-
-
 def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["loans"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
@@ -229,10 +224,10 @@ def router(ctx: ApiContext) -> APIRouter:
     def today() -> date:
         return local_date(ctx.clock_ms())
 
-    async def change(loan_no: str, apply: LoanChange) -> dict[str, Any]:
+    async def change(loan_no: str, apply: LoanChange, who: Identity) -> dict[str, Any]:
         number = loan_number(loan_no)
         try:
-            loan, action = await ctx.stores.run(lambda s: s.update_loan(number, apply))
+            loan, action = await ctx.scoped(who, lambda s: s.update_loan(number, apply))
         except LoanNotFoundError:
             raise not_found(f"no loan {number}") from None
         except LoanTransitionError as exc:
@@ -264,7 +259,7 @@ def router(ctx: ApiContext) -> APIRouter:
             now_ms=ctx.clock_ms(),
         )
         try:
-            stored = await ctx.stores.run(lambda s: s.create_loan(loan))
+            stored = await ctx.scoped(who, lambda s: s.create_loan(loan, body.org))
         except LoanExistsError:
             raise ApiError(409, "conflict", f"loan {body.loan_no} already exists") from None
         return JSONResponse(loan_json(stored, today()), status_code=201)
@@ -299,8 +294,8 @@ def router(ctx: ApiContext) -> APIRouter:
             vehicle_id=vehicle_id,
             branch=branch,
         )
-        page = await ctx.stores.run(lambda s: s.find_loans(where, after_id=after_id, limit=limit))
-        return _paged(request, [loan_json(loan, day) for loan in page], limit)
+        page = await ctx.scoped(who, lambda s: s.loans(where, after_id=after_id, limit=limit))
+        return paged(request, [loan_json(loan, day) for loan in page], limit)
 
     @api.get(
         "/loans/{loan_no}",
@@ -313,22 +308,20 @@ def router(ctx: ApiContext) -> APIRouter:
         number = loan_number(loan_no)
 
         def read(
-            store: Store,
+            store: ScopedStore,
         ) -> tuple[Loan, list[Device], Any, dict[str, DeviceClock], list[StoredAlert]] | None:
-            loan = store.get_loan(number)
+            loan = store.loan(number)
             if loan is None:
                 return None
-            devices = store.find_devices(vehicle_id=loan.vehicle_id, limit=_MAX_LISTED)
-            latest = store.latest([d.terminal for d in devices])
-            clocks = store.device_clocks([d.terminal for d in devices])
+            devices = store.devices(vehicle_id=loan.vehicle_id, limit=_MAX_LISTED)
+            latest = store.latest(devices)
+            clocks = store.clocks(devices)
             alerts: list[StoredAlert] = []
             for state in (AlertState.OPEN, AlertState.ACKNOWLEDGED):
-                alerts += store.list_alerts(
-                    vehicle_id=loan.vehicle_id, state=state, limit=_MAX_LISTED
-                )
+                alerts += store.alerts(vehicle_id=loan.vehicle_id, state=state, limit=_MAX_LISTED)
             return loan, devices, latest, clocks, sorted(alerts, key=lambda a: a.id)
 
-        found = await ctx.stores.run(read)
+        found = await ctx.scoped(who, read)
         if found is None:
             raise not_found(f"no loan {number}")
         loan, devices, latest, clocks, alerts = found
@@ -363,14 +356,14 @@ def router(ctx: ApiContext) -> APIRouter:
             through = body.paid_through or paid_through_after(loan, body.installments or 1)
             return apply_payment(loan, through, who.name, body.note, day, now_ms)
 
-        return await change(loan_no, apply)
+        return await change(loan_no, apply, who)
 
     @api.post("/loans/{loan_no}/transition", response_model=None, responses=changed)
     async def move(loan_no: LoanNo, body: Move, who: officer) -> dict[str, Any]:
         """Moves the loan to `to`; a move the loan model forbids is a 409 naming from and to."""
         now_ms = ctx.clock_ms()
         return await change(
-            loan_no, lambda loan: transition(loan, body.to, who.name, body.note, now_ms)
+            loan_no, lambda loan: transition(loan, body.to, who.name, body.note, now_ms), who
         )
 
     @api.post(
@@ -386,6 +379,7 @@ def router(ctx: ApiContext) -> APIRouter:
             lambda loan: log_collection(
                 loan, body.stage, body.channel, body.outcome, who.name, body.note, now_ms
             ),
+            who,
         )
         return JSONResponse(out, status_code=201)
 
@@ -403,11 +397,11 @@ def router(ctx: ApiContext) -> APIRouter:
         """The loan's log (collection steps, payments, state moves), oldest first."""
         number = loan_number(loan_no)
         try:
-            page = await ctx.stores.run(
-                lambda s: s.loan_actions(number, after_id=after_id, limit=limit)
+            page = await ctx.scoped(
+                who, lambda s: s.loan_actions(number, after_id=after_id, limit=limit)
             )
         except LoanNotFoundError:
             raise not_found(f"no loan {number}") from None
-        return _paged(request, [action_json(a) for a in page], limit)
+        return paged(request, [action_json(a) for a in page], limit)
 
     return api

@@ -1,0 +1,96 @@
+"""Organization units in the database, and the one SQL condition that scopes every read.
+
+A resource row carries `org_id`; it is in a caller's scope when that unit's path starts with
+the caller's unit's path (`organizations.Scope`). `scope_condition` is the only place that
+condition is written: every list the API serves and every lookup of `store.scoped` use it.
+A materialised path (one indexed text column per unit) rather than a closure table: units never
+move, so a path is written once, and a subtree is one prefix match, the same SQL in both
+databases, with no table that grows with depth times units.
+SQL written once for both databases (`store.statements`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from organizations import Scope, Unit, UnitKind, child_path
+from store.statements import StatementRunner
+
+UNIT_FIELDS = "id, name, kind, parent, path, created_ms"
+
+
+def scope_condition(
+    scope: Scope | None, mark: str = "?", column: str = "org_id"
+) -> tuple[str | None, list[Any]]:
+    """The SQL condition keeping rows whose `column` unit is in `scope` and its parameters;
+    (None, []) for the whole platform (no scope, or the root's)."""
+    if scope is None or scope.is_root:
+        return None, []
+    return f"{column} IN (SELECT id FROM orgs WHERE path LIKE {mark})", [scope.like]
+
+
+def unit_from_row(row: tuple[Any, ...] | list[Any]) -> Unit:
+    unit_id, name, kind, parent, path, created_ms = row
+    return Unit(
+        int(unit_id), name, UnitKind(kind), None if parent is None else int(parent), path,
+        int(created_ms),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An API key as the API checks it: its name, role, unit and that unit's path."""
+
+    name: str
+    role: str
+    org: int
+    path: str
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.org, self.path)
+
+
+class OrgRecords:
+    """Mixin of both adapters: units, and the key lookup that gives a caller its scope."""
+
+    def get_org(self: StatementRunner, org_id: int) -> Unit | None:
+        rows = self._run("read org", f"SELECT {UNIT_FIELDS} FROM orgs WHERE id = ?", (org_id,))
+        return unit_from_row(rows.rows[0]) if rows.rows else None
+
+    def list_orgs(self: StatementRunner, scope: Scope) -> list[Unit]:
+        """Every unit of the subtree, by id."""
+        rows = self._run(
+            "list orgs",
+            f"SELECT {UNIT_FIELDS} FROM orgs WHERE path LIKE ? ORDER BY id",
+            (scope.like,),
+        )
+        return [unit_from_row(r) for r in rows.rows]
+
+    def add_org(
+        self: StatementRunner, name: str, kind: UnitKind, parent: Unit, now_ms: int
+    ) -> Unit:
+        """Creates a unit under `parent` (checked by the caller); its path follows its id."""
+        row = self._run(
+            "create org",
+            "INSERT INTO orgs (name, kind, parent, path, created_ms)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (name, kind.value, parent.id, f"{parent.path}new/", now_ms),
+        ).rows[0]
+        unit_id = int(row[0])
+        path = child_path(parent.path, unit_id)
+        self._run("create org", "UPDATE orgs SET path = ? WHERE id = ?", (path, unit_id))
+        return Unit(unit_id, name, kind, parent.id, path, now_ms)
+
+    def caller_by_key(self: StatementRunner, key_hash: str) -> Caller | None:
+        rows = self._run(
+            "read api key",
+            "SELECT k.name, k.role, k.org_id, o.path FROM api_keys k"
+            " JOIN orgs o ON o.id = k.org_id WHERE k.key_hash = ?",
+            (key_hash,),
+        ).rows
+        if not rows:
+            return None
+        name, role, org, path = rows[0]
+        return Caller(name, role, int(org), path)
