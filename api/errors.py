@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geofence import FenceError
-from organizations import OrgError
+from organizations import OrgError, OrgForbiddenError
 from store import SchemaError, StoreError, StoreUnavailableError
 from store.scoped import ApprovalError, NotInScopeError
 
@@ -95,6 +95,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OrgError)
     async def bad_unit(request: Request, exc: OrgError) -> JSONResponse:
+        if isinstance(exc, OrgForbiddenError):
+            return JSONResponse(error_body("forbidden", str(exc)), status_code=403)
         return JSONResponse(error_body("bad_request", str(exc)), status_code=400)
 
     @app.exception_handler(ApprovalError)

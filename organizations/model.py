@@ -25,6 +25,10 @@ class OrgError(ValueError):
         self.detail = detail
 
 
+class OrgForbiddenError(OrgError):
+    """The caller may not create that unit (a tenant, by a key below the root)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """What a caller may see and change: the subtree of its unit `org` (whose path is `path`)."""
@@ -81,7 +85,7 @@ def check_new_unit(kind: UnitKind, parent: Unit, caller: Scope) -> None:
         if parent.kind is not UnitKind.PLATFORM:
             raise OrgError("parent", "a tenant has no parent (null)")
         if not caller.is_root:
-            raise OrgError("parent", "only keys of the platform unit create tenants")
+            raise OrgForbiddenError("kind", "only keys of the platform unit create tenants")
         return
     if parent.kind is UnitKind.PLATFORM:
         raise OrgError("parent", f"a {kind} needs a parent unit (a tenant, branch or dealer)")

@@ -218,6 +218,10 @@ class Store(StatementRunner, Protocol):
     # organization units (store.orgs)
     def get_org(self, org_id: int) -> Unit | None: ...
 
+    def org_path(self, org_id: int) -> str | None:
+        """The unit's path, None for an unknown unit (cached: units never move)."""
+        ...
+
     def list_orgs(self, scope: Scope) -> list[Unit]:
         """Every unit of the subtree, by id."""
         ...

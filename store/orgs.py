@@ -11,6 +11,7 @@ SQL written once for both databases (`store.statements`).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,18 @@ class OrgRecords:
         rows = self._run("read org", f"SELECT {UNIT_FIELDS} FROM orgs WHERE id = ?", (org_id,))
         return unit_from_row(rows.rows[0]) if rows.rows else None
 
+    def org_path(self: StatementRunner, org_id: int) -> str | None:
+        """The unit's path (None for an unknown unit), cached on this adapter: units never
+        move, so a path once read stays right."""
+        cache: dict[int, str] = self.__dict__.setdefault("_org_paths", {})
+        path = cache.get(org_id)
+        if path is None:
+            rows = self._run("read org", "SELECT path FROM orgs WHERE id = ?", (org_id,)).rows
+            if not rows:
+                return None
+            path = cache[org_id] = str(rows[0][0])
+        return path
+
     def list_orgs(self: StatementRunner, scope: Scope) -> list[Unit]:
         """Every unit of the subtree, by id."""
         rows = self._run(
@@ -71,12 +84,13 @@ class OrgRecords:
     def add_org(
         self: StatementRunner, name: str, kind: UnitKind, parent: Unit, now_ms: int
     ) -> Unit:
-        """Creates a unit under `parent` (checked by the caller); its path follows its id."""
+        """Creates a unit under `parent` (checked by the caller); its path follows its id, so
+        it is written after the row (call inside `_atomic`)."""
         row = self._run(
             "create org",
             "INSERT INTO orgs (name, kind, parent, path, created_ms)"
             " VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (name, kind.value, parent.id, f"{parent.path}new/", now_ms),
+            (name, kind.value, parent.id, f"{parent.path}new-{uuid.uuid4().hex}/", now_ms),
         ).rows[0]
         unit_id = int(row[0])
         path = child_path(parent.path, unit_id)

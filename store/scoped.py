@@ -5,12 +5,11 @@ reaches resources (`api.stores.StoreAccess.scoped`): lists are filtered in SQL b
 `store.orgs.scope_condition`; a resource named by id outside the subtree reads as missing
 (`NotInScopeError` where the route would otherwise act on it, mapped to 404 exactly as an
 unknown id); every change runs in one transaction with its audit row (`store.audit`).
-Units never move, so the path of a unit id is cached for the life of the process.
+Units never move, so each adapter caches the path of a unit id (`store.orgs`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -55,10 +54,6 @@ class ApprovalError(StoreError):
         self.reason = reason
 
 
-_paths: dict[int, str] = {}
-_paths_lock = threading.Lock()
-
-
 class ScopedStore:
     """See the module docstring. `clock_ms` dates the audit rows."""
 
@@ -70,20 +65,9 @@ class ScopedStore:
 
     # -- scope ---------------------------------------------------------------------------------
 
-    def _path(self, org_id: int) -> str | None:
-        path = _paths.get(org_id)
-        if path is None:
-            unit = self._s.get_org(org_id)
-            if unit is None:
-                return None
-            path = unit.path
-            with _paths_lock:
-                _paths[org_id] = path
-        return path
-
     def visible(self, org_id: int | None) -> bool:
         """Whether a resource of unit `org_id` is in the subtree (None: the root's)."""
-        path = self._path(ROOT_ID if org_id is None else org_id)
+        path = self._s.org_path(ROOT_ID if org_id is None else org_id)
         return path is not None and self.scope.contains(path)
 
     def target_org(self, org_id: int | None, default: int | None = None) -> int:
@@ -152,6 +136,11 @@ class ScopedStore:
         """Stores a key of a unit in the subtree; False when the name is taken (anywhere)."""
         with self.transaction("create api key"):
             org = self.target_org(key.org)
+            taken = self._s._run(
+                "read api key", "SELECT org_id FROM api_keys WHERE name = ?", (key.name,)
+            ).rows
+            if taken and not self.visible(int(taken[0][0])):
+                raise NotInScopeError(f"name: no key {key.name!r} here")
             record = replace(key, org=org)
             created = self._s.create_api_key(record)
             if created:

@@ -228,8 +228,7 @@ def alerts_router(
         async def visible(alert: StoredAlert) -> bool:
             org = ROOT_ID if alert.org is None else alert.org
             if org not in paths:
-                unit = await stores.run(lambda s: s.get_org(org))
-                paths[org] = None if unit is None else unit.path
+                paths[org] = await stores.run(lambda s: s.org_path(org))
             path = paths[org]
             return path is not None and who.scope.contains(path)
 

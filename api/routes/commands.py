@@ -361,7 +361,11 @@ def router(ctx: ApiContext) -> APIRouter:
         "/devices/{terminal}/commands",
         responses={
             200: {"model": CommandOut, "description": "sent and answered (or failed)"},
-            202: {"model": CommandOut, "description": "queued for an offline terminal"},
+            202: {
+                "model": CommandOut | ApprovalOut,
+                "description": "queued for an offline terminal (a command), or waiting for a"
+                " second person's approval (a dangerous command: an approval request)",
+            },
             **errors(*ROLE, 404),
         },
         openapi_extra={"requestBody": command_body()},

@@ -20,7 +20,7 @@ from api.auth import Identity, Role
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.models import DeviceOut, DevicePage, LatestPosition, Position, Vehicle
-from api.openapi import KEYED, NO_NUL, ROLE, errors
+from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.routes.lookup import device_or_404, is_online
 from api.views import device_json, json_bytes, position_json, positions_json
 from store import Device, DeviceClock
@@ -73,7 +73,7 @@ class Provision(BaseModel):
     org: int | None = Field(
         default=None,
         ge=1,
-        le=2**63 - 1,
+        le=MAX_ORG_ID,
         description="the owning unit (default: the car's, else the device's, else the caller's)",
     )
 
@@ -171,7 +171,7 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={
             200: {"model": DeviceOut, "description": "updated"},
             201: {"model": DeviceOut, "description": "created"},
-            **errors(*ROLE, 409),
+            **errors(*ROLE, 404, 409),
         },
     )
     async def provision(terminal: Terminal, body: Provision, who: admin) -> JSONResponse:

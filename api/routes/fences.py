@@ -17,7 +17,7 @@ from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.fence_views import FenceViews
 from api.models import Feature, FenceCollection, FenceDeleted, FencesPut
-from api.openapi import KEYED, NO_NUL, ROLE, errors
+from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from geofence import Crs, FenceError, FenceKind, fences_to_geojson, load_fences
 from geofence.model import MAX_BUFFER_M, MAX_RADIUS_M, MIN_BUFFER_M, MIN_RADIUS_M
 from store.fencerows import feature_collection
@@ -85,6 +85,7 @@ _COMMON = {
     "org": {
         "type": "integer",
         "minimum": 1,
+        "maximum": MAX_ORG_ID,
         "description": "the owning unit (default: the body's `org`, a replaced fence's own,"
         " else the caller's; in its subtree)",
     },
@@ -197,7 +198,7 @@ def _orgs(document: Any) -> dict[str, int | None]:
 def _org_value(value: Any, field: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**63 - 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ORG_ID:
         raise bad_request(field, "an organization unit id (a positive integer)")
     return int(value)
 
@@ -227,7 +228,7 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.post(
         "/fences",
         status_code=201,
-        responses={201: {"model": FencesPut}, **errors(*ROLE, 413)},
+        responses={201: {"model": FencesPut}, **errors(*ROLE, 404, 413)},
         openapi_extra={"requestBody": FENCE_BODY},
     )
     async def post_fences(

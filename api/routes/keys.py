@@ -14,7 +14,7 @@ from api.auth import NAME_PATTERN, Identity, Role, key_record, new_key
 from api.context import ApiContext
 from api.errors import ApiError, not_found
 from api.models import Deleted, KeyList, Me, NewKeyOut
-from api.openapi import KEYED, NO_NUL, ROLE, errors
+from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.views import iso
 from store.interface import ApiKey
 
@@ -29,7 +29,7 @@ class NewKey(BaseModel):
     org: int | None = Field(
         default=None,
         ge=1,
-        le=2**63 - 1,
+        le=MAX_ORG_ID,
         description="the key's unit (default the caller's; in the caller's subtree)",
     )
 
@@ -54,7 +54,9 @@ def router(ctx: ApiContext) -> APIRouter:
         """The calling key's name, role and organization unit."""
         return {"name": who.name, "role": who.role.value, "org": who.org}
 
-    @api.post("/keys", status_code=201, responses={201: {"model": NewKeyOut}, **errors(*ROLE, 409)})
+    @api.post(
+        "/keys", status_code=201, responses={201: {"model": NewKeyOut}, **errors(*ROLE, 404, 409)}
+    )
     async def create_key(body: NewKey, who: admin) -> JSONResponse:
         """Creates a key; the response is the only time the key itself is shown."""
         key = new_key()

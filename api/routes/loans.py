@@ -27,7 +27,7 @@ from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.loan_views import action_json, loan_json, local_date
 from api.models import ActionOut, LoanChanged, LoanDetail, LoanOut
-from api.openapi import KEYED, NO_NUL, ROLE, errors
+from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.paging import paged
 from api.routes.lookup import is_online
 from api.views import device_json, position_json
@@ -123,7 +123,7 @@ class NewLoan(BaseModel):
     org: int | None = Field(
         default=None,
         ge=1,
-        le=_MAX_ID,
+        le=MAX_ORG_ID,
         description="the owning unit (default the car's, else the caller's; in its subtree)",
     )
 
@@ -240,7 +240,9 @@ def router(ctx: ApiContext) -> APIRouter:
             ctx.loan_changed(loan, action)
         return {"loan": loan_json(loan, today()), "action": action_json(action)}
 
-    @api.post("/loans", status_code=201, responses={201: {"model": LoanOut}, **errors(*ROLE, 409)})
+    @api.post(
+        "/loans", status_code=201, responses={201: {"model": LoanOut}, **errors(*ROLE, 404, 409)}
+    )
     async def create(body: NewLoan, who: admin) -> JSONResponse:
         """Records a loan on a car; 409 when the loan number is taken."""
         if body.paid_through is not None and body.paid_through < body.start_date:

@@ -19,7 +19,7 @@ from api.auth import Identity
 from api.context import ApiContext
 from api.errors import not_found
 from api.models import AuditOut, OrgList, OrgOut, VehicleMoved
-from api.openapi import KEYED, NO_NUL, ROLE, errors
+from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.paging import paged
 from api.views import iso
 from organizations import Unit, UnitKind
@@ -27,26 +27,35 @@ from store.audit import AuditEntry
 
 _MAX_ID = 2**63 - 1
 _NAME = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"  # printable, not blank
-OrgId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the unit's id")]
+OrgId = Annotated[int, Path(ge=1, le=MAX_ORG_ID, description="the unit's id")]
 
 
 class NewOrg(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"name": "Acme Finance", "kind": "tenant", "parent": None}]
+            "examples": [{"name": "Acme Finance", "kind": "tenant", "parent": None}],
+            # A tenant has no parent; a branch or dealer has one.
+            "anyOf": [
+                {"properties": {"kind": {"const": "tenant"}, "parent": {"type": "null"}}},
+                {
+                    "properties": {"kind": {"enum": ["branch", "dealer"]}},
+                    "required": ["parent"],
+                    "not": {"properties": {"parent": {"type": "null"}}},
+                },
+            ],
         },
     )
 
     name: str = Field(min_length=1, max_length=200, pattern=_NAME)
     kind: Literal["tenant", "branch", "dealer"]
-    parent: int | None = Field(default=None, ge=1, le=_MAX_ID, description="null for a tenant")
+    parent: int | None = Field(default=None, ge=1, le=MAX_ORG_ID, description="null for a tenant")
 
 
 class MoveVehicle(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"org": 7}]})
 
-    org: int = Field(ge=1, le=_MAX_ID, description="the unit the car goes to")
+    org: int = Field(ge=1, le=MAX_ORG_ID, description="the unit the car goes to")
 
 
 def org_json(unit: Unit) -> dict[str, Any]:

@@ -8,7 +8,7 @@ CREATE TABLE orgs (
     name text NOT NULL,
     kind text NOT NULL CHECK (kind IN ('platform', 'tenant', 'branch', 'dealer')),
     parent bigint REFERENCES orgs (id),
-    path text NOT NULL UNIQUE CHECK (path ~ '^/([0-9]+/)+$'),
+    path text NOT NULL UNIQUE,
     created_ms bigint NOT NULL,
     CHECK ((kind = 'platform') = (parent IS NULL))
 );
