@@ -308,3 +308,19 @@ class ApprovalOut(BaseModel):
     decided: Time | None
     command_id: int | None = Field(description="the command sent once approved")
     command: CommandOut | None = Field(default=None, description="in the approval's answer")
+
+
+class EndpointOut(BaseModel):
+    id: int
+    org: int = Field(description="the unit whose alerts (its subtree's) it gets")
+    url: str
+    created_by: str
+    created: Time | None
+
+
+class NewEndpointOut(EndpointOut):
+    secret: str = Field(description="the HMAC-SHA256 key of its signatures, shown this once")
+
+
+class EndpointList(BaseModel):
+    webhooks: list[EndpointOut]

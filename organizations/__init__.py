@@ -18,6 +18,7 @@ from organizations.model import (
     UnitKind,
     check_new_unit,
     child_path,
+    tenant_of,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "UnitKind",
     "check_new_unit",
     "child_path",
+    "tenant_of",
 ]

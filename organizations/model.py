@@ -70,6 +70,12 @@ class Unit:
         return None if self.parent == ROOT_ID else self.parent
 
 
+def tenant_of(path: str) -> int | None:
+    """The tenant a unit of that path is under (itself for a tenant); None for the root."""
+    ids = path.strip("/").split("/")
+    return int(ids[1]) if len(ids) > 1 else None
+
+
 def child_path(parent_path: str, unit_id: int) -> str:
     return f"{parent_path}{unit_id}/"
 

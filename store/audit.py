@@ -19,7 +19,7 @@ from store.orgs import scope_condition
 from store.statements import StatementRunner
 
 # Fields never copied into the log: a key's hash and a tracker's auth code are secrets.
-_SECRET_FIELDS = frozenset({"key_hash", "auth_code", "body"})
+_SECRET_FIELDS = frozenset({"key_hash", "auth_code", "body", "secret"})
 _FIELDS = "id, at_ms, actor, actor_org, org_id, action, target, before, after"
 
 

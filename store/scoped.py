@@ -20,8 +20,10 @@ from loans import CaseAction, Loan
 from organizations import ROOT_ID, OrgError, Scope, Unit, UnitKind, check_new_unit
 from positions import PositionBatch
 from store import approvals as approval_rows
+from store import endpoints as endpoint_rows
 from store.approvals import Approval
 from store.audit import AuditEntry, read_entries, write_entry
+from store.endpoints import Endpoint
 from store.interface import (
     ApiKey,
     CommandLog,
@@ -492,6 +494,29 @@ class ScopedStore:
     def attach_command(self, approval: Approval, command_id: int) -> Approval:
         approval_rows.attach_command(self._s, approval.id, command_id)
         return replace(approval, command_id=command_id)
+
+    # -- webhook receivers of units ------------------------------------------------------------
+
+    def endpoints(self) -> list[Endpoint]:
+        return endpoint_rows.find(self._s, self.scope)
+
+    def add_endpoint(self, url: str, secret: str, org: int | None) -> Endpoint | None:
+        """A receiver of the alerts of unit `org`'s subtree (default the caller's unit);
+        None when that unit already has the URL."""
+        with self.transaction("add webhook endpoint"):
+            target = self.target_org(org)
+            added = endpoint_rows.add(self._s, target, url, secret, self.actor, self._clock_ms())
+            if added is not None:
+                self._audit("webhook.create", f"webhook:{added.id}", target, None, added)
+        return added
+
+    def remove_endpoint(self, endpoint_id: int) -> bool:
+        with self.transaction("remove webhook endpoint"):
+            found = endpoint_rows.find(self._s, self.scope, endpoint_id)
+            if not found or not endpoint_rows.remove(self._s, endpoint_id):
+                return False
+            self._audit("webhook.delete", f"webhook:{endpoint_id}", found[0].org, found[0], None)
+        return True
 
     # -- audit ---------------------------------------------------------------------------------
 

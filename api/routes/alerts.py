@@ -226,6 +226,8 @@ def alerts_router(
         paths: dict[int, str | None] = {}  # unit id -> path: units never move
 
         async def visible(alert: StoredAlert) -> bool:
+            if alert.org_path is not None:
+                return who.scope.contains(alert.org_path)
             org = ROOT_ID if alert.org is None else alert.org
             if org not in paths:
                 paths[org] = await stores.run(lambda s: s.org_path(org))

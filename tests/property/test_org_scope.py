@@ -68,6 +68,8 @@ class World:
     fence: dict[int, str] = field(default_factory=dict)
     alert: dict[int, int] = field(default_factory=dict)
     command: dict[int, int] = field(default_factory=dict)
+    approval: dict[int, int] = field(default_factory=dict)
+    webhook: dict[int, int] = field(default_factory=dict)
 
     def under(self, unit: int) -> set[int]:
         return {u for u, p in self.paths.items() if p.startswith(self.paths[unit])}
@@ -136,6 +138,11 @@ def build(api: ApiUnderTest, tenants: int, extra: list[tuple[int, str]]) -> Worl
             world.terminal[unit], world.vehicle[unit] = terminal, vehicle
             world.loan[unit], world.fence[unit] = loan, fence
             world.alert[unit], world.command[unit] = added.stored[0].id, ok(sent)["id"]
+            reset = {"kind": "terminal_control", "command": "factory_reset"}
+            asked = post(f"/api/v1/devices/{terminal}/commands", json=reset, headers=root)
+            world.approval[unit] = ok(asked, 202)["id"]
+            hook = {"url": f"http://127.0.0.1:9/{tag}", "org": unit}
+            world.webhook[unit] = ok(post("/api/v1/webhooks", json=hook, headers=root), 201)["id"]
     finally:
         store.close()
     ALL_PATHS.update(world.paths)
@@ -172,6 +179,8 @@ def check_lists(api: ApiUnderTest, world: World, unit: int, key: dict[str, str])
     assert_exact([x["org"] for x in loans], {x["loan_no"] for x in loans}, world.loan)
     alerts = pages(api, key, "/api/v1/alerts", "after_id")
     assert_exact([a["org"] for a in alerts], {a["id"] for a in alerts}, world.alert)
+    approvals = pages(api, key, "/api/v1/approvals", "after_id")
+    assert_exact([a["org"] for a in approvals], {a["id"] for a in approvals}, world.approval)
     fences = ok(api.client.get("/api/v1/fences", headers=key))["features"]
     assert_exact(
         [f["properties"]["org"] for f in fences],
@@ -196,6 +205,7 @@ def check_items(api: ApiUnderTest, world: World, unit: int, key: dict[str, str])
             f"/api/v1/fences/{world.fence[other]}",
             f"/api/v1/alerts/{world.alert[other]}",
             f"/api/v1/commands/{world.command[other]}",
+            f"/api/v1/approvals/{world.approval[other]}",
         ]
         for url in urls:
             answer = api.client.get(url, headers=key)
@@ -209,6 +219,13 @@ def check_items(api: ApiUnderTest, world: World, unit: int, key: dict[str, str])
 def probe_mutations(api: ApiUnderTest, world: World, unit: int, key: dict[str, str]) -> None:
     seen = world.under(unit)
     client = api.client
+    hooks = ok(client.get("/api/v1/webhooks", headers=key))["webhooks"]
+    assert all(ALL_PATHS[h["org"]].startswith(world.paths[unit]) for h in hooks)
+    assert {h["id"] for h in hooks} & set(world.webhook.values()) == {
+        world.webhook[u] for u in seen
+    }
+    audit = pages(api, key, "/api/v1/audit", "after_id")
+    assert all(ALL_PATHS.get(e["org"], "/1/").startswith(world.paths[unit]) for e in audit)
     for other in world.paths:
         if other in seen:
             continue
@@ -249,6 +266,10 @@ def probe_mutations(api: ApiUnderTest, world: World, unit: int, key: dict[str, s
             ("POST", f"/api/v1/vehicles/{v}/move", {"org": unit}),
             ("POST", f"/api/v1/vehicles/{world.vehicle[unit]}/move", {"org": other}),
             ("POST", "/api/v1/orgs", {"name": "x", "kind": "branch", "parent": other}),
+            ("POST", f"/api/v1/approvals/{world.approval[other]}/approve", None),
+            ("POST", f"/api/v1/approvals/{world.approval[other]}/reject", None),
+            ("DELETE", f"/api/v1/webhooks/{world.webhook[other]}", None),
+            ("POST", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/x", "org": other}),
         ]  # fmt: skip
         for method, url, body in attempts:
             answer = client.request(method, url, json=body, headers=key)
@@ -265,7 +286,8 @@ def platform_view(api: ApiUnderTest) -> str:
         ok(api.client.get("/api/v1/fences", headers=root)),
         ok(api.client.get("/api/v1/keys", headers=root)),
         ok(api.client.get("/api/v1/orgs", headers=root)),
-        ok(api.client.get("/api/v1/approvals", headers=root)),
+        pages(api, root, "/api/v1/approvals", "after_id"),
+        ok(api.client.get("/api/v1/webhooks", headers=root)),
     ]
     for loan in views[1]:
         views.append(ok(api.client.get(f"/api/v1/loans/{loan['loan_no']}/actions", headers=root)))
@@ -273,7 +295,7 @@ def platform_view(api: ApiUnderTest) -> str:
 
 
 @settings(
-    max_examples=6,
+    max_examples=5,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

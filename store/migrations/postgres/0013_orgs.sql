@@ -50,3 +50,17 @@ END;
 $$;
 CREATE TRIGGER alerts_org BEFORE INSERT ON alerts
     FOR EACH ROW EXECUTE FUNCTION lienwatch_alert_org();
+
+-- Webhook receivers of a unit: each gets the alerts of that unit and the units under it, in the
+-- outbox beside the platform-wide LIENWATCH_WEBHOOK_URLS. A delivery to one is signed with its
+-- own secret (kept on the outbox row; NULL there: the platform's LIENWATCH_WEBHOOK_SECRET).
+CREATE TABLE webhook_endpoints (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    org_id bigint NOT NULL REFERENCES orgs (id),
+    url text NOT NULL,
+    secret text NOT NULL,  -- the HMAC key its deliveries are signed with
+    created_by text NOT NULL,
+    created_ms bigint NOT NULL,
+    UNIQUE (org_id, url)
+);
+ALTER TABLE webhook_outbox ADD COLUMN secret text;

@@ -39,3 +39,17 @@ BEGIN
         (SELECT org_id FROM devices WHERE terminal = NEW.terminal),
         1) WHERE id = NEW.id;
 END;
+
+-- Webhook receivers of a unit: each gets the alerts of that unit and the units under it, in the
+-- outbox beside the platform-wide LIENWATCH_WEBHOOK_URLS. A delivery to one is signed with its
+-- own secret (kept on the outbox row; NULL there: the platform's LIENWATCH_WEBHOOK_SECRET).
+CREATE TABLE webhook_endpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    org_id INTEGER NOT NULL REFERENCES orgs (id),
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,  -- the HMAC key its deliveries are signed with
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    UNIQUE (org_id, url)
+);
+ALTER TABLE webhook_outbox ADD COLUMN secret TEXT;
