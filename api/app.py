@@ -20,7 +20,17 @@ from api.context import ApiContext
 from api.errors import bad_request, install_error_handlers
 from api.idempotency import BodyLimit, Idempotency
 from api.models import Health
-from api.routes import commands, devices, fences, keys, loans, orgs, pages, webhooks
+from api.routes import (
+    commands,
+    devices,
+    fences,
+    keys,
+    loans,
+    orgs,
+    pages,
+    parties,
+    webhooks,
+)
 
 
 async def _sane_text(conn: HTTPConnection) -> None:
@@ -120,7 +130,7 @@ def create_app(
 
     if context is not None:
         checked = [Depends(_sane_text)]
-        for module in (keys, orgs, devices, fences, commands, loans, webhooks):
+        for module in (keys, orgs, devices, parties, fences, commands, loans, webhooks):
             app.include_router(module.router(context), dependencies=checked)
         for extra in context.extra_routers:
             app.include_router(extra, dependencies=checked)

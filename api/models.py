@@ -138,6 +138,12 @@ class DevicePage(BaseModel):
 class Vehicle(BaseModel):
     vehicle_id: str
     org: int = Field(description="the owning organization unit")
+    vin: str | None = None
+    plate: str | None = None
+    make: str | None = None
+    model: str | None = None
+    colour: str | None = None
+    dealer: int | None = Field(default=None, description="the dealer unit that sold it")
     devices: list[DeviceOut]
 
 
@@ -219,6 +225,7 @@ class AlertOut(BaseModel):
 class LoanOut(BaseModel):
     id: int
     org: int = Field(description="the owning organization unit")
+    borrower_id: int | None = Field(description="the borrower's record, when linked")
     loan_no: str
     borrower_name: str
     vehicle_id: str
@@ -240,7 +247,17 @@ class LoanOut(BaseModel):
     monitored: bool
 
 
+class BorrowerOut(BaseModel):
+    id: int
+    org: int
+    name: str
+    id_number: str | None = Field(description="masked for viewers (`**************1234`)")
+    phone: str | None = Field(description="masked for viewers (`138****5678`)")
+    created: Time | None
+
+
 class LoanDetail(LoanOut):
+    borrower: BorrowerOut | None = Field(description="its record, masked for viewers")
     devices: list[DeviceOut]
     alerts: list[AlertOut]
 
@@ -324,3 +341,19 @@ class NewEndpointOut(EndpointOut):
 
 class EndpointList(BaseModel):
     webhooks: list[EndpointOut]
+
+
+class VehicleRecord(BaseModel):
+    vehicle_id: str
+    org: int
+    vin: str | None
+    plate: str | None
+    make: str | None
+    model: str | None
+    colour: str | None
+    dealer: int | None = Field(description="the dealer unit that sold it")
+
+
+class VehicleList(BaseModel):
+    vehicles: list[VehicleRecord]
+    next: str | None = Field(description="pass back as `after` for the next page")

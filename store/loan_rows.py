@@ -49,6 +49,7 @@ LOAN_FIELDS = (
     "created_ms",
     "updated_ms",
     "org_id",
+    "borrower_id",
 )
 # Columns every action read selects (the loan number comes from the joined loan).
 ACTION_FIELDS = (
@@ -76,7 +77,7 @@ def _day(value: Any) -> date:
 def loan_from_row(row: Sequence[Any]) -> Loan:
     (
         loan_id, loan_no, borrower, vehicle_id, principal, currency, start, due_day, next_due,
-        paid_through, grace_days, state, stage, branch, created_ms, updated_ms, org,
+        paid_through, grace_days, state, stage, branch, created_ms, updated_ms, org, borrower_id,
     ) = row  # fmt: skip
     return Loan(
         id=int(loan_id),
@@ -96,6 +97,7 @@ def loan_from_row(row: Sequence[Any]) -> Loan:
         created_ms=int(created_ms),
         updated_ms=int(updated_ms),
         org=int(org),
+        borrower_id=None if borrower_id is None else int(borrower_id),
     )
 
 
@@ -135,6 +137,7 @@ def loan_values(loan: Loan, day: Callable[[date], Any]) -> tuple[Any, ...]:
         loan.created_ms,
         loan.updated_ms,
         loan.org,
+        loan.borrower_id,
     )
 
 

@@ -16,11 +16,12 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from alerts.lifecycle import AlertState, StoredAlert
-from loans import CaseAction, Loan
+from loans import Borrower, CaseAction, Loan, Vehicle, masked
 from organizations import ROOT_ID, OrgError, Scope, Unit, UnitKind, check_new_unit
 from positions import PositionBatch
 from store import approvals as approval_rows
 from store import endpoints as endpoint_rows
+from store import parties
 from store.approvals import Approval
 from store.audit import AuditEntry, read_entries, write_entry
 from store.endpoints import Endpoint
@@ -279,6 +280,55 @@ class ScopedStore:
         known = self._vehicle_org(vehicle_id)
         return known if known is not None and self.visible(known) else None
 
+    # -- cars and borrowers as records ---------------------------------------------------------
+
+    def vehicle(self, vehicle_id: str) -> Vehicle | None:
+        found = parties.get_vehicle(self._s, vehicle_id)
+        return found if found is not None and self.visible(found.org) else None
+
+    def vehicles(self, *, after: str = "", limit: int = 100) -> list[Vehicle]:
+        return parties.find_vehicles(self._s, self.scope, after, limit)
+
+    def put_vehicle(self, given: Vehicle, org: int | None) -> tuple[bool, Vehicle]:
+        """Creates the car (in unit `org`, default the caller's) or replaces its details;
+        `given.dealer` must be a dealer unit of the subtree. Another `org` for a known car
+        moves it as `move_vehicle` does, in the same transaction."""
+        with self.transaction("write vehicle"):
+            known = parties.get_vehicle(self._s, given.vehicle_id)
+            if known is not None and not self.visible(known.org):
+                raise NotInScopeError(f"no vehicle {given.vehicle_id!r}")
+            if given.dealer is not None:
+                dealer = self.unit(given.dealer)
+                if dealer is None or dealer.kind is not UnitKind.DEALER:
+                    raise NotInScopeError(f"dealer: no dealer {given.dealer}")
+            if known is not None and org is not None and org != known.org:
+                self.move_vehicle(given.vehicle_id, org)  # with its devices, loans and alerts
+                known = replace(known, org=org)
+            target = known.org if known is not None else self.target_org(org)
+            stored = replace(given, org=target)
+            parties.put_vehicle(self._s, stored)
+            action = "vehicle.create" if known is None else "vehicle.update"
+            self._audit(action, f"vehicle:{given.vehicle_id}", target, known, stored)
+        return known is None, stored
+
+    def borrower(self, borrower_id: int) -> Borrower | None:
+        found = parties.get_borrower(self._s, borrower_id)
+        return found if found is not None and self.visible(found.org) else None
+
+    def borrowers(self, *, after_id: int = 0, limit: int = 100) -> list[Borrower]:
+        return parties.find_borrowers(self._s, self.scope, after_id, limit)
+
+    def create_borrower(
+        self, name: str, id_number: str | None, phone: str | None, org: int | None
+    ) -> Borrower:
+        with self.transaction("create borrower"):
+            target = self.target_org(org)
+            given = Borrower(0, target, name, id_number, phone, self._clock_ms())
+            stored = parties.add_borrower(self._s, given)
+            # The log keeps what a viewer would see: personal numbers stay out of it.
+            self._audit("borrower.create", f"borrower:{stored.id}", target, None, masked(stored))
+        return stored
+
     # -- fences --------------------------------------------------------------------------------
 
     def fences_version(self) -> int:
@@ -359,6 +409,8 @@ class ScopedStore:
                 if not self.visible(known.org):
                     raise NotInScopeError(f"no loan {loan.loan_no}")
                 raise LoanExistsError(f"loan {loan.loan_no} already exists")
+            if loan.borrower_id is not None and self.borrower(loan.borrower_id) is None:
+                raise NotInScopeError(f"borrower_id: no borrower {loan.borrower_id}")
             target = self.target_org(org, self._vehicle_org(loan.vehicle_id))
             self._claim_vehicle(loan.vehicle_id, target)
             stored = self._s.create_loan(replace(loan, org=target))

@@ -22,7 +22,9 @@ from api.errors import ApiError, bad_request, not_found
 from api.models import DeviceOut, DevicePage, LatestPosition, Position, Vehicle
 from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.routes.lookup import device_or_404, is_online
+from api.routes.parties import vehicle_json
 from api.views import device_json, json_bytes, position_json, positions_json
+from loans import Vehicle as CarRecord
 from store import Device, DeviceClock
 from store.scoped import ScopedStore
 
@@ -287,9 +289,10 @@ def router(ctx: ApiContext) -> APIRouter:
     async def vehicle(
         vehicle_id: Annotated[str, Path(pattern=NO_NUL)], who: viewer
     ) -> dict[str, Any]:
-        """The vehicle's devices, each with its latest position and connection state."""
+        """The car's record (VIN, plate, make, model, colour, dealer; null when not
+        recorded) and its devices, each with its latest position and connection state."""
 
-        def bound(store: ScopedStore) -> tuple[int | None, list[Device]]:
+        def bound(store: ScopedStore) -> tuple[CarRecord | None, list[Device]]:
             found: list[Device] = []
             while not found or len(found) % 1000 == 0:
                 after = found[-1].terminal if found else ""
@@ -297,14 +300,16 @@ def router(ctx: ApiContext) -> APIRouter:
                 if not page:
                     break
                 found.extend(page)
-            return store.vehicle_org(vehicle_id), found
+            return store.vehicle(vehicle_id), found
 
-        org, devices = await ctx.scoped(who, bound)
-        if not devices:
-            raise not_found(f"no device is bound to vehicle {vehicle_id!r}")
+        record, devices = await ctx.scoped(who, bound)
+        if record is None and not devices:
+            raise not_found(f"no vehicle {vehicle_id!r}")
+        details = {k: v for k, v in vehicle_json(record).items() if k != "org"} if record else {}
         return {
+            **details,
             "vehicle_id": vehicle_id,
-            "org": devices[0].org if org is None else org,
+            "org": devices[0].org if record is None else record.org,
             "devices": await devices_json(devices, with_latest=True, who=who),
         }
 

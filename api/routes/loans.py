@@ -12,6 +12,7 @@ No `from __future__ import annotations`: FastAPI reads the dependency aliases bu
 """
 
 import re
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
@@ -30,8 +31,10 @@ from api.models import ActionOut, LoanChanged, LoanDetail, LoanOut
 from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.paging import paged
 from api.routes.lookup import is_online
+from api.routes.parties import borrower_json
 from api.views import device_json, position_json
 from loans import (
+    Borrower,
     Bucket,
     CaseAction,
     Channel,
@@ -58,6 +61,11 @@ _MAX_ID = 2**63 - 1
 _MAX_LISTED = 1000  # devices and alerts shown with one loan
 # What `_text` accepts: no control character but tab and newline, and not only white space.
 _FREE_TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
+# What one loan's page reads: the loan, its borrower, its car's devices, their latest positions
+# and clocks, and the car's unresolved alerts.
+LoanRead = tuple[
+    Loan, Borrower | None, list[Device], Any, dict[str, DeviceClock], list[StoredAlert]
+]
 LoanNo = Annotated[str, Path(pattern=_LOAN_NO.pattern, description="letters, digits, . _ -")]
 
 
@@ -106,7 +114,16 @@ class NewLoan(BaseModel):
     )
 
     loan_no: str = Field(pattern=_LOAN_NO.pattern, description="letters, digits, . _ -")
-    borrower_name: str = Field(min_length=1, max_length=200, pattern=_FREE_TEXT)
+    borrower_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=_FREE_TEXT,
+        description="default the borrower record's name; one of the two is needed",
+    )
+    borrower_id: int | None = Field(
+        default=None, ge=1, le=_MAX_ID, description="the borrower's record (POST /borrowers)"
+    )
     vehicle_id: str = Field(min_length=1, max_length=64, pattern=_ID_TEXT)
     principal: str = Field(
         pattern=r"^([1-9][0-9]{0,13}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$",
@@ -128,6 +145,12 @@ class NewLoan(BaseModel):
     )
 
     clean_name = field_validator("borrower_name")(_text)
+
+    @model_validator(mode="after")
+    def _named(self) -> "NewLoan":
+        if self.borrower_name is None and self.borrower_id is None:
+            raise ValueError("give borrower_name or borrower_id")
+        return self
 
 
 class Payment(BaseModel):
@@ -247,9 +270,18 @@ def router(ctx: ApiContext) -> APIRouter:
         """Records a loan on a car; 409 when the loan number is taken."""
         if body.paid_through is not None and body.paid_through < body.start_date:
             raise bad_request("body.paid_through", "is before start_date")
+        borrower_id = body.borrower_id
+        name = body.borrower_name
+        if name is None:
+            found = await ctx.scoped(
+                who, lambda s: None if borrower_id is None else s.borrower(borrower_id)
+            )
+            if found is None:
+                raise not_found(f"borrower_id: no borrower {borrower_id}")
+            name = found.name
         loan = new_loan(
             loan_no=body.loan_no,
-            borrower_name=body.borrower_name,
+            borrower_name=name,
             vehicle_id=body.vehicle_id,
             principal=Decimal(body.principal),
             currency=body.currency,
@@ -260,6 +292,7 @@ def router(ctx: ApiContext) -> APIRouter:
             paid_through=body.paid_through,
             now_ms=ctx.clock_ms(),
         )
+        loan = replace(loan, borrower_id=borrower_id)
         try:
             stored = await ctx.scoped(who, lambda s: s.create_loan(loan, body.org))
         except LoanExistsError:
@@ -305,34 +338,34 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={200: {"model": LoanDetail}, **errors(*KEYED, 404)},
     )
     async def get_loan(loan_no: LoanNo, who: viewer) -> dict[str, Any]:
-        """The loan with its DPD and bucket for today, its car's devices (latest position,
-        online state) and the car's unresolved alerts."""
+        """The loan with its DPD and bucket for today, its borrower (masked for viewers), its
+        car's devices (latest position, online state) and the car's unresolved alerts."""
         number = loan_number(loan_no)
 
-        def read(
-            store: ScopedStore,
-        ) -> tuple[Loan, list[Device], Any, dict[str, DeviceClock], list[StoredAlert]] | None:
+        def read(store: ScopedStore) -> LoanRead | None:
             loan = store.loan(number)
             if loan is None:
                 return None
+            borrower = None if loan.borrower_id is None else store.borrower(loan.borrower_id)
             devices = store.devices(vehicle_id=loan.vehicle_id, limit=_MAX_LISTED)
             latest = store.latest(devices)
             clocks = store.clocks(devices)
             alerts: list[StoredAlert] = []
             for state in (AlertState.OPEN, AlertState.ACKNOWLEDGED):
                 alerts += store.alerts(vehicle_id=loan.vehicle_id, state=state, limit=_MAX_LISTED)
-            return loan, devices, latest, clocks, sorted(alerts, key=lambda a: a.id)
+            return loan, borrower, devices, latest, clocks, sorted(alerts, key=lambda a: a.id)
 
         found = await ctx.scoped(who, read)
         if found is None:
             raise not_found(f"no loan {number}")
-        loan, devices, latest, clocks, alerts = found
+        loan, borrower, devices, latest, clocks, alerts = found
         terminals = [d.terminal for d in devices]
         positions = {
             terminals[int(d)]: position_json(latest, i) for i, d in enumerate(latest.device)
         }
         return {
             **loan_json(loan, today()),
+            "borrower": None if borrower is None else borrower_json(borrower, who),
             "devices": [
                 device_json(
                     d,

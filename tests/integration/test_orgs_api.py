@@ -299,3 +299,76 @@ async def test_the_alert_stream_shows_only_the_callers_subtree(tmp_path: Path) -
     finally:
         await server.stop()
         context.stores.close()
+
+
+def test_borrowers_are_masked_for_viewers_and_cars_are_records(api: ApiUnderTest) -> None:
+    client = api.client
+    acme = unit(api, "Acme", "tenant", None)
+    dealer = unit(api, "Dealer", "dealer", acme)
+    other = unit(api, "Other", "tenant", None)
+    admin = key(api, "aa", "admin", acme)
+    officer = key(api, "ao", "officer", acme)
+    viewer = key(api, "av", "viewer", acme)
+    other_admin = key(api, "oa", "admin", other)
+    person = {"name": "Wang Wei", "id_number": "110101199001011234", "phone": "13812345678"}
+    made = client.post("/api/v1/borrowers", json=person, headers=admin)
+    assert made.status_code == 201, made.text
+    borrower = made.json()
+    assert (borrower["org"], borrower["id_number"], borrower["phone"]) == (
+        acme,
+        "110101199001011234",
+        "13812345678",
+    )
+    url = f"/api/v1/borrowers/{borrower['id']}"
+    assert client.get(url, headers=officer).json()["phone"] == "13812345678"
+    shown = client.get(url, headers=viewer).json()
+    assert (shown["id_number"], shown["phone"]) == ("**************1234", "138****5678")
+    assert [b["phone"] for b in client.get("/api/v1/borrowers", headers=viewer).json()] == [
+        "138****5678"
+    ]
+    error(client.get(url, headers=other_admin), 404, "not_found")
+    assert client.get("/api/v1/borrowers", headers=other_admin).json() == []
+    # The audit log never holds the numbers whole.
+    entry = client.get("/api/v1/audit", headers=admin).json()[-1]
+    assert entry["action"] == "borrower.create"
+    assert entry["after"]["id_number"] == "**************1234"
+    assert "110101199001011234" not in json.dumps(client.get("/api/v1/audit", headers=admin).json())
+
+    car = {"vin": "LSVAU2180N2183294", "plate": "沪A12345", "make": "VW", "model": "Lavida",
+           "colour": "white", "dealer": dealer}  # fmt: skip
+    put = client.put("/api/v1/vehicles/V1", json=car, headers=admin)
+    assert put.status_code == 201, put.text
+    assert put.json() == {"vehicle_id": "V1", "org": acme, **car}
+    assert client.put("/api/v1/vehicles/V1", json=car, headers=admin).status_code == 200
+    error(client.put("/api/v1/vehicles/V1", json=car, headers=other_admin), 404, "not_found")
+    error(client.put("/api/v1/vehicles/V2", json={"dealer": acme}, headers=admin), 404,
+          "not_found", "dealer")  # fmt: skip
+    error(client.put("/api/v1/vehicles/V2", json={"dealer": dealer}, headers=other_admin), 404,
+          "not_found")  # fmt: skip
+    record = client.get("/api/v1/vehicles/V1", headers=viewer).json()
+    assert (record["vin"], record["dealer"], record["devices"]) == (car["vin"], dealer, [])
+    assert [v["vehicle_id"] for v in client.get("/api/v1/vehicles", headers=viewer).json()[
+        "vehicles"]] == ["V1"]  # fmt: skip
+    assert client.get("/api/v1/vehicles", headers=other_admin).json()["vehicles"] == []
+
+    loan = {"loan_no": "L1", "borrower_id": borrower["id"], "vehicle_id": "V1",
+            "principal": "10.00", "start_date": "2024-01-15", "due_day": 15}  # fmt: skip
+    created = client.post("/api/v1/loans", json=loan, headers=admin)
+    assert created.status_code == 201, created.text
+    assert (created.json()["borrower_name"], created.json()["borrower_id"]) == (
+        "Wang Wei",
+        borrower["id"],
+    )
+    detail = client.get("/api/v1/loans/L1", headers=viewer).json()
+    assert detail["borrower"]["phone"] == "138****5678"
+    assert client.get("/api/v1/loans/L1", headers=officer).json()["borrower"]["phone"] == (
+        "13812345678"
+    )
+    theirs = {**loan, "loan_no": "L2", "vehicle_id": "V9"}
+    error(client.post("/api/v1/loans", json=theirs, headers=other_admin), 404, "not_found")
+    error(client.post("/api/v1/loans", json={k: v for k, v in loan.items() if k != "borrower_id"}
+                      | {"loan_no": "L3"}, headers=admin), 400, "bad_request")  # fmt: skip
+    # Another unit for a known car moves it, with its loans, as the move route does.
+    moved = client.put("/api/v1/vehicles/V1", json={**car, "org": dealer}, headers=admin)
+    assert (moved.status_code, moved.json()["org"]) == (200, dealer)
+    assert client.get("/api/v1/loans/L1", headers=admin).json()["org"] == dealer

@@ -69,6 +69,7 @@ class World:
     alert: dict[int, int] = field(default_factory=dict)
     command: dict[int, int] = field(default_factory=dict)
     approval: dict[int, int] = field(default_factory=dict)
+    borrower: dict[int, int] = field(default_factory=dict)
     webhook: dict[int, int] = field(default_factory=dict)
 
     def under(self, unit: int) -> set[int]:
@@ -143,6 +144,15 @@ def build(api: ApiUnderTest, tenants: int, extra: list[tuple[int, str]]) -> Worl
             world.approval[unit] = ok(asked, 202)["id"]
             hook = {"url": f"http://127.0.0.1:9/{tag}", "org": unit}
             world.webhook[unit] = ok(post("/api/v1/webhooks", json=hook, headers=root), 201)["id"]
+            person = {"name": "B", "phone": "13812345678", "org": unit}
+            world.borrower[unit] = ok(post("/api/v1/borrowers", json=person, headers=root), 201)[
+                "id"
+            ]
+            car = {"plate": f"P{tag}", "make": "VW"}
+            assert (
+                ok(api.client.put(f"/api/v1/vehicles/{vehicle}", json=car, headers=root))["org"]
+                == unit
+            )
     finally:
         store.close()
     ALL_PATHS.update(world.paths)
@@ -153,9 +163,10 @@ def pages(api: ApiUnderTest, key: dict[str, str], url: str, cursor: str) -> list
     """Every item of a list read two at a time (`after` or `after_id` paging)."""
     found: list[dict[str, Any]] = []
     after: Any = "" if cursor == "after" else 0
+    field = url.rsplit("/", 1)[-1]  # a page object holds its items under the list's name
     while True:
         answer = ok(api.client.get(url, params={cursor: after, "limit": 2}, headers=key))
-        items = answer["devices"] if isinstance(answer, dict) else answer
+        items = answer[field] if isinstance(answer, dict) else answer
         found += items
         if len(items) < 2:
             return found
@@ -179,6 +190,11 @@ def check_lists(api: ApiUnderTest, world: World, unit: int, key: dict[str, str])
     assert_exact([x["org"] for x in loans], {x["loan_no"] for x in loans}, world.loan)
     alerts = pages(api, key, "/api/v1/alerts", "after_id")
     assert_exact([a["org"] for a in alerts], {a["id"] for a in alerts}, world.alert)
+    borrowers = pages(api, key, "/api/v1/borrowers", "after_id")
+    assert_exact([b["org"] for b in borrowers], {b["id"] for b in borrowers}, world.borrower)
+    assert all(b["phone"] == "138****5678" for b in borrowers)  # a viewer's key: masked
+    cars = pages(api, key, "/api/v1/vehicles", "after")
+    assert_exact([c["org"] for c in cars], {c["vehicle_id"] for c in cars}, world.vehicle)
     approvals = pages(api, key, "/api/v1/approvals", "after_id")
     assert_exact([a["org"] for a in approvals], {a["id"] for a in approvals}, world.approval)
     fences = ok(api.client.get("/api/v1/fences", headers=key))["features"]
@@ -206,6 +222,7 @@ def check_items(api: ApiUnderTest, world: World, unit: int, key: dict[str, str])
             f"/api/v1/alerts/{world.alert[other]}",
             f"/api/v1/commands/{world.command[other]}",
             f"/api/v1/approvals/{world.approval[other]}",
+            f"/api/v1/borrowers/{world.borrower[other]}",
         ]
         for url in urls:
             answer = api.client.get(url, headers=key)
@@ -270,6 +287,11 @@ def probe_mutations(api: ApiUnderTest, world: World, unit: int, key: dict[str, s
             ("POST", f"/api/v1/approvals/{world.approval[other]}/reject", None),
             ("DELETE", f"/api/v1/webhooks/{world.webhook[other]}", None),
             ("POST", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/x", "org": other}),
+            ("PUT", f"/api/v1/vehicles/{v}", {"plate": "stolen"}),
+            ("PUT", f"/api/v1/vehicles/new-{v}", {"dealer": other}),
+            ("POST", "/api/v1/borrowers", {"name": "x", "org": other}),
+            ("POST", "/api/v1/loans", {**loan, "loan_no": f"new-{n}", "borrower_id":
+                                       world.borrower[other]}),
         ]  # fmt: skip
         for method, url, body in attempts:
             answer = client.request(method, url, json=body, headers=key)
@@ -287,6 +309,8 @@ def platform_view(api: ApiUnderTest) -> str:
         ok(api.client.get("/api/v1/keys", headers=root)),
         ok(api.client.get("/api/v1/orgs", headers=root)),
         pages(api, root, "/api/v1/approvals", "after_id"),
+        pages(api, root, "/api/v1/borrowers", "after_id"),
+        pages(api, root, "/api/v1/vehicles", "after"),
         ok(api.client.get("/api/v1/webhooks", headers=root)),
     ]
     for loan in views[1]:

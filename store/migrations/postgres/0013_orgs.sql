@@ -64,3 +64,23 @@ CREATE TABLE webhook_endpoints (
     UNIQUE (org_id, url)
 );
 ALTER TABLE webhook_outbox ADD COLUMN secret text;
+
+-- Cars and borrowers as records (loans.parties): a car's VIN, plate, make and model, colour and
+-- the dealer unit that sold it; a borrower's name, identity number and phone, of one unit.
+ALTER TABLE vehicles
+    ADD COLUMN vin text,
+    ADD COLUMN plate text,
+    ADD COLUMN make text,
+    ADD COLUMN model text,
+    ADD COLUMN colour text,
+    ADD COLUMN dealer_id bigint REFERENCES orgs (id);
+CREATE TABLE borrowers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    org_id bigint NOT NULL REFERENCES orgs (id),
+    name text NOT NULL,
+    id_number text,
+    phone text,
+    created_ms bigint NOT NULL
+);
+CREATE INDEX borrowers_org ON borrowers (org_id, id);
+ALTER TABLE loans ADD COLUMN borrower_id bigint REFERENCES borrowers (id);

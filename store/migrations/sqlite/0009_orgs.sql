@@ -53,3 +53,21 @@ CREATE TABLE webhook_endpoints (
     UNIQUE (org_id, url)
 );
 ALTER TABLE webhook_outbox ADD COLUMN secret TEXT;
+
+-- Cars and borrowers as records: PostgreSQL's 0013 (see there).
+ALTER TABLE vehicles ADD COLUMN vin TEXT;
+ALTER TABLE vehicles ADD COLUMN plate TEXT;
+ALTER TABLE vehicles ADD COLUMN make TEXT;
+ALTER TABLE vehicles ADD COLUMN model TEXT;
+ALTER TABLE vehicles ADD COLUMN colour TEXT;
+ALTER TABLE vehicles ADD COLUMN dealer_id INTEGER REFERENCES orgs (id);
+CREATE TABLE borrowers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    org_id INTEGER NOT NULL REFERENCES orgs (id),
+    name TEXT NOT NULL,
+    id_number TEXT,
+    phone TEXT,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX borrowers_org ON borrowers (org_id, id);
+ALTER TABLE loans ADD COLUMN borrower_id INTEGER REFERENCES borrowers (id);
