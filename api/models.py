@@ -18,7 +18,9 @@ from geofence import FenceKind
 from loans import ActionKind, Bucket, Channel, LoanState, Outcome, Stage
 from store import CommandState
 
-CommandKind = Literal["set_parameters", "query_location", "track", "terminal_control"]
+CommandKind = Literal[
+    "set_parameters", "query_location", "track", "terminal_control", "vehicle_control"
+]
 FlagName = Literal[
     "backfill", "invalid_fix", "implausible", "duplicate", "out_of_order", "future", "bad_time",
     "batch", "clock_corrected", "clock_reset", "clock_stuck",

@@ -2,7 +2,8 @@
 /api/v1/commands/{id}` and a device's recent commands.
 
 Kinds: `set_parameters` (0x8103), `query_location` (0x8201), `track` (0x8202, temporary
-tracking) and `terminal_control` (0x8105). The injected sender (the gateway) sends to an online
+tracking), `terminal_control` (0x8105) and `vehicle_control` (0x8500). Dangerous ones wait for a
+second admin's approval (`needs_approval`). The injected sender (the gateway) sends to an online
 terminal and awaits its answer, or queues the command for an offline one. Every command gets an
 id: a queued one has the queue's, one answered (or failed) at once is recorded with its final
 state. The command log keeps who asked, the request and the terminal's answer.
@@ -35,6 +36,7 @@ from ingest.jt808.messages import (
     SetParameters,
     TemporaryTracking,
     TerminalControl,
+    VehicleControl,
 )
 from store import CommandState, Device, QueuedCommand
 from store.approvals import Approval
@@ -46,6 +48,7 @@ KINDS = {
     0x8201: "query_location",
     0x8202: "track",
     0x8105: "terminal_control",
+    0x8500: "vehicle_control",
 }
 _BY_NAME = {name: msg_id for msg_id, name in KINDS.items()}
 # 0x8105 command words (JT/T 808-2013 table 25).
@@ -96,11 +99,21 @@ class TerminalControlIn(_Strict):
     params: str = Field(default="", max_length=1024)
 
 
+class VehicleControlIn(_Strict):
+    flags: int = Field(
+        ge=0,
+        le=0xFF,
+        description="the 0x8500 control flag byte: bit 0 locks the doors; further bits as the"
+        " tracker's maker defines (cut fuel and power)",
+    )
+
+
 _MODELS: dict[int, type[_Strict]] = {
     0x8103: SetParametersIn,
     0x8201: QueryLocationIn,
     0x8202: TrackIn,
     0x8105: TerminalControlIn,
+    0x8500: VehicleControlIn,
 }
 
 
@@ -144,7 +157,13 @@ def command_body() -> dict[str, Any]:
         {"properties": {"interval_s": {"const": 0}}},
         {"properties": {"validity_s": {"minimum": 1}}, "required": ["validity_s"]},
     ]
-    variants = [set_parameters, _documented(QueryLocationIn, "query_location"), track, control]
+    variants = [
+        set_parameters,
+        _documented(QueryLocationIn, "query_location"),
+        track,
+        control,
+        _documented(VehicleControlIn, "vehicle_control"),
+    ]
     for variant in variants:
         variant.pop("title", None)
     return {
@@ -242,6 +261,9 @@ def parse_command(body: dict[str, Any]) -> tuple[Message, dict[str, Any]]:
             raise bad_request("params", str(exc)) from None
         message = TerminalControl(code, parsed.params)
         request.update(command=code, params=parsed.params)
+    elif isinstance(parsed, VehicleControlIn):
+        message = VehicleControl(parsed.flags)
+        request.update(flags=parsed.flags)
     else:
         message = LocationQuery()
     return message, request
@@ -250,7 +272,8 @@ def parse_command(body: dict[str, Any]) -> tuple[Message, dict[str, Any]]:
 # Commands that can lose a tracker for good need a second person (an admin of the device's
 # unit or above, not the requester) before they are sent: parameters that move it to another
 # server or network (APN, dial-up user and password, server addresses and ports), and
-# terminal control upgrade, connect_server, power_off, factory_reset and close_wireless.
+# terminal control upgrade, connect_server, power_off, factory_reset and close_wireless; and
+# every vehicle control (0x8500: cut fuel and power, for a repossession).
 DANGEROUS_PARAMS = frozenset(range(0x0010, 0x001A))
 DANGEROUS_CONTROL = frozenset(
     CONTROL_WORDS[w]
@@ -260,6 +283,8 @@ APPROVAL_TTL_MS = 60 * 60 * 1000  # an unapproved request expires after an hour
 
 
 def needs_approval(message: Message) -> bool:
+    if isinstance(message, VehicleControl):  # cuts fuel and power: always two people
+        return True
     if isinstance(message, SetParameters):
         return any(param_id in DANGEROUS_PARAMS for param_id, _ in message.params)
     if isinstance(message, TerminalControl):

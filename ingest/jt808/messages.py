@@ -44,6 +44,8 @@ __all__ = [
     "TerminalControl",
     "TerminalGeneralResponse",
     "TextMessage",
+    "VehicleControl",
+    "VehicleControlReply",
 ]
 
 _ANSWER = struct.Struct(">HHB")
@@ -387,6 +389,23 @@ class LocationQueryReply:
         return _pack(struct.Struct(">H"), self.answer_serial) + self.location.encode_body()
 
 
+@dataclass(frozen=True, slots=True)
+class VehicleControlReply:
+    """0x0500: answer serial + a location body, the answer to a 0x8500."""
+
+    MSG_ID: ClassVar[int] = MessageId.VEHICLE_CONTROL_REPLY
+    answer_serial: int
+    location: LocationReport
+
+    @classmethod
+    def decode(cls, body: bytes, edition: Edition) -> VehicleControlReply:
+        _need(body, 2, "vehicle control reply")
+        return cls(int.from_bytes(body[:2], "big"), LocationReport.decode_from(body, 2))
+
+    def encode_body(self) -> bytes:
+        return _pack(struct.Struct(">H"), self.answer_serial) + self.location.encode_body()
+
+
 BATCH_NORMAL = 0
 BATCH_BACKFILL = 1  # blind-area re-send of stored points
 
@@ -492,6 +511,24 @@ class TerminalControl:
 
     def encode_body(self) -> bytes:
         return _pack(struct.Struct(">B"), self.command) + encode_text(self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleControl:
+    """0x8500 (2013 body): the control flag byte. Bit 0 locks (1) or unlocks (0) the doors;
+    trackers fitted with a relay use further bits, as their maker documents, to cut fuel and
+    power for a repossession. The terminal answers 0x0500 with its location."""
+
+    MSG_ID: ClassVar[int] = MessageId.VEHICLE_CONTROL
+    flags: int
+
+    @classmethod
+    def decode(cls, body: bytes, edition: Edition) -> VehicleControl:
+        _need(body, 1, "vehicle control")
+        return cls(body[0])
+
+    def encode_body(self) -> bytes:
+        return _pack(struct.Struct(">B"), self.flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,6 +654,8 @@ Message = (
     | LocationQuery
     | TemporaryTracking
     | TerminalControl
+    | VehicleControl
+    | VehicleControlReply
     | TextMessage
     | ResendRequest
     | PassThrough
@@ -643,6 +682,8 @@ DECODERS: dict[int, Decoder] = {
         LocationQuery,
         TemporaryTracking,
         TerminalControl,
+        VehicleControl,
+        VehicleControlReply,
         TextMessage,
         ResendRequest,
         PassThrough,

@@ -24,7 +24,12 @@ from api.routes.alerts import alerts_router
 from api.server import ApiServer
 from api.stores import StoreAccess
 from ingest.commands import CommandOutcome
-from ingest.jt808.messages import Message, TerminalControl, TerminalGeneralResponse
+from ingest.jt808.messages import (
+    Message,
+    TerminalControl,
+    TerminalGeneralResponse,
+    VehicleControl,
+)
 from store import CommandState, migrate, open_store
 from tests.support.api import ApiUnderTest, api_under_test, error
 
@@ -201,6 +206,20 @@ def test_dangerous_commands_wait_for_another_admin_of_the_unit_or_above(
         == "expired"
     )
     assert len(sender.sent) == 1
+
+    # Vehicle control (cut fuel and power) always needs a second person.
+    cut = client.post(url, json={"kind": "vehicle_control", "flags": 1}, headers=officer)
+    assert (cut.status_code, cut.json()["kind"], cut.json()["msg_id"]) == (
+        202,
+        "vehicle_control",
+        "0x8500",
+    )
+    assert len(sender.sent) == 1
+    approved = client.post(f"/api/v1/approvals/{cut.json()['id']}/approve", headers=north_admin)
+    assert approved.status_code == 200, approved.text
+    assert sender.sent[-1] == (terminal, VehicleControl(1))
+    assert approved.json()["command"]["approved_by"] == "north-admin"
+    sender.sent.pop()
 
     # Everything else goes out at once.
     assert client.post(url, json={"kind": "query_location"}, headers=officer).status_code == 200
