@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -44,6 +45,9 @@ from store.fencerows import feature_collection
 STOP_WAIT_S = 1.0  # each of the detector and the sinks, when the process stops
 ALERT_SPOOL_FILE = "alerts.spool"  # in the data directory, beside the journal
 DETECTOR_SPILL_FILE = "detector.spill"  # batches the detector is too far behind to hold
+# How often the live side reads every car's unit again when nothing told it of a change (a
+# car moved between units).
+UNITS_REFRESH_S = 30.0
 log = logging.getLogger("lienwatch.alerting")
 
 
@@ -61,6 +65,15 @@ def load_rules(settings: Settings) -> RuleBook:
 
 def stored_fences(store: Store) -> list[Fence]:
     return load_fences(feature_collection(store.list_fences()), name="stored fences")
+
+
+def fence_scope(store: Store) -> Callable[[Alert], bool] | None:
+    """Keeps a fence's alerts to the cars of its unit's subtree (a tenant's hotspot says
+    nothing about another tenant's car); None while every fence is the platform's."""
+    units = store.unit_paths()
+    if not units.fences:
+        return None
+    return lambda alert: units.keeps(alert.fence_id, alert.vehicle_id, alert.device_id)
 
 
 def loan_state_names(store: Store) -> dict[str, str]:
@@ -83,6 +96,7 @@ class Alerting:
     loan_states: dict[str, str] = field(default_factory=dict)
     _watcher: asyncio.Task[None] | None = None
     _fleet_dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    _units_due: float = 0.0
 
     @property
     def on_positions(self) -> Callable[..., None] | None:
@@ -145,7 +159,8 @@ class Alerting:
         store = self.store_factory()
         try:
             version = store.fences_version()
-            if version != self.fences_version:
+            fences_changed = version != self.fences_version
+            if fences_changed:
                 detector.set_fences(stored_fences(store))
                 log.info("fences reloaded (version %d)", version)
                 self.fences_version = version
@@ -155,6 +170,11 @@ class Alerting:
                 self.loan_states = states
             if self.recorder is not None:
                 self.recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())
+                now = time.monotonic()
+                if fences_changed or refresh_fleet or now >= self._units_due:
+                    # every car's unit is read again at most every UNITS_REFRESH_S otherwise
+                    self.recorder.keeps = fence_scope(store)
+                    self._units_due = now + UNITS_REFRESH_S
         finally:
             store.close()
 
@@ -231,7 +251,7 @@ def start_alerting(
     if settings.mqtt_url:
         sinks.append(MqttPublisher(settings.mqtt_url))
     webhooks = None
-    if settings.webhooks:
+    if settings.webhooks or settings.detect:  # units register receivers through the API
         webhooks = WebhookDeliverer(
             store_factory,
             WebhookPolicy(
@@ -259,6 +279,7 @@ def start_alerting(
             fences = stored_fences(store)
             alerting.fences_version = store.fences_version()
             recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())
+            recorder.keeps = fence_scope(store)
         finally:
             store.close()
         alerting.recorder = recorder

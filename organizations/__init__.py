@@ -18,6 +18,7 @@ from organizations.model import (
     UnitKind,
     check_new_unit,
     child_path,
+    fence_reaches,
     tenant_of,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "UnitKind",
     "check_new_unit",
     "child_path",
+    "fence_reaches",
     "tenant_of",
 ]

@@ -70,6 +70,14 @@ class Unit:
         return None if self.parent == ROOT_ID else self.parent
 
 
+def fence_reaches(fence_path: str | None, owner_path: str | None) -> bool:
+    """Whether a fence of the unit at `fence_path` applies to a car (or device) of the unit at
+    `owner_path`: the platform's fences apply to every car, a unit's only to its subtree's
+    (None: the platform's)."""
+    fence = ROOT_PATH if fence_path is None else fence_path
+    return (ROOT_PATH if owner_path is None else owner_path).startswith(fence)
+
+
 def tenant_of(path: str) -> int | None:
     """The tenant a unit of that path is under (itself for a tenant); None for the root."""
     ids = path.strip("/").split("/")

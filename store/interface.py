@@ -33,7 +33,7 @@ from loans import Bucket, CaseAction, Loan, LoanState, Stage
 from organizations import ROOT_ID, Scope, Unit, UnitKind
 from positions import PositionBatch
 from store.idempotency import KeptResponse
-from store.orgs import Caller
+from store.orgs import Caller, UnitPaths
 from store.statements import StatementRunner
 
 
@@ -227,6 +227,10 @@ class Store(StatementRunner, Protocol):
         ...
 
     def add_org(self, name: str, kind: UnitKind, parent: Unit, now_ms: int) -> Unit: ...
+
+    def unit_paths(self) -> UnitPaths:
+        """Units of the fences below the platform, and then of every car and device."""
+        ...
 
     def caller_by_key(self, key_hash: str) -> Caller | None:
         """The key's name, role, unit and unit path, for the API's checks."""

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from organizations import Scope, Unit, UnitKind, child_path
+from organizations import ROOT_ID, Scope, Unit, UnitKind, child_path, fence_reaches
 from store.statements import StatementRunner
 
 UNIT_FIELDS = "id, name, kind, parent, path, created_ms"
@@ -51,6 +51,23 @@ class Caller:
     @property
     def scope(self) -> Scope:
         return Scope(self.org, self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitPaths:
+    """Unit paths by fence id (fences below the platform only), car id and terminal."""
+
+    fences: dict[str, str]
+    vehicles: dict[str, str]
+    devices: dict[str, str]
+
+    def keeps(self, fence_id: str | None, vehicle_id: str, terminal: str) -> bool:
+        """Whether an alert about that fence and car (else device) stands: a unit's fence
+        says nothing about another tenant's car."""
+        if fence_id is None or fence_id not in self.fences:
+            return True
+        owner = self.vehicles.get(vehicle_id) or self.devices.get(terminal)
+        return fence_reaches(self.fences[fence_id], owner)
 
 
 class OrgRecords:
@@ -96,6 +113,30 @@ class OrgRecords:
         path = child_path(parent.path, unit_id)
         self._run("create org", "UPDATE orgs SET path = ? WHERE id = ?", (path, unit_id))
         return Unit(unit_id, name, kind, parent.id, path, now_ms)
+
+    def unit_paths(self: StatementRunner) -> UnitPaths:
+        """The unit path of every fence below the platform and, when there is one, of every
+        car and device: what the live side needs to apply a unit's fences to its subtree's
+        cars only."""
+        fences = dict(
+            self._run(
+                "read fence units",
+                "SELECT f.id, o.path FROM fences f JOIN orgs o ON o.id = f.org_id"
+                " WHERE f.org_id <> ?",
+                (ROOT_ID,),
+            ).rows
+        )
+        if not fences:
+            return UnitPaths({}, {}, {})
+        vehicles = self._run(
+            "read car units",
+            "SELECT v.vehicle_id, o.path FROM vehicles v JOIN orgs o ON o.id = v.org_id",
+        ).rows
+        devices = self._run(
+            "read device units",
+            "SELECT d.terminal, o.path FROM devices d JOIN orgs o ON o.id = d.org_id",
+        ).rows
+        return UnitPaths(fences, dict(vehicles), dict(devices))
 
     def caller_by_key(self: StatementRunner, key_hash: str) -> Caller | None:
         rows = self._run(

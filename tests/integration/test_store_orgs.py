@@ -11,6 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from alerts.delivery.recorder import AlertRecorder
+from alerts.model import Alert, AlertType
+from lienwatch.alerting import fence_scope
 from loans import new_loan
 from organizations import EVERYWHERE, Scope, UnitKind
 from store import Device, Store, StoreError, migrate, open_store
@@ -150,3 +153,32 @@ def test_rows_stored_before_units_existed_belong_to_the_root(pg_url: str) -> Non
             assert rows == [(1,)], table
         paths = conn.execute("SELECT id, kind, path FROM orgs").fetchall()
         assert paths == [(1, "platform", "/1/")]
+
+
+def test_a_units_fence_speaks_only_of_its_subtrees_cars(store: Store) -> None:
+    root = scoped(store)
+    a = root.create_unit("A", UnitKind.TENANT, None)
+    b = root.create_unit("B", UnitKind.TENANT, None)
+    assert fence_scope(store) is None  # no fence below the platform: nothing to check
+    for terminal, vehicle, unit in (("1", "VA", a), ("2", "VB", b), ("3", None, a)):
+        root.provision(Device(terminal, vehicle_id=vehicle), org=unit.id, unbind=False,
+                       check=lambda k: None)  # fmt: skip
+    root.put_fences(
+        [FenceFeature("shared", "hotspot", "{}"), FenceFeature("a-only", "hotspot", "{}")],
+        {"shared": None, "a-only": a.id},
+    )
+    keeps = fence_scope(store)
+    assert keeps is not None
+
+    def alert(fence: str | None, terminal: str, vehicle: str) -> Alert:
+        return Alert(AlertType.HOTSPOT_DWELL, terminal, vehicle, NOW, fence)
+
+    assert keeps(alert("a-only", "1", "VA"))
+    assert not keeps(alert("a-only", "2", "VB"))  # another tenant's car
+    assert keeps(alert("a-only", "3", ""))  # a device of A on no car
+    assert keeps(alert("shared", "2", "VB"))  # the platform's fence: every car
+    assert keeps(alert(None, "2", "VB"))
+    recorder = AlertRecorder(lambda: store, lambda new: None)
+    recorder.keeps = keeps
+    stored = recorder.record([alert("a-only", "1", "VA"), alert("a-only", "2", "VB")], NOW)
+    assert [(s.alert.vehicle_id, s.org) for s in stored] == [("VA", a.id)]
