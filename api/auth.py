@@ -81,7 +81,8 @@ def ensure_admin_key(store: Store, configured_key: str | None) -> str | None:
 
     A configured key is stored as the admin key named `admin` (replacing an older one of that
     name) unless the store already knows it; returns None. Without one, an admin key is created
-    only when the store has none; it is returned so the caller prints it once (None otherwise).
+    only when the platform unit has none; it is returned so the caller prints it once (None
+    otherwise).
     """
     now_ms = time.time_ns() // 1_000_000
     if configured_key is not None and configured_key.strip():
@@ -89,7 +90,7 @@ def ensure_admin_key(store: Store, configured_key: str | None) -> str | None:
         if store.api_key_by_hash(hash_key(key)) is None:
             store.create_api_key(key_record(BOOTSTRAP_NAME, Role.ADMIN, key, now_ms), replace=True)
         return None
-    if any(k.role == Role.ADMIN for k in store.list_api_keys()):
+    if any(k.role == Role.ADMIN and k.org == ROOT_ID for k in store.list_api_keys()):
         return None
     key = new_key()
     name = BOOTSTRAP_NAME

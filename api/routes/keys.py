@@ -16,6 +16,7 @@ from api.errors import ApiError, not_found
 from api.models import Deleted, KeyList, Me, NewKeyOut
 from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.views import iso
+from organizations import ROOT_ID
 from store.interface import ApiKey
 
 
@@ -92,9 +93,13 @@ def router(ctx: ApiContext) -> APIRouter:
                 f"{name!r} is the configured admin key, stored again at every start:"
                 " change LIENWATCH_ADMIN_API_KEY to revoke it",
             )
-        if found.role == Role.ADMIN and sum(k.role == Role.ADMIN for k in keys) == 1:
+        # The platform unit keeps an admin key: only its keys create tenants.
+        platform_admins = sum(k.role == Role.ADMIN and k.org == ROOT_ID for k in keys)
+        if found.role == Role.ADMIN and found.org == ROOT_ID and platform_admins == 1:
             raise ApiError(
-                409, "last_admin", f"{name!r} is the last admin key: create another first"
+                409,
+                "last_admin",
+                f"{name!r} is the platform's last admin key: create another first",
             )
         if not await ctx.scoped(who, lambda s: s.delete_key(name)):
             raise not_found(f"no key named {name!r}")

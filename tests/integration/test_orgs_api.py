@@ -391,3 +391,11 @@ def test_borrowers_are_masked_for_viewers_and_cars_are_records(api: ApiUnderTest
     moved = client.put("/api/v1/vehicles/V1", json={**car, "org": dealer}, headers=admin)
     assert (moved.status_code, moved.json()["org"]) == (200, dealer)
     assert client.get("/api/v1/loans/L1", headers=admin).json()["org"] == dealer
+
+
+def test_the_platform_keeps_an_admin_key_a_tenant_need_not(api: ApiUnderTest) -> None:
+    client = api.client
+    acme = unit(api, "Acme", "tenant", None)
+    key(api, "acme-admin", "admin", acme)
+    assert client.delete("/api/v1/keys/acme-admin", headers=api.admin).status_code == 200
+    error(client.delete("/api/v1/keys/admin", headers=api.admin), 409, "last_admin")
