@@ -21,6 +21,7 @@ from api.errors import bad_request, install_error_handlers
 from api.idempotency import BodyLimit, Idempotency
 from api.models import Health
 from api.routes import (
+    approvals,
     commands,
     devices,
     fences,
@@ -130,7 +131,8 @@ def create_app(
 
     if context is not None:
         checked = [Depends(_sane_text)]
-        for module in (keys, orgs, devices, parties, fences, commands, loans, webhooks):
+        modules = (keys, orgs, devices, parties, fences, commands, approvals, loans, webhooks)
+        for module in modules:
             app.include_router(module.router(context), dependencies=checked)
         for extra in context.extra_routers:
             app.include_router(extra, dependencies=checked)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api import params
 from api.auth import Identity
+from api.command_views import KINDS, approval_json
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.models import ApprovalOut, CommandList, CommandOut
@@ -39,17 +40,9 @@ from ingest.jt808.messages import (
     VehicleControl,
 )
 from store import CommandState, Device, QueuedCommand
-from store.approvals import Approval
 from store.interface import CommandLog
 from store.scoped import ScopedStore
 
-KINDS = {
-    0x8103: "set_parameters",
-    0x8201: "query_location",
-    0x8202: "track",
-    0x8105: "terminal_control",
-    0x8500: "vehicle_control",
-}
 _BY_NAME = {name: msg_id for msg_id, name in KINDS.items()}
 # 0x8105 command words (JT/T 808-2013 table 25).
 CONTROL_WORDS = {
@@ -292,24 +285,6 @@ def needs_approval(message: Message) -> bool:
     return False
 
 
-def approval_json(approval: Approval) -> dict[str, Any]:
-    return {
-        "id": approval.id,
-        "terminal": approval.terminal,
-        "org": approval.org,
-        "kind": KINDS.get(approval.msg_id, f"0x{approval.msg_id:04x}"),
-        "msg_id": f"0x{approval.msg_id:04x}",
-        "request": json.loads(approval.request),
-        "state": approval.state,
-        "requested_by": approval.requested_by,
-        "requested": iso(approval.requested_ms),
-        "expires": iso(approval.expires_ms),
-        "decided_by": approval.decided_by,
-        "decided": iso(approval.decided_ms),
-        "command_id": approval.command_id,
-    }
-
-
 def _reply_json(reply: Message | None) -> str | None:
     if reply is None:
         return None
@@ -337,50 +312,56 @@ def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, An
     }
 
 
+async def read_command(ctx: ApiContext, who: Identity, command_id: int) -> dict[str, Any] | None:
+    found = await ctx.scoped(who, lambda s: s.command(command_id))
+    if found is None:
+        return None
+    command, log = found
+    out = command_json(command, log)
+    if log is None:  # recorded outside the API: the device's unit
+        device = await ctx.scoped(who, lambda s: s.device(command.terminal))
+        out["org"] = None if device is None else device.org
+    return out
+
+
+async def deliver(
+    ctx: ApiContext,
+    who: Identity,
+    device: Device,
+    message: Message,
+    request: dict[str, Any],
+    by: str,
+) -> JSONResponse:
+    """Sends (or queues) the command, records who issued it, answers with it."""
+    if ctx.send_command is None:
+        raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
+    outcome = await ctx.send_command(device.terminal, message)
+    msg_id, encoded = int(message.MSG_ID), message.encode_body()
+    text = json.dumps(request, ensure_ascii=False)
+    reply = _reply_json(outcome.reply)
+
+    def record(store: ScopedStore) -> int:
+        return store.record_command(
+            device,
+            command_id=outcome.command_id,
+            msg_id=msg_id,
+            body=encoded,
+            state=outcome.state,
+            request=text,
+            reply=reply,
+            issued_by=by,
+        )
+
+    command_id = await ctx.scoped(who, record)
+    out = await read_command(ctx, who, command_id)
+    queued = outcome.state is CommandState.QUEUED
+    return JSONResponse(out, status_code=202 if queued else 200)
+
+
 def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["commands"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     officer = Annotated[Identity, Depends(ctx.auth.officer)]
-    admin = Annotated[Identity, Depends(ctx.auth.admin)]
-
-    async def read(who: Identity, command_id: int) -> dict[str, Any] | None:
-        found = await ctx.scoped(who, lambda s: s.command(command_id))
-        if found is None:
-            return None
-        command, log = found
-        out = command_json(command, log)
-        if log is None:  # recorded outside the API: the device's unit
-            device = await ctx.scoped(who, lambda s: s.device(command.terminal))
-            out["org"] = None if device is None else device.org
-        return out
-
-    async def deliver(
-        who: Identity, device: Device, message: Message, request: dict[str, Any], by: str
-    ) -> JSONResponse:
-        """Sends (or queues) the command, records who issued it, answers with it."""
-        if ctx.send_command is None:
-            raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
-        outcome = await ctx.send_command(device.terminal, message)
-        msg_id, encoded = int(message.MSG_ID), message.encode_body()
-        text = json.dumps(request, ensure_ascii=False)
-        reply = _reply_json(outcome.reply)
-
-        def record(store: ScopedStore) -> int:
-            return store.record_command(
-                device,
-                command_id=outcome.command_id,
-                msg_id=msg_id,
-                body=encoded,
-                state=outcome.state,
-                request=text,
-                reply=reply,
-                issued_by=by,
-            )
-
-        command_id = await ctx.scoped(who, record)
-        out = await read(who, command_id)
-        queued = outcome.state is CommandState.QUEUED
-        return JSONResponse(out, status_code=202 if queued else 200)
 
     @api.post(
         "/devices/{terminal}/commands",
@@ -415,7 +396,7 @@ def router(ctx: ApiContext) -> APIRouter:
                 lambda s: s.request_approval(device, msg_id, encoded, text, APPROVAL_TTL_MS),
             )
             return JSONResponse(approval_json(approval), status_code=202)
-        return await deliver(who, device, message, request, who.name)
+        return await deliver(ctx, who, device, message, request, who.name)
 
     @api.get(
         "/commands/{command_id}",
@@ -425,7 +406,7 @@ def router(ctx: ApiContext) -> APIRouter:
     async def get_command(
         command_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: viewer
     ) -> dict[str, Any]:
-        out = await read(who, command_id)
+        out = await read_command(ctx, who, command_id)
         if out is None:
             raise not_found(f"no command {command_id}")
         return out
@@ -449,59 +430,5 @@ def router(ctx: ApiContext) -> APIRouter:
         for command in out:
             command["org"] = device.org if command["org"] is None else command["org"]
         return {"commands": out}
-
-    approval_id_path = Annotated[int, Path(ge=1, le=2**63 - 1, description="the request's id")]
-
-    @api.get(
-        "/approvals",
-        response_model=None,
-        responses={200: {"model": list[ApprovalOut]}, **errors(*KEYED)},
-    )
-    async def list_approvals(
-        who: viewer,
-        state: Literal["pending", "approved", "rejected", "expired"] | None = None,
-        after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[dict[str, Any]]:
-        """Requests for dangerous commands in the caller's subtree, by id."""
-        page = await ctx.scoped(
-            who, lambda s: s.approvals(state=state, after_id=after_id, limit=limit)
-        )
-        return [approval_json(a) for a in page]
-
-    @api.get(
-        "/approvals/{approval_id}",
-        response_model=None,
-        responses={200: {"model": ApprovalOut}, **errors(*KEYED, 404)},
-    )
-    async def get_approval(approval_id: approval_id_path, who: viewer) -> dict[str, Any]:
-        found = await ctx.scoped(who, lambda s: s.approval(approval_id))
-        if found is None:
-            raise not_found(f"no approval {approval_id}")
-        return approval_json(found)
-
-    decided = {200: {"model": ApprovalOut}, **errors(*ROLE, 404, 409)}
-
-    @api.post("/approvals/{approval_id}/approve", response_model=None, responses=decided)
-    async def approve(approval_id: approval_id_path, who: admin) -> JSONResponse:
-        """An admin of the device's unit or above, not the requester, approves: the command
-        is sent at once (queued for an offline tracker). 409 `own_request`, `expired` or
-        `decided` when it cannot be approved."""
-        if ctx.send_command is None:
-            raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
-        approval = await ctx.scoped(who, lambda s: s.decide(approval_id, approve=True))
-        message, request = parse_command(json.loads(approval.request))
-        request = {**request, "approved_by": who.name}
-        device = await device_or_404(ctx, who, approval.terminal)
-        sent = await deliver(who, device, message, request, approval.requested_by)
-        command = json.loads(bytes(sent.body))
-        linked = await ctx.scoped(who, lambda s: s.attach_command(approval, command["id"]))
-        return JSONResponse({**approval_json(linked), "command": command})
-
-    @api.post("/approvals/{approval_id}/reject", response_model=None, responses=decided)
-    async def reject(approval_id: approval_id_path, who: admin) -> dict[str, Any]:
-        """Refuses the request; it is never sent."""
-        approval = await ctx.scoped(who, lambda s: s.decide(approval_id, approve=False))
-        return approval_json(approval)
 
     return api

@@ -67,7 +67,7 @@ def test_a_change_and_its_audit_row_commit_together_or_not_at_all(
     def broken(*args: object, **kwargs: object) -> None:
         raise StoreError("audit write failed")
 
-    monkeypatch.setattr("store.scoped.write_entry", broken)
+    monkeypatch.setattr("store.scoped.base.write_entry", broken)
     with pytest.raises(StoreError):
         acme.put_fences([FenceFeature("F1", "hotspot", "{}")], {})
     with pytest.raises(StoreError):
