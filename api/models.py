@@ -359,3 +359,10 @@ class VehicleRecord(BaseModel):
 class VehicleList(BaseModel):
     vehicles: list[VehicleRecord]
     next: str | None = Field(description="pass back as `after` for the next page")
+
+
+class UnitRules(BaseModel):
+    org: int
+    rules: dict[str, dict[str, float]] = Field(
+        description="the unit's own threshold overrides, as the tables of RULES.toml"
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +39,7 @@ from lienwatch.settings import Settings
 from pipeline.alert_spool import AlertSpool
 from pipeline.live import LiveDetector, fleet_from_devices
 from pipeline.spill import BatchSpill
-from pipeline.thresholds import RuleBook, parse_rules
+from pipeline.thresholds import RuleBook, parse_rules, unit_overrides
 from store import Store, StoreError
 from store.fencerows import feature_collection
 
@@ -76,6 +77,26 @@ def fence_scope(store: Store) -> Callable[[Alert], bool] | None:
     return lambda alert: units.keeps(alert.fence_id, alert.vehicle_id, alert.device_id)
 
 
+def car_unit_rules(
+    store: Store, by_path: dict[str, str]
+) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Car id -> the threshold overrides of its units (`by_path`: `Store.unit_rules()`),
+    merged from the platform down (a deeper unit's win); empty while no unit has any."""
+    if not by_path:
+        return {}
+    parsed = [(p, unit_overrides(json.loads(text), f"unit {p}")) for p, text in by_path.items()]
+    units = sorted(parsed, key=lambda item: len(item[0]))
+    merged: dict[str, tuple[tuple[str, float], ...]] = {}
+    for vehicle_id, path in store.vehicle_paths().items():
+        values: dict[str, float] = {}
+        for unit_path, overrides in units:
+            if path.startswith(unit_path):
+                values.update(overrides)
+        if values:
+            merged[vehicle_id] = tuple(sorted(values.items()))
+    return merged
+
+
 def loan_state_names(store: Store) -> dict[str, str]:
     """vehicle_id -> the state of its open loan, as `Vehicle.loan_state` takes it."""
     return {vehicle: state.value for vehicle, state in store.loan_states().items()}
@@ -94,6 +115,8 @@ class Alerting:
     reload_interval_s: float
     fences_version: int = -1
     loan_states: dict[str, str] = field(default_factory=dict)
+    unit_rules: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
+    _rules_read: dict[str, str] = field(default_factory=dict)
     _watcher: asyncio.Task[None] | None = None
     _fleet_dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _units_due: float = 0.0
@@ -165,16 +188,24 @@ class Alerting:
                 log.info("fences reloaded (version %d)", version)
                 self.fences_version = version
             states = loan_state_names(store)
-            if refresh_fleet or states != self.loan_states:
-                detector.set_fleet(fleet_from_devices(store.list_devices(), states))
+            now = time.monotonic()
+            units_due = now >= self._units_due  # cars may have moved between units
+            by_path = store.unit_rules()
+            rules = self.unit_rules
+            if by_path != self._rules_read or refresh_fleet or (by_path and units_due):
+                rules = car_unit_rules(store, by_path)
+                self._rules_read = by_path
+            if refresh_fleet or states != self.loan_states or rules != self.unit_rules:
+                detector.set_fleet(fleet_from_devices(store.list_devices(), states, rules))
                 self.loan_states = states
+                self.unit_rules = rules
             if self.recorder is not None:
                 self.recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())
-                now = time.monotonic()
-                if fences_changed or refresh_fleet or now >= self._units_due:
+                if fences_changed or refresh_fleet or units_due:
                     # every car's unit is read again at most every UNITS_REFRESH_S otherwise
                     self.recorder.keeps = fence_scope(store)
-                    self._units_due = now + UNITS_REFRESH_S
+            if units_due:
+                self._units_due = now + UNITS_REFRESH_S
         finally:
             store.close()
 
@@ -275,7 +306,11 @@ def start_alerting(
         store = store_factory()
         try:
             alerting.loan_states = loan_state_names(store)
-            fleet = fleet_from_devices(store.list_devices(), alerting.loan_states)
+            alerting._rules_read = store.unit_rules()
+            alerting.unit_rules = car_unit_rules(store, alerting._rules_read)
+            fleet = fleet_from_devices(
+                store.list_devices(), alerting.loan_states, alerting.unit_rules
+            )
             fences = stored_fences(store)
             alerting.fences_version = store.fences_version()
             recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())

@@ -232,6 +232,18 @@ class Store(StatementRunner, Protocol):
         """Units of the fences below the platform, and then of every car and device."""
         ...
 
+    def unit_rules(self) -> dict[str, str]:
+        """Unit path -> its threshold overrides (JSON text), for units that have any."""
+        ...
+
+    def put_unit_rules(self, org_id: int, rules: str, now_ms: int) -> None:
+        """Stores a unit's threshold overrides (JSON text); `{}` removes them."""
+        ...
+
+    def vehicle_paths(self) -> dict[str, str]:
+        """Car id -> its unit's path."""
+        ...
+
     def caller_by_key(self, key_hash: str) -> Caller | None:
         """The key's name, role, unit and unit path, for the API's checks."""
         ...

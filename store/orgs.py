@@ -138,6 +138,35 @@ class OrgRecords:
         ).rows
         return UnitPaths(fences, dict(vehicles), dict(devices))
 
+    def unit_rules(self: StatementRunner) -> dict[str, str]:
+        """Unit path -> that unit's threshold overrides (JSON text), for units that have any."""
+        rows = self._run(
+            "read unit rules",
+            "SELECT o.path, r.rules FROM unit_rules r JOIN orgs o ON o.id = r.org_id",
+        ).rows
+        return {str(path): str(rules) for path, rules in rows}
+
+    def put_unit_rules(self: StatementRunner, org_id: int, rules: str, now_ms: int) -> None:
+        """Stores a unit's overrides (JSON text); `{}` removes them."""
+        if rules == "{}":
+            self._run("clear unit rules", "DELETE FROM unit_rules WHERE org_id = ?", (org_id,))
+            return
+        self._run(
+            "write unit rules",
+            "INSERT INTO unit_rules (org_id, rules, updated_ms) VALUES (?, ?, ?)"
+            " ON CONFLICT (org_id) DO UPDATE SET rules = excluded.rules,"
+            " updated_ms = excluded.updated_ms",
+            (org_id, rules, now_ms),
+        )
+
+    def vehicle_paths(self: StatementRunner) -> dict[str, str]:
+        """Car id -> its unit's path."""
+        rows = self._run(
+            "read car units",
+            "SELECT v.vehicle_id, o.path FROM vehicles v JOIN orgs o ON o.id = v.org_id",
+        ).rows
+        return {str(v): str(p) for v, p in rows}
+
     def caller_by_key(self: StatementRunner, key_hash: str) -> Caller | None:
         rows = self._run(
             "read api key",

@@ -8,6 +8,7 @@ No `from __future__ import annotations`: FastAPI reads the dependency aliases bu
 `router()` from the live annotations.
 """
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -17,12 +18,13 @@ from starlette.requests import Request
 
 from api.auth import Identity
 from api.context import ApiContext
-from api.errors import not_found
-from api.models import AuditOut, OrgList, OrgOut, VehicleMoved
+from api.errors import bad_request, not_found
+from api.models import AuditOut, OrgList, OrgOut, UnitRules, VehicleMoved
 from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.paging import paged
 from api.views import iso
 from organizations import Unit, UnitKind
+from pipeline.thresholds import RULE_KEYS, RulesError, unit_overrides
 from store.audit import AuditEntry
 
 _MAX_ID = 2**63 - 1
@@ -56,6 +58,28 @@ class MoveVehicle(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"org": 7}]})
 
     org: int = Field(ge=1, le=MAX_ORG_ID, description="the unit the car goes to")
+
+
+def _rules_schema() -> dict[str, Any]:
+    """The overrides body as JSON Schema: rule -> key -> a number >= 0, names as RULES.toml."""
+    rules: dict[str, dict[str, Any]] = {}
+    for rule, key in RULE_KEYS:
+        table = rules.setdefault(
+            rule, {"type": "object", "properties": {}, "additionalProperties": False}
+        )
+        table["properties"][key] = {"type": "number", "minimum": 0}
+    return {"type": "object", "properties": rules, "additionalProperties": False}
+
+
+RULES_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": _rules_schema(),
+            "examples": {"slower": {"value": {"overspeed": {"speed_kmh": 110}}}},
+        }
+    },
+}
 
 
 def org_json(unit: Unit) -> dict[str, Any]:
@@ -112,6 +136,37 @@ def router(ctx: ApiContext) -> APIRouter:
         if unit is None:
             raise not_found(f"no org {org_id}")
         return org_json(unit)
+
+    @api.get(
+        "/orgs/{org_id}/rules",
+        response_model=None,
+        responses={200: {"model": UnitRules}, **errors(*KEYED, 404)},
+    )
+    async def get_rules(org_id: OrgId, who: viewer) -> dict[str, Any]:
+        """The unit's own threshold overrides (`{}` when none)."""
+        rules = await ctx.scoped(who, lambda s: s.rules_of(org_id))
+        return {"org": org_id, "rules": rules}
+
+    @api.put(
+        "/orgs/{org_id}/rules",
+        response_model=None,
+        responses={200: {"model": UnitRules}, **errors(*ROLE, 404)},
+        openapi_extra={"requestBody": RULES_BODY},
+    )
+    async def put_rules(org_id: OrgId, who: admin, request: Request) -> dict[str, Any]:
+        """Replaces the unit's threshold overrides: the tables of RULES.toml as JSON
+        (`{"overspeed": {"speed_kmh": 110}}`); `{}` removes them. They apply to the cars of
+        the unit's subtree, a deeper unit's winning, within the detector's reload interval."""
+        try:
+            document = json.loads(await request.body())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise bad_request("body", f"not valid JSON: {exc}") from None
+        try:
+            unit_overrides(document, "body")
+        except RulesError as exc:
+            raise bad_request("body", str(exc).removeprefix("body: field ")) from None
+        rules = await ctx.scoped(who, lambda s: s.set_rules(org_id, document))
+        return {"org": org_id, "rules": rules}
 
     @api.post(
         "/vehicles/{vehicle_id}/move",

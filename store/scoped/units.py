@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from typing import Any
 
 from organizations import ROOT_ID, OrgError, Unit, UnitKind, check_new_unit
 from store import endpoints as endpoint_rows
@@ -12,6 +14,23 @@ from store.scoped.base import NotInScopeError, ScopeBase
 
 
 class UnitRecords(ScopeBase):
+    def rules_of(self, org_id: int) -> dict[str, Any]:
+        """A unit's own threshold overrides (`{}` for none); NotInScopeError outside."""
+        unit = self.unit(org_id)
+        if unit is None:
+            raise NotInScopeError(f"no org {org_id}")
+        return dict(json.loads(self._s.unit_rules().get(unit.path, "{}")))
+
+    def set_rules(self, org_id: int, rules: dict[str, Any]) -> dict[str, Any]:
+        """Replaces a unit's overrides (validated by the caller); `{}` removes them."""
+        with self.transaction("set unit rules"):
+            before = self.rules_of(org_id)
+            text = json.dumps(rules, sort_keys=True, separators=(",", ":"))
+            self._s.put_unit_rules(org_id, text, self._clock_ms())
+            self._audit("org.rules", f"org:{org_id}", org_id, {"rules": before},
+                        {"rules": rules})  # fmt: skip
+        return rules
+
     def units(self) -> list[Unit]:
         return self._s.list_orgs(self.scope)
 

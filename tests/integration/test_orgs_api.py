@@ -399,3 +399,25 @@ def test_the_platform_keeps_an_admin_key_a_tenant_need_not(api: ApiUnderTest) ->
     key(api, "acme-admin", "admin", acme)
     assert client.delete("/api/v1/keys/acme-admin", headers=api.admin).status_code == 200
     error(client.delete("/api/v1/keys/admin", headers=api.admin), 409, "last_admin")
+
+
+def test_a_units_threshold_overrides_through_the_api(api: ApiUnderTest) -> None:
+    client = api.client
+    acme = unit(api, "Acme", "tenant", None)
+    other = unit(api, "Other", "tenant", None)
+    admin = key(api, "aa", "admin", acme)
+    viewer = key(api, "av", "viewer", acme)
+    url = f"/api/v1/orgs/{acme}/rules"
+    assert client.get(url, headers=viewer).json() == {"org": acme, "rules": {}}
+    rules = {"overspeed": {"speed_kmh": 110}, "offline": {"after_s": 3600}}
+    put = client.put(url, json=rules, headers=admin)
+    assert put.status_code == 200, put.text
+    assert client.get(url, headers=viewer).json() == {"org": acme, "rules": rules}
+    error(client.put(url, json={"overspeed": {"knots": 3}}, headers=admin), 400, "bad_request",
+          "body: overspeed.knots")  # fmt: skip
+    error(client.put(url, json={"overspeed": {"speed_kmh": -1}}, headers=admin), 400,
+          "bad_request")  # fmt: skip
+    error(client.put(url, json=rules, headers=viewer), 403, "forbidden")
+    error(client.put(f"/api/v1/orgs/{other}/rules", json=rules, headers=admin), 404, "not_found")
+    error(client.get(f"/api/v1/orgs/{other}/rules", headers=viewer), 404, "not_found")
+    assert client.put(url, json={}, headers=admin).json() == {"org": acme, "rules": {}}

@@ -13,9 +13,11 @@ import pytest
 
 from alerts.delivery.recorder import AlertRecorder
 from alerts.model import Alert, AlertType
-from lienwatch.alerting import fence_scope
+from lienwatch.alerting import car_unit_rules, fence_scope
 from loans import new_loan
 from organizations import EVERYWHERE, Scope, UnitKind
+from pipeline.live import fleet_from_devices
+from pipeline.thresholds import RuleBook
 from store import Device, Store, StoreError, migrate, open_store
 from store.interface import FenceFeature
 from store.migrate import migrate_postgres
@@ -182,3 +184,33 @@ def test_a_units_fence_speaks_only_of_its_subtrees_cars(store: Store) -> None:
     recorder.keeps = keeps
     stored = recorder.record([alert("a-only", "1", "VA"), alert("a-only", "2", "VB")], NOW)
     assert [(s.alert.vehicle_id, s.org) for s in stored] == [("VA", a.id)]
+
+
+def test_units_threshold_overrides_reach_their_subtrees_cars_deeper_units_winning(
+    store: Store,
+) -> None:
+    root = scoped(store)
+    acme = root.create_unit("Acme", UnitKind.TENANT, None)
+    north = root.create_unit("North", UnitKind.BRANCH, acme.id)
+    other = root.create_unit("Other", UnitKind.TENANT, None)
+    assert car_unit_rules(store, store.unit_rules()) == {}
+    for terminal, vehicle, unit in (("1", "VA", acme), ("2", "VN", north), ("3", "VO", other)):
+        root.provision(Device(terminal, vehicle_id=vehicle), org=unit.id, unbind=False,
+                       check=lambda k: None)  # fmt: skip
+    root.set_rules(acme.id, {"overspeed": {"speed_kmh": 110, "duration_s": 30}})
+    root.set_rules(north.id, {"overspeed": {"speed_kmh": 100}})
+    merged = car_unit_rules(store, store.unit_rules())
+    assert merged == {
+        "VA": (("overspeed_duration_s", 30.0), ("overspeed_speed_kmh", 110.0)),
+        "VN": (("overspeed_duration_s", 30.0), ("overspeed_speed_kmh", 100.0)),
+    }
+    fleet = fleet_from_devices(store.list_devices(), {"VN": "overdue"}, merged)
+    book = RuleBook(loan_states=(("overdue", {"overspeed_speed_kmh": 90.0}),))
+    by_id = {v.vehicle_id: book.for_spec(v) for v in fleet.vehicles}
+    assert by_id["VA"].overspeed_speed_kmh == 110.0
+    assert by_id["VN"].overspeed_speed_kmh == 90.0  # the loan state wins over the units
+    assert by_id["VN"].overspeed_duration_s == 30.0  # the tenant's, under the branch
+    assert by_id["VO"] == RuleBook().defaults
+    root.set_rules(north.id, {})
+    assert list(store.unit_rules()) == [acme.path]
+    assert [e.action for e in root.audit()][-3:] == ["org.rules", "org.rules", "org.rules"]

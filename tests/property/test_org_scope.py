@@ -211,6 +211,7 @@ def check_items(api: ApiUnderTest, world: World, unit: int, key: dict[str, str])
         t, v, n = world.terminal[other], world.vehicle[other], world.loan[other]
         urls = [
             f"/api/v1/orgs/{other}",
+            f"/api/v1/orgs/{other}/rules",
             f"/api/v1/devices/{t}",
             f"/api/v1/devices/{t}/latest",
             f"/api/v1/devices/{t}/track?from=2024-01-01T00:00:00Z",
@@ -283,6 +284,7 @@ def probe_mutations(api: ApiUnderTest, world: World, unit: int, key: dict[str, s
             ("POST", f"/api/v1/vehicles/{v}/move", {"org": unit}),
             ("POST", f"/api/v1/vehicles/{world.vehicle[unit]}/move", {"org": other}),
             ("POST", "/api/v1/orgs", {"name": "x", "kind": "branch", "parent": other}),
+            ("PUT", f"/api/v1/orgs/{other}/rules", {"overspeed": {"speed_kmh": 1}}),
             ("POST", f"/api/v1/approvals/{world.approval[other]}/approve", None),
             ("POST", f"/api/v1/approvals/{world.approval[other]}/reject", None),
             ("DELETE", f"/api/v1/webhooks/{world.webhook[other]}", None),

@@ -84,3 +84,11 @@ CREATE TABLE borrowers (
 );
 CREATE INDEX borrowers_org ON borrowers (org_id, id);
 ALTER TABLE loans ADD COLUMN borrower_id bigint REFERENCES borrowers (id);
+
+-- A unit's threshold overrides (pipeline.thresholds.unit_overrides: the tables of RULES.toml as
+-- JSON text): they apply to the cars of its subtree, deeper units winning.
+CREATE TABLE unit_rules (
+    org_id bigint PRIMARY KEY REFERENCES orgs (id),
+    rules text NOT NULL,
+    updated_ms bigint NOT NULL
+);

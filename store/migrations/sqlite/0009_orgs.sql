@@ -71,3 +71,10 @@ CREATE TABLE borrowers (
 );
 CREATE INDEX borrowers_org ON borrowers (org_id, id);
 ALTER TABLE loans ADD COLUMN borrower_id INTEGER REFERENCES borrowers (id);
+
+-- A unit's threshold overrides: PostgreSQL's 0013 (see there).
+CREATE TABLE unit_rules (
+    org_id INTEGER PRIMARY KEY REFERENCES orgs (id),
+    rules TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
