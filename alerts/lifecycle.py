@@ -71,6 +71,9 @@ class StoredAlert:
     resolved_by: str | None = None
     resolved_ms: int | None = None
     note: str | None = None
+    org: int | None = None  # the owning organization unit (its vehicle's, else its device's)
+    org_path: str | None = None  # that unit's id path from the platform root (`/1/7/12/`)
+    tenant: int | None = None  # the tenant above it (None: the platform's own)
 
     def to_json(self, tz: timezone = DEFAULT_UTC_OFFSET) -> dict[str, Any]:
         """Contracts section 3's alert plus `id`, `state` and the lifecycle fields."""
@@ -89,6 +92,7 @@ class StoredAlert:
             "resolved_by": self.resolved_by,
             "resolved_at": when(self.resolved_ms),
             "note": self.note,
+            "org": self.org,
         }
 
 

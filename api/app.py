@@ -20,7 +20,19 @@ from api.context import ApiContext
 from api.errors import bad_request, install_error_handlers
 from api.idempotency import BodyLimit, Idempotency
 from api.models import Health
-from api.routes import commands, devices, fences, keys, loans, pages, whereabouts
+from api.routes import (
+    approvals,
+    commands,
+    devices,
+    fences,
+    keys,
+    loans,
+    orgs,
+    pages,
+    parties,
+    webhooks,
+    whereabouts,
+)
 
 
 async def _sane_text(conn: HTTPConnection) -> None:
@@ -120,7 +132,19 @@ def create_app(
 
     if context is not None:
         checked = [Depends(_sane_text)]
-        for module in (keys, devices, fences, commands, loans, whereabouts):
+        modules = (
+            keys,
+            orgs,
+            devices,
+            parties,
+            fences,
+            commands,
+            approvals,
+            loans,
+            webhooks,
+            whereabouts,
+        )
+        for module in modules:
             app.include_router(module.router(context), dependencies=checked)
         for extra in context.extra_routers:
             app.include_router(extra, dependencies=checked)

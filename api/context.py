@@ -5,15 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import APIRouter
 
-from api.auth import Authenticator
+from api.auth import Authenticator, Identity
 from api.stores import StoreAccess
 from ingest.commands import CommandOutcome
 from ingest.jt808.messages import Message
 from loans import CaseAction, Loan
 from store import Device
+from store.scoped import ScopedStore
+
+T = TypeVar("T")
 
 # `Gateway.send_command` fits: sends a platform message, awaits the answer or queues it.
 CommandSender = Callable[[str, Message], Awaitable[CommandOutcome]]
@@ -63,3 +67,8 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.stores)
+
+    async def scoped(self, who: Identity, call: Callable[[ScopedStore], T]) -> T:
+        """Runs `call` on the store as `who` sees it: its subtree only, changes audited.
+        Routes reach resources only this way."""
+        return await self.stores.scoped(who.scope, who.name, call, self.clock_ms)

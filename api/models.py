@@ -18,7 +18,9 @@ from geofence import FenceKind
 from loans import ActionKind, Bucket, Channel, LoanState, Outcome, Stage
 from store import CommandState
 
-CommandKind = Literal["set_parameters", "query_location", "track", "terminal_control"]
+CommandKind = Literal[
+    "set_parameters", "query_location", "track", "terminal_control", "vehicle_control"
+]
 FlagName = Literal[
     "backfill", "invalid_fix", "implausible", "duplicate", "out_of_order", "future", "bad_time",
     "batch", "clock_corrected", "clock_reset", "clock_stuck",
@@ -39,6 +41,7 @@ class Health(BaseModel):
 class Me(BaseModel):
     name: str
     role: Role
+    org: int = Field(description="the key's organization unit")
 
 
 class KeyOut(BaseModel):
@@ -46,6 +49,7 @@ class KeyOut(BaseModel):
     role: Role
     prefix: str = Field(description="the key's first characters, to tell keys apart")
     created: Time | None
+    org: int = Field(description="the unit whose subtree the key sees")
 
 
 class NewKeyOut(KeyOut):
@@ -121,6 +125,7 @@ class DeviceClock(BaseModel):
 
 class DeviceOut(BaseModel):
     terminal: str
+    org: int = Field(description="the owning organization unit")
     vehicle_id: str | None
     edition: int | None
     registered: Time | None = Field(
@@ -145,6 +150,13 @@ class DevicePage(BaseModel):
 
 class Vehicle(BaseModel):
     vehicle_id: str
+    org: int = Field(description="the owning organization unit")
+    vin: str | None = None
+    plate: str | None = None
+    make: str | None = None
+    model: str | None = None
+    colour: str | None = None
+    dealer: int | None = Field(default=None, description="the dealer unit that sold it")
     devices: list[DeviceOut]
 
 
@@ -156,6 +168,7 @@ class FenceProperties(BaseModel):
     vehicles: list[str] | None = None
     radius_m: float | None = None
     buffer_m: float | None = None
+    org: int | None = Field(default=None, description="the owning organization unit")
 
 
 class Feature(BaseModel):
@@ -192,6 +205,8 @@ class CommandOut(BaseModel):
     issued_by: str | None
     request: dict[str, Any] | None
     reply: dict[str, Any] | None
+    org: int = Field(description="the owning organization unit")
+    approved_by: str | None = Field(default=None, description="the second person, when needed")
 
 
 class CommandList(BaseModel):
@@ -203,6 +218,7 @@ class AlertOut(BaseModel):
 
     id: int
     type: AlertType
+    org: int | None = Field(description="its vehicle's unit, else its device's")
     device_id: str
     vehicle_id: str
     time: Time
@@ -226,6 +242,8 @@ class AlertOut(BaseModel):
 
 class LoanOut(BaseModel):
     id: int
+    org: int = Field(description="the owning organization unit")
+    borrower_id: int | None = Field(description="the borrower's record, when linked")
     loan_no: str
     borrower_name: str
     vehicle_id: str
@@ -247,7 +265,17 @@ class LoanOut(BaseModel):
     monitored: bool
 
 
+class BorrowerOut(BaseModel):
+    id: int
+    org: int
+    name: str
+    id_number: str | None = Field(description="masked for viewers (`**************1234`)")
+    phone: str | None = Field(description="masked for viewers (`138****5678`)")
+    created: Time | None
+
+
 class LoanDetail(LoanOut):
+    borrower: BorrowerOut | None = Field(description="its record, masked for viewers")
     devices: list[DeviceOut]
     alerts: list[AlertOut]
 
@@ -268,3 +296,89 @@ class ActionOut(BaseModel):
 class LoanChanged(BaseModel):
     loan: LoanOut
     action: ActionOut
+
+
+class OrgOut(BaseModel):
+    id: int
+    name: str
+    kind: Literal["platform", "tenant", "branch", "dealer"]
+    parent: int | None = Field(description="null for a tenant (and the platform root)")
+    created: Time | None
+
+
+class OrgList(BaseModel):
+    orgs: list[OrgOut]
+
+
+class VehicleMoved(BaseModel):
+    vehicle_id: str
+    org: int
+    moved: int = Field(description="devices, loans and alerts moved with the car")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: Time
+    actor: str = Field(description="the API key that made the change")
+    actor_org: int = Field(description="that key's unit")
+    org: int = Field(description="the unit of the changed record")
+    action: str = Field(description="e.g. device.create, fence.delete, command.approved")
+    target: str = Field(description="kind:id of the changed record")
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class ApprovalOut(BaseModel):
+    id: int
+    terminal: str
+    org: int
+    kind: str
+    msg_id: str = Field(pattern=r"^0x[0-9a-f]{4}$")
+    request: dict[str, Any]
+    state: Literal["pending", "approved", "rejected", "expired"]
+    requested_by: str
+    requested: Time
+    expires: Time
+    decided_by: str | None
+    decided: Time | None
+    command_id: int | None = Field(description="the command sent once approved")
+    command: CommandOut | None = Field(default=None, description="in the approval's answer")
+
+
+class EndpointOut(BaseModel):
+    id: int
+    org: int = Field(description="the unit whose alerts (its subtree's) it gets")
+    url: str
+    created_by: str
+    created: Time | None
+
+
+class NewEndpointOut(EndpointOut):
+    secret: str = Field(description="the HMAC-SHA256 key of its signatures, shown this once")
+
+
+class EndpointList(BaseModel):
+    webhooks: list[EndpointOut]
+
+
+class VehicleRecord(BaseModel):
+    vehicle_id: str
+    org: int
+    vin: str | None
+    plate: str | None
+    make: str | None
+    model: str | None
+    colour: str | None
+    dealer: int | None = Field(description="the dealer unit that sold it")
+
+
+class VehicleList(BaseModel):
+    vehicles: list[VehicleRecord]
+    next: str | None = Field(description="pass back as `after` for the next page")
+
+
+class UnitRules(BaseModel):
+    org: int
+    rules: dict[str, dict[str, float]] = Field(
+        description="the unit's own threshold overrides, as the tables of RULES.toml"
+    )

@@ -21,6 +21,8 @@ from api.idempotency import KEY_PATTERN
 
 BEARER_SCHEME = "bearer"
 # Free text in a path or query: anything the databases can hold (no NUL).
+# Organization unit ids stay exact as JSON numbers in every client (2^53 - 1).
+MAX_ORG_ID = 2**53 - 1
 NO_NUL = r"^[^\x00]*$"
 
 

@@ -164,6 +164,7 @@ def device_json(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "terminal": device.terminal,
+        "org": device.org,
         "vehicle_id": device.vehicle_id,
         "edition": device.edition,
         "registered": iso(device.registered_ms),

@@ -23,6 +23,9 @@ class Vehicle:
     # The state of the car's open loan (the worst of several): selects `[loan_state.*]`
     # threshold overrides. Read from the store live; not a FLEET.json key.
     loan_state: str | None = None
+    # Threshold overrides of the organization units the car belongs to, merged from the
+    # platform down (`Thresholds` field, value). Read from the store live; not a FLEET.json key.
+    unit_rules: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

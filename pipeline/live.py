@@ -53,19 +53,28 @@ class AlertSaver(Protocol):
 
 
 def fleet_from_devices(
-    devices: Iterable[Device], loan_states: Mapping[str, str] | None = None
+    devices: Iterable[Device],
+    loan_states: Mapping[str, str] | None = None,
+    unit_rules: Mapping[str, tuple[tuple[str, float], ...]] | None = None,
 ) -> Fleet:
     """The fleet the store knows: devices grouped by their `vehicle_id` (a device without one
     is its own vehicle, as the engine treats an unlisted device), each car with the state of
-    its open loan from `loan_states` (vehicle_id -> state; `Store.loan_states`)."""
+    its open loan from `loan_states` (vehicle_id -> state; `Store.loan_states`) and its
+    units' threshold overrides from `unit_rules` (vehicle_id -> merged overrides)."""
     by_vehicle: dict[str, list[str]] = {}
     for device in devices:
         if device.vehicle_id:
             by_vehicle.setdefault(device.vehicle_id, []).append(device.terminal)
     states = loan_states or {}
+    rules = unit_rules or {}
     return Fleet(
         tuple(
-            Vehicle(v, tuple(sorted(t)), loan_state=_state_name(states.get(v)))
+            Vehicle(
+                v,
+                tuple(sorted(t)),
+                loan_state=_state_name(states.get(v)),
+                unit_rules=rules.get(v, ()),
+            )
             for v, t in sorted(by_vehicle.items())
         )
     )

@@ -3,8 +3,10 @@
 RULES.toml has one table per rule name (`[overspeed] speed_kmh = 110`); `[tenant.NAME.RULE]` and
 `[product.NAME.RULE]` tables override them for the vehicles of that tenant or product, and
 `[loan_state.STATE.RULE]` tables for the cars whose open loan is in that state (`overdue`:
-watched more closely). Loan state wins over product, product over tenant, tenant over the
-file's defaults.
+watched more closely). The organization units a car belongs to (its unit and those above it)
+may carry their own overrides, stored with the units (`unit_overrides` validates them; the
+composition root hands each car the merged result, `Vehicle.unit_rules`). Loan state wins
+over the units, the units over product, product over tenant, tenant over the file's defaults.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def _keys() -> dict[tuple[str, str], str]:
 
 
 _KEYS = _keys()
+# (rule, key) pairs as RULES.toml and a unit's overrides name them.
+RULE_KEYS: tuple[tuple[str, str], ...] = tuple(sorted(_KEYS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +110,13 @@ class RuleBook:
         """A fleet entry's thresholds (the defaults for a vehicle the fleet does not list)."""
         if spec is None:
             return self.defaults
-        return self.for_vehicle(spec.tenant, spec.product, spec.loan_state)
+        chosen = self.for_vehicle(spec.tenant, spec.product)
+        if spec.unit_rules:
+            chosen = replace(chosen, **dict(spec.unit_rules))
+        for key, overrides in self.loan_states:
+            if key == spec.loan_state:
+                chosen = replace(chosen, **overrides)
+        return chosen
 
 
 def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
@@ -143,6 +153,12 @@ def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
             for k, v in _tables(loan_states, source, "loan_state")
         ),
     )
+
+
+def unit_overrides(document: Any, source: str = "rules") -> dict[str, float]:
+    """A unit's overrides as the API takes them (`{"overspeed": {"speed_kmh": 110}}`, the
+    tables of RULES.toml) -> Thresholds field values; RulesError naming the field."""
+    return _overrides(document, source, "")
 
 
 def _tables(value: Any, source: str, name: str) -> list[tuple[str, Any]]:

@@ -30,8 +30,11 @@ from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import Bucket, CaseAction, Loan, LoanState, Stage
+from organizations import ROOT_ID, Scope, Unit, UnitKind
 from positions import PositionBatch
 from store.idempotency import KeptResponse
+from store.orgs import Caller, UnitPaths
+from store.statements import StatementRunner
 
 
 class StoreError(RuntimeError):
@@ -76,6 +79,7 @@ class Device:
     model: str | None = None
     terminal_id: str | None = None
     imei: str | None = None
+    org: int = ROOT_ID  # the owning unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,7 @@ class ApiKey:
     key_hash: str
     prefix: str
     created_ms: int
+    org: int = ROOT_ID  # the unit whose subtree the key sees
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,7 @@ class FenceFeature:
     id: str
     kind: str
     feature: str
+    org: int = ROOT_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,7 @@ class StoredFence:
     feature: str
     updated_ms: int
     version: int
+    org: int = ROOT_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +178,7 @@ class CommandLog:
     issued_by: str
     request: str
     reply: str | None = None
+    org: int = ROOT_ID  # the command's unit: its device's when issued
 
 
 # -- loans and their case log ------------------------------------------------------------------
@@ -195,14 +203,51 @@ class LoanFilter:
     stage: Stage | None = None
     vehicle_id: str | None = None
     branch: str | None = None
+    scope: Scope | None = None  # only loans of this subtree (None: every unit)
 
 
 # The pure change `update_loan` applies under the row's lock (a `loans.changes` function).
 LoanChange = Callable[[Loan], tuple[Loan, CaseAction]]
 
 
-class Store(Protocol):
-    """Persistence of positions, devices, the command queue, alerts and the webhook outbox."""
+class Store(StatementRunner, Protocol):
+    """Persistence of positions, devices, the command queue, alerts and the webhook outbox.
+
+    Methods are platform-wide (the engine and the gateway see every unit); the API reaches
+    resources only through `store.scoped.ScopedStore`, which scopes them to one caller."""
+
+    # organization units (store.orgs)
+    def get_org(self, org_id: int) -> Unit | None: ...
+
+    def org_path(self, org_id: int) -> str | None:
+        """The unit's path, None for an unknown unit (cached: units never move)."""
+        ...
+
+    def list_orgs(self, scope: Scope) -> list[Unit]:
+        """Every unit of the subtree, by id."""
+        ...
+
+    def add_org(self, name: str, kind: UnitKind, parent: Unit, now_ms: int) -> Unit: ...
+
+    def unit_paths(self) -> UnitPaths:
+        """Units of the fences below the platform, and then of every car and device."""
+        ...
+
+    def unit_rules(self) -> dict[str, str]:
+        """Unit path -> its threshold overrides (JSON text), for units that have any."""
+        ...
+
+    def put_unit_rules(self, org_id: int, rules: str, now_ms: int) -> None:
+        """Stores a unit's threshold overrides (JSON text); `{}` removes them."""
+        ...
+
+    def vehicle_paths(self) -> dict[str, str]:
+        """Car id -> its unit's path."""
+        ...
+
+    def caller_by_key(self, key_hash: str) -> Caller | None:
+        """The key's name, role, unit and unit path, for the API's checks."""
+        ...
 
     # positions
     def write_positions(self, batch: PositionBatch, terminals: Sequence[str]) -> WriteResult:
@@ -354,9 +399,10 @@ class Store(Protocol):
         state: AlertState | None = None,
         after_id: int = 0,
         limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[StoredAlert]:
         """Alerts with id > after_id matching every filter given (`since_ms`: alert time at or
-        after it), by id, at most `limit`."""
+        after it; `scope`: of its units), by id, at most `limit`."""
         ...
 
     def get_alert(self, alert_id: int) -> StoredAlert | None: ...
@@ -398,8 +444,8 @@ class Store(Protocol):
 
     def api_key_by_hash(self, key_hash: str) -> ApiKey | None: ...
 
-    def list_api_keys(self) -> list[ApiKey]:
-        """Every key, by name."""
+    def list_api_keys(self, scope: Scope | None = None) -> list[ApiKey]:
+        """Every key (of `scope`'s units), by name."""
         ...
 
     def delete_api_key(self, name: str) -> bool:
@@ -410,8 +456,8 @@ class Store(Protocol):
         """Creates or replaces fences by id in one transaction; returns the new set version."""
         ...
 
-    def list_fences(self) -> list[StoredFence]:
-        """Every fence, by id."""
+    def list_fences(self, scope: Scope | None = None) -> list[StoredFence]:
+        """Every fence (of `scope`'s units), by id."""
         ...
 
     def get_fence(self, fence_id: str) -> StoredFence | None: ...
@@ -425,9 +471,15 @@ class Store(Protocol):
         ...
 
     def find_devices(
-        self, *, vehicle_id: str | None = None, after: str = "", limit: int = 100
+        self,
+        *,
+        vehicle_id: str | None = None,
+        after: str = "",
+        limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[Device]:
-        """Up to `limit` devices with terminal > `after`, by terminal; only `vehicle_id`'s."""
+        """Up to `limit` devices with terminal > `after`, by terminal; only `vehicle_id`'s,
+        only `scope`'s (None: every unit's)."""
         ...
 
     def record_command(

@@ -38,6 +38,7 @@ from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
+from organizations import Scope
 from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans
 from store.alert_rows import check_page
@@ -63,6 +64,7 @@ from store.interface import (
 )
 from store.migrate import PLAIN, latest_version
 from store.notices import COMMANDS_CHANNEL
+from store.orgs import OrgRecords, scope_condition
 from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
@@ -126,7 +128,7 @@ WHERE d.id = s.device_id AND (d.last_seen IS NULL OR d.last_seen < s.seen)
 """
 _DEVICE_COLS = (
     "terminal, edition, auth_code, registered_at, last_seen, vehicle_id,"
-    " maker_id, model, terminal_id, imei"
+    " maker_id, model, terminal_id, imei, org_id"
 )
 _CLOCK_SOURCE = """(SELECT device_id, state, offset_ms, whole,
         timestamptz 'epoch' + since_ms * interval '1 millisecond' AS since,
@@ -206,7 +208,7 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords):
+class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:
@@ -273,6 +275,13 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
             if self._conn is not None and self._conn.broken:
                 self._drop()
             raise StoreError(f"{what}: {exc}") from exc
+
+    @contextmanager
+    def _atomic(self, what: str) -> Iterator[None]:
+        """Every store call inside it commits together, or none does (the calls' own
+        transactions become savepoints of this one)."""
+        with self._guard(what) as conn, conn.transaction():
+            yield
 
     def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> RunResult:
         with self._guard(what) as conn:
@@ -696,33 +705,34 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
     def create_api_key(self, key: ApiKey, *, replace: bool = False) -> bool:
         on_conflict = (
             "ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, key_hash = EXCLUDED.key_hash,"
-            " prefix = EXCLUDED.prefix, created_at = EXCLUDED.created_at"
+            " prefix = EXCLUDED.prefix, created_at = EXCLUDED.created_at, org_id = EXCLUDED.org_id"
             if replace
             else "ON CONFLICT (name) DO NOTHING"
         )
         with self._guard("create api key") as conn:
             cur = conn.execute(
-                "INSERT INTO api_keys (name, role, key_hash, prefix, created_at)"
-                f" VALUES (%s, %s, %s, %s, %s) {on_conflict}",
-                (key.name, key.role, key.key_hash, key.prefix, _dt(key.created_ms)),
+                "INSERT INTO api_keys (name, role, key_hash, prefix, created_at, org_id)"
+                f" VALUES (%s, %s, %s, %s, %s, %s) {on_conflict}",
+                (key.name, key.role, key.key_hash, key.prefix, _dt(key.created_ms), key.org),
             )
             return cur.rowcount == 1
 
     def _api_keys(self, where: str, params: Sequence[Any]) -> list[ApiKey]:
         with self._guard("read api keys") as conn:
             rows = conn.execute(
-                "SELECT name, role, key_hash, prefix, created_at FROM api_keys"
+                "SELECT name, role, key_hash, prefix, created_at, org_id FROM api_keys"
                 f" {where} ORDER BY name",
                 params,
             ).fetchall()
-        return [ApiKey(n, r, h, p, _ms(c) or 0) for n, r, h, p, c in rows]
+        return [ApiKey(n, r, h, p, _ms(c) or 0, int(o)) for n, r, h, p, c, o in rows]
 
     def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
         found = self._api_keys("WHERE key_hash = %s", (key_hash,))
         return found[0] if found else None
 
-    def list_api_keys(self) -> list[ApiKey]:
-        return self._api_keys("", ())
+    def list_api_keys(self, scope: Scope | None = None) -> list[ApiKey]:
+        within, params = scope_condition(scope, "%s")
+        return self._api_keys("" if within is None else f"WHERE {within}", params)
 
     def delete_api_key(self, name: str) -> bool:
         with self._guard("delete api key") as conn:
@@ -742,24 +752,27 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
         with self._guard("put fences") as conn, conn.transaction(), conn.cursor() as cur:
             version = self._bump_fence_version(conn, now_ms)
             cur.executemany(
-                "INSERT INTO fences (id, kind, feature, updated_at, version)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                "INSERT INTO fences (id, kind, feature, updated_at, version, org_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
                 " kind = EXCLUDED.kind, feature = EXCLUDED.feature,"
-                " updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
-                [(f.id, f.kind, f.feature, _dt(now_ms), version) for f in fences],
+                " updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,"
+                " org_id = EXCLUDED.org_id",
+                [(f.id, f.kind, f.feature, _dt(now_ms), version, f.org) for f in fences],
             )
         return version
 
     def _fences(self, where: str, params: Sequence[Any]) -> list[StoredFence]:
         with self._guard("read fences") as conn:
             rows = conn.execute(
-                f"SELECT id, kind, feature, updated_at, version FROM fences {where} ORDER BY id",
+                f"SELECT id, kind, feature, updated_at, version, org_id FROM fences {where}"
+                " ORDER BY id",
                 params,
             ).fetchall()
-        return [StoredFence(i, k, f, _ms(u) or 0, int(v)) for i, k, f, u, v in rows]
+        return [StoredFence(i, k, f, _ms(u) or 0, int(v), int(o)) for i, k, f, u, v, o in rows]
 
-    def list_fences(self) -> list[StoredFence]:
-        return self._fences("", ())
+    def list_fences(self, scope: Scope | None = None) -> list[StoredFence]:
+        within, params = scope_condition(scope, "%s")
+        return self._fences("" if within is None else f"WHERE {within}", params)
 
     def get_fence(self, fence_id: str) -> StoredFence | None:
         found = self._fences("WHERE id = %s", (fence_id,))
@@ -779,11 +792,19 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
         return int(row[0])
 
     def find_devices(
-        self, *, vehicle_id: str | None = None, after: str = "", limit: int = 100
+        self,
+        *,
+        vehicle_id: str | None = None,
+        after: str = "",
+        limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[Device]:
         where, params = "terminal > %s", [after]
         if vehicle_id is not None:
             where, params = "vehicle_id = %s AND terminal > %s", [vehicle_id, after]
+        within, scope_params = scope_condition(scope, "%s")
+        if within is not None:
+            where, params = f"{where} AND {within}", [*params, *scope_params]
         with self._guard("find devices") as conn:
             rows = conn.execute(
                 f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT %s",
@@ -809,21 +830,21 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
     def log_command(self, log: CommandLog) -> None:
         with self._guard("log command") as conn:
             conn.execute(
-                "INSERT INTO command_log (command_id, issued_by, request, reply)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (command_id) DO UPDATE SET"
+                "INSERT INTO command_log (command_id, issued_by, request, reply, org_id)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (command_id) DO UPDATE SET"
                 " issued_by = EXCLUDED.issued_by, request = EXCLUDED.request,"
-                " reply = EXCLUDED.reply",
-                (log.command_id, log.issued_by, log.request, log.reply),
+                " reply = EXCLUDED.reply, org_id = EXCLUDED.org_id",
+                (log.command_id, log.issued_by, log.request, log.reply, log.org),
             )
 
     def command_log(self, command_id: int) -> CommandLog | None:
         with self._guard("read command log") as conn:
             row = conn.execute(
-                "SELECT command_id, issued_by, request, reply FROM command_log"
+                "SELECT command_id, issued_by, request, reply, org_id FROM command_log"
                 " WHERE command_id = %s",
                 (command_id,),
             ).fetchone()
-        return None if row is None else CommandLog(int(row[0]), row[1], row[2], row[3])
+        return None if row is None else CommandLog(int(row[0]), row[1], row[2], row[3], int(row[4]))
 
     def list_commands(self, terminal: str, limit: int) -> list[QueuedCommand]:
         with self._guard("list commands") as conn:
@@ -853,11 +874,12 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
         state: AlertState | None = None,
         after_id: int = 0,
         limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[StoredAlert]:
         check_page(after_id, limit)
         with self._guard("list alerts") as conn:
             return pg_alerts.list_alerts(
-                conn, alert_type, since_ms, vehicle_id, state, after_id, limit
+                conn, alert_type, since_ms, vehicle_id, state, after_id, limit, scope
             )
 
     def get_alert(self, alert_id: int) -> StoredAlert | None:

@@ -22,6 +22,7 @@ from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
+from organizations import Scope
 from positions import COLUMNS, PositionBatch, empty_batch
 from store import sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
@@ -45,6 +46,7 @@ from store.interface import (
     WriteResult,
 )
 from store.migrate import latest_version, migrate_sqlite
+from store.orgs import OrgRecords, scope_condition
 from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
@@ -60,7 +62,7 @@ LATEST_AHEAD_MS = ClockSettings().ahead_ms
 
 _DEVICE_COLS = (
     "terminal, edition, auth_code, registered_ms, last_seen_ms, vehicle_id,"
-    " maker_id, model, terminal_id, imei"
+    " maker_id, model, terminal_id, imei, org_id"
 )
 _POSITION_COLS = tuple(name if name != "device" else "device_id" for name in COLUMNS)
 _COLS = ", ".join(_POSITION_COLS)
@@ -74,7 +76,7 @@ _COMMAND_COLS = (
 )
 
 
-class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords):
+class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
@@ -103,17 +105,31 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction; inside another one (`_atomic`), a savepoint of it."""
         conn = self._conn
+        nested = conn.in_transaction
+        begin, commit, undo = (
+            ("SAVEPOINT inner", "RELEASE inner", ("ROLLBACK TO inner", "RELEASE inner"))
+            if nested
+            else ("BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",))
+        )
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                for statement in undo:
+                    conn.execute(statement)
                 raise
-            conn.execute("COMMIT")
+            conn.execute(commit)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {what}: {exc}") from exc
+
+    @contextmanager
+    def _atomic(self, what: str) -> Iterator[None]:
+        """Every store call inside it commits together, or none does."""
+        with self._transaction(what):
+            yield
 
     def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> RunResult:
         with self._transaction(what) as conn:
@@ -443,22 +459,23 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         # ON CONFLICT, not INSERT OR IGNORE: that would silently skip a failed CHECK too.
         on_conflict = (
             "DO UPDATE SET role = excluded.role, key_hash = excluded.key_hash,"
-            " prefix = excluded.prefix, created_ms = excluded.created_ms"
+            " prefix = excluded.prefix, created_ms = excluded.created_ms, org_id = excluded.org_id"
             if replace
             else "DO NOTHING"
         )
         with self._transaction("create api key") as conn:
             cur = conn.execute(
-                "INSERT INTO api_keys (name, role, key_hash, prefix, created_ms)"
-                f" VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) {on_conflict}",
-                (key.name, key.role, key.key_hash, key.prefix, key.created_ms),
+                "INSERT INTO api_keys (name, role, key_hash, prefix, created_ms, org_id)"
+                f" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) {on_conflict}",
+                (key.name, key.role, key.key_hash, key.prefix, key.created_ms, key.org),
             )
         return cur.rowcount == 1
 
     def _api_keys(self, where: str, params: Sequence[Any]) -> list[ApiKey]:
         rows = self._read(
             "read api keys",
-            f"SELECT name, role, key_hash, prefix, created_ms FROM api_keys {where} ORDER BY name",
+            f"SELECT name, role, key_hash, prefix, created_ms, org_id FROM api_keys {where}"
+            " ORDER BY name",
             params,
         )
         return [ApiKey(*row) for row in rows]
@@ -467,8 +484,9 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         found = self._api_keys("WHERE key_hash = ?", (key_hash,))
         return found[0] if found else None
 
-    def list_api_keys(self) -> list[ApiKey]:
-        return self._api_keys("", ())
+    def list_api_keys(self, scope: Scope | None = None) -> list[ApiKey]:
+        within, params = scope_condition(scope, "?")
+        return self._api_keys("" if within is None else f"WHERE {within}", params)
 
     def delete_api_key(self, name: str) -> bool:
         with self._transaction("delete api key") as conn:
@@ -487,24 +505,27 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         with self._transaction("put fences") as conn:
             version = self._bump_fence_version(conn, now_ms)
             conn.executemany(
-                "INSERT INTO fences (id, kind, feature, updated_ms, version) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO fences (id, kind, feature, updated_ms, version, org_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
                 " feature = excluded.feature, updated_ms = excluded.updated_ms,"
-                " version = excluded.version",
-                [(f.id, f.kind, f.feature, now_ms, version) for f in fences],
+                " version = excluded.version, org_id = excluded.org_id",
+                [(f.id, f.kind, f.feature, now_ms, version, f.org) for f in fences],
             )
         return version
 
     def _fences(self, where: str, params: Sequence[Any]) -> list[StoredFence]:
         rows = self._read(
             "read fences",
-            f"SELECT id, kind, feature, updated_ms, version FROM fences {where} ORDER BY id",
+            "SELECT id, kind, feature, updated_ms, version, org_id FROM fences"
+            f" {where} ORDER BY id",
             params,
         )
         return [StoredFence(*row) for row in rows]
 
-    def list_fences(self) -> list[StoredFence]:
-        return self._fences("", ())
+    def list_fences(self, scope: Scope | None = None) -> list[StoredFence]:
+        within, params = scope_condition(scope, "?")
+        return self._fences("" if within is None else f"WHERE {within}", params)
 
     def get_fence(self, fence_id: str) -> StoredFence | None:
         found = self._fences("WHERE id = ?", (fence_id,))
@@ -520,11 +541,19 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         return int(self._read("fence version", "SELECT version FROM fence_set")[0][0])
 
     def find_devices(
-        self, *, vehicle_id: str | None = None, after: str = "", limit: int = 100
+        self,
+        *,
+        vehicle_id: str | None = None,
+        after: str = "",
+        limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[Device]:
         where, params = "terminal > ?", [after]
         if vehicle_id is not None:  # its own condition so the vehicle index serves it
             where, params = "vehicle_id = ? AND terminal > ?", [vehicle_id, after]
+        within, scope_params = scope_condition(scope, "?")
+        if within is not None:
+            where, params = f"{where} AND {within}", [*params, *scope_params]
         rows = self._read(
             "find devices",
             f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT ?",
@@ -550,15 +579,16 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
     def log_command(self, log: CommandLog) -> None:
         with self._transaction("log command") as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO command_log (command_id, issued_by, request, reply)"
-                " VALUES (?, ?, ?, ?)",
-                (log.command_id, log.issued_by, log.request, log.reply),
+                "INSERT OR REPLACE INTO command_log (command_id, issued_by, request, reply, org_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (log.command_id, log.issued_by, log.request, log.reply, log.org),
             )
 
     def command_log(self, command_id: int) -> CommandLog | None:
         rows = self._read(
             "read command log",
-            "SELECT command_id, issued_by, request, reply FROM command_log WHERE command_id = ?",
+            "SELECT command_id, issued_by, request, reply, org_id FROM command_log"
+            " WHERE command_id = ?",
             (command_id,),
         )
         return CommandLog(*rows[0]) if rows else None
@@ -591,11 +621,12 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         state: AlertState | None = None,
         after_id: int = 0,
         limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[StoredAlert]:
         check_page(after_id, limit)
         try:
             return sqlite_alerts.list_alerts(
-                self._conn, alert_type, since_ms, vehicle_id, state, after_id, limit
+                self._conn, alert_type, since_ms, vehicle_id, state, after_id, limit, scope
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: list alerts: {exc}") from exc

@@ -10,6 +10,7 @@ than one round trip in one transaction stay in the adapters.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -30,6 +31,10 @@ class StatementRunner(Protocol):
 
     def _run_many(self, what: str, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
         """Runs each statement once per row of its parameters, all in one transaction."""
+        ...
+
+    def _atomic(self, what: str) -> AbstractContextManager[None]:
+        """A transaction every statement and store call inside it joins."""
         ...
 
 

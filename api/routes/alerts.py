@@ -39,7 +39,9 @@ from api.errors import ApiError, bad_request, not_found
 from api.models import AlertOut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.stores import StoreAccess
-from store import AlertNotFoundError, Store, StoreError
+from organizations import ROOT_ID, Scope
+from store import AlertNotFoundError, StoreError
+from store.scoped import ScopedStore
 
 _TYPES = frozenset(t.value for t in AlertType)
 _MAX_ID = 2**63 - 1
@@ -59,10 +61,14 @@ TYPE_PARAMETER: dict[str, Any] = {
 
 
 class _Named(Protocol):
-    """What the auth dependency gives: the caller, whose `name` is recorded as the actor."""
+    """What the auth dependency gives: the caller, whose `name` is recorded as the actor and
+    whose `scope` (its unit's subtree) is all it sees."""
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def scope(self) -> Scope: ...
 
 
 class NoteBody(BaseModel):
@@ -164,10 +170,10 @@ def alerts_router(
         since_ms = since
         wanted_state = state
 
-        def query(store: Store) -> list[StoredAlert]:
+        def query(store: ScopedStore) -> list[StoredAlert]:
             if types is None or len(types) == 1:
                 return list(
-                    store.list_alerts(
+                    store.alerts(
                         alert_type=next(iter(types)) if types else None,
                         since_ms=since_ms,
                         vehicle_id=vehicle_id,
@@ -178,7 +184,7 @@ def alerts_router(
                 )
             merged: list[StoredAlert] = []
             for kind in sorted(types):
-                merged += store.list_alerts(
+                merged += store.alerts(
                     alert_type=kind,
                     since_ms=since_ms,
                     vehicle_id=vehicle_id,
@@ -188,7 +194,7 @@ def alerts_router(
                 )
             return sorted(merged, key=lambda a: a.id)[:limit]
 
-        page = await stores.run(query)
+        page = await stores.scoped(who.scope, who.name, query, clock_ms)
         headers: dict[str, str] = {}
         if len(page) == limit:
             cursor = str(page[-1].id)
@@ -204,7 +210,7 @@ def alerts_router(
         responses={200: {"model": AlertOut}, **errors(*KEYED, 404)},
     )
     async def get_alert(alert_id: alert_id_path, who: reader) -> dict[str, Any]:
-        found = await stores.run(lambda s: s.get_alert(alert_id))
+        found = await stores.scoped(who.scope, who.name, lambda s: s.alert(alert_id), clock_ms)
         if found is None:
             raise not_found(f"no alert {alert_id}")
         return (await with_places([found]))[0]
@@ -214,8 +220,11 @@ def alerts_router(
     ) -> dict[str, Any]:
         note = body.note if body is not None else None
         try:
-            changed = await stores.run(
-                lambda s: s.transition_alert(alert_id, target, who.name, note, clock_ms())
+            changed = await stores.scoped(
+                who.scope,
+                who.name,
+                lambda s: s.transition_alert(alert_id, target, note, clock_ms()),
+                clock_ms,
             )
         except AlertNotFoundError:
             raise not_found(f"no alert {alert_id}") from None
@@ -258,6 +267,17 @@ def alerts_router(
             return
         await websocket.accept()
         subscription = hub.subscribe(types, changes=changes)
+        paths: dict[int, str | None] = {}  # unit id -> path: units never move
+
+        async def visible(alert: StoredAlert) -> bool:
+            if alert.org_path is not None:
+                return who.scope.contains(alert.org_path)
+            org = ROOT_ID if alert.org is None else alert.org
+            if org not in paths:
+                paths[org] = await stores.run(lambda s: s.org_path(org))
+            path = paths[org]
+            return path is not None and who.scope.contains(path)
+
         listener = asyncio.create_task(_until_disconnect(websocket))
         try:
             while True:
@@ -273,7 +293,8 @@ def alerts_router(
                 except SubscriptionClosed as closed:
                     await websocket.close(status.WS_1013_TRY_AGAIN_LATER, closed.reason[:120])
                     return
-                await websocket.send_text(await placed_text(alert))
+                if await visible(alert):  # only the caller's subtree
+                    await websocket.send_text(await placed_text(alert))
         except (WebSocketDisconnect, RuntimeError):
             return  # the client went away mid-send
         finally:

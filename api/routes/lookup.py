@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from api.auth import Identity
 from api.context import ApiContext
 from api.errors import not_found
 from store import Device
 
 
-async def device_or_404(ctx: ApiContext, terminal: str) -> Device:
-    device = await ctx.stores.run(lambda s: s.get_device(terminal))
+async def device_or_404(ctx: ApiContext, who: Identity, terminal: str) -> Device:
+    """The device when it is in the caller's subtree (else 404, as for an unknown one)."""
+    device = await ctx.scoped(who, lambda s: s.device(terminal))
     if device is None:
         raise not_found(f"no device {terminal}")
     return device

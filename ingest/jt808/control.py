@@ -1,5 +1,5 @@
-"""Control, text and data messages: 0x8105 terminal control, 0x8300 text, 0x8003 resend
-request, 0x0900/0x8900 pass-through, 0x0800 multimedia event."""
+"""Control, text and data messages: 0x8105 terminal control, 0x8500 vehicle control, 0x8300
+text, 0x8003 resend request, 0x0900/0x8900 pass-through, 0x0800 multimedia event."""
 
 from __future__ import annotations
 
@@ -27,6 +27,24 @@ class TerminalControl:
 
     def encode_body(self) -> bytes:
         return pack(struct.Struct(">B"), self.command) + encode_text(self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleControl:
+    """0x8500 (2013 body): the control flag byte. Bit 0 locks (1) or unlocks (0) the doors;
+    trackers fitted with a relay use further bits, as their maker documents, to cut fuel and
+    power for a repossession. The terminal answers 0x0500 with its location."""
+
+    MSG_ID: ClassVar[int] = MessageId.VEHICLE_CONTROL
+    flags: int
+
+    @classmethod
+    def decode(cls, body: bytes, edition: Edition) -> VehicleControl:
+        need(body, 1, "vehicle control")
+        return cls(body[0])
+
+    def encode_body(self) -> bytes:
+        return pack(struct.Struct(">B"), self.flags)
 
 
 @dataclass(frozen=True, slots=True)

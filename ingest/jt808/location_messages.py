@@ -1,5 +1,6 @@
 """Location messages beyond the 0x0200 report itself (`location`): 0x0201 the answer to a
-query, 0x0704 batch upload (live or blind-area backfill), 0x8201 query, 0x8202 tracking."""
+query, 0x0500 the answer to a vehicle control, 0x0704 batch upload (live or blind-area
+backfill), 0x8201 query, 0x8202 tracking."""
 
 from __future__ import annotations
 
@@ -24,6 +25,23 @@ class LocationQueryReply:
     @classmethod
     def decode(cls, body: bytes, edition: Edition) -> LocationQueryReply:
         need(body, 2, "location query reply")
+        return cls(int.from_bytes(body[:2], "big"), LocationReport.decode_from(body, 2))
+
+    def encode_body(self) -> bytes:
+        return pack(struct.Struct(">H"), self.answer_serial) + self.location.encode_body()
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleControlReply:
+    """0x0500: answer serial + a location body, the answer to a 0x8500."""
+
+    MSG_ID: ClassVar[int] = MessageId.VEHICLE_CONTROL_REPLY
+    answer_serial: int
+    location: LocationReport
+
+    @classmethod
+    def decode(cls, body: bytes, edition: Edition) -> VehicleControlReply:
+        need(body, 2, "vehicle control reply")
         return cls(int.from_bytes(body[:2], "big"), LocationReport.decode_from(body, 2))
 
     def encode_body(self) -> bytes:

@@ -18,6 +18,7 @@ from ingest.jt808.control import (
     ResendRequest,
     TerminalControl,
     TextMessage,
+    VehicleControl,
 )
 from ingest.jt808.errors import Jt808UsageError
 from ingest.jt808.fields import (
@@ -35,6 +36,7 @@ from ingest.jt808.location_messages import (
     LocationQuery,
     LocationQueryReply,
     TemporaryTracking,
+    VehicleControlReply,
 )
 from ingest.jt808.parameters import (
     ParametersReply,
@@ -70,6 +72,8 @@ __all__ = [
     "TerminalControl",
     "TerminalGeneralResponse",
     "TextMessage",
+    "VehicleControl",
+    "VehicleControlReply",
     "param_value",
 ]
 
@@ -300,6 +304,8 @@ Message = (
     | LocationQuery
     | TemporaryTracking
     | TerminalControl
+    | VehicleControl
+    | VehicleControlReply
     | TextMessage
     | ResendRequest
     | PassThrough
@@ -326,6 +332,8 @@ DECODERS: dict[int, Decoder] = {
         LocationQuery,
         TemporaryTracking,
         TerminalControl,
+        VehicleControl,
+        VehicleControlReply,
         TextMessage,
         ResendRequest,
         PassThrough,

@@ -29,6 +29,7 @@ from api.errors import ApiError
 from api.routes.alerts import alerts_router
 from api.server import ApiServer
 from api.stores import StoreAccess
+from organizations import EVERYWHERE, Scope
 from store import migrate, open_store
 from tests.support.api import BlockingClient, blocking_client, error
 
@@ -43,6 +44,10 @@ VIEWER = {"Authorization": "Bearer k-viewer"}
 class Caller:
     name: str
     role: str
+
+    @property
+    def scope(self) -> Scope:
+        return EVERYWHERE  # the platform's: this router's own scoping is tested in test_orgs_api
 
 
 def _token(conn: HTTPConnection) -> str | None:

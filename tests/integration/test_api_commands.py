@@ -152,8 +152,15 @@ def test_parameters_and_tracking_are_encoded_as_the_codec_does(
         "kind": "set_parameters",
         "params": {"default_interval_s": 30, "0x0013": "10.0.0.1:6808", "0xF001": 9},
     }
-    answer = post(f"/api/v1/devices/{A}/commands", json=set_params, headers=officer)
-    assert answer.status_code == 200
+    requested = post(f"/api/v1/devices/{A}/commands", json=set_params, headers=officer)
+    assert requested.status_code == 202  # a server address needs a second person
+    assert requested.json()["state"] == "pending"
+    approval = requested.json()["id"]
+    answer = post(f"/api/v1/approvals/{approval}/approve", headers=api.admin)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "approved"
+    answer = api.client.get(f"/api/v1/commands/{answer.json()['command_id']}", headers=officer)
+    assert answer.json()["approved_by"] == "admin"
     known = SetParameters.of(
         {ParamId.DEFAULT_INTERVAL_S: 30, ParamId.SERVER_ADDRESS: "10.0.0.1:6808"}
     ).params

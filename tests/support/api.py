@@ -20,9 +20,11 @@ import numpy as np
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from alerts.delivery.hub import AlertHub
 from api.app import READY, create_app
 from api.auth import ensure_admin_key
 from api.context import ApiContext, CommandSender
+from api.routes.alerts import alerts_router
 from api.stores import StoreAccess
 from positions import PositionBatch
 from store import Device, Store, migrate, open_store
@@ -131,6 +133,7 @@ def _build(
     send_command: CommandSender | None,
     online: Callable[[str], bool] | None,
     max_track_points: int,
+    with_alerts: bool = False,
 ) -> tuple[FastAPI, ApiContext, str, list[Device]]:
     migrate(url, data_dir)
     store = open_store(url, data_dir)
@@ -148,6 +151,16 @@ def _build(
         device_reprovisioned=changed.append,
         max_track_points=max_track_points,
     )
+    if with_alerts:  # as the composition root adds them
+        context.extra_routers.append(
+            alerts_router(
+                context.stores,
+                AlertHub(),
+                context.auth.viewer,
+                act=context.auth.officer,
+                clock_ms=context.clock_ms,
+            )
+        )
     app = create_app(registry=CollectorRegistry(), ready=lambda: READY, context=context)
     return app, context, admin_key, changed
 
@@ -159,9 +172,13 @@ def api_under_test(
     send_command: CommandSender | None = None,
     online: Callable[[str], bool] | None = None,
     max_track_points: int = 100_000,
+    with_alerts: bool = False,
 ) -> Iterator[ApiUnderTest]:
-    """Migrates the store, bootstraps an admin key and serves the app to a blocking client."""
-    app, context, admin_key, changed = _build(url, data_dir, send_command, online, max_track_points)
+    """Migrates the store, bootstraps an admin key and serves the app to a blocking client
+    (with the alert routes when asked)."""
+    app, context, admin_key, changed = _build(
+        url, data_dir, send_command, online, max_track_points, with_alerts
+    )
     with blocking_client(app) as client:
         yield ApiUnderTest(client, context, url, data_dir, admin_key, changed)
 

@@ -92,4 +92,5 @@ def test_json_is_the_contract_alert_plus_id_state_and_lifecycle_fields() -> None
         "resolved_by": None,
         "resolved_at": None,
         "note": "on it",
+        "org": None,  # the store gives the owning unit
     }
