@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from alerts.risk import score_vehicles
 from api import params
+from api.auth import Identity
 from api.context import ApiContext
 from api.errors import bad_request, not_found
 from api.geocode import places
@@ -23,7 +24,7 @@ from api.models import PlaceOut, Time
 from api.openapi import KEYED, NO_NUL, errors
 from api.views import iso
 from positions import PositionBatch, empty_batch
-from store import Store
+from store.scoped import ScopedStore
 from trajectory.visits import HOURS, find_stops, find_trips, learn_places, usable_fixes
 
 DAY_MS = 86_400_000
@@ -129,15 +130,16 @@ def _valid(batch: PositionBatch) -> PositionBatch:
     return stored.take(np.flatnonzero(usable))
 
 
-def busiest_fixes(store: Store, vehicle_id: str, start_ms: int, end_ms: int) -> Fixes | None:
+def busiest_fixes(store: ScopedStore, vehicle_id: str, start_ms: int, end_ms: int) -> Fixes | None:
     """The valid fixes of the vehicle's device with the most of them in [start, end]; None
-    when no device is bound to the vehicle."""
-    devices = store.find_devices(vehicle_id=vehicle_id, after="", limit=1000)
+    when no device of the caller's subtree is bound to the vehicle (another subtree's car is
+    as unknown as a missing one)."""
+    devices = store.devices(vehicle_id=vehicle_id, after="", limit=1000)
     if not devices:
         return None
     best: tuple[str | None, PositionBatch] = (None, empty_batch())
     for device in devices:
-        batch = store.track(device.terminal, start_ms, end_ms + 1, limit=ROWS_PER_READ)
+        batch = store.track(device, start_ms, end_ms + 1, limit=ROWS_PER_READ)
         if len(batch) > ROWS_PER_READ:
             raise bad_request("query.from", f"more than {ROWS_PER_READ} fixes in range: narrow it")
         valid = _valid(batch)
@@ -240,13 +242,13 @@ def trips_json(fixes: Fixes) -> list[dict[str, Any]]:
 
 def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["vehicles"])
-    viewer = Annotated[Any, Depends(ctx.auth.viewer)]
+    viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     since_query = Query(alias="from", description="ISO 8601 with offset, or epoch seconds")
     to_query = Query(description="default now")
 
-    async def fixes_of(vehicle_id: str, start: int, end: int) -> Fixes:
-        found = await ctx.stores.run(
-            lambda s: busiest_fixes(s, vehicle_id, start, max(start - 1, end))
+    async def fixes_of(who: Identity, vehicle_id: str, start: int, end: int) -> Fixes:
+        found = await ctx.scoped(
+            who, lambda s: busiest_fixes(s, vehicle_id, start, max(start - 1, end))
         )
         if found is None:
             raise not_found(f"no device is bound to vehicle {vehicle_id!r}")
@@ -267,7 +269,7 @@ def router(ctx: ApiContext) -> APIRouter:
         days), each with its visits, dwell, last visit and the local hour the car is most
         likely there."""
         start, end = _range(ctx, since, to, PLACES_DAYS)
-        fixes = await fixes_of(vehicle_id, start, end)
+        fixes = await fixes_of(who, vehicle_id, start, end)
         body = await ctx.stores.run(lambda _s: places_json(fixes, start, end))
         return {**_head(vehicle_id, fixes, start, end), "places": body}
 
@@ -284,7 +286,7 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> dict[str, Any]:
         """Stops in the range, in time order (under 5 km/h within 200 m for 3 minutes)."""
         start, end = _range(ctx, since, to, 1)
-        fixes = await fixes_of(vehicle_id, start, end)
+        fixes = await fixes_of(who, vehicle_id, start, end)
         body = await ctx.stores.run(lambda _s: stops_json(fixes))
         return {**_head(vehicle_id, fixes, start, end), "stops": body}
 
@@ -301,7 +303,7 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> dict[str, Any]:
         """Trips between the stops of the range, with distance, duration and top speed."""
         start, end = _range(ctx, since, to, 1)
-        fixes = await fixes_of(vehicle_id, start, end)
+        fixes = await fixes_of(who, vehicle_id, start, end)
         body = await ctx.stores.run(lambda _s: trips_json(fixes))
         return {**_head(vehicle_id, fixes, start, end), "trips": body}
 
@@ -314,11 +316,11 @@ def router(ctx: ApiContext) -> APIRouter:
         """The vehicle's 0-100 risk score now, from its stored alerts, with the reasons."""
         now = ctx.clock_ms()
 
-        def read(store: Store) -> tuple[bool, list[Any]]:
-            bound = bool(store.find_devices(vehicle_id=vehicle_id, after="", limit=1))
+        def read(store: ScopedStore) -> tuple[bool, list[Any]]:
+            bound = bool(store.devices(vehicle_id=vehicle_id, after="", limit=1))
             found: list[Any] = []
             while True:
-                page = store.list_alerts(
+                page = store.alerts(
                     vehicle_id=vehicle_id,
                     since_ms=now - RISK_LOOKBACK_DAYS * DAY_MS,
                     after_id=found[-1].id if found else 0,
@@ -328,7 +330,7 @@ def router(ctx: ApiContext) -> APIRouter:
                 if len(page) < 1000:
                     return bound, found
 
-        bound, stored = await ctx.stores.run(read)
+        bound, stored = await ctx.scoped(who, read)
         if not bound and not stored:
             raise not_found(f"no device is bound to vehicle {vehicle_id!r}")
         scored = score_vehicles([a.alert for a in stored], now)
