@@ -95,6 +95,8 @@ EXIT_STOP_OVERDUE = 0  # a stop that overran is still a stop asked for
 
 
 async def serve(settings: Settings) -> None:
+    if settings.nice:  # before any thread starts: every thread of the process inherits it
+        os.nice(settings.nice)
     services = await start_services(settings)
     tune_garbage_collector()
     if services.gateway_address is not None:

@@ -412,8 +412,10 @@ def _notify(services: Services, channel: str, notice: dict[str, object]) -> None
 
 async def _resync(gateway: Gateway) -> None:
     """Delivers the queued commands of terminals this gateway holds (a notice may be lost)."""
+    assert gateway.presence is not None  # on a shared database
+    held_by = gateway.presence.gateway_id
     try:
-        waiting = await gateway.store.call(lambda s: s.terminals_with_queued_commands())
+        waiting = await gateway.store.call(lambda s: s.terminals_with_queued_commands(held_by))
     except Exception as exc:
         log.warning("cannot look for queued commands: %s", exc)
         return

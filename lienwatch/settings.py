@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     roles: str | list[str] = ",".join(ROLES)
     # SO_REUSEPORT on the gateway's socket, so several processes on one host share the port.
     jt808_reuse_port: bool = False
+    # Added to this process's nice value at start: an api process on the cores of a gateway
+    # (10) leaves the gateway's acknowledgements first in line (docs/deploy.md).
+    nice: int = Field(default=0, ge=0, le=19)
 
     # Logs on stderr: "text" for people, "json" (one object per line) for log collectors.
     log_format: Literal["text", "json"] = "text"

@@ -340,8 +340,8 @@ class Store(StatementRunner, Protocol):
         command was not queued any more."""
         ...
 
-    def terminals_with_queued_commands(self) -> set[str]:
-        """Terminals with a command waiting in the queue."""
+    def terminals_with_queued_commands(self, held_by: str) -> set[str]:
+        """Terminals whose session the gateway `held_by` holds with a command waiting."""
         ...
 
     def notify(self, channel: str, payload: str) -> None:

@@ -98,13 +98,15 @@ class SessionPresenceRecords:
         rows = self._run("last alert id", "SELECT coalesce(max(id), 0) FROM alerts").rows
         return int(rows[0][0])
 
-    def terminals_with_queued_commands(self: StatementRunner) -> set[str]:
-        """Terminals with a command waiting in the queue (a gateway delivers them to those it
-        holds, should it have missed the notice of one)."""
+    def terminals_with_queued_commands(self: StatementRunner, held_by: str) -> set[str]:
+        """Terminals held by the gateway `held_by` with a command waiting in the queue (it
+        delivers them, should it have missed the notice of one)."""
         rows = self._run(
             "terminals with queued commands",
             "SELECT DISTINCT d.terminal FROM command_queue c JOIN devices d ON d.id = c.device_id"
-            " WHERE c.state = 'queued'",
+            " JOIN gateway_sessions s ON s.terminal = d.terminal"
+            " WHERE c.state = 'queued' AND s.gateway = ?",
+            (held_by,),
         ).rows
         return {str(row[0]) for row in rows}
 

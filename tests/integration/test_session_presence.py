@@ -75,7 +75,10 @@ def test_a_queued_command_is_claimed_once_and_keeps_its_answer(store: Store) -> 
     store.upsert_device(Device("013900000001"))
     first = store.enqueue_command("013900000001", 0x8201, b"", T0)
     second = store.enqueue_command("013900000001", 0x8103, b"\x01", T0)
-    assert store.terminals_with_queued_commands() == {"013900000001"}
+    assert store.terminals_with_queued_commands("gw1") == set()  # not held by it
+    store.update_sessions("gw1", [("013900000001", T0)], [])
+    assert store.terminals_with_queued_commands("gw1") == {"013900000001"}
+    assert store.terminals_with_queued_commands("gw2") == set()
     assert store.claim_command(first, T0 + 1)
     assert not store.claim_command(first, T0 + 2)
     store.mark_command(first, CommandState.ACKED, T0 + 3, reply='{"msg_id": "0x0201"}')
@@ -88,7 +91,7 @@ def test_a_queued_command_is_claimed_once_and_keeps_its_answer(store: Store) -> 
         '{"msg_id": "0x0201"}',
     )
     assert store.claim_command(second, T0 + 5)
-    assert store.terminals_with_queued_commands() == set()
+    assert store.terminals_with_queued_commands("gw1") == set()
     assert store.last_alert_id() == 0
 
 
