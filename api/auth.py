@@ -52,11 +52,12 @@ class Identity:
     role: Role
     org: int = ROOT_ID
     path: str = f"/{ROOT_ID}/"
+    units: tuple[int, ...] = ()  # the subtree's unit ids, as read with the key
 
     @property
     def scope(self) -> Scope:
         """The subtree of the key's unit: all it may see and change."""
-        return Scope(self.org, self.path)
+        return Scope(self.org, self.path, self.units)
 
     def can(self, role: Role) -> bool:
         return _RANK[self.role] >= _RANK[role]
@@ -122,7 +123,7 @@ class Authenticator:
         found = await self._stores.run(lambda s: s.caller_by_key(digest))
         if found is None:
             return None
-        return Identity(found.name, Role(found.role), found.org, found.path)
+        return Identity(found.name, Role(found.role), found.org, found.path, found.units)
 
     def require(self, role: Role) -> Callable[..., Awaitable[Identity]]:
         async def dependency(

@@ -31,10 +31,13 @@ class OrgForbiddenError(OrgError):
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What a caller may see and change: the subtree of its unit `org` (whose path is `path`)."""
+    """What a caller may see and change: the subtree of its unit `org` (whose path is `path`).
+    `units` lists the subtree's unit ids when the caller knows them (empty: not read), which
+    lets a query name them instead of matching paths."""
 
     org: int
     path: str
+    units: tuple[int, ...] = ()
 
     def contains(self, path: str) -> bool:
         """Whether the unit with that path is in this subtree (the unit itself included)."""
