@@ -24,6 +24,8 @@ from pipeline.rules.base import FleetView, Hits, Rule, Step
 from pipeline.rules.catalogue import RULE_CLASSES
 from pipeline.rules.device import GpsJump
 from pipeline.rules.fences import Fences
+from pipeline.rules.gathering import Gathering
+from pipeline.rules.places import LongStay
 from pipeline.thresholds import RuleBook, Thresholds
 from positions import DeviceIndex, PositionBatch
 from trajectory.clock import DeviceClocks
@@ -74,11 +76,19 @@ class Engine:
         self.vehicle_of = np.zeros(0, np.int32)
         self.devices_of: dict[int, list[int]] = {}
         self.thresholds: list[Thresholds] = []
-        self.view = FleetView(self.vehicle_of, self.devices_of, self.vehicle_ids, self.stops)
+        self.view = FleetView(
+            self.vehicle_of, self.devices_of, self.vehicle_ids, self.stops, self.devices
+        )
         # Every rule, in the order it runs (pipeline.rules.catalogue); fences are one of them.
         self.rule_list: list[Rule] = [cls(d, self.view) for cls in RULE_CLASSES]
         self.fences = next(r for r in self.rule_list if isinstance(r, Fences))
         self.fences.start(fences, self.fleet)
+        self.gathering = next((r for r in self.rule_list if isinstance(r, Gathering)), None)
+        if self.gathering is not None:
+            self.gathering.know_spots(self.fences.near_hotspot)
+            long_stay = next(r for r in self.rule_list if isinstance(r, LongStay))
+            settings = self.gathering.gathering
+            long_stay.report_away(settings.stop_ms, settings.usual_radius_m)
         self._vehicle_index: dict[str, int] = {}
         self._by_device = self.fleet.by_device()
         for vehicle in self.fleet.vehicles:

@@ -20,7 +20,7 @@ from alerts.incidents import Edge, IncidentStart
 from alerts.model import AlertType
 
 if TYPE_CHECKING:
-    from positions import PositionBatch
+    from positions import DeviceIndex, PositionBatch
     from trajectory.preprocess import Preprocessed
     from trajectory.segments import Ints
     from trajectory.stops import StopDetector, StopEvents
@@ -86,7 +86,11 @@ class FleetView:
     devices_of: dict[int, list[int]]
     vehicle_ids: list[str]
     stops: StopDetector
+    devices: DeviceIndex
     borrower_of: list[str] = field(default_factory=list)  # per vehicle index
+    # This batch's stops long enough and away from the car's usual places (set by long_stay
+    # when a rule asked for them): (device, start, end or -1 while open, lon, lat).
+    away_stops: list[tuple[int, int, int, float, float]] = field(default_factory=list)
 
     @property
     def n_devices(self) -> int:

@@ -20,6 +20,8 @@ from pipeline.rules.device import (
     Tow,
 )
 from pipeline.rules.fences import Fences
+from pipeline.rules.gathering import Gathering
+from pipeline.rules.nights import NightTrips, NotHome
 from pipeline.rules.places import LongStay
 from pipeline.rules.vehicle import Separation, VehicleSilences
 
@@ -35,6 +37,9 @@ RULE_CLASSES: tuple[type[Rule], ...] = (
     LongStay,
     VehicleSilences,
     Separation,
+    NotHome,
+    NightTrips,
+    Gathering,
 )
 
 SETTINGS: dict[str, Setting] = {s.name: s for rule in RULE_CLASSES for s in rule.settings}

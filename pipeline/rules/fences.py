@@ -11,7 +11,7 @@ import numpy.typing as npt
 from alerts.incidents import IncidentMerger, IncidentStart
 from alerts.model import AlertType
 from alerts.repeats import RepeatVisits
-from geofence import Fence, FenceKind, FenceSet
+from geofence import KIND_CODES, Fence, FenceKind, FenceSet
 from pipeline.dwell_escalation import DwellEscalation
 from pipeline.fence_rules import VISIT, FenceRules
 from pipeline.fleet import Fleet, FleetError
@@ -19,6 +19,7 @@ from pipeline.rules.base import F64, FleetView, Hits, Limits, Rule, Setting, Ste
 from trajectory.state import grown
 
 MINUTE_S = 60.0
+M_PER_DEG = 111_320.0
 HOUR_S = 3600.0
 
 
@@ -123,6 +124,23 @@ class Fences(Rule):
             if chosen:
                 allowed[index] = chosen
         self.rules.set_allowed(allowed, len(vehicle_ids))
+
+    def near_hotspot(self, lon: float, lat: float, margin_m: float) -> bool:
+        """Whether a hotspot fence (for every vehicle) covers the point or a point `margin_m`
+        from it in one of eight directions."""
+        if self.rules is None:
+            return False
+        angles = np.linspace(0.0, 2 * np.pi, 8, endpoint=False)
+        dy = np.concatenate([[0.0], np.cos(angles)]) * margin_m / M_PER_DEG
+        dx = (
+            np.concatenate([[0.0], np.sin(angles)])
+            * margin_m
+            / (M_PER_DEG * max(np.cos(np.radians(lat)), 0.05))
+        )
+        fences = self.rules.fences
+        _, found = fences.contains(lon + dx, lat + dy, np.full(9, -1, np.int32))
+        kinds = np.take(fences.kinds, found)
+        return bool((kinds == KIND_CODES[FenceKind.HOTSPOT]).any())
 
     # -- steps ------------------------------------------------------------------------------
     def batch(self, step: Step) -> list[Hits]:

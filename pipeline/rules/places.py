@@ -28,8 +28,15 @@ class LongStay(Rule):
     def grow(self, n_devices: int) -> None:
         self.rule.ensure(n_devices)
 
+    def report_away(self, away_ms: int, radius_m: float) -> None:
+        """Also find stops of `away_ms` far from the usual places (FleetView.away_stops)."""
+        self.rule.away_ms = away_ms
+        self.rule.away_radius_m = radius_m
+
     def batch(self, step: Step) -> list[Hits]:
-        return _stays(self.rule.stops(step.stops))
+        stays = self.rule.stops(step.stops)
+        self.view.away_stops = stays.away
+        return _stays(stays)
 
     def advance(self, now_ms: int) -> list[Hits]:
         stops = self.view.stops
