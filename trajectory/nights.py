@@ -5,8 +5,9 @@ of its last fix of that night. The device's home is learned from the nights it s
 cell it slept in most often (the mean of those nights' places), once it has slept `learn`
 nights. A night slept more than the radius from home counts as away; `nights` away in a row (a
 night without fixes neither counts nor breaks the run) opens an episode dated at the end of the
-last of them (07:00), and the next night at home ends it. The home goes on learning from every
-night, so a car that has really moved makes its new place home after as many nights there.
+last of them (07:00), and the next night at home ends it. The home is learned from the first
+nights and refined by the nights at home; nights away never teach it, so a car that does not
+come back stays in one incident (it is the officer's call whether it has moved).
 A night is closed by the device's first fix at or after its end, or by the clock.
 
 `night_trips`: a device driving during the night window (00:00-05:00 local): the distance
@@ -159,8 +160,10 @@ class NotHomeRule:
         self.closed[d] = n
         end = night_end_ms(n)
         home = self.home(d)
+        learn = home is None
         if home is not None:
             if haversine_scalar_m(home[0], home[1], x, y) <= self.settings.radius_m:
+                learn = True
                 self.away[d] = 0
                 self.away_since[d] = -1
                 if self.open[d]:
@@ -184,6 +187,8 @@ class NotHomeRule:
                             "lat": round(y, 6),
                         }
                     )
+        if not learn:
+            return
         cell = (math.floor(x / HOME_CELL_DEG), math.floor(y / HOME_CELL_DEG))
         entry = self.cells.setdefault(d, {}).setdefault(cell, [0.0, 0.0, 0.0])
         entry[0] += 1
