@@ -20,7 +20,7 @@ from api.context import ApiContext
 from api.errors import bad_request, install_error_handlers
 from api.idempotency import BodyLimit, Idempotency
 from api.models import Health
-from api.routes import commands, devices, fences, keys, loans, pages
+from api.routes import backtests, commands, devices, fences, keys, loans, pages, spots
 
 
 async def _sane_text(conn: HTTPConnection) -> None:
@@ -120,7 +120,7 @@ def create_app(
 
     if context is not None:
         checked = [Depends(_sane_text)]
-        for module in (keys, devices, fences, commands, loans):
+        for module in (keys, devices, fences, commands, loans, spots, backtests):
             app.include_router(module.router(context), dependencies=checked)
         for extra in context.extra_routers:
             app.include_router(extra, dependencies=checked)
