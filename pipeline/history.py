@@ -15,7 +15,7 @@ from pipeline.live import fleet_from_devices
 from pipeline.thresholds import RuleBook
 from positions import PositionBatch
 from store.fencerows import feature_collection
-from store.history import pages
+from store.history import pages, prefetched
 from store.interface import Store
 
 ALERT_PAGE = 1000
@@ -62,7 +62,7 @@ def backtest(
     total = until_ms - since_ms
 
     def windows() -> Iterator[tuple[PositionBatch, list[str]]]:
-        for window in pages(store, since_ms, until_ms):
+        for window in prefetched(pages(store, since_ms, until_ms)):
             yield window.page.batch, window.page.terminals
             if progress is not None:
                 progress(window.to_ms - since_ms, total)

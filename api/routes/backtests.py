@@ -28,6 +28,7 @@ from pipeline.thresholds import RuleBook, RulesError, parse_rules
 
 MAX_RANGE_MS = 92 * 86_400_000
 MAX_RULES_CHARS = 64 * 1024
+LATEST_MS = 4_102_444_800_000  # 2100-01-01
 
 
 class BacktestBody(BaseModel):
@@ -44,8 +45,8 @@ class BacktestBody(BaseModel):
         },
     )
 
-    since: str = Field(max_length=64)
-    until: str = Field(max_length=64)
+    since: params.QueryTime
+    until: params.QueryTime
     rules: str | None = Field(default=None, max_length=MAX_RULES_CHARS)
     tolerance_h: float = Field(default=6.0, ge=0, le=24 * 31)
 
@@ -80,8 +81,10 @@ def router(ctx: ApiContext) -> APIRouter:
     )
     async def start(body: BacktestBody, who: officer) -> JSONResponse:
         """Starts a backtest of `rules` over the stored history from `since` to `until`."""
-        since_ms = params.time_ms(body.since, "body.since")
-        until_ms = params.time_ms(body.until, "body.until")
+        since_ms, until_ms = body.since, body.until
+        for name, value in (("since", since_ms), ("until", until_ms)):
+            if not 0 <= value <= LATEST_MS:
+                raise bad_request(f"body.{name}", "must be between 1970 and 2100")
         if until_ms <= since_ms:
             raise bad_request("body.until", "must be after since")
         if until_ms - since_ms > MAX_RANGE_MS:

@@ -153,6 +153,7 @@ def test_bad_backtest_requests_are_400_naming_the_field(api: ApiUnderTest) -> No
         ({**ok, "since": "yesterday"}, "body.since"),
         ({**ok, "until": "2024-03-01T00:00:00Z"}, "body.until"),
         ({**ok, "until": "2024-09-01T00:00:00Z"}, "body.until"),
+        ({**ok, "since": "-99999999999"}, "body.since"),
         ({**ok, "rules": "[overspeed]\nspeed = 3\n"}, "overspeed.speed"),
         ({**ok, "rules": "[[["}, "body.rules"),
         ({**ok, "tolerance_h": -1}, "tolerance_h"),
