@@ -17,7 +17,7 @@ Throughput is positions per second of wall time including the read; `cpu_s` is t
 CPU (the database server's is not in it). Both must give the same alerts.
 LIENWATCH_BENCH_TILES_CARS and LIENWATCH_BENCH_TILES_DAYS change the tiling (default 4 and 5),
 LIENWATCH_BENCH_ROUNDS the rounds (default 1: a round reads the whole month).
-The admin URL is LIENWATCH_TEST_PG_ADMIN_URL (default postgres@127.0.0.1:5432).
+The admin URL is LIENWATCH_BENCH_PG_ADMIN_URL (default postgres@127.0.0.1:5432).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from store.migrate import migrate_postgres
 from store.postgres import PostgresStore
 
 ADMIN_URL = os.environ.get(
-    "LIENWATCH_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    "LIENWATCH_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 TILE_CARS = int(os.environ.get("LIENWATCH_BENCH_TILES_CARS", "4"))
 TILE_DAYS = int(os.environ.get("LIENWATCH_BENCH_TILES_DAYS", "5"))
