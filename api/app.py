@@ -22,6 +22,7 @@ from api.idempotency import BodyLimit, Idempotency
 from api.models import Health
 from api.routes import (
     approvals,
+    backtests,
     commands,
     devices,
     fences,
@@ -30,6 +31,7 @@ from api.routes import (
     orgs,
     pages,
     parties,
+    spots,
     webhooks,
     whereabouts,
 )
@@ -143,6 +145,8 @@ def create_app(
             loans,
             webhooks,
             whereabouts,
+            spots,
+            backtests,
         )
         for module in modules:
             app.include_router(module.router(context), dependencies=checked)

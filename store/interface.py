@@ -170,6 +170,36 @@ class StoredFence:
     org: int = ROOT_ID
 
 
+class SpotCandidateError(StoreError):
+    """A candidate spot cannot be decided: `missing` (no such id) or `decided` already."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SpotCandidate:
+    """A place `gathering` proposed as a risk spot, with its evidence (the visits: vehicle,
+    device, borrower, arrival), and what an admin decided: `proposed`, `accepted` (then
+    `fence_id` is the hotspot it became) or `dismissed`."""
+
+    id: int
+    alert_id: int | None
+    lon: float
+    lat: float
+    radius_m: float
+    borrowers: int
+    evidence: list[dict[str, object]]
+    proposed_ms: int
+    created_ms: int
+    status: str
+    fence_id: str | None = None
+    decided_ms: int | None = None
+    decided_by: str | None = None
+    note: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class CommandLog:
     """Who issued a command through the API, the request and the terminal's answer (JSON)."""
@@ -274,6 +304,12 @@ class Store(StatementRunner, Protocol):
 
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         """Up to `limit` positions stored after `cursor` (0: from the start), in store order."""
+        ...
+
+    def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
+        """Every position with from_ms <= fix time < to_ms, grouped by device, each device's
+        in fix-time order (the engine's batch order); `cursor` is 0. Callers page through
+        history with windows of time (`store.history.pages`)."""
         ...
 
     def drop_positions_before(self, cutoff_ms: int) -> int:
@@ -468,6 +504,27 @@ class Store(StatementRunner, Protocol):
 
     def fences_version(self) -> int:
         """The fence-set version: it grows with every change (0: never changed)."""
+        ...
+
+    # candidate risk spots (`gathering` alerts write them, in the alert's transaction)
+    def list_spot_candidates(
+        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[SpotCandidate]: ...
+
+    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None: ...
+
+    def decide_spot_candidate(
+        self,
+        candidate_id: int,
+        *,
+        accept: FenceFeature | None,
+        by: str,
+        note: str | None,
+        now_ms: int,
+    ) -> SpotCandidate:
+        """Accepts a proposed candidate (`accept`: the hotspot fence it becomes, stored in the
+        same transaction, bumping the fence-set version) or dismisses it (`accept` None).
+        Raises SpotCandidateError: `missing`, or `decided` when it is no longer proposed."""
         ...
 
     def find_devices(

@@ -40,7 +40,7 @@ from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
 from organizations import Scope
 from positions import PositionBatch, empty_batch
-from store import pg_alerts, pg_copy, pg_loans
+from store import pg_alerts, pg_copy, pg_loans, spot_rows
 from store.alert_rows import check_page
 from store.clock_rows import ClockCache, clock_rows
 from store.device_identity import DeviceIdentityRecords
@@ -57,6 +57,7 @@ from store.interface import (
     PositionPage,
     QueuedCommand,
     SchemaError,
+    SpotCandidate,
     StoredFence,
     StoreError,
     StoreUnavailableError,
@@ -524,6 +525,18 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
         batch = PositionBatch(**{**batch.columns(), "device": local})
         return PositionPage(batch, terminals, int(seq[-1]) if len(seq) else cursor)
 
+    def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
+        with self._guard("positions between times") as conn:
+            stream = self._copy_out(
+                conn,
+                f"SELECT {_SELECT} FROM positions WHERE fix_time >= %s AND fix_time < %s"
+                " ORDER BY device_id, fix_time",
+                (_dt(from_ms), _dt(to_ms)),
+            )
+            batch = pg_copy.decode(stream)
+            local, terminals = self._terminals_of(conn, batch.device)
+        return PositionPage(PositionBatch(**{**batch.columns(), "device": local}), terminals, 0)
+
     def drop_positions_before(self, cutoff_ms: int) -> int:
         cutoff = _dt(cutoff_ms)
         assert cutoff is not None
@@ -791,6 +804,44 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
             raise SchemaError("fence_set has no row: run `lienwatch migrate`")
         return int(row[0])
 
+    # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
+
+    def list_spot_candidates(
+        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[SpotCandidate]:
+        with self._guard("list spot candidates") as conn:
+            rows = conn.execute(*spot_rows.list_query(status, after_id, limit, "%s")).fetchall()
+        return [spot_rows.candidate(row) for row in rows]
+
+    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None:
+        with self._guard("read spot candidate") as conn:
+            return spot_rows.get_candidate(conn, candidate_id, "%s")
+
+    def decide_spot_candidate(
+        self,
+        candidate_id: int,
+        *,
+        accept: FenceFeature | None,
+        by: str,
+        note: str | None,
+        now_ms: int,
+    ) -> SpotCandidate:
+        status = "dismissed" if accept is None else "accepted"
+        fence_id = None if accept is None else accept.id
+        with self._guard("decide spot candidate") as conn, conn.transaction():
+            done = spot_rows.decide(conn, candidate_id, status, fence_id, by, note, now_ms, "%s")
+            if done is None:
+                found = spot_rows.get_candidate(conn, candidate_id, "%s")
+                raise spot_rows.undecidable(candidate_id, found)
+            if accept is not None:
+                version = self._bump_fence_version(conn, now_ms)
+                conn.execute(
+                    "INSERT INTO fences (id, kind, feature, updated_at, version)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (accept.id, accept.kind, accept.feature, _dt(now_ms), version),
+                )
+        return done
+
     def find_devices(
         self,
         *,
@@ -863,7 +914,9 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
         if not alerts:
             return AlertsAdded([], [])
         with self._guard("add alerts") as conn, conn.transaction():
-            return pg_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            added = pg_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            spot_rows.add_candidates(conn, added.new, now_ms, "%s")
+            return added
 
     def list_alerts(
         self,

@@ -24,7 +24,7 @@ from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
 from organizations import Scope
 from positions import COLUMNS, PositionBatch, empty_batch
-from store import sqlite_alerts, sqlite_loans
+from store import spot_rows, sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
 from store.clock_rows import ClockCache, ClockRows, clock_rows
 from store.device_identity import DeviceIdentityRecords
@@ -41,6 +41,7 @@ from store.interface import (
     PositionPage,
     QueuedCommand,
     SchemaError,
+    SpotCandidate,
     StoredFence,
     StoreError,
     WriteResult,
@@ -308,6 +309,23 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         batch = PositionBatch(**{**batch.columns(), "device": local.astype(np.int32)})
         return PositionPage(batch, terminals, int(rows[-1][0]))
 
+    def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
+        # Through the (device_id, time_ms) index: one range per device, already grouped.
+        rows = self._read(
+            "positions between times",
+            f"SELECT {_SELECT} FROM positions WHERE device_id IN (SELECT id FROM devices)"
+            " AND time_ms >= ? AND time_ms < ? ORDER BY device_id, time_ms",
+            (from_ms, to_ms),
+        )
+        if not rows:
+            return PositionPage(empty_batch(), [], 0)
+        batch = _batch(rows)
+        unique, local = np.unique(batch.device, return_inverse=True)
+        terminals = [self._terminal_of(int(d)) for d in unique]
+        return PositionPage(
+            PositionBatch(**{**batch.columns(), "device": local.astype(np.int32)}), terminals, 0
+        )
+
     # -- devices -----------------------------------------------------------------------------
 
     def upsert_device(self, device: Device) -> None:
@@ -540,6 +558,45 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
     def fences_version(self) -> int:
         return int(self._read("fence version", "SELECT version FROM fence_set")[0][0])
 
+    # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
+
+    def list_spot_candidates(
+        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[SpotCandidate]:
+        rows = self._read(
+            "list spot candidates", *spot_rows.list_query(status, after_id, limit, "?")
+        )
+        return [spot_rows.candidate(row) for row in rows]
+
+    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None:
+        rows = self._read("read spot candidate", *spot_rows.get_query(candidate_id, "?"))
+        return spot_rows.candidate(rows[0]) if rows else None
+
+    def decide_spot_candidate(
+        self,
+        candidate_id: int,
+        *,
+        accept: FenceFeature | None,
+        by: str,
+        note: str | None,
+        now_ms: int,
+    ) -> SpotCandidate:
+        status = "dismissed" if accept is None else "accepted"
+        fence_id = None if accept is None else accept.id
+        with self._transaction("decide spot candidate") as conn:
+            done = spot_rows.decide(conn, candidate_id, status, fence_id, by, note, now_ms, "?")
+            if done is None:
+                found = spot_rows.get_candidate(conn, candidate_id, "?")
+                raise spot_rows.undecidable(candidate_id, found)
+            if accept is not None:
+                version = self._bump_fence_version(conn, now_ms)
+                conn.execute(
+                    "INSERT INTO fences (id, kind, feature, updated_ms, version)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (accept.id, accept.kind, accept.feature, now_ms, version),
+                )
+        return done
+
     def find_devices(
         self,
         *,
@@ -610,7 +667,9 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         if not alerts:
             return AlertsAdded([], [])
         with self._transaction("add alerts") as conn:
-            return sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            added = sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            spot_rows.add_candidates(conn, added.new, now_ms, "?")
+            return added
 
     def list_alerts(
         self,
