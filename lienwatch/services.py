@@ -42,7 +42,7 @@ from api.stores import StoreAccess
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
 from ingest.journal_segments import RecoveryReport
-from ingest.mqtt_bridge import MqttBridge
+from ingest.mqtt_bridge import MqttBridge, stable_client_id
 from ingest.presence import SessionPresence, new_gateway_id
 from lienwatch.alert_feed import AlertFeed
 from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
@@ -230,7 +230,12 @@ async def _start_gateway(services: Services, rules: RuleBook | None) -> None:
         alerting.start_watching()
         AlertingCollector(alerting, services.registry)
     if settings.mqtt_url:
-        services.mqtt = MqttBridge(gateway, settings.mqtt_url, client_id=settings.mqtt_client_id)
+        services.mqtt = MqttBridge(
+            gateway,
+            settings.mqtt_url,
+            client_id=settings.mqtt_client_id or stable_client_id(settings.data_dir),
+            share_group=settings.mqtt_share_group,
+        )
         await services.mqtt.start()
 
 

@@ -159,9 +159,14 @@ class Settings(BaseSettings):
     # The largest HTTP request body, refused (413) before it is read; fence imports may be up
     # to 64 MiB whatever this says.
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # The gateway's MQTT client id (contracts section 5 topics), unique per gateway process;
-    # a random one when empty.
+    # The gateway's MQTT client id (contracts section 5 topics), unique per gateway process and
+    # the same across its restarts (the broker keeps its session); empty derives one from the
+    # host name and the data directory.
     mqtt_client_id: str = ""
+    # The shared subscription's group (`$share/GROUP/lienwatch/up/+`, contracts section 9), so
+    # several gateways split the MQTT trackers; empty subscribes to `lienwatch/up/+` alone, for
+    # a broker without shared subscriptions.
+    mqtt_share_group: str = "lienwatch"
     # Positions older than this many days leave the store (checked every 6 h); unset keeps all.
     retention_days: int | None = Field(default=None, ge=1)
     # Live detection beside the gateway; off for a gateway that only stores positions.
