@@ -206,6 +206,9 @@ class AlertOut(BaseModel):
     resolved_by: str | None
     resolved_at: Time | None
     note: str | None
+    assignee: str | None
+    assigned_by: str | None
+    assigned_at: Time | None
 
 
 class LoanOut(BaseModel):

@@ -33,6 +33,9 @@ ALERT_FIELDS = (
     "resolved_by",
     "resolved_ms",
     "note",
+    "assignee",
+    "assigned_by",
+    "assigned_ms",
 )
 
 
@@ -67,6 +70,7 @@ def stored_from_row(row: Sequence[Any]) -> StoredAlert:
     (
         alert_id, kind, terminal, vehicle_id, fence_id, time_ms, severity, details, state,
         opened_ms, updated_ms, ack_by, ack_ms, resolved_by, resolved_ms, note,
+        assignee, assigned_by, assigned_ms,
     ) = row  # fmt: skip
     alert = Alert(
         AlertType(kind),
@@ -88,6 +92,9 @@ def stored_from_row(row: Sequence[Any]) -> StoredAlert:
         resolved_by=resolved_by,
         resolved_ms=None if resolved_ms is None else int(resolved_ms),
         note=note,
+        assignee=assignee,
+        assigned_by=assigned_by,
+        assigned_ms=None if assigned_ms is None else int(assigned_ms),
     )
 
 
