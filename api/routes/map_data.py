@@ -175,7 +175,7 @@ def router(ctx: ApiContext, options: MapOptions | None = None) -> APIRouter:
     )
     async def car_panel(key: CarKey, who: viewer, crs: CrsQuery = None) -> dict[str, Any]:
         """The car panel: state and position, loans (borrower masked), trackers with their
-        newest fix and connection, unresolved alerts newest first."""
+        newest fix and connection, unresolved alerts newest first (by alert time)."""
         target = crs or opts.crs
         now = ctx.clock_ms()
 
@@ -233,7 +233,9 @@ def router(ctx: ApiContext, options: MapOptions | None = None) -> APIRouter:
                 for d in devices
             ],
             "loans": [_loan_card(loan, now) for loan in loans],
-            "open_alerts": [a.to_json() for a in sorted(alerts, key=lambda a: -a.id)],
+            "open_alerts": [
+                a.to_json() for a in sorted(alerts, key=lambda a: (-a.alert.time_ms, -a.id))
+            ],
         }
 
     @api.get(
