@@ -7,18 +7,17 @@ same state and risk rules the map shows (`api.fleet`, `alerts.risk`).
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from alerts.model import AlertType
+from alerts.model import DEFAULT_UTC_OFFSET, AlertType
 from alerts.risk import score_vehicles
 from api import params
 from api.auth import Identity
 from api.context import ApiContext
-from api.errors import bad_request
 from api.fleet import OFFLINE_AFTER_MS, RISK_LEVELS, STATES, risk_level, state_counts
 from api.loan_views import local_date
 from api.openapi import KEYED, errors
@@ -29,6 +28,18 @@ from store import Store
 
 DAY_MS = 86_400_000
 MAX_DAYS = 366
+LAST_MS = 4_102_444_799_999  # 2099-12-31T23:59:59.999Z: after any time a tracker can send
+
+
+def _clamp(time_ms: int) -> int:
+    """A query time within the years trackers can report in (1970-2099)."""
+    return min(max(time_ms, 0), LAST_MS)
+
+
+def _day_start_ms(day: date) -> int:
+    """The first ms of a local day (GMT+8)."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=DEFAULT_UTC_OFFSET)
+    return int(midnight.timestamp() * 1000)
 
 
 class RiskFigures(BaseModel):
@@ -146,16 +157,16 @@ def router(ctx: ApiContext) -> APIRouter:
         from_: Annotated[params.QueryTime | None, Query(alias="from")] = None,
         to: Annotated[params.QueryTime | None, Query(description="default now")] = None,
     ) -> dict[str, Any]:
-        """Alerts per type per local day (GMT+8) with alert time in [from, to]; `from`
-        defaults to 30 days before `to`; at most 366 days. Every day of the range is listed,
-        every type in each day's counts (zero included)."""
-        end = to if to is not None else ctx.clock_ms()
-        start = from_ if from_ is not None else end - 30 * DAY_MS
-        if end < start:
-            raise bad_request("query.to", "is before from")
+        """Alerts per type per local day (GMT+8) with alert time in [from, to]; `to` defaults
+        to now and `from` to 30 days before it. A range over 366 days keeps its last 366; one
+        ending before it starts is empty (the answer's `from` and `to` say what was counted).
+        Every day of the range is listed, every type in each day's counts (zero included)."""
+        end = _clamp(to if to is not None else ctx.clock_ms())
+        start = _clamp(from_ if from_ is not None else end - 30 * DAY_MS)
+        if end >= start and (local_date(end) - local_date(start)).days >= MAX_DAYS:
+            last_day = local_date(end)
+            start = _day_start_ms(last_day - timedelta(days=MAX_DAYS - 1))
         first, last = local_date(start), local_date(end)
-        if (last - first).days >= MAX_DAYS:
-            raise bad_request("query.from", f"the range spans more than {MAX_DAYS} days")
 
         def count(store: Store) -> dict[date, Counter[str]]:
             per_day: dict[date, Counter[str]] = defaultdict(Counter)
@@ -170,7 +181,7 @@ def router(ctx: ApiContext) -> APIRouter:
         days = []
         totals: Counter[str] = Counter()
         day = first
-        while day <= last:
+        while end >= start and day <= last:
             found = per_day.get(day, Counter())
             totals.update(found)
             days.append(
