@@ -231,3 +231,37 @@ async def test_a_drawn_circle_is_saved_then_edited(served: Served, fleet: int, p
     )
     with served.http() as http:
         assert http.get("/api/v1/fences/drawn-circle").json()["properties"]["radius_m"] == 800
+
+
+async def test_a_polygon_s_corner_is_dragged_and_saved(
+    served: Served, fleet: int, page: Page
+) -> None:
+    await page.evaluate("() => window.lienwatch.map.jumpTo({center: [120.60, 30.60], zoom: 14})")
+    await page.locator("#draw-polygon").click()
+    corners = ((120.595, 30.595), (120.605, 30.595), (120.600, 30.605))
+    for lon, lat in corners:
+        await page.mouse.click(*await pixel(page, lon, lat))
+    await page.locator("#draw-finish").click()
+    await page.locator("#fence-id").fill("drawn-triangle")
+    await page.locator("#fence-save").click()
+    await until(
+        page,
+        "() => window.lienwatch.fences.features.some(f => f.properties.id === 'drawn-triangle')",
+    )
+
+    # Edit: click inside, drag the top corner north, save: the fence is replaced.
+    await page.mouse.click(*await pixel(page, 120.600, 30.598))
+    await page.locator("#panel h3", has_text="drawn-triangle").wait_for(timeout=5_000)
+    x, y = await pixel(page, 120.600, 30.605)
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    tx, ty = await pixel(page, 120.600, 30.608)
+    await page.mouse.move(tx, ty, steps=5)
+    await page.mouse.up()
+    await page.locator("#fence-save").click()
+    await until(page, "() => !window.lienwatch.edit")
+    with served.http() as http:
+        ring = http.get("/api/v1/fences/drawn-triangle").json()["geometry"]["coordinates"][0]
+    top = max(ring, key=lambda p: p[1])
+    assert top == pytest.approx([120.600, 30.608], abs=2e-4)
+    assert len(ring) == 4
