@@ -25,9 +25,12 @@ from api.routes import (
     backtests,
     commands,
     devices,
+    exports,
     fences,
+    figures,
     keys,
     loans,
+    map_data,
     orgs,
     pages,
     parties,
@@ -147,12 +150,15 @@ def create_app(
             whereabouts,
             spots,
             backtests,
+            figures,
+            exports,
         )
         for module in modules:
             app.include_router(module.router(context), dependencies=checked)
+        app.include_router(map_data.router(context, context.map_options), dependencies=checked)
         for extra in context.extra_routers:
             app.include_router(extra, dependencies=checked)
-        app.include_router(pages.router())
+        app.include_router(pages.router(context.map_options))
         # Outermost last: the body bound acts before anything reads a body.
         app.add_middleware(Idempotency, stores=context.stores, clock_ms=context.clock_ms)
         app.add_middleware(

@@ -10,6 +10,7 @@ from typing import TypeVar
 from fastapi import APIRouter
 
 from api.auth import Authenticator, Identity
+from api.map_options import MapOptions
 from api.stores import StoreAccess
 from ingest.commands import CommandOutcome
 from ingest.jt808.messages import Message
@@ -43,6 +44,7 @@ class ApiContext:
     - `loan_changed(loan, action)`: told after a loan changed through the API, with its log
       entry (the live side tightens or relaxes the car's monitoring when it enters or leaves
       overdue). Called on the event loop; it must only schedule its work.
+    - `map_options`: the map page's tile layer, its datum and the boundary set.
     - `extra_routers`: more routes (alerts), built with `auth`'s dependencies.
     - `close_stores`: the app closes `stores` when it shuts down.
     - `max_body_bytes`: the largest request body (413 above it, before it is read).
@@ -63,6 +65,7 @@ class ApiContext:
     max_body_bytes: int = 1024 * 1024
     close_stores: bool = True
     fixed_keys: frozenset[str] = frozenset()
+    map_options: MapOptions = field(default_factory=MapOptions)
     auth: Authenticator = field(init=False)
 
     def __post_init__(self) -> None:

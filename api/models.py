@@ -238,6 +238,9 @@ class AlertOut(BaseModel):
         description="where the vehicle was: the device's last valid fix at or before the"
         " alert's time (within 6 h)",
     )
+    assignee: str | None
+    assigned_by: str | None
+    assigned_at: Time | None
 
 
 class LoanOut(BaseModel):

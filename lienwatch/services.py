@@ -36,9 +36,11 @@ from api.app import Readiness, create_app
 from api.auth import ensure_admin_key, hash_key
 from api.context import ApiContext, wall_clock_ms
 from api.loan_views import local_date
+from api.map_options import MapOptions
 from api.routes.alerts import alerts_router
 from api.server import ApiServer
 from api.stores import StoreAccess
+from geofence.crs import Crs
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
 from ingest.journal_segments import RecoveryReport
@@ -510,6 +512,11 @@ async def _start_api(
         loan_changed=loan_changed,
         fixed_keys=_fixed_keys(settings, admin_key),
         max_body_bytes=settings.api_max_body_bytes,
+        map_options=MapOptions(
+            tiles_url=settings.map_tiles_url,
+            tiles_crs=Crs(settings.map_tiles_crs),
+            tiles_attribution=settings.map_tiles_attribution,
+        ),
     )
     feed = None
     if alerting is not None:

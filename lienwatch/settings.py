@@ -21,6 +21,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from api.map_options import check_tiles_url
+
 
 class SettingsError(ValueError):
     """The configuration file or a variable is unusable; the message names which."""
@@ -182,12 +184,23 @@ class Settings(BaseSettings):
     loan_sweep_interval_s: float = Field(default=3600.0, gt=0)
     overdue_report_interval_s: int = Field(default=10, ge=1)
     normal_report_interval_s: int = Field(default=30, ge=1)
+    # The map page: an optional raster tile layer (an XYZ URL template of Web-Mercator tiles)
+    # and the datum its coordinates are in (a Chinese service is GCJ-02 or BD-09: the page is
+    # then served positions and fences in that datum); unset, an offline plain basemap.
+    map_tiles_url: str | None = None
+    map_tiles_crs: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
+    map_tiles_attribution: str = Field(default="", max_length=300)
 
     @field_validator("jt808_listen", "api_listen")
     @classmethod
     def _check_address(cls, value: str) -> str:
         _parse_address(value, "0.0.0.0")
         return value
+
+    @field_validator("map_tiles_url")
+    @classmethod
+    def _check_tiles_url(cls, value: str | None) -> str | None:
+        return None if not value else check_tiles_url(value)
 
     @field_validator("roles")
     @classmethod

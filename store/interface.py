@@ -454,6 +454,13 @@ class Store(StatementRunner, Protocol):
         AlertNotFoundError or `alerts.lifecycle.TransitionError`."""
         ...
 
+    def assign_alert(
+        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        """Hands the alert to `assignee` (None: nobody) as `alerts.lifecycle.assign` allows,
+        atomically; raises AlertNotFoundError or `alerts.lifecycle.TransitionError`."""
+        ...
+
     def due_webhooks(
         self, now_ms: int, limit: int, lease_ms: int = 60_000
     ) -> list[WebhookDelivery]:

@@ -945,6 +945,12 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
         with self._guard("transition alert") as conn, conn.transaction():
             return pg_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
 
+    def assign_alert(
+        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        with self._guard("assign alert") as conn, conn.transaction():
+            return pg_alerts.assign_alert(conn, alert_id, assignee, actor, note, now_ms)
+
     def due_webhooks(
         self, now_ms: int, limit: int, lease_ms: int = 60_000
     ) -> list[WebhookDelivery]:

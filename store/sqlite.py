@@ -702,6 +702,12 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         with self._transaction("transition alert") as conn:
             return sqlite_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
 
+    def assign_alert(
+        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        with self._transaction("assign alert") as conn:
+            return sqlite_alerts.assign_alert(conn, alert_id, assignee, actor, note, now_ms)
+
     def due_webhooks(
         self, now_ms: int, limit: int, lease_ms: int = 60_000
     ) -> list[WebhookDelivery]:

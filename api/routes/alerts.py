@@ -6,6 +6,8 @@
 - `GET /api/v1/alerts/{id}` → one alert.
 - `POST /api/v1/alerts/{id}/acknowledge` and `/resolve`, body `{"note": "..."}` or none → the
   alert after the move; the actor is the API key's name; a move the lifecycle forbids is a 409.
+- `POST /api/v1/alerts/{id}/assign` `{"assignee": NAME or null, "note"?}` → the alert handed to
+  someone (its state stays); a resolved alert is a 409.
 - `WS /api/v1/alerts/stream?type=a,b` → each new alert as one JSON text message, as it fires;
   with `&changes=true` also each acknowledged or resolved alert again, with its new state.
   A client too slow to keep up is closed with 1013 (try again later) and a reason.
@@ -78,6 +80,17 @@ class NoteBody(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"note": "called the driver"}]}
     )
 
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AssignBody(BaseModel):
+    """Body of assign: who handles the alert (`null`: nobody), and an optional note."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"assignee": "collector-7"}]}
+    )
+
+    assignee: str | None = Field(min_length=1, max_length=64, pattern=r"^[^\x00]*\S[^\x00]*$")
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -250,6 +263,21 @@ def alerts_router(
     ) -> dict[str, Any]:
         """open or acknowledged → resolved (final)."""
         return await move(alert_id, AlertState.RESOLVED, who, body)
+
+    @api.post("/alerts/{alert_id}/assign", response_model=None, responses=move_answers)
+    async def assign(alert_id: alert_id_path, body: AssignBody, who: actor) -> dict[str, Any]:
+        """Hands an open or acknowledged alert to someone (`assignee`, a name); the state
+        stays. Assigning a resolved alert is a 409."""
+        try:
+            moved = await stores.run(
+                lambda s: s.assign_alert(alert_id, body.assignee, who.name, body.note, clock_ms())
+            )
+        except AlertNotFoundError:
+            raise not_found(f"no alert {alert_id}") from None
+        except TransitionError as exc:
+            raise ApiError(409, "invalid_transition", str(exc)) from None
+        hub.publish_changes([moved])
+        return moved.to_json()
 
     @api.websocket("/alerts/stream")
     async def stream(
