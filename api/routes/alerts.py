@@ -269,15 +269,20 @@ def alerts_router(
         """Hands an open or acknowledged alert to someone (`assignee`, a name); the state
         stays. Assigning a resolved alert is a 409."""
         try:
-            moved = await stores.run(
-                lambda s: s.assign_alert(alert_id, body.assignee, who.name, body.note, clock_ms())
+            changed = await stores.scoped(
+                who.scope,
+                who.name,
+                lambda s: s.assign_alert(alert_id, body.assignee, body.note, clock_ms()),
+                clock_ms,
             )
         except AlertNotFoundError:
             raise not_found(f"no alert {alert_id}") from None
         except TransitionError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
-        hub.publish_changes([moved])
-        return moved.to_json()
+        hub.publish_changes([changed])
+        if moved is not None:
+            moved(changed)
+        return (await with_places([changed]))[0]
 
     @api.websocket("/alerts/stream")
     async def stream(

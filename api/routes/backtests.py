@@ -80,7 +80,11 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={202: {"model": BacktestOut}, **errors(*ROLE, 429)},
     )
     async def start(body: BacktestBody, who: officer) -> JSONResponse:
-        """Starts a backtest of `rules` over the stored history from `since` to `until`."""
+        """Starts a backtest of `rules` over the stored history from `since` to `until`. It
+        runs over every tenant's cars and compares with every alert: a key of the platform
+        unit only (403 for a key of a tenant, branch or dealer)."""
+        if not who.scope.is_root:
+            raise ApiError(403, "forbidden", "a backtest covers every tenant: a platform key")
         since_ms, until_ms = body.since, body.until
         for name, value in (("since", since_ms), ("until", until_ms)):
             if not 0 <= value <= LATEST_MS:
@@ -114,7 +118,7 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={200: {"model": BacktestOut}, **errors(*ROLE, 404)},
     )
     async def get(backtest_id: job_id, who: officer) -> dict[str, Any]:
-        job = jobs.get(backtest_id)
+        job = jobs.get(backtest_id) if who.scope.is_root else None
         if job is None:
             raise not_found(f"no backtest {backtest_id}")
         return job.to_json()

@@ -38,9 +38,10 @@ from api.exports import (
     track_rows,
 )
 from api.openapi import KEYED, NO_NUL, errors
-from api.portfolio_reads import alert_pages
+from api.portfolio_reads import alert_pages, all_devices
 from api.routes.alerts import TYPE_PARAMETER, alert_types
-from store import Store
+from store import Device
+from store.scoped import ScopedStore
 
 PAGE = 5000
 Format = Literal["csv", "xlsx"]
@@ -55,21 +56,22 @@ _FILE_ANSWERS: dict[int | str, dict[str, Any]] = {
     }
 }
 # A page reader: given the store, the rows of the next page, or None when there are no more.
-PageReader = Callable[[Store], list[list[Any]] | None]
+PageReader = Callable[[ScopedStore], list[list[Any]] | None]
 
 
 def _track_pages(
-    vehicle_id: str, terminals: list[str], start: int, end: int, page: int = PAGE
+    vehicle_id: str, devices: list[Device], start: int, end: int, page: int = PAGE
 ) -> PageReader:
     """Each tracker's fixes with start <= time <= end, tracker by tracker in time order, a page
     at a time. A page ends before its last fix time, which starts the next page, so fixes
     sharing a time are never split and none is read twice."""
     state = {"terminal": 0, "from": start}
 
-    def read(store: Store) -> list[list[Any]] | None:
-        while state["terminal"] < len(terminals):
-            term = terminals[state["terminal"]]
-            batch = store.track(term, state["from"], end + 1, limit=page)
+    def read(store: ScopedStore) -> list[list[Any]] | None:
+        while state["terminal"] < len(devices):
+            device = devices[state["terminal"]]
+            term = device.terminal
+            batch = store.track(device, state["from"], end + 1, limit=page)
             if len(batch) <= page:
                 state["terminal"] += 1
                 state["from"] = start
@@ -92,28 +94,32 @@ def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(prefix="/api/v1/exports", tags=["exports"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
 
-    async def stream_csv(read: PageReader, columns: tuple[str, ...]) -> AsyncIterator[bytes]:
+    async def stream_csv(
+        who: Identity, read: PageReader, columns: tuple[str, ...]
+    ) -> AsyncIterator[bytes]:
         yield (BOM + csv_text([columns])).encode()
         while True:
-            rows = await ctx.stores.run(read)
+            rows = await ctx.scoped(who, read)
             if rows is None:
                 return
             yield csv_text(rows).encode()
 
     def answer(
-        fmt: Format, read: PageReader, columns: tuple[str, ...], name: str
+        who: Identity, read: PageReader, columns: tuple[str, ...], name: str
     ) -> StreamingResponse:
-        headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+        headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
         return StreamingResponse(
-            stream_csv(read, columns), media_type="text/csv; charset=utf-8", headers=headers
+            stream_csv(who, read, columns), media_type="text/csv; charset=utf-8", headers=headers
         )
 
-    async def xlsx(read: PageReader, columns: tuple[str, ...], name: str) -> FileResponse:
+    async def xlsx(
+        who: Identity, read: PageReader, columns: tuple[str, ...], name: str
+    ) -> FileResponse:
         fd, raw = tempfile.mkstemp(prefix="lienwatch-export-", suffix=".xlsx")
         os.close(fd)
         path = Path(raw)
 
-        def write(store: Store) -> None:
+        def write(store: ScopedStore) -> None:
             sheet = XlsxSheet(path, name[:31], columns)
             try:
                 for rows in iter(lambda: read(store), None):
@@ -122,7 +128,7 @@ def router(ctx: ApiContext) -> APIRouter:
                 sheet.close()
 
         try:
-            await ctx.stores.run(write)
+            await ctx.scoped(who, write)
         except TooManyRows as exc:
             path.unlink(missing_ok=True)
             raise bad_request("query", f"{exc}: narrow the range, or export CSV") from None
@@ -159,7 +165,7 @@ def router(ctx: ApiContext) -> APIRouter:
         wanted = sorted(types) if types else [None]
         cursor = {"type": 0, "after": 0}
 
-        def read(store: Store) -> list[list[Any]] | None:
+        def read(store: ScopedStore) -> list[list[Any]] | None:
             while cursor["type"] < len(wanted):
                 pages = alert_pages(
                     store,
@@ -181,8 +187,8 @@ def router(ctx: ApiContext) -> APIRouter:
             return None
 
         if fmt == "xlsx":
-            return await xlsx(read, ALERT_COLUMNS, "alerts")
-        return answer(fmt, read, ALERT_COLUMNS, "alerts")
+            return await xlsx(who, read, ALERT_COLUMNS, "alerts")
+        return answer(who, read, ALERT_COLUMNS, "alerts")
 
     @api.get(
         "/vehicles/{vehicle_id}/track.{fmt}",
@@ -199,24 +205,13 @@ def router(ctx: ApiContext) -> APIRouter:
         """The car's fixes with from <= fix time <= to, tracker by tracker, each in time
         order: every stored fix, valid or not (the `valid` and `flags` columns say which)."""
         end = to if to is not None else ctx.clock_ms()
-        terminals = await ctx.stores.run(lambda s: _bound_terminals(s, vehicle_id))
-        if not terminals:
+        devices = await ctx.scoped(who, lambda s: all_devices(s, vehicle_id))
+        if not devices:
             raise not_found(f"no device is bound to vehicle {vehicle_id!r}")
-        read = _track_pages(vehicle_id, terminals, from_, end)
+        read = _track_pages(vehicle_id, devices, from_, end)
         name = "track-" + re.sub(r"[^A-Za-z0-9._-]", "_", vehicle_id)
         if fmt == "xlsx":
-            return await xlsx(read, TRACK_COLUMNS, name)
-        return answer(fmt, read, TRACK_COLUMNS, name)
+            return await xlsx(who, read, TRACK_COLUMNS, name)
+        return answer(who, read, TRACK_COLUMNS, name)
 
     return api
-
-
-def _bound_terminals(store: Store, vehicle_id: str) -> list[str]:
-    found: list[str] = []
-    while True:
-        page = store.find_devices(
-            vehicle_id=vehicle_id, after=found[-1] if found else "", limit=1000
-        )
-        found += [d.terminal for d in page]
-        if len(page) < 1000:
-            return found

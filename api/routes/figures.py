@@ -24,7 +24,7 @@ from api.openapi import KEYED, errors
 from api.portfolio_reads import alert_pages, all_loans, snapshot, unresolved_alerts
 from api.views import iso
 from loans import Bucket
-from store import Store
+from store.scoped import ScopedStore
 
 DAY_MS = 86_400_000
 MAX_DAYS = 366
@@ -106,7 +106,7 @@ def router(ctx: ApiContext) -> APIRouter:
         no alert is low."""
         now = ctx.clock_ms()
 
-        def count(store: Store) -> tuple[int, Counter[str]]:
+        def count(store: ScopedStore) -> tuple[int, Counter[str]]:
             cars = {c.key for c in snapshot(store, now, OFFLINE_AFTER_MS)}
             alerts = [
                 a.alert for page in alert_pages(store, since_ms=now - days * DAY_MS) for a in page
@@ -120,7 +120,7 @@ def router(ctx: ApiContext) -> APIRouter:
             levels["low"] += len(cars - scored)
             return len(cars), levels
 
-        total, levels = await ctx.stores.run(count)
+        total, levels = await ctx.scoped(who, count)
         return {
             "as_of": iso(now),
             "days": days,
@@ -140,7 +140,7 @@ def router(ctx: ApiContext) -> APIRouter:
         `offline` (nothing heard for `offline_after_s`), else `moving` (at least 5 km/h),
         else `parked`."""
         now = ctx.clock_ms()
-        cars = await ctx.stores.run(lambda s: snapshot(s, now, offline_after_s * 1000))
+        cars = await ctx.scoped(who, lambda s: snapshot(s, now, offline_after_s * 1000))
         counts = state_counts(cars)
         return {
             "as_of": iso(now),
@@ -168,7 +168,7 @@ def router(ctx: ApiContext) -> APIRouter:
             start = _day_start_ms(last_day - timedelta(days=MAX_DAYS - 1))
         first, last = local_date(start), local_date(end)
 
-        def count(store: Store) -> dict[date, Counter[str]]:
+        def count(store: ScopedStore) -> dict[date, Counter[str]]:
             per_day: dict[date, Counter[str]] = defaultdict(Counter)
             for page in alert_pages(store, since_ms=start):
                 for a in page:
@@ -176,7 +176,7 @@ def router(ctx: ApiContext) -> APIRouter:
                         per_day[local_date(a.alert.time_ms)][a.alert.type.value] += 1
             return per_day
 
-        per_day = await ctx.stores.run(count)
+        per_day = await ctx.scoped(who, count)
         types = [t.value for t in AlertType]
         days = []
         totals: Counter[str] = Counter()
@@ -211,7 +211,7 @@ def router(ctx: ApiContext) -> APIRouter:
         now = ctx.clock_ms()
         today = local_date(now)
 
-        def count(store: Store) -> list[dict[str, Any]]:
+        def count(store: ScopedStore) -> list[dict[str, Any]]:
             by_vehicle: dict[str, Counter[str]] = defaultdict(Counter)
             for a in unresolved_alerts(store):
                 by_vehicle[a.alert.vehicle_id][a.alert.type.value] += 1
@@ -238,6 +238,6 @@ def router(ctx: ApiContext) -> APIRouter:
                 for b, r in rows.items()
             ]
 
-        return {"as_of": today.isoformat(), "buckets": await ctx.stores.run(count)}
+        return {"as_of": today.isoformat(), "buckets": await ctx.scoped(who, count)}
 
     return api

@@ -13,6 +13,7 @@ arithmetic of its own.
 """
 
 import asyncio
+from collections import OrderedDict
 from typing import Annotated, Any
 
 import numpy as np
@@ -28,13 +29,14 @@ from api.fleet import OFFLINE_AFTER_MS, STATES, Car, cars, feature, mask_name
 from api.loan_views import local_date
 from api.map_options import BOUNDARY_LEVELS, MapOptions
 from api.openapi import KEYED, NO_NUL, errors
-from api.portfolio_reads import snapshot, unresolved_alerts
+from api.portfolio_reads import all_devices, snapshot, unresolved_alerts
 from api.routes.lookup import online_of
 from api.views import iso
 from geofence.crs import Crs, from_wgs84
 from loans import Loan
-from store import Device, Store
+from store import Device
 from store.interface import LoanFilter
+from store.scoped import ScopedStore
 
 DAY_MS = 86_400_000
 CrsQuery = Annotated[Crs | None, Query(description="datum of the answer (default: the map's)")]
@@ -102,27 +104,34 @@ def _loan_card(loan: Loan, now_ms: int) -> dict[str, Any]:
 
 
 class _Snapshots:
-    """The fleet snapshot shared by every open map for `MAX_AGE_MS`: each tab polls every 5 s,
-    and a snapshot of 5,000 cars with 20,000 unresolved alerts costs ~0.2 s of CPU, so ten tabs
-    cost what one does. Concurrent requests wait for one read."""
+    """The fleet snapshot shared by every open map of one organization unit for `MAX_AGE_MS`:
+    each tab polls every 5 s, and a snapshot of 5,000 cars with 20,000 unresolved alerts costs
+    ~0.2 s of CPU, so ten tabs cost what one does. Each unit has its own (a key sees its
+    subtree only); concurrent requests of a unit wait for one read, the last `UNITS` units
+    kept."""
 
     MAX_AGE_MS = 2000
+    UNITS = 64
 
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
-        self._lock = asyncio.Lock()
-        self._taken_ms: int | None = None
-        self._cars: list[Car] = []
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._taken: OrderedDict[int, tuple[int, list[Car]]] = OrderedDict()
 
-    async def get(self) -> tuple[int, list[Car]]:
-        async with self._lock:
+    async def get(self, who: Identity) -> tuple[int, list[Car]]:
+        lock = self._locks.setdefault(who.org, asyncio.Lock())
+        async with lock:
             now = self._ctx.clock_ms()
-            if self._taken_ms is None or not 0 <= now - self._taken_ms < self.MAX_AGE_MS:
-                self._cars = await self._ctx.stores.run(
-                    lambda s: snapshot(s, now, OFFLINE_AFTER_MS)
-                )
-                self._taken_ms = now
-            return self._taken_ms, self._cars
+            taken = self._taken.get(who.org)
+            if taken is None or not 0 <= now - taken[0] < self.MAX_AGE_MS:
+                cars = await self._ctx.scoped(who, lambda s: snapshot(s, now, OFFLINE_AFTER_MS))
+                taken = (now, cars)
+                self._taken[who.org] = taken
+            self._taken.move_to_end(who.org)
+            while len(self._taken) > self.UNITS:
+                gone, _ = self._taken.popitem(last=False)
+                self._locks.pop(gone, None)
+            return taken
 
 
 def router(ctx: ApiContext, options: MapOptions | None = None) -> APIRouter:
@@ -167,7 +176,7 @@ def router(ctx: ApiContext, options: MapOptions | None = None) -> APIRouter:
         fix time (`time_ms`) and its trackers; `counts` by state over every car. Taken at most
         every 2 s for all callers (`as_of` says when)."""
         target = crs or opts.crs
-        now, snap = await snapshots.get()
+        now, snap = await snapshots.get(who)
         placed = [c for c in snap if c.lon is not None and c.lat is not None]
         lon, lat = _convert([c.lon for c in placed], [c.lat for c in placed], target)  # type: ignore[misc]
         counts = dict.fromkeys(STATES, 0)
@@ -181,18 +190,11 @@ def router(ctx: ApiContext, options: MapOptions | None = None) -> APIRouter:
             "features": [feature(c, x, y) for c, x, y in zip(placed, lon, lat, strict=True)],
         }
 
-    def devices_of(store: Store, key: str) -> list[Device]:
+    def devices_of(store: ScopedStore, key: str) -> list[Device]:
         if key.startswith("device:"):
-            device = store.get_device(params.terminal(key.removeprefix("device:"), "path.key"))
+            device = store.device(params.terminal(key.removeprefix("device:"), "path.key"))
             return [device] if device is not None and device.vehicle_id is None else []
-        found: list[Device] = []
-        while True:
-            page = store.find_devices(
-                vehicle_id=key, after=found[-1].terminal if found else "", limit=1000
-            )
-            found += page
-            if len(page) < 1000:
-                return found
+        return all_devices(store, key)
 
     @api.get(
         "/vehicles/{key}",
@@ -206,22 +208,22 @@ def router(ctx: ApiContext, options: MapOptions | None = None) -> APIRouter:
         now = ctx.clock_ms()
 
         def read(
-            store: Store,
+            store: ScopedStore,
         ) -> tuple[list[Device], Car | None, Any, list[Loan], list[StoredAlert]]:
             devices = devices_of(store, key)
             if not devices:
                 return [], None, None, [], []
             vehicle = devices[0].vehicle_id
-            latest = store.latest([d.terminal for d in devices])
+            latest = store.latest(devices)
             alerts = unresolved_alerts(store, vehicle) if vehicle is not None else []
             if vehicle is None:
                 alone = key.removeprefix("device:")
                 alerts = [a for a in unresolved_alerts(store) if a.alert.device_id == alone]
             car = cars(devices, latest, alerts, now, OFFLINE_AFTER_MS)[0]
-            loans = store.find_loans(LoanFilter(vehicle_id=vehicle), limit=100) if vehicle else []
+            loans = store.loans(LoanFilter(vehicle_id=vehicle), limit=100) if vehicle else []
             return devices, car, latest, loans, alerts
 
-        devices, car, latest, loans, alerts = await ctx.stores.run(read)
+        devices, car, latest, loans, alerts = await ctx.scoped(who, read)
         if car is None:
             raise not_found(f"no device is bound to vehicle {key!r}")
         fixes: dict[str, dict[str, Any]] = {}
@@ -287,18 +289,19 @@ def router(ctx: ApiContext, options: MapOptions | None = None) -> APIRouter:
         start = from_ if from_ is not None else end - DAY_MS
         wanted = None if terminal is None else params.terminal(terminal, "query.terminal")
 
-        def read(store: Store) -> tuple[bool, str | None, Any]:
+        def read(store: ScopedStore) -> tuple[bool, str | None, Any]:
             devices = devices_of(store, key)
-            terms = [d.terminal for d in devices if wanted in (None, d.terminal)]
             best: tuple[str | None, Any] = (None, None)
-            for term in terms:
-                batch = store.track(term, start, end + 1, max_points=max_points)
+            for device in devices:
+                if wanted not in (None, device.terminal):
+                    continue
+                batch = store.track(device, start, end + 1, max_points=max_points)
                 batch = batch.take(batch.valid())
                 if best[1] is None or len(batch) > len(best[1]):
-                    best = (term, batch)
+                    best = (device.terminal, batch)
             return bool(devices), best[0], best[1]
 
-        known, term, batch = await ctx.stores.run(read)
+        known, term, batch = await ctx.scoped(who, read)
         if not known:
             raise not_found(f"no device is bound to vehicle {key!r}")
         points: list[list[float]] = []

@@ -119,7 +119,10 @@ def router(ctx: ApiContext) -> APIRouter:
         after_id: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> JSONResponse:
-        """Candidate spots by id, those in `status` only when given."""
+        """Candidate spots by id, those in `status` only when given. A candidate's evidence
+        names cars of any tenant: the platform unit's keys see them, others an empty list."""
+        if not who.scope.is_root:
+            return JSONResponse([])
         page = await ctx.stores.run(
             lambda s: s.list_spot_candidates(status=status, after_id=after_id, limit=limit)
         )
@@ -132,6 +135,8 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={200: {"model": SpotCandidateOut}, **errors(*KEYED, 404)},
     )
     async def get_candidate(candidate_id: candidate_id, who: viewer) -> dict[str, Any]:
+        if not who.scope.is_root:
+            raise not_found(f"no spot candidate {candidate_id}")
         found = await ctx.stores.run(lambda s: s.get_spot_candidate(candidate_id))
         if found is None:
             raise not_found(f"no spot candidate {candidate_id}")
@@ -140,6 +145,8 @@ def router(ctx: ApiContext) -> APIRouter:
     async def decide(
         candidate_id: int, who: Identity, body: AcceptBody | None, accept: bool, note: str | None
     ) -> dict[str, Any]:
+        if not who.scope.is_root:
+            raise not_found(f"no spot candidate {candidate_id}")
         found = await ctx.stores.run(lambda s: s.get_spot_candidate(candidate_id))
         if found is None:
             raise not_found(f"no spot candidate {candidate_id}")

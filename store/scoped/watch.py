@@ -70,3 +70,14 @@ class WatchRecords(ScopeBase):
             self._audit(f"alert.{state.value}", f"alert:{alert_id}", known.org or ROOT_ID,
                         known, moved)  # fmt: skip
         return moved
+
+    def assign_alert(self, alert_id: int, assignee: str | None, note: str | None,
+                     now_ms: int) -> StoredAlert:  # fmt: skip
+        """Raises NotInScopeError, or what the adapter's `assign_alert` raises."""
+        with self.transaction("assign alert"):
+            known = self.alert(alert_id)
+            if known is None:
+                raise NotInScopeError(f"no alert {alert_id}")
+            moved = self._s.assign_alert(alert_id, assignee, self.actor, note, now_ms)
+            self._audit("alert.assign", f"alert:{alert_id}", known.org or ROOT_ID, known, moved)
+        return moved

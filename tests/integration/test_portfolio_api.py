@@ -23,7 +23,9 @@ from api.context import ApiContext
 from api.map_options import MapOptions
 from api.stores import StoreAccess
 from geofence.crs import Crs, wgs84_to_gcj02
+from organizations import EVERYWHERE
 from store import open_store
+from store.scoped import ScopedStore
 from tests.support.api import ApiUnderTest, api_under_test, blocking_client, error
 
 # 2024-06-30T12:00:00+08:00: "today" is 2024-06-30 in GMT+8.
@@ -247,9 +249,12 @@ def test_a_car_s_track_export_pages_without_splitting_one_fix_time(api: ApiUnder
     api.write("013900000009", rows)
     store = api.store()
     try:
-        read = _track_pages("V9", ["013900000009"], NOW - DAY, NOW, page=4)
+        scoped = ScopedStore(store, EVERYWHERE, "test", lambda: NOW)
+        device = store.get_device("013900000009")
+        assert device is not None
+        read = _track_pages("V9", [device], NOW - DAY, NOW, page=4)
         pages: list[list[list[Any]]] = []
-        while (page := read(store)) is not None:
+        while (page := read(scoped)) is not None:
             pages.append(page)
     finally:
         store.close()
@@ -319,9 +324,12 @@ def test_a_track_export_of_100000_fixes_streams_page_by_page(tmp_path: Path) -> 
                 }
             )
             store.write_positions(batch, ["013900000010"])
-            read = _track_pages("VX", ["013900000010"], NOW - DAY, NOW)
+            device = store.get_device("013900000010")
+            assert device is not None
+            read = _track_pages("VX", [device], NOW - DAY, NOW)
+            scoped = ScopedStore(store, EVERYWHERE, "test", lambda: NOW)
             sizes: list[int] = []
-            while (page := read(store)) is not None:
+            while (page := read(scoped)) is not None:
                 sizes.append(len(page))
         finally:
             store.close()
