@@ -7,7 +7,7 @@ this module and neither on the other.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from alerts.lifecycle import StoredAlert
 
@@ -40,3 +40,4 @@ class WebhookDelivery:
     created_ms: int
     updated_ms: int
     last_error: str | None
+    secret: str | None = field(default=None, repr=False)  # its receiver's own HMAC key

@@ -20,7 +20,24 @@ from api.context import ApiContext
 from api.errors import bad_request, install_error_handlers
 from api.idempotency import BodyLimit, Idempotency
 from api.models import Health
-from api.routes import commands, devices, fences, keys, loans, pages
+from api.routes import (
+    approvals,
+    backtests,
+    commands,
+    devices,
+    exports,
+    fences,
+    figures,
+    keys,
+    loans,
+    map_data,
+    orgs,
+    pages,
+    parties,
+    spots,
+    webhooks,
+    whereabouts,
+)
 
 
 async def _sane_text(conn: HTTPConnection) -> None:
@@ -120,11 +137,28 @@ def create_app(
 
     if context is not None:
         checked = [Depends(_sane_text)]
-        for module in (keys, devices, fences, commands, loans):
+        modules = (
+            keys,
+            orgs,
+            devices,
+            parties,
+            fences,
+            commands,
+            approvals,
+            loans,
+            webhooks,
+            whereabouts,
+            spots,
+            backtests,
+            figures,
+            exports,
+        )
+        for module in modules:
             app.include_router(module.router(context), dependencies=checked)
+        app.include_router(map_data.router(context, context.map_options), dependencies=checked)
         for extra in context.extra_routers:
             app.include_router(extra, dependencies=checked)
-        app.include_router(pages.router())
+        app.include_router(pages.router(context.map_options))
         # Outermost last: the body bound acts before anything reads a body.
         app.add_middleware(Idempotency, stores=context.stores, clock_ms=context.clock_ms)
         app.add_middleware(

@@ -25,6 +25,7 @@ from starlette.requests import HTTPConnection
 from api.errors import ApiError
 from api.openapi import BEARER
 from api.stores import StoreAccess
+from organizations import ROOT_ID, Scope
 from store import Store
 from store.interface import ApiKey
 
@@ -45,10 +46,18 @@ _RANK = {Role.VIEWER: 0, Role.OFFICER: 1, Role.ADMIN: 2}
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who is calling: the key's name and role."""
+    """Who is calling: the key's name, role and organization unit (with its path)."""
 
     name: str
     role: Role
+    org: int = ROOT_ID
+    path: str = f"/{ROOT_ID}/"
+    units: tuple[int, ...] = ()  # the subtree's unit ids, as read with the key
+
+    @property
+    def scope(self) -> Scope:
+        """The subtree of the key's unit: all it may see and change."""
+        return Scope(self.org, self.path, self.units)
 
     def can(self, role: Role) -> bool:
         return _RANK[self.role] >= _RANK[role]
@@ -62,17 +71,19 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def key_record(name: str, role: Role, key: str, now_ms: int) -> ApiKey:
+def key_record(name: str, role: Role, key: str, now_ms: int, org: int = ROOT_ID) -> ApiKey:
     """What the store keeps of a key: never the key itself."""
-    return ApiKey(name, role.value, hash_key(key), key[:_SHOWN_PREFIX_CHARS], now_ms)
+    return ApiKey(name, role.value, hash_key(key), key[:_SHOWN_PREFIX_CHARS], now_ms, org)
 
 
 def ensure_admin_key(store: Store, configured_key: str | None) -> str | None:
-    """The bootstrap: called once at start-up with `LIENWATCH_ADMIN_API_KEY`.
+    """The bootstrap: called once at start-up with `LIENWATCH_ADMIN_API_KEY`; the key
+    belongs to the root unit (the platform operator).
 
     A configured key is stored as the admin key named `admin` (replacing an older one of that
     name) unless the store already knows it; returns None. Without one, an admin key is created
-    only when the store has none; it is returned so the caller prints it once (None otherwise).
+    only when the platform unit has none; it is returned so the caller prints it once (None
+    otherwise).
     """
     now_ms = time.time_ns() // 1_000_000
     if configured_key is not None and configured_key.strip():
@@ -80,7 +91,7 @@ def ensure_admin_key(store: Store, configured_key: str | None) -> str | None:
         if store.api_key_by_hash(hash_key(key)) is None:
             store.create_api_key(key_record(BOOTSTRAP_NAME, Role.ADMIN, key, now_ms), replace=True)
         return None
-    if any(k.role == Role.ADMIN for k in store.list_api_keys()):
+    if any(k.role == Role.ADMIN and k.org == ROOT_ID for k in store.list_api_keys()):
         return None
     key = new_key()
     name = BOOTSTRAP_NAME
@@ -109,10 +120,10 @@ class Authenticator:
 
     async def identify(self, token: str) -> Identity | None:
         digest = hash_key(token)
-        found = await self._stores.run(lambda s: s.api_key_by_hash(digest))
+        found = await self._stores.run(lambda s: s.caller_by_key(digest))
         if found is None:
             return None
-        return Identity(found.name, Role(found.role))
+        return Identity(found.name, Role(found.role), found.org, found.path, found.units)
 
     def require(self, role: Role) -> Callable[..., Awaitable[Identity]]:
         async def dependency(

@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geofence import FenceError
+from organizations import OrgError, OrgForbiddenError
 from store import SchemaError, StoreError, StoreUnavailableError
+from store.scoped import ApprovalError, NotInScopeError
 
 log = logging.getLogger("lienwatch.api")
 
@@ -85,6 +87,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body("bad_request", validation_detail(exc)), status_code=400)
+
+    @app.exception_handler(NotInScopeError)
+    async def hidden(request: Request, exc: NotInScopeError) -> JSONResponse:
+        # Outside the caller's subtree reads exactly as missing (contracts section 6a).
+        return JSONResponse(error_body("not_found", str(exc)), status_code=404)
+
+    @app.exception_handler(OrgError)
+    async def bad_unit(request: Request, exc: OrgError) -> JSONResponse:
+        if isinstance(exc, OrgForbiddenError):
+            return JSONResponse(error_body("forbidden", str(exc)), status_code=403)
+        return JSONResponse(error_body("bad_request", str(exc)), status_code=400)
+
+    @app.exception_handler(ApprovalError)
+    async def undecidable(request: Request, exc: ApprovalError) -> JSONResponse:
+        return JSONResponse(error_body(exc.reason, str(exc)), status_code=409)
 
     @app.exception_handler(FenceError)
     async def bad_fence(request: Request, exc: FenceError) -> JSONResponse:

@@ -16,19 +16,21 @@ from geofence import Crs, FenceKind
 
 
 class FenceViews:
-    """Serialized FeatureCollections by (crs, kind) for the newest fence-set version seen."""
+    """Serialized FeatureCollections by (scope, crs, kind) for the newest fence-set version."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version: int | None = None
-        self._bodies: dict[tuple[Crs, FenceKind | None], bytes] = {}
+        self._bodies: dict[tuple[str, Crs, FenceKind | None], bytes] = {}
 
-    def get(self, version: int, crs: Crs, kind: FenceKind | None) -> bytes | None:
+    def get(self, scope: str, version: int, crs: Crs, kind: FenceKind | None) -> bytes | None:
+        """`scope`: the caller's unit path (each subtree sees its own fences)."""
         with self._lock:
-            return self._bodies.get((crs, kind)) if version == self._version else None
+            return self._bodies.get((scope, crs, kind)) if version == self._version else None
 
     def build(
         self,
+        scope: str,
         version: int,
         crs: Crs,
         kind: FenceKind | None,
@@ -41,5 +43,5 @@ class FenceViews:
             if self._version is None or version > self._version:
                 self._version, self._bodies = version, {}
             if version == self._version:
-                self._bodies[(crs, kind)] = body
+                self._bodies[(scope, crs, kind)] = body
         return body

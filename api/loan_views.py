@@ -24,6 +24,8 @@ def loan_json(loan: Loan, today: date) -> dict[str, Any]:
     bucket = loan.bucket(today)
     return {
         "id": loan.id,
+        "org": loan.org,
+        "borrower_id": loan.borrower_id,
         "loan_no": loan.loan_no,
         "borrower_name": loan.borrower_name,
         "vehicle_id": loan.vehicle_id,

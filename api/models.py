@@ -18,7 +18,9 @@ from geofence import FenceKind
 from loans import ActionKind, Bucket, Channel, LoanState, Outcome, Stage
 from store import CommandState
 
-CommandKind = Literal["set_parameters", "query_location", "track", "terminal_control"]
+CommandKind = Literal[
+    "set_parameters", "query_location", "track", "terminal_control", "vehicle_control"
+]
 FlagName = Literal[
     "backfill", "invalid_fix", "implausible", "duplicate", "out_of_order", "future", "bad_time",
     "batch", "clock_corrected", "clock_reset", "clock_stuck",
@@ -39,6 +41,7 @@ class Health(BaseModel):
 class Me(BaseModel):
     name: str
     role: Role
+    org: int = Field(description="the key's organization unit")
 
 
 class KeyOut(BaseModel):
@@ -46,6 +49,7 @@ class KeyOut(BaseModel):
     role: Role
     prefix: str = Field(description="the key's first characters, to tell keys apart")
     created: Time | None
+    org: int = Field(description="the unit whose subtree the key sees")
 
 
 class NewKeyOut(KeyOut):
@@ -58,6 +62,16 @@ class KeyList(BaseModel):
 
 class Deleted(BaseModel):
     deleted: str
+
+
+class PlaceOut(BaseModel):
+    """The administrative unit a point lies in (China's boundaries, offline); null at sea or
+    abroad."""
+
+    province: str = Field(examples=["浙江省"])
+    city: str = Field(examples=["杭州市"])
+    district: str = Field(examples=["西湖区"])
+    adcode: str = Field(description="the county's 6-digit code", examples=["330106"])
 
 
 class Position(BaseModel):
@@ -79,6 +93,7 @@ class Position(BaseModel):
     received: Time | None
     flags: list[FlagName]
     valid: bool
+    place: PlaceOut | None = Field(default=None, description="where the fix lies")
 
 
 class LatestPosition(Position):
@@ -110,6 +125,7 @@ class DeviceClock(BaseModel):
 
 class DeviceOut(BaseModel):
     terminal: str
+    org: int = Field(description="the owning organization unit")
     vehicle_id: str | None
     edition: int | None
     registered: Time | None = Field(
@@ -134,6 +150,13 @@ class DevicePage(BaseModel):
 
 class Vehicle(BaseModel):
     vehicle_id: str
+    org: int = Field(description="the owning organization unit")
+    vin: str | None = None
+    plate: str | None = None
+    make: str | None = None
+    model: str | None = None
+    colour: str | None = None
+    dealer: int | None = Field(default=None, description="the dealer unit that sold it")
     devices: list[DeviceOut]
 
 
@@ -145,6 +168,7 @@ class FenceProperties(BaseModel):
     vehicles: list[str] | None = None
     radius_m: float | None = None
     buffer_m: float | None = None
+    org: int | None = Field(default=None, description="the owning organization unit")
 
 
 class Feature(BaseModel):
@@ -181,6 +205,8 @@ class CommandOut(BaseModel):
     issued_by: str | None
     request: dict[str, Any] | None
     reply: dict[str, Any] | None
+    org: int = Field(description="the owning organization unit")
+    approved_by: str | None = Field(default=None, description="the second person, when needed")
 
 
 class CommandList(BaseModel):
@@ -192,6 +218,7 @@ class AlertOut(BaseModel):
 
     id: int
     type: AlertType
+    org: int | None = Field(description="its vehicle's unit, else its device's")
     device_id: str
     vehicle_id: str
     time: Time
@@ -206,10 +233,20 @@ class AlertOut(BaseModel):
     resolved_by: str | None
     resolved_at: Time | None
     note: str | None
+    place: PlaceOut | None = Field(
+        default=None,
+        description="where the vehicle was: the device's last valid fix at or before the"
+        " alert's time (within 6 h)",
+    )
+    assignee: str | None
+    assigned_by: str | None
+    assigned_at: Time | None
 
 
 class LoanOut(BaseModel):
     id: int
+    org: int = Field(description="the owning organization unit")
+    borrower_id: int | None = Field(description="the borrower's record, when linked")
     loan_no: str
     borrower_name: str
     vehicle_id: str
@@ -231,7 +268,17 @@ class LoanOut(BaseModel):
     monitored: bool
 
 
+class BorrowerOut(BaseModel):
+    id: int
+    org: int
+    name: str
+    id_number: str | None = Field(description="masked for viewers (`**************1234`)")
+    phone: str | None = Field(description="masked for viewers (`138****5678`)")
+    created: Time | None
+
+
 class LoanDetail(LoanOut):
+    borrower: BorrowerOut | None = Field(description="its record, masked for viewers")
     devices: list[DeviceOut]
     alerts: list[AlertOut]
 
@@ -252,3 +299,89 @@ class ActionOut(BaseModel):
 class LoanChanged(BaseModel):
     loan: LoanOut
     action: ActionOut
+
+
+class OrgOut(BaseModel):
+    id: int
+    name: str
+    kind: Literal["platform", "tenant", "branch", "dealer"]
+    parent: int | None = Field(description="null for a tenant (and the platform root)")
+    created: Time | None
+
+
+class OrgList(BaseModel):
+    orgs: list[OrgOut]
+
+
+class VehicleMoved(BaseModel):
+    vehicle_id: str
+    org: int
+    moved: int = Field(description="devices, loans and alerts moved with the car")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: Time
+    actor: str = Field(description="the API key that made the change")
+    actor_org: int = Field(description="that key's unit")
+    org: int = Field(description="the unit of the changed record")
+    action: str = Field(description="e.g. device.create, fence.delete, command.approved")
+    target: str = Field(description="kind:id of the changed record")
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class ApprovalOut(BaseModel):
+    id: int
+    terminal: str
+    org: int
+    kind: str
+    msg_id: str = Field(pattern=r"^0x[0-9a-f]{4}$")
+    request: dict[str, Any]
+    state: Literal["pending", "approved", "rejected", "expired"]
+    requested_by: str
+    requested: Time
+    expires: Time
+    decided_by: str | None
+    decided: Time | None
+    command_id: int | None = Field(description="the command sent once approved")
+    command: CommandOut | None = Field(default=None, description="in the approval's answer")
+
+
+class EndpointOut(BaseModel):
+    id: int
+    org: int = Field(description="the unit whose alerts (its subtree's) it gets")
+    url: str
+    created_by: str
+    created: Time | None
+
+
+class NewEndpointOut(EndpointOut):
+    secret: str = Field(description="the HMAC-SHA256 key of its signatures, shown this once")
+
+
+class EndpointList(BaseModel):
+    webhooks: list[EndpointOut]
+
+
+class VehicleRecord(BaseModel):
+    vehicle_id: str
+    org: int
+    vin: str | None
+    plate: str | None
+    make: str | None
+    model: str | None
+    colour: str | None
+    dealer: int | None = Field(description="the dealer unit that sold it")
+
+
+class VehicleList(BaseModel):
+    vehicles: list[VehicleRecord]
+    next: str | None = Field(description="pass back as `after` for the next page")
+
+
+class UnitRules(BaseModel):
+    org: int
+    rules: dict[str, dict[str, float]] = Field(
+        description="the unit's own threshold overrides, as the tables of RULES.toml"
+    )

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from organizations import Scope
 from store import Store
+from store.scoped import ScopedStore
 
 T = TypeVar("T")
 
@@ -32,10 +34,24 @@ class StoreAccess:
         self._lock = threading.Lock()
         self._closed = False
 
+    def open(self) -> Store:
+        """A store of the caller's own (a long job off the pool); the caller closes it."""
+        return self._factory()
+
     async def run(self, call: Callable[[Store], T]) -> T:
         if self._closed:
             raise RuntimeError("the API's store access is closed")
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, call)
+
+    async def scoped(
+        self,
+        scope: Scope,
+        actor: str,
+        call: Callable[[ScopedStore], T],
+        clock_ms: Callable[[], int],
+    ) -> T:
+        """`call` on a worker's store seen through `scope` (store.scoped) as `actor`."""
+        return await self.run(lambda s: call(ScopedStore(s, scope, actor, clock_ms)))
 
     def _call(self, call: Callable[[Store], T]) -> T:
         store: Store | None = getattr(self._local, "store", None)

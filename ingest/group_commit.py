@@ -24,7 +24,7 @@ import contextlib
 import logging
 import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -38,7 +38,8 @@ from ingest.jt808.messages import BatchLocationReport
 from ingest.metrics import GatewayMetrics
 from ingest.rows import columns_to_batch, reports_to_batch
 from positions import DeviceIndex, Flag, PositionBatch
-from trajectory.clock import DeviceClocks
+from store import DeviceClock
+from trajectory.clock import ClockState, DeviceClocks
 
 log = logging.getLogger("lienwatch.gateway")
 
@@ -142,6 +143,19 @@ class GroupCommit:
         self._pending.batches.append((link, batch, serial, int(msg_id), now))
         self._pending.batch_rows += len(batch.items)
         self._after_queue()
+
+    def seed_clocks(self, clocks: Mapping[str, DeviceClock]) -> None:
+        """Device clocks as the store last knew them (`DeviceClocks.seed`)."""
+        if not clocks:
+            return
+        states = {s.label: s.value for s in ClockState}
+        rows = list(clocks.items())
+        self.clocks.seed(
+            self.devices.indexes_of(t for t, _ in rows).astype(np.intp),
+            np.array([states.get(c.state, -1) for _, c in rows], dtype=np.int8),
+            np.array([c.offset_ms for _, c in rows], dtype=np.int64),
+            np.array([c.since_ms for _, c in rows], dtype=np.int64),
+        )
 
     @property
     def backlog(self) -> int:

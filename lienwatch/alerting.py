@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -37,13 +39,16 @@ from lienwatch.settings import Settings
 from pipeline.alert_spool import AlertSpool
 from pipeline.live import LiveDetector, fleet_from_devices
 from pipeline.spill import BatchSpill
-from pipeline.thresholds import RuleBook, parse_rules
+from pipeline.thresholds import RuleBook, parse_rules, unit_overrides
 from store import Store, StoreError
 from store.fencerows import feature_collection
 
 STOP_WAIT_S = 1.0  # each of the detector and the sinks, when the process stops
 ALERT_SPOOL_FILE = "alerts.spool"  # in the data directory, beside the journal
 DETECTOR_SPILL_FILE = "detector.spill"  # batches the detector is too far behind to hold
+# How often the live side reads every car's unit again when nothing told it of a change (a
+# car moved between units).
+UNITS_REFRESH_S = 30.0
 log = logging.getLogger("lienwatch.alerting")
 
 
@@ -61,6 +66,35 @@ def load_rules(settings: Settings) -> RuleBook:
 
 def stored_fences(store: Store) -> list[Fence]:
     return load_fences(feature_collection(store.list_fences()), name="stored fences")
+
+
+def fence_scope(store: Store) -> Callable[[Alert], bool] | None:
+    """Keeps a fence's alerts to the cars of its unit's subtree (a tenant's hotspot says
+    nothing about another tenant's car); None while every fence is the platform's."""
+    units = store.unit_paths()
+    if not units.fences:
+        return None
+    return lambda alert: units.keeps(alert.fence_id, alert.vehicle_id, alert.device_id)
+
+
+def car_unit_rules(
+    store: Store, by_path: dict[str, str]
+) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Car id -> the threshold overrides of its units (`by_path`: `Store.unit_rules()`),
+    merged from the platform down (a deeper unit's win); empty while no unit has any."""
+    if not by_path:
+        return {}
+    parsed = [(p, unit_overrides(json.loads(text), f"unit {p}")) for p, text in by_path.items()]
+    units = sorted(parsed, key=lambda item: len(item[0]))
+    merged: dict[str, tuple[tuple[str, float], ...]] = {}
+    for vehicle_id, path in store.vehicle_paths().items():
+        values: dict[str, float] = {}
+        for unit_path, overrides in units:
+            if path.startswith(unit_path):
+                values.update(overrides)
+        if values:
+            merged[vehicle_id] = tuple(sorted(values.items()))
+    return merged
 
 
 def loan_state_names(store: Store) -> dict[str, str]:
@@ -81,8 +115,11 @@ class Alerting:
     reload_interval_s: float
     fences_version: int = -1
     loan_states: dict[str, str] = field(default_factory=dict)
+    unit_rules: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
+    _rules_read: dict[str, str] = field(default_factory=dict)
     _watcher: asyncio.Task[None] | None = None
     _fleet_dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    _units_due: float = 0.0
 
     @property
     def on_positions(self) -> Callable[..., None] | None:
@@ -145,16 +182,30 @@ class Alerting:
         store = self.store_factory()
         try:
             version = store.fences_version()
-            if version != self.fences_version:
+            fences_changed = version != self.fences_version
+            if fences_changed:
                 detector.set_fences(stored_fences(store))
                 log.info("fences reloaded (version %d)", version)
                 self.fences_version = version
             states = loan_state_names(store)
-            if refresh_fleet or states != self.loan_states:
-                detector.set_fleet(fleet_from_devices(store.list_devices(), states))
+            now = time.monotonic()
+            units_due = now >= self._units_due  # cars may have moved between units
+            by_path = store.unit_rules()
+            rules = self.unit_rules
+            if by_path != self._rules_read or refresh_fleet or (by_path and units_due):
+                rules = car_unit_rules(store, by_path)
+                self._rules_read = by_path
+            if refresh_fleet or states != self.loan_states or rules != self.unit_rules:
+                detector.set_fleet(fleet_from_devices(store.list_devices(), states, rules))
                 self.loan_states = states
+                self.unit_rules = rules
             if self.recorder is not None:
                 self.recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())
+                if fences_changed or refresh_fleet or units_due:
+                    # every car's unit is read again at most every UNITS_REFRESH_S otherwise
+                    self.recorder.keeps = fence_scope(store)
+            if units_due:
+                self._units_due = now + UNITS_REFRESH_S
         finally:
             store.close()
 
@@ -231,7 +282,7 @@ def start_alerting(
     if settings.mqtt_url:
         sinks.append(MqttPublisher(settings.mqtt_url))
     webhooks = None
-    if settings.webhooks:
+    if settings.webhooks or settings.detect:  # units register receivers through the API
         webhooks = WebhookDeliverer(
             store_factory,
             WebhookPolicy(
@@ -255,10 +306,15 @@ def start_alerting(
         store = store_factory()
         try:
             alerting.loan_states = loan_state_names(store)
-            fleet = fleet_from_devices(store.list_devices(), alerting.loan_states)
+            alerting._rules_read = store.unit_rules()
+            alerting.unit_rules = car_unit_rules(store, alerting._rules_read)
+            fleet = fleet_from_devices(
+                store.list_devices(), alerting.loan_states, alerting.unit_rules
+            )
             fences = stored_fences(store)
             alerting.fences_version = store.fences_version()
             recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())
+            recorder.keeps = fence_scope(store)
         finally:
             store.close()
         alerting.recorder = recorder

@@ -8,7 +8,8 @@ request), so `loans.states.ALLOWED` is the one place that says what may happen t
 
 One module per job: `states` (which state may follow which), `schedule` (due dates, days past
 due, buckets), `collection` (case stages, channels, outcomes), `records` (the loan and its log
-entry), `changes` (every change as a pure function), `errors` (why a change was refused).
+entry), `changes` (every change as a pure function), `errors` (why a change was refused),
+`parties` (the car and the borrower as records, and what a role sees of a borrower).
 Everything public is importable from `loans` itself.
 """
 
@@ -30,6 +31,7 @@ from loans.errors import (
     NotPastDueError,
     PaymentError,
 )
+from loans.parties import Borrower, Vehicle, mask_tail, masked
 from loans.records import ActionKind, CaseAction, Loan
 from loans.schedule import (
     BUCKET_DPD,
@@ -67,6 +69,7 @@ __all__ = [
     "WITHOUT_DPD",
     "WORST_FIRST",
     "ActionKind",
+    "Borrower",
     "Bucket",
     "CaseAction",
     "Channel",
@@ -79,6 +82,7 @@ __all__ = [
     "Outcome",
     "PaymentError",
     "Stage",
+    "Vehicle",
     "add_months",
     "advance_stage",
     "apply_payment",
@@ -89,6 +93,8 @@ __all__ = [
     "fall_overdue",
     "first_due_date",
     "log_collection",
+    "mask_tail",
+    "masked",
     "new_loan",
     "next_due_date",
     "paid_through_after",

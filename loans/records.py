@@ -39,6 +39,8 @@ class Loan:
     branch: str | None
     created_ms: int
     updated_ms: int
+    org: int = 1  # the owning organization unit (the platform root until given)
+    borrower_id: int | None = None  # the borrower's record (`loans.parties.Borrower`)
 
     def dpd(self, today: date) -> int | None:
         """Days past due on `today`; None once nothing is owed by schedule."""

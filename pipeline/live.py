@@ -53,19 +53,28 @@ class AlertSaver(Protocol):
 
 
 def fleet_from_devices(
-    devices: Iterable[Device], loan_states: Mapping[str, str] | None = None
+    devices: Iterable[Device],
+    loan_states: Mapping[str, str] | None = None,
+    unit_rules: Mapping[str, tuple[tuple[str, float], ...]] | None = None,
 ) -> Fleet:
     """The fleet the store knows: devices grouped by their `vehicle_id` (a device without one
     is its own vehicle, as the engine treats an unlisted device), each car with the state of
-    its open loan from `loan_states` (vehicle_id -> state; `Store.loan_states`)."""
+    its open loan from `loan_states` (vehicle_id -> state; `Store.loan_states`) and its
+    units' threshold overrides from `unit_rules` (vehicle_id -> merged overrides)."""
     by_vehicle: dict[str, list[str]] = {}
     for device in devices:
         if device.vehicle_id:
             by_vehicle.setdefault(device.vehicle_id, []).append(device.terminal)
     states = loan_states or {}
+    rules = unit_rules or {}
     return Fleet(
         tuple(
-            Vehicle(v, tuple(sorted(t)), loan_state=_state_name(states.get(v)))
+            Vehicle(
+                v,
+                tuple(sorted(t)),
+                loan_state=_state_name(states.get(v)),
+                unit_rules=rules.get(v, ()),
+            )
             for v, t in sorted(by_vehicle.items())
         )
     )
@@ -281,6 +290,17 @@ class LiveDetector:
         self.recorder.close()
         if self.spill is not None:
             self.spill.close()
+
+    @property
+    def pending_rows(self) -> int:
+        """Positions handed in and not yet taken by a cycle (parked ones not counted)."""
+        return self._pending_rows
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, parked or being processed: everything handed in so far is done."""
+        with self._cond:
+            return not self._queue and not self._spilled and not self._busy
 
     def wait_idle(self, timeout_s: float) -> bool:
         """True once everything queued so far has been processed (for tests and shutdown)."""

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from alerts.lifecycle import AlertState, StoredAlert, alert_text
 from alerts.model import Alert, AlertType
 from alerts.outbox import WebhookDelivery, WebhookState
+from organizations import tenant_of
 
 # The incident key: type, vehicle, device (terminal), fence ('' for none), data time in ms.
 IncidentKey = tuple[str, str, str, str, int]
@@ -33,6 +35,10 @@ ALERT_FIELDS = (
     "resolved_by",
     "resolved_ms",
     "note",
+    "org_id",
+    "assignee",
+    "assigned_by",
+    "assigned_ms",
 )
 
 
@@ -62,11 +68,28 @@ def details_text(alert: Alert) -> str:
     return json.dumps(alert.details, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+# Read after `ALERT_FIELDS`: the path of the alert's unit (`{table}`: the alerts table's name
+# or alias in the query).
+ORG_PATH = "(SELECT path FROM orgs WHERE orgs.id = {table}.org_id)"
+# Webhook endpoints an alert of unit path `?` goes to: those of that unit and the units above.
+ENDPOINT_URLS = (
+    "SELECT w.url, w.secret FROM webhook_endpoints w JOIN orgs o ON o.id = w.org_id"
+    " WHERE substr(?, 1, length(o.path)) = o.path ORDER BY w.id"
+)
+
+
+def with_unit(stored: StoredAlert, org: int, path: str | None) -> StoredAlert:
+    """A newly stored alert with the unit the database gave it."""
+    return replace(stored, org=org, org_path=path, tenant=None if path is None else tenant_of(path))
+
+
 def stored_from_row(row: Sequence[Any]) -> StoredAlert:
-    """A row in `ALERT_FIELDS` order; details as a JSON string or an already parsed dict."""
+    """A row in `ALERT_FIELDS` order then `ORG_PATH`; details as a JSON string or an already
+    parsed dict."""
     (
         alert_id, kind, terminal, vehicle_id, fence_id, time_ms, severity, details, state,
-        opened_ms, updated_ms, ack_by, ack_ms, resolved_by, resolved_ms, note,
+        opened_ms, updated_ms, ack_by, ack_ms, resolved_by, resolved_ms, note, org,
+        assignee, assigned_by, assigned_ms, path,
     ) = row  # fmt: skip
     alert = Alert(
         AlertType(kind),
@@ -88,6 +111,12 @@ def stored_from_row(row: Sequence[Any]) -> StoredAlert:
         resolved_by=resolved_by,
         resolved_ms=None if resolved_ms is None else int(resolved_ms),
         note=note,
+        org=int(org),
+        org_path=path,
+        tenant=None if path is None else tenant_of(path),
+        assignee=assignee,
+        assigned_by=assigned_by,
+        assigned_ms=None if assigned_ms is None else int(assigned_ms),
     )
 
 
@@ -105,7 +134,7 @@ def check_page(after_id: int, limit: int) -> None:
 
 def webhook_from_row(row: Sequence[Any]) -> WebhookDelivery:
     """An outbox row in `_WEBHOOK_FIELDS` order (both adapters select the same columns)."""
-    did, alert_id, url, body, state, attempts, next_ms, created, updated, error = row
+    did, alert_id, url, body, state, attempts, next_ms, created, updated, error, secret = row
     return WebhookDelivery(
         id=int(did),
         alert_id=int(alert_id),
@@ -117,4 +146,5 @@ def webhook_from_row(row: Sequence[Any]) -> WebhookDelivery:
         created_ms=int(created),
         updated_ms=int(updated),
         last_error=error,
+        secret=secret,
     )

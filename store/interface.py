@@ -30,8 +30,11 @@ from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import Bucket, CaseAction, Loan, LoanState, Stage
+from organizations import ROOT_ID, Scope, Unit, UnitKind
 from positions import PositionBatch
 from store.idempotency import KeptResponse
+from store.orgs import Caller, UnitPaths
+from store.statements import StatementRunner
 
 
 class StoreError(RuntimeError):
@@ -76,6 +79,7 @@ class Device:
     model: str | None = None
     terminal_id: str | None = None
     imei: str | None = None
+    org: int = ROOT_ID  # the owning unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,7 @@ class QueuedCommand:
     attempts: int
     serial: int | None
     updated_ms: int
+    reply: str | None = None  # the terminal's answer as JSON, once a gateway delivered it
 
 
 class AlertNotFoundError(StoreError):
@@ -140,6 +145,7 @@ class ApiKey:
     key_hash: str
     prefix: str
     created_ms: int
+    org: int = ROOT_ID  # the unit whose subtree the key sees
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +155,7 @@ class FenceFeature:
     id: str
     kind: str
     feature: str
+    org: int = ROOT_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +167,37 @@ class StoredFence:
     feature: str
     updated_ms: int
     version: int
+    org: int = ROOT_ID
+
+
+class SpotCandidateError(StoreError):
+    """A candidate spot cannot be decided: `missing` (no such id) or `decided` already."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SpotCandidate:
+    """A place `gathering` proposed as a risk spot, with its evidence (the visits: vehicle,
+    device, borrower, arrival), and what an admin decided: `proposed`, `accepted` (then
+    `fence_id` is the hotspot it became) or `dismissed`."""
+
+    id: int
+    alert_id: int | None
+    lon: float
+    lat: float
+    radius_m: float
+    borrowers: int
+    evidence: list[dict[str, object]]
+    proposed_ms: int
+    created_ms: int
+    status: str
+    fence_id: str | None = None
+    decided_ms: int | None = None
+    decided_by: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +208,7 @@ class CommandLog:
     issued_by: str
     request: str
     reply: str | None = None
+    org: int = ROOT_ID  # the command's unit: its device's when issued
 
 
 # -- loans and their case log ------------------------------------------------------------------
@@ -194,14 +233,51 @@ class LoanFilter:
     stage: Stage | None = None
     vehicle_id: str | None = None
     branch: str | None = None
+    scope: Scope | None = None  # only loans of this subtree (None: every unit)
 
 
 # The pure change `update_loan` applies under the row's lock (a `loans.changes` function).
 LoanChange = Callable[[Loan], tuple[Loan, CaseAction]]
 
 
-class Store(Protocol):
-    """Persistence of positions, devices, the command queue, alerts and the webhook outbox."""
+class Store(StatementRunner, Protocol):
+    """Persistence of positions, devices, the command queue, alerts and the webhook outbox.
+
+    Methods are platform-wide (the engine and the gateway see every unit); the API reaches
+    resources only through `store.scoped.ScopedStore`, which scopes them to one caller."""
+
+    # organization units (store.orgs)
+    def get_org(self, org_id: int) -> Unit | None: ...
+
+    def org_path(self, org_id: int) -> str | None:
+        """The unit's path, None for an unknown unit (cached: units never move)."""
+        ...
+
+    def list_orgs(self, scope: Scope) -> list[Unit]:
+        """Every unit of the subtree, by id."""
+        ...
+
+    def add_org(self, name: str, kind: UnitKind, parent: Unit, now_ms: int) -> Unit: ...
+
+    def unit_paths(self) -> UnitPaths:
+        """Units of the fences below the platform, and then of every car and device."""
+        ...
+
+    def unit_rules(self) -> dict[str, str]:
+        """Unit path -> its threshold overrides (JSON text), for units that have any."""
+        ...
+
+    def put_unit_rules(self, org_id: int, rules: str, now_ms: int) -> None:
+        """Stores a unit's threshold overrides (JSON text); `{}` removes them."""
+        ...
+
+    def vehicle_paths(self) -> dict[str, str]:
+        """Car id -> its unit's path."""
+        ...
+
+    def caller_by_key(self, key_hash: str) -> Caller | None:
+        """The key's name, role, unit and unit path, for the API's checks."""
+        ...
 
     # positions
     def write_positions(self, batch: PositionBatch, terminals: Sequence[str]) -> WriteResult:
@@ -228,6 +304,12 @@ class Store(Protocol):
 
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         """Up to `limit` positions stored after `cursor` (0: from the start), in store order."""
+        ...
+
+    def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
+        """Every position with from_ms <= fix time < to_ms, grouped by device, each device's
+        in fix-time order (the engine's batch order); `cursor` is 0. Callers page through
+        history with windows of time (`store.history.pages`)."""
         ...
 
     def drop_positions_before(self, cutoff_ms: int) -> int:
@@ -276,12 +358,64 @@ class Store(Protocol):
         ...
 
     def mark_command(
-        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+        self,
+        command_id: int,
+        state: CommandState,
+        now_ms: int,
+        serial: int | None = None,
+        reply: str | None = None,
     ) -> None:
-        """Moves a command to `state` (SENT counts an attempt and records the serial used)."""
+        """Moves a command to `state` (SENT counts an attempt and records the serial used;
+        `reply`, the terminal's answer as JSON, is kept)."""
         ...
 
     def get_command(self, command_id: int) -> QueuedCommand | None: ...
+
+    def claim_command(self, command_id: int, now_ms: int) -> bool:
+        """Queued → sent (one attempt more) for the one delivery that gets it; False when the
+        command was not queued any more."""
+        ...
+
+    def terminals_with_queued_commands(self, held_by: str) -> set[str]:
+        """Terminals whose session the gateway `held_by` holds with a command waiting."""
+        ...
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Tells every process listening on `channel` (PostgreSQL NOTIFY; nothing on SQLite,
+        which has one process). `enqueue_command` tells `lienwatch_commands` itself."""
+        ...
+
+    # -- session presence (store.presence): which gateway process holds a terminal's session
+
+    def gateway_alive(self, gateway: str, address: str, now_ms: int, dead_before_ms: int) -> None:
+        """The gateway's heartbeat; forgets gateways not seen since `dead_before_ms`."""
+        ...
+
+    def update_sessions(
+        self, gateway: str, held: Sequence[tuple[str, int]], released: Sequence[str]
+    ) -> None:
+        """Sessions the gateway now holds (terminal, since_ms) and ones it let go."""
+        ...
+
+    def drop_gateway(self, gateway: str) -> None:
+        """A stopping gateway holds nothing any more."""
+        ...
+
+    def session_gateways(self, terminals: Sequence[str], alive_since_ms: int) -> dict[str, str]:
+        """terminal -> the gateway holding its session (one seen at or after `alive_since_ms`)."""
+        ...
+
+    # -- a detector process reading the positions stream (`positions_since`) ----------------
+
+    def last_position_seq(self) -> int:
+        """The end of the positions stream as committed now (0 when empty)."""
+        ...
+
+    def detector_cursor(self, name: str) -> int | None:
+        """The stream position the detector `name` saved, None before its first save."""
+        ...
+
+    def save_detector_cursor(self, name: str, seq: int, now_ms: int) -> None: ...
 
     # alerts (one row per incident: type, vehicle, device, fence and time) and webhook outbox
     def add_alerts(
@@ -301,18 +435,30 @@ class Store(Protocol):
         state: AlertState | None = None,
         after_id: int = 0,
         limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[StoredAlert]:
         """Alerts with id > after_id matching every filter given (`since_ms`: alert time at or
-        after it), by id, at most `limit`."""
+        after it; `scope`: of its units), by id, at most `limit`."""
         ...
 
     def get_alert(self, alert_id: int) -> StoredAlert | None: ...
+
+    def last_alert_id(self) -> int:
+        """The highest alert id stored, 0 when there is none."""
+        ...
 
     def transition_alert(
         self, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int
     ) -> StoredAlert:
         """Moves the alert as `alerts.lifecycle.transition` allows, atomically; raises
         AlertNotFoundError or `alerts.lifecycle.TransitionError`."""
+        ...
+
+    def assign_alert(
+        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        """Hands the alert to `assignee` (None: nobody) as `alerts.lifecycle.assign` allows,
+        atomically; raises AlertNotFoundError or `alerts.lifecycle.TransitionError`."""
         ...
 
     def due_webhooks(
@@ -341,8 +487,8 @@ class Store(Protocol):
 
     def api_key_by_hash(self, key_hash: str) -> ApiKey | None: ...
 
-    def list_api_keys(self) -> list[ApiKey]:
-        """Every key, by name."""
+    def list_api_keys(self, scope: Scope | None = None) -> list[ApiKey]:
+        """Every key (of `scope`'s units), by name."""
         ...
 
     def delete_api_key(self, name: str) -> bool:
@@ -353,8 +499,8 @@ class Store(Protocol):
         """Creates or replaces fences by id in one transaction; returns the new set version."""
         ...
 
-    def list_fences(self) -> list[StoredFence]:
-        """Every fence, by id."""
+    def list_fences(self, scope: Scope | None = None) -> list[StoredFence]:
+        """Every fence (of `scope`'s units), by id."""
         ...
 
     def get_fence(self, fence_id: str) -> StoredFence | None: ...
@@ -367,10 +513,37 @@ class Store(Protocol):
         """The fence-set version: it grows with every change (0: never changed)."""
         ...
 
+    # candidate risk spots (`gathering` alerts write them, in the alert's transaction)
+    def list_spot_candidates(
+        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[SpotCandidate]: ...
+
+    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None: ...
+
+    def decide_spot_candidate(
+        self,
+        candidate_id: int,
+        *,
+        accept: FenceFeature | None,
+        by: str,
+        note: str | None,
+        now_ms: int,
+    ) -> SpotCandidate:
+        """Accepts a proposed candidate (`accept`: the hotspot fence it becomes, stored in the
+        same transaction, bumping the fence-set version) or dismisses it (`accept` None).
+        Raises SpotCandidateError: `missing`, or `decided` when it is no longer proposed."""
+        ...
+
     def find_devices(
-        self, *, vehicle_id: str | None = None, after: str = "", limit: int = 100
+        self,
+        *,
+        vehicle_id: str | None = None,
+        after: str = "",
+        limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[Device]:
-        """Up to `limit` devices with terminal > `after`, by terminal; only `vehicle_id`'s."""
+        """Up to `limit` devices with terminal > `after`, by terminal; only `vehicle_id`'s,
+        only `scope`'s (None: every unit's)."""
         ...
 
     def record_command(

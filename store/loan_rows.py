@@ -28,6 +28,7 @@ from loans import (
     worst_state,
 )
 from store.interface import LoanFilter
+from store.orgs import scope_condition
 
 # Columns every loan read selects, in this order (times as epoch ms).
 LOAN_FIELDS = (
@@ -47,6 +48,8 @@ LOAN_FIELDS = (
     "branch",
     "created_ms",
     "updated_ms",
+    "org_id",
+    "borrower_id",
 )
 # Columns every action read selects (the loan number comes from the joined loan).
 ACTION_FIELDS = (
@@ -74,7 +77,7 @@ def _day(value: Any) -> date:
 def loan_from_row(row: Sequence[Any]) -> Loan:
     (
         loan_id, loan_no, borrower, vehicle_id, principal, currency, start, due_day, next_due,
-        paid_through, grace_days, state, stage, branch, created_ms, updated_ms,
+        paid_through, grace_days, state, stage, branch, created_ms, updated_ms, org, borrower_id,
     ) = row  # fmt: skip
     return Loan(
         id=int(loan_id),
@@ -93,6 +96,8 @@ def loan_from_row(row: Sequence[Any]) -> Loan:
         branch=branch,
         created_ms=int(created_ms),
         updated_ms=int(updated_ms),
+        org=int(org),
+        borrower_id=None if borrower_id is None else int(borrower_id),
     )
 
 
@@ -131,6 +136,8 @@ def loan_values(loan: Loan, day: Callable[[date], Any]) -> tuple[Any, ...]:
         loan.branch,
         loan.created_ms,
         loan.updated_ms,
+        loan.org,
+        loan.borrower_id,
     )
 
 
@@ -175,6 +182,10 @@ def filter_conditions(
         if value is not None:
             conditions.append(f"{column} = {mark}")
             params.append(value)
+    within, scope_params = scope_condition(where.scope, mark)
+    if within is not None:
+        conditions.append(within)
+        params += scope_params
     if where.bucket is not None:
         if where.today is None:
             raise ValueError("a bucket filter needs today")

@@ -12,10 +12,13 @@ from typing import Any
 
 import psycopg
 
-from alerts.lifecycle import AlertState, StoredAlert, opened, transition
+from alerts.lifecycle import AlertState, StoredAlert, assign, opened, transition
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
+from organizations import Scope
 from store.alert_rows import (
+    ENDPOINT_URLS,
+    ORG_PATH,
     IncidentKey,
     details_text,
     first_of_each_incident,
@@ -23,10 +26,13 @@ from store.alert_rows import (
     stored_from_row,
     webhook_body,
     webhook_from_row,
+    with_unit,
 )
 from store.interface import (
     AlertNotFoundError,
 )
+from store.orgs import scope_condition
+from store.statements import pyformat
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -52,6 +58,11 @@ _SELECT = (
             "a.resolved_by",
             _ts("a.resolved_at"),
             "a.note",
+            "a.org_id",
+            "a.assignee",
+            "a.assigned_by",
+            _ts("a.assigned_at"),
+            ORG_PATH.format(table="a"),
         ]
     )
     + " FROM alerts a"
@@ -81,7 +92,7 @@ JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])
  AND a.time = timestamptz 'epoch' + k.time_ms * interval '1 millisecond'
 """
 _WEBHOOK_FIELDS = "id, alert_id, url, body, state, attempts, " + ", ".join(
-    [_ts("next_attempt_at"), _ts("created_at"), _ts("updated_at"), "last_error"]
+    [_ts("next_attempt_at"), _ts("created_at"), _ts("updated_at"), "last_error", "secret"]
 )
 
 
@@ -113,21 +124,23 @@ def add_alerts(
         stored = stored_from_row(row)
         by_key[incident_key(stored.alert)] = stored
     new: list[StoredAlert] = []
-    outbox: list[tuple[int, str, bytes]] = []
+    outbox: list[tuple[int, str, bytes, str | None]] = []
     for alert in offered:
         found = by_key[incident_key(alert)]
         if found.id in new_ids:
             # The caller's alert (details exactly as given), open since now.
-            stored = opened(found.id, alert, now_ms)
+            stored = with_unit(opened(found.id, alert, now_ms), found.org or 1, found.org_path)
             by_key[incident_key(alert)] = stored
             new.append(stored)
-            outbox += [(stored.id, url, webhook_body(stored)) for url in webhook_urls]
+            receivers = [(url, None) for url in webhook_urls]
+            receivers += conn.execute(pyformat(ENDPOINT_URLS), (found.org_path,)).fetchall()
+            outbox += [(stored.id, url, webhook_body(stored), key) for url, key in receivers]
     if outbox:
         with conn.cursor() as cur:
             cur.executemany(
                 f"INSERT INTO webhook_outbox (alert_id, url, body, next_attempt_at, created_at,"
-                f" updated_at) VALUES (%s, %s, %s, {_MS}, {_MS}, {_MS})",
-                [(aid, url, body, now_ms, now_ms, now_ms) for aid, url, body in outbox],
+                f" updated_at, secret) VALUES (%s, %s, %s, {_MS}, {_MS}, {_MS}, %s)",
+                [(aid, url, body, now_ms, now_ms, now_ms, key) for aid, url, body, key in outbox],
             )
     return AlertsAdded([by_key[incident_key(a)] for a in alerts], new)
 
@@ -140,9 +153,14 @@ def list_alerts(
     state: AlertState | None,
     after_id: int,
     limit: int,
+    scope: Scope | None = None,
 ) -> list[StoredAlert]:
     where: list[str] = ["a.id > %s"]
     params: list[Any] = [after_id]
+    within, scope_params = scope_condition(scope, "%s", "a.org_id")
+    if within is not None:
+        where.append(within)
+        params += scope_params
     filters = (
         ("a.type", alert_type),
         ("a.vehicle_id", vehicle_id),
@@ -193,6 +211,29 @@ def transition_alert(
     return moved
 
 
+def assign_alert(
+    conn: Conn, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+) -> StoredAlert:
+    """Call inside a transaction: the row stays locked from the read to the update."""
+    current = get_alert(conn, alert_id, for_update=True)
+    if current is None:
+        raise AlertNotFoundError(f"no alert {alert_id}")
+    moved = assign(current, assignee, actor, note, now_ms)
+    conn.execute(
+        f"UPDATE alerts SET assignee = %s, assigned_by = %s, assigned_at = {_MS},"
+        f" updated_at = {_MS}, note = %s WHERE id = %s",
+        (
+            moved.assignee,
+            moved.assigned_by,
+            moved.assigned_ms,
+            moved.updated_ms,
+            moved.note,
+            alert_id,
+        ),
+    )
+    return moved
+
+
 def claim_webhooks(conn: Conn, now_ms: int, limit: int, lease_ms: int) -> list[WebhookDelivery]:
     """Due rows, pushed `lease_ms` ahead; SKIP LOCKED lets several deliverers share the table."""
     rows = conn.execute(
@@ -204,7 +245,7 @@ def claim_webhooks(conn: Conn, now_ms: int, limit: int, lease_ms: int) -> list[W
         WHERE w.id = due.id
         RETURNING w.id, w.alert_id, w.url, w.body, w.state, w.attempts,
                   {_ts("w.next_attempt_at")}, {_ts("w.created_at")}, {_ts("w.updated_at")},
-                  w.last_error
+                  w.last_error, w.secret
         """,
         (now_ms + lease_ms, now_ms, limit),
     ).fetchall()

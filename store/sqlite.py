@@ -22,8 +22,9 @@ from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
+from organizations import Scope
 from positions import COLUMNS, PositionBatch, empty_batch
-from store import sqlite_alerts, sqlite_loans
+from store import spot_rows, sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
 from store.clock_rows import ClockCache, ClockRows, clock_rows
 from store.device_identity import DeviceIdentityRecords
@@ -40,11 +41,14 @@ from store.interface import (
     PositionPage,
     QueuedCommand,
     SchemaError,
+    SpotCandidate,
     StoredFence,
     StoreError,
     WriteResult,
 )
 from store.migrate import latest_version, migrate_sqlite
+from store.orgs import OrgRecords, scope_condition
+from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
     keyset_pages,
@@ -59,7 +63,7 @@ LATEST_AHEAD_MS = ClockSettings().ahead_ms
 
 _DEVICE_COLS = (
     "terminal, edition, auth_code, registered_ms, last_seen_ms, vehicle_id,"
-    " maker_id, model, terminal_id, imei"
+    " maker_id, model, terminal_id, imei, org_id"
 )
 _POSITION_COLS = tuple(name if name != "device" else "device_id" for name in COLUMNS)
 _COLS = ", ".join(_POSITION_COLS)
@@ -69,11 +73,11 @@ _MARKS = ", ".join("?" for _ in _POSITION_COLS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "device_id")
 _COMMAND_COLS = (
     "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_ms, c.expires_ms, c.attempts,"
-    " c.serial, c.updated_ms"
+    " c.serial, c.updated_ms, c.reply"
 )
 
 
-class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
+class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
@@ -102,22 +106,42 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction; inside another one (`_atomic`), a savepoint of it."""
         conn = self._conn
+        nested = conn.in_transaction
+        begin, commit, undo = (
+            ("SAVEPOINT inner", "RELEASE inner", ("ROLLBACK TO inner", "RELEASE inner"))
+            if nested
+            else ("BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",))
+        )
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                for statement in undo:
+                    conn.execute(statement)
                 raise
-            conn.execute("COMMIT")
+            conn.execute(commit)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {what}: {exc}") from exc
+
+    @contextmanager
+    def _atomic(self, what: str) -> Iterator[None]:
+        """Every store call inside it commits together, or none does."""
+        with self._transaction(what):
+            yield
 
     def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> RunResult:
         with self._transaction(what) as conn:
             cur = conn.execute(sql, params)
             return RunResult(cur.fetchall(), cur.rowcount)
+
+    def _run_many(self, what: str, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        with self._transaction(what) as conn:
+            for sql, rows in steps:
+                if rows:
+                    conn.executemany(sql, rows)
 
     def _read(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -267,6 +291,10 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
 
         return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
+    def last_position_seq(self) -> int:
+        rows = self._read("last position seq", "SELECT coalesce(max(seq), 0) FROM positions")
+        return int(rows[0][0])
+
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         rows = self._read(
             "positions since cursor",
@@ -280,6 +308,23 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
         terminals = [self._terminal_of(int(d)) for d in unique]
         batch = PositionBatch(**{**batch.columns(), "device": local.astype(np.int32)})
         return PositionPage(batch, terminals, int(rows[-1][0]))
+
+    def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
+        # Through the (device_id, time_ms) index: one range per device, already grouped.
+        rows = self._read(
+            "positions between times",
+            f"SELECT {_SELECT} FROM positions WHERE device_id IN (SELECT id FROM devices)"
+            " AND time_ms >= ? AND time_ms < ? ORDER BY device_id, time_ms",
+            (from_ms, to_ms),
+        )
+        if not rows:
+            return PositionPage(empty_batch(), [], 0)
+        batch = _batch(rows)
+        unique, local = np.unique(batch.device, return_inverse=True)
+        terminals = [self._terminal_of(int(d)) for d in unique]
+        return PositionPage(
+            PositionBatch(**{**batch.columns(), "device": local.astype(np.int32)}), terminals, 0
+        )
 
     # -- devices -----------------------------------------------------------------------------
 
@@ -382,16 +427,40 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
         return [_command(row) for row in rows]
 
     def mark_command(
-        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+        self,
+        command_id: int,
+        state: CommandState,
+        now_ms: int,
+        serial: int | None = None,
+        reply: str | None = None,
     ) -> None:
         with self._transaction("mark command") as conn:
             cur = conn.execute(
                 "UPDATE command_queue SET state = ?, updated_ms = ?, attempts = attempts + ?,"
-                " serial = coalesce(?, serial) WHERE id = ?",
-                (state.value, now_ms, 1 if state is CommandState.SENT else 0, serial, command_id),
+                " serial = coalesce(?, serial), reply = coalesce(?, reply) WHERE id = ?",
+                (
+                    state.value,
+                    now_ms,
+                    1 if state is CommandState.SENT else 0,
+                    serial,
+                    reply,
+                    command_id,
+                ),
             )
             if cur.rowcount != 1:
                 raise StoreError(f"mark command: no command {command_id}")
+
+    def claim_command(self, command_id: int, now_ms: int) -> bool:
+        with self._transaction("claim command") as conn:
+            cur = conn.execute(
+                "UPDATE command_queue SET state = 'sent', attempts = attempts + 1,"
+                " updated_ms = ? WHERE id = ? AND state = 'queued'",
+                (now_ms, command_id),
+            )
+            return cur.rowcount == 1
+
+    def notify(self, channel: str, payload: str) -> None:
+        """No one else to tell: an SQLite database has one process."""
 
     def get_command(self, command_id: int) -> QueuedCommand | None:
         rows = self._read(
@@ -408,22 +477,23 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
         # ON CONFLICT, not INSERT OR IGNORE: that would silently skip a failed CHECK too.
         on_conflict = (
             "DO UPDATE SET role = excluded.role, key_hash = excluded.key_hash,"
-            " prefix = excluded.prefix, created_ms = excluded.created_ms"
+            " prefix = excluded.prefix, created_ms = excluded.created_ms, org_id = excluded.org_id"
             if replace
             else "DO NOTHING"
         )
         with self._transaction("create api key") as conn:
             cur = conn.execute(
-                "INSERT INTO api_keys (name, role, key_hash, prefix, created_ms)"
-                f" VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) {on_conflict}",
-                (key.name, key.role, key.key_hash, key.prefix, key.created_ms),
+                "INSERT INTO api_keys (name, role, key_hash, prefix, created_ms, org_id)"
+                f" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) {on_conflict}",
+                (key.name, key.role, key.key_hash, key.prefix, key.created_ms, key.org),
             )
         return cur.rowcount == 1
 
     def _api_keys(self, where: str, params: Sequence[Any]) -> list[ApiKey]:
         rows = self._read(
             "read api keys",
-            f"SELECT name, role, key_hash, prefix, created_ms FROM api_keys {where} ORDER BY name",
+            f"SELECT name, role, key_hash, prefix, created_ms, org_id FROM api_keys {where}"
+            " ORDER BY name",
             params,
         )
         return [ApiKey(*row) for row in rows]
@@ -432,8 +502,9 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
         found = self._api_keys("WHERE key_hash = ?", (key_hash,))
         return found[0] if found else None
 
-    def list_api_keys(self) -> list[ApiKey]:
-        return self._api_keys("", ())
+    def list_api_keys(self, scope: Scope | None = None) -> list[ApiKey]:
+        within, params = scope_condition(scope, "?")
+        return self._api_keys("" if within is None else f"WHERE {within}", params)
 
     def delete_api_key(self, name: str) -> bool:
         with self._transaction("delete api key") as conn:
@@ -452,24 +523,27 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
         with self._transaction("put fences") as conn:
             version = self._bump_fence_version(conn, now_ms)
             conn.executemany(
-                "INSERT INTO fences (id, kind, feature, updated_ms, version) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO fences (id, kind, feature, updated_ms, version, org_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
                 " feature = excluded.feature, updated_ms = excluded.updated_ms,"
-                " version = excluded.version",
-                [(f.id, f.kind, f.feature, now_ms, version) for f in fences],
+                " version = excluded.version, org_id = excluded.org_id",
+                [(f.id, f.kind, f.feature, now_ms, version, f.org) for f in fences],
             )
         return version
 
     def _fences(self, where: str, params: Sequence[Any]) -> list[StoredFence]:
         rows = self._read(
             "read fences",
-            f"SELECT id, kind, feature, updated_ms, version FROM fences {where} ORDER BY id",
+            "SELECT id, kind, feature, updated_ms, version, org_id FROM fences"
+            f" {where} ORDER BY id",
             params,
         )
         return [StoredFence(*row) for row in rows]
 
-    def list_fences(self) -> list[StoredFence]:
-        return self._fences("", ())
+    def list_fences(self, scope: Scope | None = None) -> list[StoredFence]:
+        within, params = scope_condition(scope, "?")
+        return self._fences("" if within is None else f"WHERE {within}", params)
 
     def get_fence(self, fence_id: str) -> StoredFence | None:
         found = self._fences("WHERE id = ?", (fence_id,))
@@ -484,12 +558,59 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
     def fences_version(self) -> int:
         return int(self._read("fence version", "SELECT version FROM fence_set")[0][0])
 
+    # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
+
+    def list_spot_candidates(
+        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[SpotCandidate]:
+        rows = self._read(
+            "list spot candidates", *spot_rows.list_query(status, after_id, limit, "?")
+        )
+        return [spot_rows.candidate(row) for row in rows]
+
+    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None:
+        rows = self._read("read spot candidate", *spot_rows.get_query(candidate_id, "?"))
+        return spot_rows.candidate(rows[0]) if rows else None
+
+    def decide_spot_candidate(
+        self,
+        candidate_id: int,
+        *,
+        accept: FenceFeature | None,
+        by: str,
+        note: str | None,
+        now_ms: int,
+    ) -> SpotCandidate:
+        status = "dismissed" if accept is None else "accepted"
+        fence_id = None if accept is None else accept.id
+        with self._transaction("decide spot candidate") as conn:
+            done = spot_rows.decide(conn, candidate_id, status, fence_id, by, note, now_ms, "?")
+            if done is None:
+                found = spot_rows.get_candidate(conn, candidate_id, "?")
+                raise spot_rows.undecidable(candidate_id, found)
+            if accept is not None:
+                version = self._bump_fence_version(conn, now_ms)
+                conn.execute(
+                    "INSERT INTO fences (id, kind, feature, updated_ms, version)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (accept.id, accept.kind, accept.feature, now_ms, version),
+                )
+        return done
+
     def find_devices(
-        self, *, vehicle_id: str | None = None, after: str = "", limit: int = 100
+        self,
+        *,
+        vehicle_id: str | None = None,
+        after: str = "",
+        limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[Device]:
         where, params = "terminal > ?", [after]
         if vehicle_id is not None:  # its own condition so the vehicle index serves it
             where, params = "vehicle_id = ? AND terminal > ?", [vehicle_id, after]
+        within, scope_params = scope_condition(scope, "?")
+        if within is not None:
+            where, params = f"{where} AND {within}", [*params, *scope_params]
         rows = self._read(
             "find devices",
             f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT ?",
@@ -515,15 +636,16 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
     def log_command(self, log: CommandLog) -> None:
         with self._transaction("log command") as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO command_log (command_id, issued_by, request, reply)"
-                " VALUES (?, ?, ?, ?)",
-                (log.command_id, log.issued_by, log.request, log.reply),
+                "INSERT OR REPLACE INTO command_log (command_id, issued_by, request, reply, org_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (log.command_id, log.issued_by, log.request, log.reply, log.org),
             )
 
     def command_log(self, command_id: int) -> CommandLog | None:
         rows = self._read(
             "read command log",
-            "SELECT command_id, issued_by, request, reply FROM command_log WHERE command_id = ?",
+            "SELECT command_id, issued_by, request, reply, org_id FROM command_log"
+            " WHERE command_id = ?",
             (command_id,),
         )
         return CommandLog(*rows[0]) if rows else None
@@ -545,7 +667,9 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
         if not alerts:
             return AlertsAdded([], [])
         with self._transaction("add alerts") as conn:
-            return sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            added = sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            spot_rows.add_candidates(conn, added.new, now_ms, "?")
+            return added
 
     def list_alerts(
         self,
@@ -556,11 +680,12 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
         state: AlertState | None = None,
         after_id: int = 0,
         limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[StoredAlert]:
         check_page(after_id, limit)
         try:
             return sqlite_alerts.list_alerts(
-                self._conn, alert_type, since_ms, vehicle_id, state, after_id, limit
+                self._conn, alert_type, since_ms, vehicle_id, state, after_id, limit, scope
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: list alerts: {exc}") from exc
@@ -576,6 +701,12 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords):
     ) -> StoredAlert:
         with self._transaction("transition alert") as conn:
             return sqlite_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
+
+    def assign_alert(
+        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        with self._transaction("assign alert") as conn:
+            return sqlite_alerts.assign_alert(conn, alert_id, assignee, actor, note, now_ms)
 
     def due_webhooks(
         self, now_ms: int, limit: int, lease_ms: int = 60_000
@@ -666,7 +797,7 @@ def _batch(rows: list[Any]) -> PositionBatch:
 
 
 def _command(row: tuple[Any, ...]) -> QueuedCommand:
-    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated = row
+    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated, reply = row
     return QueuedCommand(
         id=cid,
         terminal=terminal,
@@ -678,4 +809,5 @@ def _command(row: tuple[Any, ...]) -> QueuedCommand:
         attempts=attempts,
         serial=serial,
         updated_ms=updated,
+        reply=reply,
     )

@@ -10,26 +10,34 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from alerts.lifecycle import AlertState, StoredAlert, opened, transition
+from alerts.lifecycle import AlertState, StoredAlert, assign, opened, transition
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
+from organizations import Scope
 from store.alert_rows import (
     ALERT_FIELDS,
+    ENDPOINT_URLS,
+    ORG_PATH,
     details_text,
     first_of_each_incident,
     incident_key,
     stored_from_row,
     webhook_body,
     webhook_from_row,
+    with_unit,
 )
 from store.interface import (
     AlertNotFoundError,
 )
+from store.orgs import scope_condition
 
-_SELECT = "SELECT " + ", ".join(ALERT_FIELDS) + " FROM alerts"
+_SELECT = (
+    "SELECT " + ", ".join(ALERT_FIELDS) + ", " + ORG_PATH.format(table="alerts") + " FROM alerts"
+)
 _KEY_WHERE = "type = ? AND vehicle_id = ? AND terminal = ? AND fence_id = ? AND time_ms = ?"
 _WEBHOOK_FIELDS = (
-    "id, alert_id, url, body, state, attempts, next_attempt_ms, created_ms, updated_ms, last_error"
+    "id, alert_id, url, body, state, attempts, next_attempt_ms, created_ms, updated_ms,"
+    " last_error, secret"
 )
 
 
@@ -50,15 +58,21 @@ def add_alerts(
             found = conn.execute(f"{_SELECT} WHERE {_KEY_WHERE}", key).fetchone()
             by_key[key] = stored_from_row(found)
             continue
-        stored = opened(int(row[0]), alert, now_ms)
+        org, path = conn.execute(
+            f"SELECT org_id, {ORG_PATH.format(table='alerts')} FROM alerts WHERE id = ?",
+            (row[0],),
+        ).fetchone()
+        stored = with_unit(opened(int(row[0]), alert, now_ms), int(org), path)
         by_key[key] = stored
+        receivers = [(url, None) for url in webhook_urls]
+        receivers += conn.execute(ENDPOINT_URLS, (path,)).fetchall()
         new.append(stored)
         conn.executemany(
             "INSERT INTO webhook_outbox (alert_id, url, body, next_attempt_ms, created_ms,"
-            " updated_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            " updated_ms, secret) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (stored.id, url, webhook_body(stored), now_ms, now_ms, now_ms)
-                for url in webhook_urls
+                (stored.id, url, webhook_body(stored), now_ms, now_ms, now_ms, secret)
+                for url, secret in receivers
             ],
         )
     return AlertsAdded([by_key[incident_key(a)] for a in alerts], new)
@@ -72,9 +86,14 @@ def list_alerts(
     state: AlertState | None,
     after_id: int,
     limit: int,
+    scope: Scope | None = None,
 ) -> list[StoredAlert]:
     where: list[str] = ["id > ?"]
     params: list[Any] = [after_id]
+    within, scope_params = scope_condition(scope)
+    if within is not None:
+        where.append(within)
+        params += scope_params
     filters = (
         ("type", alert_type),
         ("vehicle_id", vehicle_id),
@@ -121,6 +140,34 @@ def transition_alert(
             moved.acknowledged_ms,
             moved.resolved_by,
             moved.resolved_ms,
+            moved.note,
+            alert_id,
+        ),
+    )
+    return moved
+
+
+def assign_alert(
+    conn: sqlite3.Connection,
+    alert_id: int,
+    assignee: str | None,
+    actor: str,
+    note: str | None,
+    now_ms: int,
+) -> StoredAlert:
+    """Call inside a write transaction (BEGIN IMMEDIATE): the read and the update are atomic."""
+    current = get_alert(conn, alert_id)
+    if current is None:
+        raise AlertNotFoundError(f"no alert {alert_id}")
+    moved = assign(current, assignee, actor, note, now_ms)
+    conn.execute(
+        "UPDATE alerts SET assignee = ?, assigned_by = ?, assigned_ms = ?, updated_ms = ?,"
+        " note = ? WHERE id = ?",
+        (
+            moved.assignee,
+            moved.assigned_by,
+            moved.assigned_ms,
+            moved.updated_ms,
             moved.note,
             alert_id,
         ),

@@ -10,6 +10,7 @@ than one round trip in one transaction stay in the adapters.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -26,6 +27,14 @@ class RunResult:
 class StatementRunner(Protocol):
     def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> RunResult:
         """Runs one statement in its own transaction; raises the store's errors, naming `what`."""
+        ...
+
+    def _run_many(self, what: str, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Runs each statement once per row of its parameters, all in one transaction."""
+        ...
+
+    def _atomic(self, what: str) -> AbstractContextManager[None]:
+        """A transaction every statement and store call inside it joins."""
         ...
 
 

@@ -33,8 +33,20 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
     return parts.hostname, parts.port or 1883, user, password
 
 
+TENANT_TOPIC = "lienwatch/tenants/{tenant}/alerts/{type}"
+
+
 def alert_topic(alert: StoredAlert) -> str:
     return TOPIC_PREFIX + alert.alert.type.value
+
+
+def alert_topics(alert: StoredAlert) -> list[str]:
+    """The contract topic, and the alert's tenant's own (`lienwatch/tenants/{id}/alerts/
+    {type}`), which a broker's ACL can open to that tenant alone."""
+    topics = [alert_topic(alert)]
+    if alert.tenant is not None:
+        topics.append(TENANT_TOPIC.format(tenant=alert.tenant, type=alert.alert.type.value))
+    return topics
 
 
 class MqttBrokerDownError(ConnectionError):
@@ -79,9 +91,10 @@ class MqttPublisher:
         if not self._connected:
             raise MqttBrokerDownError("not connected to the MQTT broker")
         for alert in alerts:
-            info = self._client.publish(alert_topic(alert), alert_json(alert), qos=self.qos)
-            if info.rc != paho.MQTT_ERR_SUCCESS:
-                raise MqttBrokerDownError(f"publish refused: {paho.error_string(info.rc)}")
+            for topic in alert_topics(alert):
+                info = self._client.publish(topic, alert_json(alert), qos=self.qos)
+                if info.rc != paho.MQTT_ERR_SUCCESS:
+                    raise MqttBrokerDownError(f"publish refused: {paho.error_string(info.rc)}")
 
     async def aclose(self) -> None:
         self._client.disconnect()

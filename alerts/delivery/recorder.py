@@ -32,12 +32,18 @@ class AlertRecorder:
         # Cars no longer watched (every loan on them settled, disposed or written off): their
         # alerts are neither stored nor sent. Replaced whole by the composition root.
         self.muted_vehicles: frozenset[str] = frozenset()
+        # Whether an alert stands (e.g. a unit's fence applies to its own subtree's cars
+        # only); None keeps every alert. Replaced whole by the composition root.
+        self.keeps: Callable[[Alert], bool] | None = None
 
     def record(self, alerts: Sequence[Alert], now_ms: int) -> list[StoredAlert]:
         """Raises what the alert log raises (nothing published) when it cannot take them now."""
         muted = self.muted_vehicles
         if muted:
             alerts = [a for a in alerts if a.vehicle_id not in muted]
+        keeps = self.keeps
+        if keeps is not None:
+            alerts = [a for a in alerts if keeps(a)]
         if not alerts:
             return []
         if self._store is None:

@@ -1,4 +1,5 @@
-"""Alerts to Redis: `PUBLISH lienwatch:alerts <alert JSON>` with the asyncio client.
+"""Alerts to Redis: `PUBLISH lienwatch:alerts <alert JSON>` with the asyncio client, and the
+same on `lienwatch:alerts:{tenant}` for an alert of a tenant.
 
 The client's own retries are off: the fan-out retries with backoff and logs the outage once.
 A connection lost while Redis is down is re-made by the client on the next attempt.
@@ -37,7 +38,10 @@ class RedisPublisher:
     async def send(self, alerts: Sequence[StoredAlert]) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
             for alert in alerts:
-                pipe.publish(self.channel, alert_json(alert))
+                text = alert_json(alert)
+                pipe.publish(self.channel, text)
+                if alert.tenant is not None:  # the tenant's own channel
+                    pipe.publish(f"{self.channel}:{alert.tenant}", text)
             await pipe.execute()
 
     async def aclose(self) -> None:

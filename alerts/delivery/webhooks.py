@@ -159,8 +159,9 @@ class WebhookDeliverer:
             "User-Agent": "lienwatch-webhook",
             DELIVERY_HEADER: str(delivery.id),
         }
-        if self.policy.secret:
-            headers[SIGNATURE_HEADER] = sign(self.policy.secret, delivery.body)
+        secret = delivery.secret or self.policy.secret  # a unit's receiver has its own
+        if secret:
+            headers[SIGNATURE_HEADER] = sign(secret, delivery.body)
         try:
             status = self._post(delivery.url, delivery.body, headers, self.policy.timeout_s)
         except (OSError, ValueError) as exc:  # refused, timed out, bad URL

@@ -2,7 +2,8 @@
 /api/v1/commands/{id}` and a device's recent commands.
 
 Kinds: `set_parameters` (0x8103), `query_location` (0x8201), `track` (0x8202, temporary
-tracking) and `terminal_control` (0x8105). The injected sender (the gateway) sends to an online
+tracking), `terminal_control` (0x8105) and `vehicle_control` (0x8500). Dangerous ones wait for a
+second admin's approval (`needs_approval`). The injected sender (the gateway) sends to an online
 terminal and awaits its answer, or queues the command for an offline one. Every command gets an
 id: a queued one has the queue's, one answered (or failed) at once is recorded with its final
 state. The command log keeps who asked, the request and the terminal's answer.
@@ -18,33 +19,30 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api import params
 from api.auth import Identity
+from api.command_views import KINDS, approval_json
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
-from api.models import CommandList, CommandOut
+from api.models import ApprovalOut, CommandList, CommandOut
 from api.openapi import KEYED, ROLE, errors
 from api.routes.devices import Terminal
 from api.routes.lookup import device_or_404
 from api.views import iso
+from ingest.commands import reply_json
 from ingest.jt808.errors import Jt808UsageError
 from ingest.jt808.fields import encode_text
 from ingest.jt808.ids import DWORD_PARAMS, ParamId
-from ingest.jt808.jsonview import body_json
 from ingest.jt808.messages import (
     LocationQuery,
     Message,
     SetParameters,
     TemporaryTracking,
     TerminalControl,
+    VehicleControl,
 )
-from store import CommandState, QueuedCommand, Store
+from store import CommandState, Device, QueuedCommand
 from store.interface import CommandLog
+from store.scoped import ScopedStore
 
-KINDS = {
-    0x8103: "set_parameters",
-    0x8201: "query_location",
-    0x8202: "track",
-    0x8105: "terminal_control",
-}
 _BY_NAME = {name: msg_id for msg_id, name in KINDS.items()}
 # 0x8105 command words (JT/T 808-2013 table 25).
 CONTROL_WORDS = {
@@ -94,11 +92,21 @@ class TerminalControlIn(_Strict):
     params: str = Field(default="", max_length=1024)
 
 
+class VehicleControlIn(_Strict):
+    flags: int = Field(
+        ge=0,
+        le=0xFF,
+        description="the 0x8500 control flag byte: bit 0 locks the doors; further bits as the"
+        " tracker's maker defines (cut fuel and power)",
+    )
+
+
 _MODELS: dict[int, type[_Strict]] = {
     0x8103: SetParametersIn,
     0x8201: QueryLocationIn,
     0x8202: TrackIn,
     0x8105: TerminalControlIn,
+    0x8500: VehicleControlIn,
 }
 
 
@@ -142,7 +150,13 @@ def command_body() -> dict[str, Any]:
         {"properties": {"interval_s": {"const": 0}}},
         {"properties": {"validity_s": {"minimum": 1}}, "required": ["validity_s"]},
     ]
-    variants = [set_parameters, _documented(QueryLocationIn, "query_location"), track, control]
+    variants = [
+        set_parameters,
+        _documented(QueryLocationIn, "query_location"),
+        track,
+        control,
+        _documented(VehicleControlIn, "vehicle_control"),
+    ]
     for variant in variants:
         variant.pop("title", None)
     return {
@@ -240,18 +254,42 @@ def parse_command(body: dict[str, Any]) -> tuple[Message, dict[str, Any]]:
             raise bad_request("params", str(exc)) from None
         message = TerminalControl(code, parsed.params)
         request.update(command=code, params=parsed.params)
+    elif isinstance(parsed, VehicleControlIn):
+        message = VehicleControl(parsed.flags)
+        request.update(flags=parsed.flags)
     else:
         message = LocationQuery()
     return message, request
 
 
-def _reply_json(reply: Message | None) -> str | None:
-    if reply is None:
-        return None
-    return json.dumps({"msg_id": f"0x{reply.MSG_ID:04x}", **body_json(reply)}, ensure_ascii=False)
+# Commands that can lose a tracker for good need a second person (an admin of the device's
+# unit or above, not the requester) before they are sent: parameters that move it to another
+# server or network (APN, dial-up user and password, server addresses and ports), and
+# terminal control upgrade, connect_server, power_off, factory_reset and close_wireless; and
+# every vehicle control (0x8500: cut fuel and power, for a repossession).
+DANGEROUS_PARAMS = frozenset(range(0x0010, 0x001A))
+DANGEROUS_CONTROL = frozenset(
+    CONTROL_WORDS[w]
+    for w in ("upgrade", "connect_server", "power_off", "factory_reset", "close_wireless")
+)
+APPROVAL_TTL_MS = 60 * 60 * 1000  # an unapproved request expires after an hour
+
+
+def needs_approval(message: Message) -> bool:
+    if isinstance(message, VehicleControl):  # cuts fuel and power: always two people
+        return True
+    if isinstance(message, SetParameters):
+        return any(param_id in DANGEROUS_PARAMS for param_id, _ in message.params)
+    if isinstance(message, TerminalControl):
+        return message.command in DANGEROUS_CONTROL
+    return False
 
 
 def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, Any]:
+    request = json.loads(log.request) if log else None
+    approved_by = request.pop("approved_by", None) if isinstance(request, dict) else None
+    # The answer as the API logged it, else as the gateway that delivered the command kept it.
+    reply = (log.reply if log else None) or command.reply
     return {
         "id": command.id,
         "terminal": command.terminal,
@@ -263,9 +301,57 @@ def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, An
         "expires": iso(command.expires_ms),
         "attempts": command.attempts,
         "issued_by": log.issued_by if log else None,
-        "request": json.loads(log.request) if log else None,
-        "reply": json.loads(log.reply) if log and log.reply else None,
+        "approved_by": approved_by,
+        "request": request,
+        "reply": json.loads(reply) if reply else None,
+        "org": log.org if log else None,
     }
+
+
+async def read_command(ctx: ApiContext, who: Identity, command_id: int) -> dict[str, Any] | None:
+    found = await ctx.scoped(who, lambda s: s.command(command_id))
+    if found is None:
+        return None
+    command, log = found
+    out = command_json(command, log)
+    if log is None:  # recorded outside the API: the device's unit
+        device = await ctx.scoped(who, lambda s: s.device(command.terminal))
+        out["org"] = None if device is None else device.org
+    return out
+
+
+async def deliver(
+    ctx: ApiContext,
+    who: Identity,
+    device: Device,
+    message: Message,
+    request: dict[str, Any],
+    by: str,
+) -> JSONResponse:
+    """Sends (or queues) the command, records who issued it, answers with it."""
+    if ctx.send_command is None:
+        raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
+    outcome = await ctx.send_command(device.terminal, message)
+    msg_id, encoded = int(message.MSG_ID), message.encode_body()
+    text = json.dumps(request, ensure_ascii=False)
+    reply = reply_json(outcome.reply)
+
+    def record(store: ScopedStore) -> int:
+        return store.record_command(
+            device,
+            command_id=outcome.command_id,
+            msg_id=msg_id,
+            body=encoded,
+            state=outcome.state,
+            request=text,
+            reply=reply,
+            issued_by=by,
+        )
+
+    command_id = await ctx.scoped(who, record)
+    out = await read_command(ctx, who, command_id)
+    waiting = outcome.state in (CommandState.QUEUED, CommandState.SENT)
+    return JSONResponse(out, status_code=202 if waiting else 200)
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -273,25 +359,25 @@ def router(ctx: ApiContext) -> APIRouter:
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     officer = Annotated[Identity, Depends(ctx.auth.officer)]
 
-    async def read(command_id: int) -> dict[str, Any] | None:
-        def both(store: Store) -> tuple[QueuedCommand | None, CommandLog | None]:
-            return store.get_command(command_id), store.command_log(command_id)
-
-        command, log = await ctx.stores.run(both)
-        return None if command is None else command_json(command, log)
-
     @api.post(
         "/devices/{terminal}/commands",
         responses={
             200: {"model": CommandOut, "description": "sent and answered (or failed)"},
-            202: {"model": CommandOut, "description": "queued for an offline terminal"},
+            202: {
+                "model": CommandOut | ApprovalOut,
+                "description": "queued for an offline terminal, or sent and not answered yet"
+                " (a command), or waiting for a second person's approval (a dangerous command:"
+                " an approval request)",
+            },
             **errors(*ROLE, 404),
         },
         openapi_extra={"requestBody": command_body()},
     )
     async def send(terminal: Terminal, who: officer, http: Request) -> JSONResponse:
         """Sends the command and waits for the terminal's answer; 202 when it was queued for
-        an offline terminal (poll `GET /api/v1/commands/{id}`)."""
+        an offline terminal, or (through another gateway process) sent and not answered within
+        the command timeout, or is a dangerous command waiting for its approval (poll
+        `GET /api/v1/commands/{id}`)."""
         term = params.terminal(terminal)
         try:
             body = json.loads(await http.body())
@@ -300,26 +386,16 @@ def router(ctx: ApiContext) -> APIRouter:
         if not isinstance(body, dict):
             raise bad_request("body", "must be a JSON object")
         message, request = parse_command(body)
-        await device_or_404(ctx, term)
-        if ctx.send_command is None:
-            raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
-        outcome = await ctx.send_command(term, message)
-        command_id = outcome.command_id
-        if command_id is None:
-            msg_id, encoded, now = int(message.MSG_ID), message.encode_body(), ctx.clock_ms()
-            command_id = await ctx.stores.run(
-                lambda s: s.record_command(term, msg_id, encoded, outcome.state, now)
+        device = await device_or_404(ctx, who, term)
+        if needs_approval(message):
+            msg_id, encoded = int(message.MSG_ID), message.encode_body()
+            text = json.dumps(request, ensure_ascii=False)
+            approval = await ctx.scoped(
+                who,
+                lambda s: s.request_approval(device, msg_id, encoded, text, APPROVAL_TTL_MS),
             )
-        log = CommandLog(
-            command_id,
-            who.name,
-            json.dumps(request, ensure_ascii=False),
-            _reply_json(outcome.reply),
-        )
-        await ctx.stores.run(lambda s: s.log_command(log))
-        out = await read(command_id)
-        queued = outcome.state is CommandState.QUEUED
-        return JSONResponse(out, status_code=202 if queued else 200)
+            return JSONResponse(approval_json(approval), status_code=202)
+        return await deliver(ctx, who, device, message, request, who.name)
 
     @api.get(
         "/commands/{command_id}",
@@ -329,7 +405,7 @@ def router(ctx: ApiContext) -> APIRouter:
     async def get_command(
         command_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: viewer
     ) -> dict[str, Any]:
-        out = await read(command_id)
+        out = await read_command(ctx, who, command_id)
         if out is None:
             raise not_found(f"no command {command_id}")
         return out
@@ -344,13 +420,14 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> dict[str, Any]:
         """The device's most recent commands, newest first."""
         term = params.terminal(terminal)
-        await device_or_404(ctx, term)
+        device = await device_or_404(ctx, who, term)
 
-        def recent(store: Store) -> list[dict[str, Any]]:
-            return [
-                command_json(c, store.command_log(c.id)) for c in store.list_commands(term, limit)
-            ]
+        def recent(store: ScopedStore) -> list[dict[str, Any]]:
+            return [command_json(c, log) for c, log in store.commands(device, limit)]
 
-        return {"commands": await ctx.stores.run(recent)}
+        out = await ctx.scoped(who, recent)
+        for command in out:
+            command["org"] = device.org if command["org"] is None else command["org"]
+        return {"commands": out}
 
     return api

@@ -20,10 +20,13 @@ from api.auth import Identity, Role
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.models import DeviceOut, DevicePage, LatestPosition, Position, Vehicle
-from api.openapi import KEYED, NO_NUL, ROLE, errors
-from api.routes.lookup import device_or_404, is_online
+from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
+from api.routes.lookup import device_or_404, online_of
+from api.routes.parties import vehicle_json
 from api.views import device_json, json_bytes, position_json, positions_json
-from store import Device, DeviceClock, Store
+from loans import Vehicle as CarRecord
+from store import Device, DeviceClock
+from store.scoped import ScopedStore
 
 _TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
 Terminal = Annotated[
@@ -69,6 +72,12 @@ class Provision(BaseModel):
     vehicle_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TEXT)
     auth_code: str | None = _CODE
     identity: HardwareIdentity | None = None
+    org: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ORG_ID,
+        description="the owning unit (default: the car's, else the device's, else the caller's)",
+    )
 
 
 class Reprovision(BaseModel):
@@ -103,22 +112,23 @@ def router(ctx: ApiContext) -> APIRouter:
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     admin = Annotated[Identity, Depends(ctx.auth.admin)]
 
-    async def latest_of(terminals: list[str]) -> dict[str, dict[str, Any]]:
-        if not terminals:
+    async def latest_of(devices: list[Device], who: Identity) -> dict[str, dict[str, Any]]:
+        if not devices:
             return {}
-        batch = await ctx.stores.run(lambda s: s.latest(terminals))
+        terminals = [d.terminal for d in devices]
+        batch = await ctx.scoped(who, lambda s: s.latest(devices))
         return {terminals[int(d)]: position_json(batch, i) for i, d in enumerate(batch.device)}
 
     async def devices_json(
         devices: list[Device], *, with_latest: bool, who: Identity
     ) -> list[dict[str, Any]]:
-        terminals = [d.terminal for d in devices]
-        latest = await latest_of(terminals) if with_latest else {}
-        clocks = await ctx.stores.run(lambda s: s.device_clocks(terminals)) if terminals else {}
+        latest = await latest_of(devices, who) if with_latest else {}
+        clocks = await ctx.scoped(who, lambda s: s.clocks(devices)) if devices else {}
+        online = await online_of(ctx, [d.terminal for d in devices])
         return [
             device_json(
                 d,
-                online=is_online(ctx, d.terminal),
+                online=online(d.terminal),
                 latest=latest.get(d.terminal),
                 with_latest=with_latest,
                 show_auth_code=who.can(Role.ADMIN),
@@ -142,8 +152,8 @@ def router(ctx: ApiContext) -> APIRouter:
         latest: Annotated[bool, Query(description="include each latest position")] = False,
     ) -> dict[str, Any]:
         """A page of devices by terminal; pass `next` back as `after` for the next page."""
-        page = await ctx.stores.run(
-            lambda s: s.find_devices(vehicle_id=vehicle_id, after=after, limit=limit)
+        page = await ctx.scoped(
+            who, lambda s: s.devices(vehicle_id=vehicle_id, after=after, limit=limit)
         )
         return {
             "devices": await devices_json(page, with_latest=latest, who=who),
@@ -156,7 +166,7 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={200: {"model": DeviceOut}, **errors(*KEYED, 404)},
     )
     async def get_device(terminal: Terminal, who: viewer) -> dict[str, Any]:
-        device = await device_or_404(ctx, params.terminal(terminal))
+        device = await device_or_404(ctx, who, params.terminal(terminal))
         return (await devices_json([device], with_latest=True, who=who))[0]
 
     @api.put(
@@ -164,7 +174,7 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={
             200: {"model": DeviceOut, "description": "updated"},
             201: {"model": DeviceOut, "description": "created"},
-            **errors(*ROLE, 409),
+            **errors(*ROLE, 404, 409),
         },
     )
     async def provision(terminal: Terminal, body: Provision, who: admin) -> JSONResponse:
@@ -173,25 +183,28 @@ def router(ctx: ApiContext) -> APIRouter:
         recorded while none is; another than the recorded one is a 409 `identity_recorded`."""
         term = params.terminal(terminal)
 
-        def upsert(store: Store) -> tuple[bool, Device, DeviceClock | None]:
-            known = store.get_device(term)
-            if known is not None and body.identity is not None:
+        def check(known: Device) -> None:
+            if body.identity is not None:
                 _check_identity(known, body.identity)
-            code = body.auth_code
-            if known is None and code is None:
-                code = secrets.token_hex(8)
-            given = Device(term, auth_code=code, vehicle_id=body.vehicle_id)
-            store.upsert_device(_with_identity(given, body.identity))
-            if body.vehicle_id is None and "vehicle_id" in body.model_fields_set:
-                store.unbind_device(term)
-            stored = store.get_device(term)
-            assert stored is not None
-            return known is None, stored, store.device_clocks([term]).get(term)
 
-        created, device, clock = await ctx.stores.run(upsert)
+        def upsert(store: ScopedStore) -> tuple[bool, Device, DeviceClock | None]:
+            # A fresh code is used only when the device is new (an existing one keeps its own).
+            code = body.auth_code or secrets.token_hex(8)
+            keep = body.auth_code is None and store.device(term) is not None
+            given = Device(term, auth_code=None if keep else code, vehicle_id=body.vehicle_id)
+            created, stored = store.provision(
+                _with_identity(given, body.identity),
+                org=body.org,
+                unbind=body.vehicle_id is None and "vehicle_id" in body.model_fields_set,
+                check=check,
+            )
+            return created, stored, store.clocks([stored]).get(term)
+
+        created, device, clock = await ctx.scoped(who, upsert)
         if ctx.device_changed is not None:
             ctx.device_changed(device)
-        out = device_json(device, online=is_online(ctx, term), show_auth_code=True, clock=clock)
+        online = await online_of(ctx, [term])
+        out = device_json(device, online=online(term), show_auth_code=True, clock=clock)
         return JSONResponse(out, status_code=201 if created else 200)
 
     @api.post(
@@ -205,12 +218,13 @@ def router(ctx: ApiContext) -> APIRouter:
         the old hardware, if any, is closed; the car binding and queued commands stay."""
         term = params.terminal(terminal)
         given = _with_identity(Device(term, auth_code=body.auth_code), body.identity)
-        device = await ctx.stores.run(lambda s: s.reprovision_device(given))
+        device = await ctx.scoped(who, lambda s: s.reprovision(given))
         if device is None:
             raise not_found(f"no device {term}")
         if ctx.device_reprovisioned is not None:
             ctx.device_reprovisioned(device)
-        return device_json(device, online=is_online(ctx, term), show_auth_code=True)
+        online = await online_of(ctx, [term])
+        return device_json(device, online=online(term), show_auth_code=True)
 
     @api.get(
         "/devices/{terminal}/latest",
@@ -220,8 +234,8 @@ def router(ctx: ApiContext) -> APIRouter:
     async def latest_position(terminal: Terminal, who: viewer) -> dict[str, Any]:
         """The newest valid fix (contracts section 6)."""
         term = params.terminal(terminal)
-        await device_or_404(ctx, term)
-        found = await latest_of([term])
+        device = await device_or_404(ctx, who, term)
+        found = await latest_of([device], who)
         if term not in found:
             raise ApiError(404, "no_position", f"device {term} has no position yet")
         return {"terminal": term, **found[term]}
@@ -244,24 +258,24 @@ def router(ctx: ApiContext) -> APIRouter:
         term = params.terminal(terminal)
         start = from_
         end = to if to is not None else ctx.clock_ms()
-        await device_or_404(ctx, term)
+        device = await device_or_404(ctx, who, term)
         if end < start:
             return Response(b"[]", media_type="application/json")  # an empty range
         interval_ms = None if interval_s is None else max(1, round(interval_s * 1000))
         limit = ctx.max_track_points
 
-        def read(store: Store) -> bytes | None:
+        def read(store: ScopedStore) -> bytes | None:
             """The answer's body, built on the store's thread: a long track's JSON would
             otherwise hold the event loop."""
             batch = store.track(
-                term, start, end + 1, max_points=max_points, interval_ms=interval_ms, limit=limit
+                device, start, end + 1, max_points=max_points, interval_ms=interval_ms, limit=limit
             )
             if len(batch) > limit:
                 return None
             return json_bytes(positions_json(batch))
 
         async with long_answers:  # one long track built at a time: the rest wait their turn
-            body = await ctx.stores.run(read)
+            body = await ctx.scoped(who, read)
         if body is None:
             raise bad_request(
                 "max_points",
@@ -278,23 +292,27 @@ def router(ctx: ApiContext) -> APIRouter:
     async def vehicle(
         vehicle_id: Annotated[str, Path(pattern=NO_NUL)], who: viewer
     ) -> dict[str, Any]:
-        """The vehicle's devices, each with its latest position and connection state."""
+        """The car's record (VIN, plate, make, model, colour, dealer; null when not
+        recorded) and its devices, each with its latest position and connection state."""
 
-        def bound(store: Store) -> list[Device]:
+        def bound(store: ScopedStore) -> tuple[CarRecord | None, list[Device]]:
             found: list[Device] = []
             while not found or len(found) % 1000 == 0:
                 after = found[-1].terminal if found else ""
-                page = store.find_devices(vehicle_id=vehicle_id, after=after, limit=1000)
+                page = store.devices(vehicle_id=vehicle_id, after=after, limit=1000)
                 if not page:
                     break
                 found.extend(page)
-            return found
+            return store.vehicle(vehicle_id), found
 
-        devices = await ctx.stores.run(bound)
-        if not devices:
-            raise not_found(f"no device is bound to vehicle {vehicle_id!r}")
+        record, devices = await ctx.scoped(who, bound)
+        if record is None and not devices:
+            raise not_found(f"no vehicle {vehicle_id!r}")
+        details = {k: v for k, v in vehicle_json(record).items() if k != "org"} if record else {}
         return {
+            **details,
             "vehicle_id": vehicle_id,
+            "org": devices[0].org if record is None else record.org,
             "devices": await devices_json(devices, with_latest=True, who=who),
         }
 

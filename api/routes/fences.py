@@ -17,12 +17,12 @@ from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.fence_views import FenceViews
 from api.models import Feature, FenceCollection, FenceDeleted, FencesPut
-from api.openapi import KEYED, NO_NUL, ROLE, errors
+from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from geofence import Crs, FenceError, FenceKind, fences_to_geojson, load_fences
 from geofence.model import MAX_BUFFER_M, MAX_RADIUS_M, MIN_BUFFER_M, MIN_RADIUS_M
-from store import Store
 from store.fencerows import feature_collection
 from store.interface import FenceFeature, StoredFence
+from store.scoped import ScopedStore
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 FenceId = Annotated[str, Path(pattern=NO_NUL)]
@@ -82,6 +82,13 @@ _COMMON = {
     },
     "vehicles": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
     "crs": {"type": "string", "description": "this feature's coordinates, as the query's crs"},
+    "org": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_ORG_ID,
+        "description": "the owning unit (default: the body's `org`, a replaced fence's own,"
+        " else the caller's; in its subtree)",
+    },
 }
 _NONE = {"type": "null", "description": "not for this geometry"}
 
@@ -115,6 +122,12 @@ _FEATURE = {
         _feature(_MULTIPOLYGON, _AREA, "areas"),
         _feature(_POINT, {"radius_m": _RADIUS}, "a circle"),
         _feature(_LINE, {"buffer_m": _BUFFER}, "a corridor"),
+        _feature(
+            {"type": "null"},
+            {"adcode": {"type": "string", "pattern": "^[0-9]{6}$"}, **_AREA},
+            "an administrative unit (an allowed_area or zone): a province, city or county"
+            " of China by its adcode, e.g. 330000 for Zhejiang",
+        ),
     ]
 }
 # The request body as JSON Schema: the route reads the raw body (the geofence loader validates
@@ -169,9 +182,39 @@ async def _json_body(request: Request) -> Any:
         raise bad_request("body", f"not valid JSON: {exc}") from None
 
 
+def _orgs(document: Any) -> dict[str, int | None]:
+    """fence id -> the unit given for it: `properties.org` of the feature, else `org` of the
+    whole body (a Feature or FeatureCollection), else None (the default)."""
+    if not isinstance(document, dict):
+        return {}
+    default = _org_value(document.get("org"), "org")
+    features = (
+        document.get("features") if document.get("type") == "FeatureCollection" else [document]
+    )
+    found: dict[str, int | None] = {}
+    for index, feature in enumerate(features if isinstance(features, list) else []):
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        if not isinstance(props, dict) or not isinstance(props.get("id"), str | int):
+            continue
+        given = _org_value(props.pop("org", None), f"features[{index}].properties.org")
+        found[str(props["id"])] = default if given is None else given
+    return found
+
+
+def _org_value(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ORG_ID:
+        raise bad_request(field, "an organization unit id (a positive integer)")
+    return int(value)
+
+
 def _in_crs(stored: list[StoredFence], crs: Crs) -> list[dict[str, Any]]:
-    """Stored features, or the same fences converted to `crs` for a Chinese map."""
+    """Stored features (each with its unit as `properties.org`), or the same fences
+    converted to `crs` for a Chinese map."""
     collection = feature_collection(stored)
+    for fence, feature in zip(stored, collection["features"], strict=True):
+        feature["properties"]["org"] = fence.org
     if crs is Crs.WGS84:
         features: list[dict[str, Any]] = collection["features"]
         return features
@@ -191,7 +234,7 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.post(
         "/fences",
         status_code=201,
-        responses={201: {"model": FencesPut}, **errors(*ROLE, 413)},
+        responses={201: {"model": FencesPut}, **errors(*ROLE, 404, 413)},
         openapi_extra={"requestBody": FENCE_BODY},
     )
     async def post_fences(
@@ -200,6 +243,7 @@ def router(ctx: ApiContext) -> APIRouter:
         """Creates or replaces fences by id from a GeoJSON Feature or FeatureCollection."""
         source = _crs(crs)
         document = await _json_body(request)
+        orgs = _orgs(document)  # takes `properties.org` out: the unit is not fence geometry
         try:
             fences = load_fences(document, crs=source, name="body")  # FenceError -> 400
         except FenceError:
@@ -213,7 +257,7 @@ def router(ctx: ApiContext) -> APIRouter:
             FenceFeature(f.id, str(f.kind), json.dumps(feature, ensure_ascii=False))
             for f, feature in zip(fences, features, strict=True)
         ]
-        version = await ctx.stores.run(lambda s: s.put_fences(rows, ctx.clock_ms()))
+        version = await ctx.scoped(who, lambda s: s.put_fences(rows, orgs))
         return JSONResponse({"version": version, "ids": [f.id for f in fences]}, 201)
 
     @api.get(
@@ -228,17 +272,18 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> Response:
         """Every fence as a FeatureCollection, with the fence-set `version`."""
         target = _crs(crs)
-        version = await ctx.stores.run(lambda s: s.fences_version())
-        body = views.get(version, target, kind)
+        scope = who.path
+        version = await ctx.scoped(who, lambda s: s.fences_version())
+        body = views.get(scope, version, target, kind)
         if body is None:
 
-            def build(store: Store) -> bytes:
-                stored = store.list_fences()
+            def build(store: ScopedStore) -> bytes:
+                stored = store.fences()
                 if kind is not None:
                     stored = [f for f in stored if f.kind == kind]
-                return views.build(version, target, kind, lambda: _in_crs(stored, target))
+                return views.build(scope, version, target, kind, lambda: _in_crs(stored, target))
 
-            body = await ctx.stores.run(build)  # off the event loop: conversion costs
+            body = await ctx.scoped(who, build)  # off the event loop: conversion costs
         return Response(body, media_type="application/json")
 
     @api.get(
@@ -250,7 +295,7 @@ def router(ctx: ApiContext) -> APIRouter:
         fence_id: FenceId, who: viewer, crs: Annotated[Crs | None, crs_query] = None
     ) -> dict[str, Any]:
         target = _crs(crs)
-        stored = await ctx.stores.run(lambda s: s.get_fence(fence_id))
+        stored = await ctx.scoped(who, lambda s: s.fence(fence_id))
         if stored is None:
             raise not_found(f"no fence {fence_id!r}")
         return _in_crs([stored], target)[0]
@@ -261,7 +306,7 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={200: {"model": FenceDeleted}, **errors(*ROLE, 404)},
     )
     async def delete_fence(fence_id: FenceId, who: admin) -> dict[str, Any]:
-        version = await ctx.stores.run(lambda s: s.delete_fence(fence_id, ctx.clock_ms()))
+        version = await ctx.scoped(who, lambda s: s.delete_fence(fence_id))
         if version is None:
             raise not_found(f"no fence {fence_id!r}")
         return {"deleted": fence_id, "version": version}

@@ -12,10 +12,10 @@ No `from __future__ import annotations`: FastAPI reads the dependency aliases bu
 """
 
 import re
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
@@ -28,10 +28,13 @@ from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.loan_views import action_json, loan_json, local_date
 from api.models import ActionOut, LoanChanged, LoanDetail, LoanOut
-from api.openapi import KEYED, NO_NUL, ROLE, errors
-from api.routes.lookup import is_online
+from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
+from api.paging import paged
+from api.routes.lookup import online_of
+from api.routes.parties import borrower_json
 from api.views import device_json, position_json
 from loans import (
+    Borrower,
     Bucket,
     CaseAction,
     Channel,
@@ -48,8 +51,9 @@ from loans import (
     paid_through_after,
     transition,
 )
-from store import Device, DeviceClock, Store
+from store import Device, DeviceClock
 from store.interface import LoanChange, LoanExistsError, LoanFilter, LoanNotFoundError
+from store.scoped import ScopedStore
 
 _LOAN_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ID_TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # printable ASCII, no edge spaces
@@ -57,6 +61,11 @@ _MAX_ID = 2**63 - 1
 _MAX_LISTED = 1000  # devices and alerts shown with one loan
 # What `_text` accepts: no control character but tab and newline, and not only white space.
 _FREE_TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
+# What one loan's page reads: the loan, its borrower, its car's devices, their latest positions
+# and clocks, and the car's unresolved alerts.
+LoanRead = tuple[
+    Loan, Borrower | None, list[Device], Any, dict[str, DeviceClock], list[StoredAlert]
+]
 LoanNo = Annotated[str, Path(pattern=_LOAN_NO.pattern, description="letters, digits, . _ -")]
 
 
@@ -105,7 +114,16 @@ class NewLoan(BaseModel):
     )
 
     loan_no: str = Field(pattern=_LOAN_NO.pattern, description="letters, digits, . _ -")
-    borrower_name: str = Field(min_length=1, max_length=200, pattern=_FREE_TEXT)
+    borrower_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=_FREE_TEXT,
+        description="default the borrower record's name; one of the two is needed",
+    )
+    borrower_id: int | None = Field(
+        default=None, ge=1, le=_MAX_ID, description="the borrower's record (POST /borrowers)"
+    )
     vehicle_id: str = Field(min_length=1, max_length=64, pattern=_ID_TEXT)
     principal: str = Field(
         pattern=r"^([1-9][0-9]{0,13}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$",
@@ -119,8 +137,20 @@ class NewLoan(BaseModel):
     grace_days: int = Field(default=0, strict=True, ge=0, le=365)
     paid_through: TextDate | None = None
     branch: str | None = Field(default=None, min_length=1, max_length=64, pattern=_ID_TEXT)
+    org: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ORG_ID,
+        description="the owning unit (default the car's, else the caller's; in its subtree)",
+    )
 
     clean_name = field_validator("borrower_name")(_text)
+
+    @model_validator(mode="after")
+    def _named(self) -> "NewLoan":
+        if self.borrower_name is None and self.borrower_id is None:
+            raise ValueError("give borrower_name or borrower_id")
+        return self
 
 
 class Payment(BaseModel):
@@ -208,18 +238,6 @@ def bucket_param(value: str) -> Bucket:
         raise bad_request("bucket", f"{value!r} is not one of M0, M1, M2, M3, M4+") from None
 
 
-def _paged(request: Request, items: list[dict[str, Any]], limit: int) -> JSONResponse:
-    """A JSON array; a full page carries `X-Next-After-Id` and a `Link: rel="next"`."""
-    headers: dict[str, str] = {}
-    if items and len(items) == limit:
-        cursor = str(items[-1]["id"])
-        headers["X-Next-After-Id"] = cursor
-        following = {k: v for k, v in request.query_params.items() if k != "after_id"}
-        following["after_id"] = cursor
-        headers["Link"] = f'<{request.url.path}?{urlencode(following)}>; rel="next"'
-    return JSONResponse(items, headers=headers)
-
-
 def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["loans"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
@@ -229,10 +247,10 @@ def router(ctx: ApiContext) -> APIRouter:
     def today() -> date:
         return local_date(ctx.clock_ms())
 
-    async def change(loan_no: str, apply: LoanChange) -> dict[str, Any]:
+    async def change(loan_no: str, apply: LoanChange, who: Identity) -> dict[str, Any]:
         number = loan_number(loan_no)
         try:
-            loan, action = await ctx.stores.run(lambda s: s.update_loan(number, apply))
+            loan, action = await ctx.scoped(who, lambda s: s.update_loan(number, apply))
         except LoanNotFoundError:
             raise not_found(f"no loan {number}") from None
         except LoanTransitionError as exc:
@@ -245,14 +263,25 @@ def router(ctx: ApiContext) -> APIRouter:
             ctx.loan_changed(loan, action)
         return {"loan": loan_json(loan, today()), "action": action_json(action)}
 
-    @api.post("/loans", status_code=201, responses={201: {"model": LoanOut}, **errors(*ROLE, 409)})
+    @api.post(
+        "/loans", status_code=201, responses={201: {"model": LoanOut}, **errors(*ROLE, 404, 409)}
+    )
     async def create(body: NewLoan, who: admin) -> JSONResponse:
         """Records a loan on a car; 409 when the loan number is taken."""
         if body.paid_through is not None and body.paid_through < body.start_date:
             raise bad_request("body.paid_through", "is before start_date")
+        borrower_id = body.borrower_id
+        name = body.borrower_name
+        if name is None:
+            found = await ctx.scoped(
+                who, lambda s: None if borrower_id is None else s.borrower(borrower_id)
+            )
+            if found is None:
+                raise not_found(f"borrower_id: no borrower {borrower_id}")
+            name = found.name
         loan = new_loan(
             loan_no=body.loan_no,
-            borrower_name=body.borrower_name,
+            borrower_name=name,
             vehicle_id=body.vehicle_id,
             principal=Decimal(body.principal),
             currency=body.currency,
@@ -263,8 +292,9 @@ def router(ctx: ApiContext) -> APIRouter:
             paid_through=body.paid_through,
             now_ms=ctx.clock_ms(),
         )
+        loan = replace(loan, borrower_id=borrower_id)
         try:
-            stored = await ctx.stores.run(lambda s: s.create_loan(loan))
+            stored = await ctx.scoped(who, lambda s: s.create_loan(loan, body.org))
         except LoanExistsError:
             raise ApiError(409, "conflict", f"loan {body.loan_no} already exists") from None
         return JSONResponse(loan_json(stored, today()), status_code=201)
@@ -299,8 +329,8 @@ def router(ctx: ApiContext) -> APIRouter:
             vehicle_id=vehicle_id,
             branch=branch,
         )
-        page = await ctx.stores.run(lambda s: s.find_loans(where, after_id=after_id, limit=limit))
-        return _paged(request, [loan_json(loan, day) for loan in page], limit)
+        page = await ctx.scoped(who, lambda s: s.loans(where, after_id=after_id, limit=limit))
+        return paged(request, [loan_json(loan, day) for loan in page], limit)
 
     @api.get(
         "/loans/{loan_no}",
@@ -308,40 +338,39 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={200: {"model": LoanDetail}, **errors(*KEYED, 404)},
     )
     async def get_loan(loan_no: LoanNo, who: viewer) -> dict[str, Any]:
-        """The loan with its DPD and bucket for today, its car's devices (latest position,
-        online state) and the car's unresolved alerts."""
+        """The loan with its DPD and bucket for today, its borrower (masked for viewers), its
+        car's devices (latest position, online state) and the car's unresolved alerts."""
         number = loan_number(loan_no)
 
-        def read(
-            store: Store,
-        ) -> tuple[Loan, list[Device], Any, dict[str, DeviceClock], list[StoredAlert]] | None:
-            loan = store.get_loan(number)
+        def read(store: ScopedStore) -> LoanRead | None:
+            loan = store.loan(number)
             if loan is None:
                 return None
-            devices = store.find_devices(vehicle_id=loan.vehicle_id, limit=_MAX_LISTED)
-            latest = store.latest([d.terminal for d in devices])
-            clocks = store.device_clocks([d.terminal for d in devices])
+            borrower = None if loan.borrower_id is None else store.borrower(loan.borrower_id)
+            devices = store.devices(vehicle_id=loan.vehicle_id, limit=_MAX_LISTED)
+            latest = store.latest(devices)
+            clocks = store.clocks(devices)
             alerts: list[StoredAlert] = []
             for state in (AlertState.OPEN, AlertState.ACKNOWLEDGED):
-                alerts += store.list_alerts(
-                    vehicle_id=loan.vehicle_id, state=state, limit=_MAX_LISTED
-                )
-            return loan, devices, latest, clocks, sorted(alerts, key=lambda a: a.id)
+                alerts += store.alerts(vehicle_id=loan.vehicle_id, state=state, limit=_MAX_LISTED)
+            return loan, borrower, devices, latest, clocks, sorted(alerts, key=lambda a: a.id)
 
-        found = await ctx.stores.run(read)
+        found = await ctx.scoped(who, read)
         if found is None:
             raise not_found(f"no loan {number}")
-        loan, devices, latest, clocks, alerts = found
+        loan, borrower, devices, latest, clocks, alerts = found
         terminals = [d.terminal for d in devices]
         positions = {
             terminals[int(d)]: position_json(latest, i) for i, d in enumerate(latest.device)
         }
+        online = await online_of(ctx, terminals)
         return {
             **loan_json(loan, today()),
+            "borrower": None if borrower is None else borrower_json(borrower, who),
             "devices": [
                 device_json(
                     d,
-                    online=is_online(ctx, d.terminal),
+                    online=online(d.terminal),
                     latest=positions.get(d.terminal),
                     with_latest=True,
                     show_auth_code=who.can(Role.ADMIN),
@@ -363,14 +392,14 @@ def router(ctx: ApiContext) -> APIRouter:
             through = body.paid_through or paid_through_after(loan, body.installments or 1)
             return apply_payment(loan, through, who.name, body.note, day, now_ms)
 
-        return await change(loan_no, apply)
+        return await change(loan_no, apply, who)
 
     @api.post("/loans/{loan_no}/transition", response_model=None, responses=changed)
     async def move(loan_no: LoanNo, body: Move, who: officer) -> dict[str, Any]:
         """Moves the loan to `to`; a move the loan model forbids is a 409 naming from and to."""
         now_ms = ctx.clock_ms()
         return await change(
-            loan_no, lambda loan: transition(loan, body.to, who.name, body.note, now_ms)
+            loan_no, lambda loan: transition(loan, body.to, who.name, body.note, now_ms), who
         )
 
     @api.post(
@@ -386,6 +415,7 @@ def router(ctx: ApiContext) -> APIRouter:
             lambda loan: log_collection(
                 loan, body.stage, body.channel, body.outcome, who.name, body.note, now_ms
             ),
+            who,
         )
         return JSONResponse(out, status_code=201)
 
@@ -403,11 +433,11 @@ def router(ctx: ApiContext) -> APIRouter:
         """The loan's log (collection steps, payments, state moves), oldest first."""
         number = loan_number(loan_no)
         try:
-            page = await ctx.stores.run(
-                lambda s: s.loan_actions(number, after_id=after_id, limit=limit)
+            page = await ctx.scoped(
+                who, lambda s: s.loan_actions(number, after_id=after_id, limit=limit)
             )
         except LoanNotFoundError:
             raise not_found(f"no loan {number}") from None
-        return _paged(request, [action_json(a) for a in page], limit)
+        return paged(request, [action_json(a) for a in page], limit)
 
     return api

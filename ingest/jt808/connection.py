@@ -34,6 +34,7 @@ from ingest.jt808.messages import (
     RegisterResponse,
     ResendRequest,
     TerminalGeneralResponse,
+    VehicleControlReply,
 )
 from ingest.jt808.reassembly import Reassembler
 
@@ -182,6 +183,7 @@ class Jt808Connection:
             | PlatformGeneralResponse
             | RegisterResponse
             | LocationQueryReply
+            | VehicleControlReply
             | ParametersReply,
         ):
             answered = message.answer_serial

@@ -58,10 +58,11 @@ from ingest.jt808.messages import (
     Register,
     RegisterResponse,
     TerminalGeneralResponse,
+    VehicleControlReply,
 )
 
 # Messages that answer a platform command.
-_REPLIES = (TerminalGeneralResponse, LocationQueryReply, ParametersReply)
+_REPLIES = (TerminalGeneralResponse, LocationQueryReply, ParametersReply, VehicleControlReply)
 _LOCATION = MessageId.LOCATION_REPORT
 
 

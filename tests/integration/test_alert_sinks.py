@@ -10,6 +10,7 @@ import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
@@ -96,6 +97,24 @@ async def test_alerts_are_published_on_the_redis_channel_as_their_json(
 
 
 @pytest.mark.redis
+async def test_a_tenants_alerts_are_also_published_on_its_own_channel(redis_url: str) -> None:
+    base = f"lienwatch:alerts:test:{uuid.uuid4().hex[:8]}"
+    tenant = RedisListener(redis_url, f"{base}:7")
+    await tenant.start()
+    publisher = RedisPublisher(redis_url, channel=base)
+    ours = replace(stored(1), org=12, org_path="/1/7/12/", tenant=7)
+    theirs = replace(stored(2), org=8, org_path="/1/8/", tenant=8)
+    try:
+        await publisher.send([theirs, stored(3), ours])
+        await until(lambda: len(tenant.got) == 1)
+        await asyncio.sleep(0.1)
+    finally:
+        await publisher.aclose()
+        await tenant.close()
+    assert tenant.got == [ours.to_json()]
+
+
+@pytest.mark.redis
 async def test_redis_on_a_closed_port_fails_the_sink_only_and_logs_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -150,14 +169,14 @@ async def test_redis_cut_then_restored_delivers_the_kept_alerts_in_order(
 class MqttListener:
     """A paho subscriber on lienwatch/alerts/#, keeping this test's messages (by device)."""
 
-    def __init__(self, url: str, device: str) -> None:
+    def __init__(self, url: str, device: str, topic: str = "lienwatch/alerts/#") -> None:
         host, port, _, _ = parse_mqtt_url(url)
         self.device = device
         self.got: list[tuple[str, int, dict[str, object]]] = []
         self.ready = threading.Event()
         self.lock = threading.Lock()
         self.client = paho.Client(CallbackAPIVersion.VERSION2)
-        self.client.on_connect = lambda c, *a: c.subscribe("lienwatch/alerts/#", qos=1)
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *a: self.ready.set()
         self.client.on_message = self._on_message
         self.client.connect(host, port)
@@ -192,6 +211,23 @@ async def test_alerts_are_published_on_their_type_topic_with_qos_1(mqtt_url: str
         stored(1, device).to_json(),
         stored(2, device).to_json(),
     ]
+
+
+@pytest.mark.mqtt
+async def test_a_tenants_alerts_are_also_on_its_own_topic(mqtt_url: str) -> None:
+    device = f"0139{uuid.uuid4().int % 10**8:08d}"
+    listener = MqttListener(mqtt_url, device, "lienwatch/tenants/#")
+    publisher = MqttPublisher(mqtt_url)
+    ours = replace(stored(1, device), org=12, org_path="/1/7/12/", tenant=7)
+    try:
+        await until(lambda: publisher.connected)
+        await publisher.send([stored(2, device), ours])
+        await until(lambda: len(listener.got) == 1)
+        await asyncio.sleep(0.1)
+    finally:
+        await publisher.aclose()
+        listener.close()
+    assert listener.got == [("lienwatch/tenants/7/alerts/power_cut", 1, ours.to_json())]
 
 
 @pytest.mark.mqtt

@@ -28,7 +28,13 @@ from simulators.device import Device as SimulatedDevice
 from simulators.device import Shuttle
 from simulators.wire import Clock, run_tcp
 from store import CommandState, Device, open_store
-from tests.support.api import ApiUnderTest, api_under_test, async_api_under_test, error
+from tests.support.api import (
+    ApiUnderTest,
+    api_under_test,
+    async_api_under_test,
+    error,
+    online_where,
+)
 
 A = "013900000001"
 T0_MS = 1_735_689_600_000
@@ -146,8 +152,15 @@ def test_parameters_and_tracking_are_encoded_as_the_codec_does(
         "kind": "set_parameters",
         "params": {"default_interval_s": 30, "0x0013": "10.0.0.1:6808", "0xF001": 9},
     }
-    answer = post(f"/api/v1/devices/{A}/commands", json=set_params, headers=officer)
-    assert answer.status_code == 200
+    requested = post(f"/api/v1/devices/{A}/commands", json=set_params, headers=officer)
+    assert requested.status_code == 202  # a server address needs a second person
+    assert requested.json()["state"] == "pending"
+    approval = requested.json()["id"]
+    answer = post(f"/api/v1/approvals/{approval}/approve", headers=api.admin)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "approved"
+    answer = api.client.get(f"/api/v1/commands/{answer.json()['command_id']}", headers=officer)
+    assert answer.json()["approved_by"] == "admin"
     known = SetParameters.of(
         {ParamId.DEFAULT_INTERVAL_S: 30, ParamId.SERVER_ADDRESS: "10.0.0.1:6808"}
     ).params
@@ -259,7 +272,7 @@ async def test_commands_reach_a_real_gateway_terminal_and_wait_while_it_is_offli
             store_factory=lambda: open_store(store_url, tmp_path),
         )
         api.context.send_command = gateway.send_command
-        api.context.online = lambda terminal: terminal in gateway.sessions
+        api.context.online = online_where(lambda terminal: terminal in gateway.sessions)
         host, port = await gateway.start()
         stop = asyncio.Event()
         tracker = SimulatedDevice("13900000030", Shuttle(121.5, 31.3), start_ms=T0_MS)

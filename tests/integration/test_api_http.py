@@ -56,7 +56,11 @@ def test_requests_without_a_valid_bearer_key_get_401(api: ApiUnderTest) -> None:
 def test_roles_nest_viewer_reads_officer_acts_admin_manages(api: ApiUnderTest) -> None:
     client = api.client
     viewer, officer = api.key("viewer"), api.key("officer")
-    assert client.get("/api/v1/me", headers=viewer).json() == {"name": "k-viewer", "role": "viewer"}
+    assert client.get("/api/v1/me", headers=viewer).json() == {
+        "name": "k-viewer",
+        "role": "viewer",
+        "org": 1,
+    }
     assert client.get("/api/v1/devices", headers=viewer).status_code == 200
     fence = {"type": "Feature", "properties": {"id": "f", "kind": "hotspot"}, "geometry": None}
     for headers in (viewer, officer):
@@ -161,6 +165,7 @@ def test_the_bootstrap_creates_an_admin_key_once_or_stores_the_configured_one(
     assert client.get("/api/v1/me", headers=api.auth("configured-secret-1")).json() == {
         "name": "admin",
         "role": "admin",
+        "org": 1,
     }
     error(client.get("/api/v1/me", headers=api.admin), 401, "unauthorized")  # replaced
 
@@ -286,6 +291,12 @@ def test_latest_position_has_the_fields_of_the_decode_contract(api: ApiUnderTest
         "received": "2024-01-01T12:00:01.250+08:00",
         "flags": [],
         "valid": True,
+        "place": {
+            "province": "上海市",
+            "city": "上海市",
+            "district": "浦东新区",
+            "adcode": "310115",
+        },
     }
 
 

@@ -16,7 +16,9 @@ import pytest
 from alerts.delivery.signing import SIGNATURE_HEADER, verify
 from alerts.delivery.webhooks import WebhookDeliverer, WebhookPolicy
 from alerts.model import Alert, AlertType
-from store import Store, WebhookState, migrate, open_store
+from organizations import EVERYWHERE, Scope, UnitKind
+from store import Device, Store, WebhookState, migrate, open_store
+from store.scoped import ScopedStore
 
 T0 = 1_709_280_000_000
 SECRET = "s3cret"
@@ -203,3 +205,40 @@ def test_the_thread_delivers_when_notified(
         worker.stop()
     ((_, headers, _),) = receiver.requests
     assert SIGNATURE_HEADER not in headers  # no secret configured: unsigned
+
+
+def test_a_units_receiver_gets_its_subtrees_alerts_signed_with_its_own_secret(
+    store: Store, url: str | None, tmp_path: Path, receiver: Receiver
+) -> None:
+    root = ScopedStore(store, EVERYWHERE, "admin", lambda: T0)
+    acme = root.create_unit("Acme", UnitKind.TENANT, None)
+    north = root.create_unit("North", UnitKind.BRANCH, acme.id)
+    other = root.create_unit("Other", UnitKind.TENANT, None)
+    for terminal, vehicle, unit in (("1", "V1", north), ("2", "V2", other)):
+        root.provision(Device(terminal, vehicle_id=vehicle), org=unit.id, unbind=False,
+                       check=lambda known: None)  # fmt: skip
+    acme_admin = ScopedStore(store, Scope(acme.id, acme.path), "acme-admin", lambda: T0)
+    added = acme_admin.add_endpoint(receiver.url + "/acme", "acme-secret", None)
+    assert added is not None and added.org == acme.id
+    assert acme_admin.add_endpoint(receiver.url + "/acme", "again", None) is None
+    alerts = [
+        Alert(AlertType.POWER_CUT, "1", "V1", T0),  # North's car: under Acme
+        Alert(AlertType.POWER_CUT, "2", "V2", T0),  # Other's
+    ]
+    ours, theirs = store.add_alerts(alerts, T0, [receiver.url + "/platform"]).new
+    assert (ours.org, ours.tenant, theirs.tenant) == (north.id, acme.id, other.id)
+    worker = deliverer(url, tmp_path, Clock(T0))
+    try:
+        assert worker.run_once() == 3
+    finally:
+        worker.stop()
+    got = sorted((path, json.loads(body)["id"]) for path, _, body in receiver.requests)
+    assert got == [("/acme", ours.id), ("/platform", ours.id), ("/platform", theirs.id)]
+    bodies = {(p, json.loads(b)["id"]): (h, b) for p, h, b in receiver.requests}
+    headers, body = bodies[("/acme", ours.id)]
+    assert verify("acme-secret", body, headers[SIGNATURE_HEADER])
+    assert not verify(SECRET, body, headers[SIGNATURE_HEADER])
+    headers, body = bodies[("/platform", ours.id)]
+    assert verify(SECRET, body, headers[SIGNATURE_HEADER])
+    assert acme_admin.remove_endpoint(added.id)
+    assert ScopedStore(store, Scope(other.id, other.path), "o", lambda: T0).endpoints() == []

@@ -8,7 +8,7 @@ test's own loop, beside a gateway the test starts.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,9 +20,11 @@ import numpy as np
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from alerts.delivery.hub import AlertHub
 from api.app import READY, create_app
 from api.auth import ensure_admin_key
 from api.context import ApiContext, CommandSender
+from api.routes.alerts import alerts_router
 from api.stores import StoreAccess
 from positions import PositionBatch
 from store import Device, Store, migrate, open_store
@@ -116,12 +118,22 @@ class ApiUnderTest:
             store.close()
 
 
+def online_where(connected: Callable[[str], bool]) -> Callable[[list[str]], Awaitable[set[str]]]:
+    """`ApiContext.online` answering by a predicate on each terminal."""
+
+    async def online(terminals: list[str]) -> set[str]:
+        return {t for t in terminals if connected(t)}
+
+    return online
+
+
 def _build(
     url: str | None,
     data_dir: Path,
     send_command: CommandSender | None,
     online: Callable[[str], bool] | None,
     max_track_points: int,
+    with_alerts: bool = False,
 ) -> tuple[FastAPI, ApiContext, str, list[Device]]:
     migrate(url, data_dir)
     store = open_store(url, data_dir)
@@ -134,11 +146,21 @@ def _build(
     context = ApiContext(
         stores=StoreAccess(lambda: open_store(url, data_dir), threads=2),
         send_command=send_command,
-        online=online or (lambda terminal: terminal.endswith("1")),
+        online=online_where(online or (lambda terminal: terminal.endswith("1"))),
         device_changed=changed.append,
         device_reprovisioned=changed.append,
         max_track_points=max_track_points,
     )
+    if with_alerts:  # as the composition root adds them
+        context.extra_routers.append(
+            alerts_router(
+                context.stores,
+                AlertHub(),
+                context.auth.viewer,
+                act=context.auth.officer,
+                clock_ms=context.clock_ms,
+            )
+        )
     app = create_app(registry=CollectorRegistry(), ready=lambda: READY, context=context)
     return app, context, admin_key, changed
 
@@ -150,9 +172,13 @@ def api_under_test(
     send_command: CommandSender | None = None,
     online: Callable[[str], bool] | None = None,
     max_track_points: int = 100_000,
+    with_alerts: bool = False,
 ) -> Iterator[ApiUnderTest]:
-    """Migrates the store, bootstraps an admin key and serves the app to a blocking client."""
-    app, context, admin_key, changed = _build(url, data_dir, send_command, online, max_track_points)
+    """Migrates the store, bootstraps an admin key and serves the app to a blocking client
+    (with the alert routes when asked)."""
+    app, context, admin_key, changed = _build(
+        url, data_dir, send_command, online, max_track_points, with_alerts
+    )
     with blocking_client(app) as client:
         yield ApiUnderTest(client, context, url, data_dir, admin_key, changed)
 

@@ -39,6 +39,8 @@ from ingest.jt808.messages import (
     TerminalControl,
     TerminalGeneralResponse,
     TextMessage,
+    VehicleControl,
+    VehicleControlReply,
 )
 
 # Ids of the message classes with a strategy below; an unknown id is any id outside this set.
@@ -46,6 +48,7 @@ DECODED_IDS = frozenset(
     {
         0x0001, 0x0002, 0x0003, 0x0100, 0x0102, 0x0104, 0x0200, 0x0201, 0x0704, 0x0800,
         0x0900, 0x8001, 0x8003, 0x8100, 0x8103, 0x8104, 0x8105, 0x8201, 0x8202, 0x8300,
+        0x0500, 0x8500,
     }
 )  # fmt: skip
 
@@ -289,6 +292,8 @@ def message_strategies(edition: Edition) -> dict[str, st.SearchStrategy[Any]]:
         "location_query": st.just(LocationQuery()),
         "temporary_tracking": temporary_tracking(),
         "terminal_control": st.builds(TerminalControl, u8, text(60)),
+        "vehicle_control": st.builds(VehicleControl, u8),
+        "vehicle_control_reply": st.builds(VehicleControlReply, u16, location_reports()),
         "text_message": st.builds(TextMessage, u8, text(200)),
         "resend_request": resend_requests(edition),
         "pass_through": st.builds(PassThrough, u8, st.binary(max_size=60)),
@@ -429,6 +434,8 @@ def sample_messages(edition: Edition) -> list[Message]:
         TemporaryTracking(30, 3600),
         TemporaryTracking(0, 0),
         TerminalControl(4, ""),
+        VehicleControl(1),
+        VehicleControlReply(12, where),
         TextMessage(0x08, "#0;1"),
         ResendRequest(5, (2, 3), layout),
         PassThrough(0x41, b"\x7e\x7d\x00"),

@@ -1,0 +1,143 @@
+"""Dangerous commands waiting for a second person: requests, approvals, refusals, expiry.
+
+A request is stored with the message exactly as it will be sent; an approval moves it from
+`pending` to `approved` in one conditional UPDATE (still pending, not expired, approved by
+someone else), so two approvers racing both cannot send it twice. Pending requests past their
+deadline become `expired` before any read or decision. SQL written once for both databases
+(`store.statements`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from organizations import Scope
+from store.orgs import scope_condition
+from store.statements import StatementRunner
+
+_FIELDS = (
+    "id, terminal, org_id, msg_id, body, request, requested_by, requested_ms, expires_ms,"
+    " state, decided_by, decided_ms, command_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    id: int
+    terminal: str
+    org: int
+    msg_id: int
+    body: bytes
+    request: str  # the request as the API logs it (JSON)
+    requested_by: str
+    requested_ms: int
+    expires_ms: int
+    state: str  # pending, approved, rejected, expired
+    decided_by: str | None
+    decided_ms: int | None
+    command_id: int | None
+
+
+def _approval(row: tuple[object, ...] | list[object]) -> Approval:
+    (i, terminal, org, msg_id, body, request, by, at, expires, state, decided_by, decided_ms,
+     command_id) = row  # fmt: skip
+    return Approval(
+        int(i),  # type: ignore[call-overload]
+        str(terminal),
+        int(org),  # type: ignore[call-overload]
+        int(msg_id),  # type: ignore[call-overload]
+        bytes(body),  # type: ignore[call-overload]
+        str(request),
+        str(by),
+        int(at),  # type: ignore[call-overload]
+        int(expires),  # type: ignore[call-overload]
+        str(state),
+        None if decided_by is None else str(decided_by),
+        None if decided_ms is None else int(decided_ms),  # type: ignore[call-overload]
+        None if command_id is None else int(command_id),  # type: ignore[call-overload]
+    )
+
+
+def expire(runner: StatementRunner, now_ms: int) -> None:
+    runner._run(
+        "expire approvals",
+        "UPDATE command_approvals SET state = 'expired', decided_ms = expires_ms"
+        " WHERE state = 'pending' AND expires_ms <= ?",
+        (now_ms,),
+    )
+
+
+def add(
+    runner: StatementRunner,
+    *,
+    terminal: str,
+    org: int,
+    msg_id: int,
+    body: bytes,
+    request: str,
+    requested_by: str,
+    now_ms: int,
+    expires_ms: int,
+) -> Approval:
+    row = runner._run(
+        "request approval",
+        "INSERT INTO command_approvals (terminal, org_id, msg_id, body, request, requested_by,"
+        " requested_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (terminal, org, msg_id, body, request, requested_by, now_ms, expires_ms),
+    ).rows[0]
+    found = get(runner, int(row[0]), None)
+    assert found is not None
+    return found
+
+
+def get(runner: StatementRunner, approval_id: int, scope: Scope | None) -> Approval | None:
+    where = "id = ?"
+    params: list[Any] = [approval_id]
+
+    within, scope_params = scope_condition(scope)
+    if within is not None:
+        where, params = f"{where} AND {within}", [*params, *scope_params]
+    rows = runner._run(
+        "read approval", f"SELECT {_FIELDS} FROM command_approvals WHERE {where}", params
+    ).rows
+    return _approval(rows[0]) if rows else None
+
+
+def find(
+    runner: StatementRunner, scope: Scope, *, state: str | None, after_id: int, limit: int
+) -> list[Approval]:
+    where = "id > ?"
+    params: list[Any] = [after_id]
+    if state is not None:
+        where, params = f"{where} AND state = ?", [*params, state]
+    within, scope_params = scope_condition(scope)
+    if within is not None:
+        where, params = f"{where} AND {within}", [*params, *scope_params]
+    rows = runner._run(
+        "list approvals",
+        f"SELECT {_FIELDS} FROM command_approvals WHERE {where} ORDER BY id LIMIT ?",
+        (*params, limit),
+    ).rows
+    return [_approval(r) for r in rows]
+
+
+def decide(runner: StatementRunner, approval_id: int, state: str, actor: str, now_ms: int) -> bool:
+    """Moves a pending, unexpired request to `state` unless `actor` asked for it."""
+    return (
+        runner._run(
+            "decide approval",
+            "UPDATE command_approvals SET state = ?, decided_by = ?, decided_ms = ?"
+            " WHERE id = ? AND state = 'pending' AND expires_ms > ? AND requested_by <> ?",
+            (state, actor, now_ms, approval_id, now_ms, actor),
+        ).rowcount
+        == 1
+    )
+
+
+def attach_command(runner: StatementRunner, approval_id: int, command_id: int) -> None:
+    runner._run(
+        "link approved command",
+        "UPDATE command_approvals SET command_id = ? WHERE id = ?",
+        (command_id, approval_id),
+    )
