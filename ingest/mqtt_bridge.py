@@ -11,7 +11,9 @@ one pass, its reports go to the group commit like TCP reads (a plain 0x0200 of a
 authenticated session straight to it), and the read's PUBACKs go out in one write. The 0x8001
 acknowledgements of a commit are published after it, gathered into one write. Several gateways
 share the trackers through a shared subscription (`$share/GROUP/lienwatch/up/+`); whichever
-gateway receives a terminal's frames holds its session and publishes its down topic.
+gateway receives a terminal's frames holds its session and publishes its down topic. Every frame
+of a terminal must reach the same gateway, which a broker choosing the member by topic does
+(EMQX `hash_topic`) and Mosquitto, dealing messages out in turn, does not.
 
 When the gateway pauses reading (journal full, too many reports waiting), the bridge holds what
 still arrives without acknowledging it, so the broker stops at its window (Receive Maximum) and

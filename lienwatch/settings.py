@@ -166,8 +166,9 @@ class Settings(BaseSettings):
     # host name and the data directory.
     mqtt_client_id: str = ""
     # The shared subscription's group (`$share/GROUP/lienwatch/up/+`, contracts section 9), so
-    # several gateways split the MQTT trackers; empty subscribes to `lienwatch/up/+` alone, for
-    # a broker without shared subscriptions.
+    # several gateways split the MQTT trackers (on a broker that shares by topic: every frame of
+    # a terminal must reach one gateway); empty subscribes to `lienwatch/up/+` alone, for a
+    # broker without shared subscriptions.
     mqtt_share_group: str = "lienwatch"
     # Positions older than this many days leave the store (checked every 6 h); unset keeps all.
     retention_days: int | None = Field(default=None, ge=1)
