@@ -124,7 +124,10 @@ async def test_a_broker_restart_mid_load_loses_no_acknowledged_report(
         await asyncio.sleep(0.5)
         await asyncio.to_thread(broker.start)
         first = await load
-        assert 0 < first.acknowledged < first.sent  # the outage cut some off
+        # The outage cut some off: reports sent and not acknowledged, or sends refused while
+        # the broker was away (which of the two depends on where in a send it fell).
+        assert first.acknowledged > 0
+        assert first.acknowledged < first.sent or first.errors > 0
         # The bridge reconnects by itself: a fresh fleet is served in full.
         assert await bridge.client.wait_ready(10.0)
         cfg = LoadConfig(
