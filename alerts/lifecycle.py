@@ -74,6 +74,9 @@ class StoredAlert:
     org: int | None = None  # the owning organization unit (its vehicle's, else its device's)
     org_path: str | None = None  # that unit's id path from the platform root (`/1/7/12/`)
     tenant: int | None = None  # the tenant above it (None: the platform's own)
+    assignee: str | None = None
+    assigned_by: str | None = None
+    assigned_ms: int | None = None
 
     def to_json(self, tz: timezone = DEFAULT_UTC_OFFSET) -> dict[str, Any]:
         """Contracts section 3's alert plus `id`, `state` and the lifecycle fields."""
@@ -93,6 +96,9 @@ class StoredAlert:
             "resolved_at": when(self.resolved_ms),
             "note": self.note,
             "org": self.org,
+            "assignee": self.assignee,
+            "assigned_by": self.assigned_by,
+            "assigned_at": when(self.assigned_ms),
         }
 
 
@@ -121,3 +127,20 @@ def transition(
     if target is AlertState.ACKNOWLEDGED:
         return replace(moved, acknowledged_by=actor, acknowledged_ms=now_ms)
     return replace(moved, resolved_by=actor, resolved_ms=now_ms)
+
+
+def assign(
+    stored: StoredAlert, assignee: str | None, actor: str, note: str | None, now_ms: int
+) -> StoredAlert:
+    """The alert after `actor` handed it to `assignee` (None: nobody) at `now_ms`; its state
+    stays. A resolved alert is final: assigning it is a TransitionError."""
+    if stored.state is AlertState.RESOLVED:
+        raise TransitionError(stored.id, stored.state, stored.state)
+    return replace(
+        stored,
+        assignee=assignee,
+        assigned_by=actor,
+        assigned_ms=now_ms,
+        updated_ms=now_ms,
+        note=note if note is not None else stored.note,
+    )

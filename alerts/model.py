@@ -29,6 +29,9 @@ class AlertType(enum.StrEnum):
     TOW = "tow"
     FROZEN_POSITION = "frozen_position"
     HOTSPOT_DWELL_CRITICAL = "hotspot_dwell_critical"
+    NOT_HOME = "not_home"
+    NIGHT_TRIPS = "night_trips"
+    GATHERING = "gathering"
     # Raised by the gateway, not the engine: two connections fighting over one terminal.
     DEVICE_CONFLICT = "device_conflict"
 
@@ -51,6 +54,9 @@ SEVERITY: dict[AlertType, str] = {
     AlertType.TOW: "high",
     AlertType.FROZEN_POSITION: "medium",
     AlertType.HOTSPOT_DWELL_CRITICAL: "critical",
+    AlertType.NOT_HOME: "medium",
+    AlertType.NIGHT_TRIPS: "low",
+    AlertType.GATHERING: "high",
     AlertType.DEVICE_CONFLICT: "high",
 }
 

@@ -36,6 +36,9 @@ WEIGHTS: dict[AlertType, float] = {
     AlertType.GEOFENCE_EXIT: 5.0,
     AlertType.OVERSPEED: 5.0,
     AlertType.GPS_JUMP: 3.0,
+    AlertType.NOT_HOME: 15.0,  # nights away from home: the car may have changed hands
+    AlertType.NIGHT_TRIPS: 5.0,
+    AlertType.GATHERING: 20.0,  # parked where cars of other borrowers gather
 }
 
 # (first type, second type, bonus, why): both within the combination window.

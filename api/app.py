@@ -22,15 +22,21 @@ from api.idempotency import BodyLimit, Idempotency
 from api.models import Health
 from api.routes import (
     approvals,
+    backtests,
     commands,
     devices,
+    exports,
     fences,
+    figures,
     keys,
     loans,
+    map_data,
     orgs,
     pages,
     parties,
+    spots,
     webhooks,
+    whereabouts,
 )
 
 
@@ -131,12 +137,28 @@ def create_app(
 
     if context is not None:
         checked = [Depends(_sane_text)]
-        modules = (keys, orgs, devices, parties, fences, commands, approvals, loans, webhooks)
+        modules = (
+            keys,
+            orgs,
+            devices,
+            parties,
+            fences,
+            commands,
+            approvals,
+            loans,
+            webhooks,
+            whereabouts,
+            spots,
+            backtests,
+            figures,
+            exports,
+        )
         for module in modules:
             app.include_router(module.router(context), dependencies=checked)
+        app.include_router(map_data.router(context, context.map_options), dependencies=checked)
         for extra in context.extra_routers:
             app.include_router(extra, dependencies=checked)
-        app.include_router(pages.router())
+        app.include_router(pages.router(context.map_options))
         # Outermost last: the body bound acts before anything reads a body.
         app.add_middleware(Idempotency, stores=context.stores, clock_ms=context.clock_ms)
         app.add_middleware(

@@ -10,6 +10,7 @@ from typing import TypeVar
 from fastapi import APIRouter
 
 from api.auth import Authenticator, Identity
+from api.map_options import MapOptions
 from api.stores import StoreAccess
 from ingest.commands import CommandOutcome
 from ingest.jt808.messages import Message
@@ -33,7 +34,8 @@ class ApiContext:
 
     - `stores`: thread-pooled store access (one store per worker thread).
     - `send_command`: delivers commands; None answers 503 to command requests.
-    - `online(terminal)`: whether the terminal has a live connection now (the gateway knows).
+    - `online(terminals)`: those of `terminals` with a live connection now (this process's
+      gateway knows its own; in a split deployment the store knows which gateway holds each).
     - `device_changed(device)`: told after a device is provisioned or rebound, so the gateway's
       registry sees the new auth code and vehicle at once.
     - `device_reprovisioned(device)`: told after an admin re-provisioned replaced hardware
@@ -42,6 +44,7 @@ class ApiContext:
     - `loan_changed(loan, action)`: told after a loan changed through the API, with its log
       entry (the live side tightens or relaxes the car's monitoring when it enters or leaves
       overdue). Called on the event loop; it must only schedule its work.
+    - `map_options`: the map page's tile layer, its datum and the boundary set.
     - `extra_routers`: more routes (alerts), built with `auth`'s dependencies.
     - `close_stores`: the app closes `stores` when it shuts down.
     - `max_body_bytes`: the largest request body (413 above it, before it is read).
@@ -52,7 +55,7 @@ class ApiContext:
 
     stores: StoreAccess
     send_command: CommandSender | None = None
-    online: Callable[[str], bool] | None = None
+    online: Callable[[list[str]], Awaitable[set[str]]] | None = None
     device_changed: Callable[[Device], None] | None = None
     loan_changed: Callable[[Loan, CaseAction], None] | None = None
     device_reprovisioned: Callable[[Device], None] | None = None
@@ -62,6 +65,7 @@ class ApiContext:
     max_body_bytes: int = 1024 * 1024
     close_stores: bool = True
     fixed_keys: frozenset[str] = frozenset()
+    map_options: MapOptions = field(default_factory=MapOptions)
     auth: Authenticator = field(init=False)
 
     def __post_init__(self) -> None:

@@ -64,6 +64,16 @@ class Deleted(BaseModel):
     deleted: str
 
 
+class PlaceOut(BaseModel):
+    """The administrative unit a point lies in (China's boundaries, offline); null at sea or
+    abroad."""
+
+    province: str = Field(examples=["浙江省"])
+    city: str = Field(examples=["杭州市"])
+    district: str = Field(examples=["西湖区"])
+    adcode: str = Field(description="the county's 6-digit code", examples=["330106"])
+
+
 class Position(BaseModel):
     """Contracts section 2's location body, plus the receive time, flags and validity."""
 
@@ -83,6 +93,7 @@ class Position(BaseModel):
     received: Time | None
     flags: list[FlagName]
     valid: bool
+    place: PlaceOut | None = Field(default=None, description="where the fix lies")
 
 
 class LatestPosition(Position):
@@ -222,6 +233,14 @@ class AlertOut(BaseModel):
     resolved_by: str | None
     resolved_at: Time | None
     note: str | None
+    place: PlaceOut | None = Field(
+        default=None,
+        description="where the vehicle was: the device's last valid fix at or before the"
+        " alert's time (within 6 h)",
+    )
+    assignee: str | None
+    assigned_by: str | None
+    assigned_at: Time | None
 
 
 class LoanOut(BaseModel):

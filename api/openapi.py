@@ -34,15 +34,17 @@ class ErrorBody(BaseModel):
 
 
 _WHY: dict[int, str] = {
-    400: "bad input (`bad_request`, `bad_fence`): the detail names the field",
+    400: "bad input (`bad_request`, `bad_fence`, `bad_rules`): the detail names the field",
     401: "no key, or a key the store does not know (`unauthorized`)",
     403: "the key's role is too low (`forbidden`)",
     404: "no such thing (`not_found`, `no_position`)",
     409: "the state forbids it (`conflict`, `last_admin`, `configured_key`,"
-    " `invalid_transition`, `loan_closed`, `identity_recorded`), or the `Idempotency-Key`"
+    " `invalid_transition`, `loan_closed`, `identity_recorded`, `already_decided`,"
+    " `fence_exists`), or the `Idempotency-Key`"
     " was used for another request (`idempotency_key_reused`) or its first request still runs"
     " (`idempotency_in_progress`)",
     413: "the body is too large (`too_large`)",
+    429: "too many backtests are waiting already (`too_many_backtests`)",
     503: "the database cannot be reached (`store_unavailable`, `schema`) or no gateway runs"
     " in this process (`commands_unavailable`)",
 }

@@ -4,7 +4,7 @@ The gateway's event loop acknowledges every tracker's reports; an API request th
 large fence body or encodes a 100,000-point track must not hold it. On its own loop, the API's
 work only shares the interpreter, which hands the gateway's thread control back every
 millisecond (`sys.setswitchinterval` in `lienwatch.runtime`). What the routes call on the
-gateway's side goes through thread-safe bridges (`lienwatch.runtime` builds them).
+gateway's side goes through thread-safe bridges (`lienwatch.services` builds them).
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ class StoreAccess:
         self._lock = threading.Lock()
         self._closed = False
 
+    def open(self) -> Store:
+        """A store of the caller's own (a long job off the pool); the caller closes it."""
+        return self._factory()
+
     async def run(self, call: Callable[[Store], T]) -> T:
         if self._closed:
             raise RuntimeError("the API's store access is closed")

@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.model import format_time
+from api.geocode import place as place_of
+from api.geocode import places as places_of
 from ingest.jt808.errors import Jt808UsageError
 from ingest.jt808.ids import Status
 from ingest.jt808.jsonview import location_json
@@ -58,6 +60,7 @@ def position_json(batch: PositionBatch, row: int, valid: bool | None = None) -> 
     out["received"] = iso(int(batch.recv_ms[row]))
     out["flags"] = flag_names(flags)
     out["valid"] = bool(batch.valid()[row]) if valid is None else valid
+    out["place"] = place_of(fields["lon"], fields["lat"]) if out["valid"] else None
     return out
 
 
@@ -103,7 +106,9 @@ def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
     sendable &= device_time >= 0
     device_times = _local_iso(np.where(sendable, device_time, 0), "ms")
     names = {int(f): flag_names(int(f)) for f in np.unique(batch.flags).tolist()}
-    valid = batch.valid().tolist()
+    valid_mask = batch.valid()
+    valid = valid_mask.tolist()
+    where = places_of(lon64, lat64, valid_mask)
     columns = zip(
         np.where(south, -lat, lat).tolist(),
         np.where(west, -lon, lon).tolist(),
@@ -126,6 +131,7 @@ def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
     ):
         if not fits:
             out.append(position_json(batch, row, ok))
+            out[-1]["place"] = where[row]
             continue
         out.append(
             {
@@ -141,6 +147,7 @@ def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
                 "received": rcv,
                 "flags": list(names[flags]),
                 "valid": ok,
+                "place": where[row],
             }
         )
     return out

@@ -22,6 +22,10 @@ data). The interface the rule layer uses, kept stable:
   their start times. Results do not depend on how a device's stream is cut into batches, and a
   new fence set (by fence id) carries the state over.
 - `SpotLibrary` and `load_spots(path)`: the shared risk-spot layer and each tenant's own.
+- `geofence.admin`: China's county outlines shipped in geofence/data (`default_regions()`),
+  `AdminRegions.resolve(lon, lat)` / `.places(...)` for batch reverse geocoding with a
+  `FenceSet` of the counties, and `geometry_of(adcode)` for administrative fences (a feature
+  with `"geometry": null` and an `adcode` property, `Fence.adcode`).
 
 Exports resolve on first use (PEP 562), so a command pays only for the modules it touches
 (the spot library, CRS conversion and their dependencies are not replay's).

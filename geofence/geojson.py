@@ -18,6 +18,7 @@ import shapely
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
+from geofence.admin import default_regions
 from geofence.crs import Crs, from_wgs84, to_wgs84
 from geofence.errors import FenceError
 from geofence.model import (
@@ -31,7 +32,10 @@ from geofence.model import (
 )
 
 Source = str | Path | Mapping[str, Any]
-_KNOWN = frozenset({"id", "name", "kind", "notify", "vehicles", "radius_m", "buffer_m", "crs"})
+_KNOWN = frozenset(
+    {"id", "name", "kind", "notify", "vehicles", "radius_m", "buffer_m", "crs", "adcode"}
+)
+_ADMIN_KINDS = (FenceKind.ALLOWED_AREA, FenceKind.ZONE)
 
 
 class _Bad(Exception):
@@ -100,6 +104,12 @@ def fences_to_geojson(fences: Sequence[Fence], crs: Crs = Crs.WGS84) -> dict[str
             properties["radius_m"] = fence.radius_m
         if fence.buffer_m is not None:
             properties["buffer_m"] = fence.buffer_m
+        if fence.adcode is not None:
+            # The unit, not its outline: a province is thousands of vertices, and the packaged
+            # set may be rebuilt with better outlines.
+            properties["adcode"] = fence.adcode
+            features.append({"type": "Feature", "properties": properties, "geometry": None})
+            continue
         if crs is not Crs.WGS84:
             properties["crs"] = str(crs)
         features.append(
@@ -188,8 +198,25 @@ def _fence(feature: Any, default_crs: Crs, default_kind: FenceKind | None, repai
     vehicles = _vehicles(props.get("vehicles"))
     crs = _parse_crs(props["crs"], "properties.crs") if "crs" in props else default_crs
     geometry_json = feature.get("geometry")
+    if geometry_json is None and "adcode" in props:
+        adcode, geometry, unit_name = _administrative(props["adcode"], kind)
+        extra = {k: v for k, v in props.items() if k not in _KNOWN}
+        return Fence(
+            id=fence_id,
+            kind=kind,
+            geometry=geometry,
+            name=name or unit_name,
+            notify=notify,
+            vehicles=vehicles,
+            adcode=adcode,
+            properties=extra,
+        )
     if not isinstance(geometry_json, Mapping):
-        raise _Bad("geometry", "expected a GeoJSON geometry object")
+        raise _Bad(
+            "geometry",
+            "expected a GeoJSON geometry object (or null with properties.adcode naming an"
+            " administrative unit)",
+        )
     geom_type = geometry_json.get("type")
     coords = geometry_json.get("coordinates")
     radius_m = buffer_m = None
@@ -225,6 +252,26 @@ def _fence(feature: Any, default_crs: Crs, default_kind: FenceKind | None, repai
         buffer_m=buffer_m,
         properties=extra,
     )
+
+
+def _administrative(value: Any, kind: FenceKind) -> tuple[str, BaseGeometry, str]:
+    """(adcode, outline, unit name) of an administrative fence: a province (`330000`), city
+    (`330100`) or county (`330106`) of China, as an `allowed_area` or a `zone`."""
+    field = "properties.adcode"
+    if kind not in _ADMIN_KINDS:
+        raise _Bad(
+            field, f"only an allowed_area or a zone may name an administrative unit, not a {kind}"
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or len(value) != 6 or not value.isascii() or not value.isdigit():
+        raise _Bad(field, 'expected a 6-digit administrative code, such as "330000"')
+    regions = default_regions()
+    geometry = regions.geometry_of(value)
+    name = regions.name_of(value)
+    if geometry is None or name is None:
+        raise _Bad(field, f"no administrative unit {value} (a province, city or county code)")
+    return value, geometry, name
 
 
 def _kind(value: Any, default: FenceKind | None) -> FenceKind:

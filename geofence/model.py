@@ -38,7 +38,9 @@ class Fence:
     """One fence, immutable. `geometry` is WGS-84 lon/lat.
 
     `vehicles` None means the fence applies to every vehicle. `properties` keeps the feature's
-    other properties (a risk spot's category, for instance) for the layers above.
+    other properties (a risk spot's category, for instance) for the layers above. `adcode` is
+    set on an administrative fence: its geometry is that unit's outline (`geofence.admin`),
+    and its GeoJSON names the unit instead of repeating the outline.
     """
 
     id: str
@@ -49,6 +51,7 @@ class Fence:
     vehicles: frozenset[str] | None = None
     radius_m: float | None = None
     buffer_m: float | None = None
+    adcode: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:

@@ -25,17 +25,10 @@ class Reporter(Protocol):
     device: int  # the terminal's index in the gateway's DeviceIndex
     closed: bool
 
-    @property
-    def terminal_raw(self) -> bytes: ...
-
-    @property
-    def edition(self) -> Edition: ...
-
-    @property
-    def protocol_version(self) -> int: ...
-
-    def reserve_serials(self, count: int) -> int:
-        """`count` consecutive serials for frames encoded elsewhere; the first is returned."""
+    def reserve_acks(self, count: int) -> tuple[int, bool, int, bytes]:
+        """Takes `count` consecutive serials for acks encoded elsewhere; returns the first,
+        whether the link speaks the 2019 edition, its protocol version and its raw terminal
+        id (one call per connection and commit: the ack path's only per-link question)."""
         ...
 
     def write_frames(self, data: bytes) -> None:
@@ -88,38 +81,56 @@ def send_acks(acks: Acks, now: float, metrics: GatewayMetrics) -> None:
 
 
 def _send_batch_acks(acks: Acks) -> None:
-    slot: dict[Reporter, int] = {}
-    sid = np.fromiter(
-        (slot.setdefault(s, len(slot)) for s in acks.links),
-        dtype=np.int64,
-        count=len(acks.links),
+    links = acks.links
+    n = len(links)
+    # Group the rows by connection (one object each), in order of first appearance.
+    keys = np.fromiter(map(id, links), dtype=np.int64, count=n)
+    _, first_row, sid, counts = np.unique(
+        keys, return_index=True, return_inverse=True, return_counts=True
     )
-    owners = list(slot)
-    counts = np.bincount(sid, minlength=len(owners))
-    first = np.array(
-        [o.reserve_serials(int(c)) for o, c in zip(owners, counts.tolist(), strict=True)],
-        dtype=np.int64,
-    )
-    wide = np.array([o.edition is Edition.V2019 for o in owners], dtype=bool)
+    sid = sid.reshape(-1)
+    owners = [links[i] for i in first_row.tolist()]
+    heads = [o.reserve_acks(c) for o, c in zip(owners, counts.tolist(), strict=True)]
+    first, wide_list, version_list, raws = zip(*heads, strict=True)
+    first_serial = np.array(first, dtype=np.int64)
+    wide = np.array(wide_list, dtype=bool)
+    version = np.array(version_list, dtype=np.int64)
+    # Rows sorted by connection: each connection's acks are one run, written in one call.
+    order = np.argsort(sid, kind="stable")
+    s_sorted = sid[order]
+    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+    within = np.arange(n) - np.repeat(starts, counts)
+    serial = (first_serial[s_sorted] + within) & 0xFFFF
     for v2019 in (False, True):
-        rows = np.flatnonzero(wide[sid] == v2019)
-        if not len(rows):
+        group = np.flatnonzero(wide == v2019)  # connections of this edition, in sid order
+        if not len(group):
             continue
-        order = rows[np.argsort(sid[rows], kind="stable")]
-        s_sorted = sid[order]
-        starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-        run_len = np.diff(np.r_[starts, len(order)])
-        within = np.arange(len(order)) - np.repeat(starts, run_len)
-        group = [owners[int(i)] for i in s_sorted[starts].tolist()]
-        ids = np.stack([np.frombuffer(o.terminal_raw, dtype=np.uint8) for o in group])
+        rows = np.flatnonzero(wide[s_sorted] == v2019)
+        width = 10 if v2019 else 6
+        joined = b"".join([raws[g] for g in group.tolist()])
+        if len(joined) != width * len(group):  # a link that never sent an id of this width
+            joined = b"".join([_id_bytes(raws[g], width) for g in group.tolist()])
+        ids = np.frombuffer(joined, dtype=np.uint8).reshape(len(group), width)
+        run_len = counts[group]
         frames = encode_general_responses(
             msg_id=0x8001,
-            terminals=ids[np.repeat(np.arange(len(group)), run_len)],
+            terminals=np.repeat(ids, run_len, axis=0),
             edition=Edition.V2019 if v2019 else Edition.V2013,
-            serial=(first[s_sorted] + within) & 0xFFFF,
-            answer_serial=acks.answer_serial[order],
+            serial=serial[rows],
+            answer_serial=acks.answer_serial[order[rows]],
             answer_id=0x0200,
-            protocol_version=np.repeat(np.array([o.protocol_version for o in group]), run_len),
+            protocol_version=np.repeat(version[group], run_len),
         )
-        for owner, a, n in zip(group, starts.tolist(), run_len.tolist(), strict=True):
-            owner.write_frames(b"".join(frames[a : a + n]))
+        if len(frames) == len(group):  # the usual commit: one report per connection
+            for g, frame in zip(group.tolist(), frames, strict=True):
+                owners[g].write_frames(frame)
+            continue
+        at = 0
+        for g, k in zip(group.tolist(), run_len.tolist(), strict=True):
+            owners[g].write_frames(b"".join(frames[at : at + k]))
+            at += k
+
+
+def _id_bytes(raw: bytes, width: int) -> bytes:
+    """A raw terminal id at the edition's width (a link that never sent one answers zeros)."""
+    return raw if len(raw) == width else raw[:width].ljust(width, b"\0")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from alerts.model import Alert
 from ingest.admission import Admission, AdmissionLimits
 from ingest.commands import CommandOutcome, CommandQueue
+from ingest.device_records import DeviceRecords
 from ingest.group_commit import GroupCommit
 from ingest.journal import Journal
 from ingest.journal_drain import DrainPolicy, DrainResult, drain_forever
@@ -30,11 +31,12 @@ from ingest.jt808.link_events import AuthenticationRequested, LoggedOut, Registr
 from ingest.jt808.messages import Message
 from ingest.link import Link
 from ingest.metrics import GatewayMetrics, JournalCollector
+from ingest.presence import SessionPresence
 from ingest.registry import Claim, DeviceRegistry, Refusal
 from ingest.store_calls import StoreCalls
 from ingest.tcp import TcpLink
 from positions import DeviceIndex, PositionBatch
-from store import Device, Store, StoreError
+from store import Store
 
 log = logging.getLogger("lienwatch.gateway")
 
@@ -116,8 +118,9 @@ class Gateway:
         self._store_factory = store_factory
         self._links: set[Link] = set()
         self._addresses: dict[Link, str] = {}
-        self._unsaved: dict[str, Device] = {}  # device records waiting for their store write
-        self._saving = False
+        self.records = DeviceRecords(self.store)  # device records, one store write at a time
+        # This gateway's sessions in the store, for the other processes of a split deployment.
+        self.presence: SessionPresence | None = None
         self._server: asyncio.Server | None = None
         self._watch: asyncio.Task[None] | None = None
         self._drain_stop = threading.Event()
@@ -137,6 +140,9 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         devices = await self.store.call(lambda s: s.list_devices())
         self.registry = DeviceRegistry(devices, auto_register=self.config.auto_register)
+        terminals = [d.terminal for d in devices]
+        clocks = await self.store.call(lambda s: s.device_clocks(terminals)) if terminals else {}
+        self.group.seed_clocks(clocks)
         policy = DrainPolicy(interval_s=self.config.drain_interval_s)
         self._drain_thread = threading.Thread(
             target=drain_forever,
@@ -151,6 +157,8 @@ class Gateway:
         )
         self._drain_thread.start()
         self.group.start()
+        if self.presence is not None:
+            self.presence.start()
         self._watch = asyncio.create_task(self._watch_loop(), name="gateway-watch")
         self._server = await self._loop.create_server(
             lambda: TcpLink(self),
@@ -167,6 +175,7 @@ class Gateway:
         if self._stopped:
             return
         self._stopped = True
+        self.records.stopped = True
         if self._server is not None:
             self._server.close()
         for link in list(self._links):
@@ -185,6 +194,8 @@ class Gateway:
         if self._drain_thread is not None:
             # Bounded by the drain's last pass; a store call stuck past it is left behind.
             await asyncio.get_running_loop().run_in_executor(None, self._drain_thread.join, 2.0)
+        if self.presence is not None:
+            await self.presence.close()
         await self.store.close()
 
     def _store_failing(self, error: str | None) -> None:
@@ -240,13 +251,15 @@ class Gateway:
         self.metrics.connections.dec()
         held = link.holds
         if held is not None and self.sessions.get(held) is link:
-            del self.sessions[held]
+            self._release(held)
 
     def link_authenticated(self, link: Link, terminal: str) -> None:
         link.device = self.devices.index_of(terminal)
         link.holds = terminal
         previous = self.sessions.get(terminal)
         self.sessions[terminal] = link
+        if self.presence is not None:
+            self.presence.held(terminal)
         if previous is not None and previous is not link:
             conflict = self.registry.takeover(
                 terminal,
@@ -265,11 +278,16 @@ class Gateway:
     def link_logged_out(self, link: Link, event: LoggedOut) -> None:
         link.holds = None
         if self.sessions.get(event.terminal) is link:
-            del self.sessions[event.terminal]
+            self._release(event.terminal)
         if event.deregistered:
             changed = self.registry.deregister(event.terminal)
             if changed is not None:
-                self._save_device(changed)
+                self.records.save(changed)
+
+    def _release(self, terminal: str) -> None:
+        del self.sessions[terminal]
+        if self.presence is not None:
+            self.presence.released(terminal)
 
     def _set_paused(self, paused: bool) -> None:
         self.reading_paused = paused
@@ -315,7 +333,7 @@ class Gateway:
         claim = Claim(message.maker_id, message.model, message.terminal_id)
         outcome = self.registry.register(header.terminal, header.edition.value, claim, _now_ms())
         if outcome.device is not None:
-            self._save_device(outcome.device)
+            self.records.save(outcome.device)
         if outcome.result != 0:
             self._refused(link, header.terminal, "registration", outcome.refusal)
         link.registration_decided(outcome.result, outcome.auth_code)
@@ -325,7 +343,7 @@ class Gateway:
         message = request.message
         auth = self.registry.authenticate(terminal, message.auth_code, message.imei)
         if auth.device is not None:
-            self._save_device(auth.device)
+            self.records.save(auth.device)
         if not auth.ok:
             self._refused(link, terminal, "authentication", auth.refusal)
         link.authentication_decided(auth.ok)
@@ -335,43 +353,6 @@ class Gateway:
         label = (reason or Refusal.BAD_CODE).value
         self.metrics.identity_refusals.labels(label).inc()
         log.warning("%s refused terminal=%s peer=%s reason=%s", what, terminal, link.peer, label)
-
-    def _save_device(self, device: Device) -> None:
-        """Device records go to the store one write at a time, the latest record of each
-        terminal only: registrations never queue store work without bound."""
-        self._unsaved[device.terminal] = device
-        if not self._saving:
-            self._saving = True
-            self.store.spawn(self._save_devices())
-
-    async def _save_devices(self) -> None:
-        """Writes waiting device records; while the store is down they wait (a newer record
-        of a terminal replacing an older one) and are tried again with a growing pause, so a
-        code issued during an outage is stored once the database is back."""
-        wait_s = 0.5
-        try:
-            while self._unsaved and not self._stopped:
-                devices, self._unsaved = list(self._unsaved.values()), {}
-
-                def save(store: Store, devices: list[Device] = devices) -> None:
-                    for device in devices:
-                        store.upsert_device(device)
-
-                try:
-                    await self.store.call(save)
-                except StoreError as exc:
-                    for device in devices:  # newer records that came meanwhile win
-                        self._unsaved.setdefault(device.terminal, device)
-                    if wait_s == 0.5:
-                        log.warning("device records wait for the store (%d): %s", len(devices), exc)
-                    until = time.monotonic() + wait_s
-                    while not self._stopped and time.monotonic() < until:
-                        await asyncio.sleep(0.1)  # a stop does not wait out the pause
-                    wait_s = min(wait_s * 2, 10.0)
-                else:
-                    wait_s = 0.5
-        finally:
-            self._saving = False
 
     # ----------------------------------------------------------------- commands down
 

@@ -22,8 +22,9 @@ import asyncio
 import collections
 import contextlib
 import logging
+import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -37,13 +38,16 @@ from ingest.jt808.messages import BatchLocationReport
 from ingest.metrics import GatewayMetrics
 from ingest.rows import columns_to_batch, reports_to_batch
 from positions import DeviceIndex, Flag, PositionBatch
-from trajectory.clock import DeviceClocks
+from store import DeviceClock
+from trajectory.clock import ClockState, DeviceClocks
 
 log = logging.getLogger("lienwatch.gateway")
 
 # Reports decoded, appended and acknowledged as one unit: large enough for the vectorized paths
 # to pay off, small enough that one unit never holds the event loop for long.
 FLUSH_ROWS = 4096
+
+_DEVICE = operator.attrgetter("device")
 
 
 @dataclass(slots=True)
@@ -97,6 +101,7 @@ class GroupCommit:
         self._held: tuple[PositionBatch, Acks] | None = None
         self._append_error: str | None = None
         self._wakeup = asyncio.Event()
+        self._woken = False  # `_wakeup` is set and the flush has not taken it yet
         self._appended = asyncio.Event()
         # (journal lsn, batch, acks) appended and not yet known durable, in lsn order
         self._awaiting: collections.deque[tuple[int, PositionBatch, Acks]] = collections.deque()
@@ -107,16 +112,24 @@ class GroupCommit:
     # ----------------------------------------------------------------- intake
 
     def queue_reports(self, link: Reporter, payloads: list[bytes], now: float) -> None:
-        """Undecoded 0x0200 frames (between their flags) of one authenticated connection."""
+        """Undecoded 0x0200 frames (with their flags or without) of one authenticated
+        connection, read together."""
         pending = self._pending
         pending.payloads.extend(payloads)
-        if len(payloads) == 1:
-            pending.links.append(link)
-            pending.received_s.append(now)
-        else:
-            pending.links.extend([link] * len(payloads))
-            pending.received_s.extend([now] * len(payloads))
-        self._after_queue()
+        pending.links.extend([link] * len(payloads))
+        pending.received_s.extend([now] * len(payloads))
+        self._wake()
+
+    def queue_frame(self, link: Reporter, frame: bytes, now: float) -> None:
+        """One whole flagged 0x0200 frame of an authenticated connection: the hot path, kept
+        to three appends (the flush checks the backlog bound)."""
+        pending = self._pending
+        pending.payloads.append(frame)
+        pending.links.append(link)
+        pending.received_s.append(now)
+        if not self._woken:  # `_wake`, inline: this runs once per report
+            self._woken = True
+            self._wakeup.set()
 
     def queue_batch(
         self,
@@ -131,14 +144,32 @@ class GroupCommit:
         self._pending.batch_rows += len(batch.items)
         self._after_queue()
 
+    def seed_clocks(self, clocks: Mapping[str, DeviceClock]) -> None:
+        """Device clocks as the store last knew them (`DeviceClocks.seed`)."""
+        if not clocks:
+            return
+        states = {s.label: s.value for s in ClockState}
+        rows = list(clocks.items())
+        self.clocks.seed(
+            self.devices.indexes_of(t for t, _ in rows).astype(np.intp),
+            np.array([states.get(c.state, -1) for _, c in rows], dtype=np.int8),
+            np.array([c.offset_ms for _, c in rows], dtype=np.int64),
+            np.array([c.since_ms for _, c in rows], dtype=np.int64),
+        )
+
     @property
     def backlog(self) -> int:
         """Reports read and not yet acknowledged: pending, held or awaiting their commit."""
         held = len(self._held[0]) if self._held is not None else 0
         return len(self._pending) + held + self._awaiting_rows
 
+    def _wake(self) -> None:
+        if not self._woken:
+            self._woken = True
+            self._wakeup.set()
+
     def _after_queue(self) -> None:
-        self._wakeup.set()
+        self._wake()
         if self.backlog >= self.max_pending_reports and not self.paused:
             self._pause(True)
 
@@ -171,18 +202,25 @@ class GroupCommit:
 
     async def _flush_loop(self) -> None:
         """Decodes and appends pending reports as they come; commits run beside it."""
+        gather_s = self.commit_interval_s / 2
         while True:
             if self._held is None:
                 await self._wakeup.wait()
             else:  # the disk refused the last append: try again in a while
                 await asyncio.sleep(self.retry_s)
             self._wakeup.clear()
+            self._woken = False
+            if self.backlog >= self.max_pending_reports and not self.paused:
+                self._pause(True)
+            rows = len(self._pending)
             try:
                 self._flush_append()
             except Exception:  # keep the gateway alive; the reports stay unacknowledged
                 log.exception("flush failed")
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(0)  # let sockets be read between two flushes
+            # Let reports gather between two flushes (half a commit interval: every append
+            # still precedes the next commit), unless this one left a backlog behind.
+            await asyncio.sleep(0 if rows >= FLUSH_ROWS else gather_s)
 
     def _flush_append(self) -> bool:
         """Appends the held record, else the oldest pending reports; False when refused."""
@@ -213,7 +251,7 @@ class GroupCommit:
             self._append_error = None
             self.update_backpressure()
             if len(self._pending):
-                self._wakeup.set()
+                self._wake()
         self._awaiting.append((lsn, batch, acks))
         self._awaiting_rows += len(batch)
         self._appended.set()
@@ -238,7 +276,7 @@ class GroupCommit:
             links=pending.links[rows:],
             received_s=pending.received_s[rows:],
         )
-        self._wakeup.set()  # the rest goes in the next flush
+        self._wake()  # the rest goes in the next flush
         return taken
 
     def _build_batch(self, pending: Pending) -> tuple[PositionBatch, Acks]:
@@ -247,9 +285,10 @@ class GroupCommit:
         parts: list[PositionBatch] = []
         recv_ms = time.time_ns() // 1_000_000
         if pending.payloads:
-            cols = decode_location_frames(pending.payloads, flagged=False)
+            # Frames of the hot path keep their flags, payloads the session split do not.
+            cols = decode_location_frames(pending.payloads, flagged=True)
             links = pending.links
-            device = np.fromiter((s.device for s in links), dtype=np.int32, count=len(links))
+            device = np.fromiter(map(_DEVICE, links), dtype=np.int32, count=len(links))
             good = cols.kind == LOCATION
             for i in np.flatnonzero(~good).tolist():
                 link = links[i]

@@ -64,6 +64,7 @@ class Link:
 
     def __init__(self, host: LinkHost, session: LinkSession, peer: str) -> None:
         self.host = host
+        self.group = host.group
         self.session = session
         self.peer = peer
         self.device = -1  # the terminal's index in the gateway's DeviceIndex once authenticated
@@ -118,7 +119,7 @@ class Link:
         try:
             while (event := session.next_event()) is not None:
                 if type(event) is ReportsReceived:  # the hot path
-                    self.host.group.queue_reports(self, event.payloads, event.received_s)
+                    self.group.queue_reports(self, event.payloads, event.received_s)
                 else:
                     self._dispatch(event)
             data = session.data_to_send()
@@ -226,20 +227,16 @@ class Link:
 
     # ------------------------------------------------------------------ what the commit needs
 
-    @property
-    def terminal_raw(self) -> bytes:
-        return self.session.terminal_raw
-
-    @property
-    def edition(self) -> Edition:
-        return self.session.edition
-
-    @property
-    def protocol_version(self) -> int:
-        return self.session.protocol_version
-
-    def reserve_serials(self, count: int) -> int:
-        return self.session.conn.reserve_serials(count)
+    def reserve_acks(self, count: int) -> tuple[int, bool, int, bytes]:
+        """See `ingest.acks.Reporter`."""
+        conn = self.session.conn
+        raw = conn.terminal
+        return (
+            conn.reserve_serials(count),
+            conn.edition is Edition.V2019,
+            conn.protocol_version,
+            raw if isinstance(raw, bytes) else b"",
+        )
 
     def write_frames(self, data: bytes) -> None:
         if not self.closed:

@@ -1,4 +1,4 @@
-"""The MQTT side of the gateway (contracts section 5): trackers behind a broker.
+"""The MQTT side of the gateway (contracts sections 5 and 9): trackers behind a broker.
 
 Trackers publish raw JT808 frames, one per message, to `lienwatch/up/{terminal}` and receive the
 platform's frames on `lienwatch/down/{terminal}`. Each terminal gets the same link session a TCP
@@ -6,40 +6,45 @@ connection gets (registration, authentication, the handshake deadline, reports a
 once durable, commands down), driven by an `MqttLink`: whole frames in, and what the session
 writes published, one frame per message, on the terminal's down topic.
 
-paho runs its network loop in its own thread; that thread only queues what arrives, and the
-event loop delivers the queue to the sessions. When the gateway pauses reading (journal full, too
-many reports waiting), delivery stops, the queue fills to its bound, and then paho's thread waits:
-it stops reading from the broker, which holds what it can. The broker is not where reliability
-comes from: a report is acknowledged (0x8001 on the down topic) only once it is durable, and a
-tracker re-sends what was not acknowledged, as over TCP.
+The client (ingest.mqtt) runs on the event loop: one read of the broker's socket is parsed in
+one pass, its reports go to the group commit like TCP reads (a plain 0x0200 of an idle
+authenticated session straight to it), and the read's PUBACKs go out in one write. The 0x8001
+acknowledgements of a commit are published after it, gathered into one write. Several gateways
+share the trackers through a shared subscription (`$share/GROUP/lienwatch/up/+`); whichever
+gateway receives a terminal's frames holds its session and publishes its down topic.
+
+When the gateway pauses reading (journal full, too many reports waiting), the bridge stops
+reading the broker's socket; the broker holds what it can (Mosquitto: `max_queued_messages`,
+dropping the rest). The broker is not where reliability comes from: a report is acknowledged
+(0x8001) only once durable, and a tracker re-sends what was not acknowledged, as over TCP. The
+session is persistent (clean_session=False, a stable client id), so a reconnect to the broker
+gets the QoS 1 messages it had not taken yet, and the acknowledgements not yet taken by the
+broker are sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 import logging
-import re
-import threading
+import socket
 import time
-import uuid
-from collections import deque
-from typing import Any, Protocol
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from pathlib import Path
+from typing import Protocol
 
 from alerts.delivery.mqtt_sink import parse_mqtt_url
 from ingest.jt808.link import LinkSession
 from ingest.link import Link, LinkHost
+from ingest.mqtt.client import MqttClient
+from ingest.mqtt.session import ClientSession
 
 log = logging.getLogger("lienwatch.mqtt")
 
 UP = "lienwatch/up/"
 DOWN = "lienwatch/down/"
-_FRAME = re.compile(rb"\x7e[^\x7e]+\x7e")
-# A terminal as topics carry it: the header's digits (12, or 20 for 2019), nothing else.
-_TERMINAL = re.compile(r"^[0-9]{1,20}$")
+_UP = UP.encode()
+_DOWN = DOWN.encode()
+_FLAG = 0x7E
 
 
 class MqttHost(LinkHost, Protocol):
@@ -52,17 +57,45 @@ class MqttHost(LinkHost, Protocol):
     def link_opened(self, link: Link, address: str | None) -> bool: ...
 
 
+def up_subscription(share_group: str) -> str:
+    """`$share/GROUP/lienwatch/up/+`, or the plain `lienwatch/up/+` when the group is empty."""
+    return f"$share/{share_group}/{UP}+" if share_group else UP + "+"
+
+
+def stable_client_id(data_dir: Path | str) -> str:
+    """A client id unique per gateway (host and data directory, which holds its journal) and
+    the same across its restarts, so the broker keeps its session for it."""
+    key = f"{socket.gethostname()}\0{Path(data_dir).resolve()}"
+    return "lienwatch-gw-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    """Frames written back to back (each 0x7E ... 0x7E, no 0x7E inside) one by one."""
+    if data.find(b"\x7e", 1) == len(data) - 1:
+        return [data]
+    return [b"\x7e" + part + b"\x7e" for part in data[1:-1].split(b"\x7e\x7e") if part]
+
+
 class MqttLink(Link):
     """One terminal's session over the broker: publishes what the session writes."""
 
     def __init__(self, bridge: MqttBridge, terminal: str) -> None:
         super().__init__(bridge.gateway, bridge.gateway.new_session(), f"mqtt:{terminal}")
         self._bridge = bridge
+        self._publish = bridge.client.publish
         self.topic_terminal = terminal
+        self.down_topic = _DOWN + terminal.encode()
 
     def transmit(self, data: bytes) -> None:
-        for frame in _FRAME.findall(data):
-            self._bridge.publish(self.topic_terminal, frame)
+        if data and data[0] == _FLAG and data.find(b"\x7e", 1) == len(data) - 1:
+            self._publish(self.down_topic, data)  # one frame: the usual acknowledgement
+            return
+        for frame in split_frames(data):
+            self._publish(self.down_topic, frame)
+
+    def write_frames(self, data: bytes) -> None:
+        if not self.closed:
+            self.transmit(data)
 
     def close_transport(self) -> None:
         self._bridge.forget(self)
@@ -73,7 +106,7 @@ class MqttLink(Link):
 
 
 class MqttBridge:
-    """Subscribes to every up topic and runs one gateway session per terminal."""
+    """Subscribes to the up topics and runs one gateway session per terminal."""
 
     def __init__(
         self,
@@ -81,137 +114,136 @@ class MqttBridge:
         url: str,
         *,
         client_id: str = "",
-        max_queued: int = 100_000,
+        share_group: str = "lienwatch",
+        keepalive_s: int = 30,
+        max_inflight: int = 2000,
     ) -> None:
-        """`client_id`: unique per gateway process (a second client with the same id would
-        take the connection over); a random one when empty."""
+        """`client_id`: unique per gateway process and stable across its restarts (a second
+        client with the same id would take the connection over; see `stable_client_id`); a
+        random one, with a clean session, when empty. `share_group`: the shared subscription's
+        group; empty subscribes to every up topic alone."""
         self.gateway = gateway
         self.host, self.port, user, password = parse_mqtt_url(url)
-        self.max_queued = max_queued
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"lienwatch-gateway-{uuid.uuid4().hex[:8]}",
+        persistent = bool(client_id)
+        if not client_id:
+            client_id = f"lienwatch-gateway-{time.time_ns() % 10**12:012d}"
+        self.subscription = up_subscription(share_group)
+        self.session = ClientSession(
+            client_id,
+            clean_session=not persistent,
+            keepalive_s=keepalive_s,
+            subscriptions=[(self.subscription, 1)],
+            username=user,
+            password=password,
+            max_inflight=max_inflight,
         )
-        if user is not None:
-            self.client.username_pw_set(user, password)
-        self.client.max_inflight_messages_set(1000)
-        self.client.max_queued_messages_set(0)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self.client = MqttClient(self.host, self.port, self.session, self._on_messages)
         self.sessions: dict[str, MqttLink] = {}
         self.received = 0
         self.rejected_topics = 0
-        self._inbox: deque[tuple[str, bytes]] = deque()
-        self._room = threading.Event()
-        self._room.set()
-        self._scheduled = False
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._held: list[tuple[list[bytes], list[bytes]]] = []
         self._intake = True
-        self._connected = asyncio.Event()
+        self._recheck: asyncio.TimerHandle | None = None
 
-    # -- lifecycle (event loop) ----------------------------------------------------------------
+    # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, timeout_s: float = 10.0) -> None:
         """Connects and subscribes; returns once the broker has taken the subscription."""
-        self._loop = asyncio.get_running_loop()
-        self.client.connect_async(self.host, self.port, keepalive=30)
-        self.client.loop_start()
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
-        except TimeoutError:
-            self.client.loop_stop()
-            raise OSError(f"MQTT broker {self.host}:{self.port} did not answer") from None
-        log.info("MQTT bridge subscribed to %s+ on %s:%d", UP, self.host, self.port)
+        await self.client.start(timeout_s)
+        log.info(
+            "MQTT bridge subscribed to %s on %s:%d as %s",
+            self.subscription,
+            self.host,
+            self.port,
+            self.session.client_id,
+        )
 
     def stop_intake(self) -> None:
-        """Stops delivering messages (they stay with the broker); sessions can still publish,
-        so the gateway's last acknowledgements go out."""
+        """Leaves the subscription (the broker routes the up topics to the other gateways of
+        the group, or holds them) and takes no more messages: any still on their way are
+        dropped unacknowledged, and their trackers send them again. Sessions can still
+        publish, and the socket is still read, so the gateway's last acknowledgements go out
+        and the broker's PUBACKs for them come in."""
         self._intake = False
-        self._room.set()  # never leave paho's thread waiting
+        self._held = []
+        self.client.leave()
+        self.client.resume_reading()
 
     async def close(self) -> None:
+        """Closes the sessions, waits for the broker to take every publish (and the
+        unsubscription) and disconnects."""
         self.stop_intake()
+        if self._recheck is not None:
+            self._recheck.cancel()
         for link in list(self.sessions.values()):
             link.close("gateway stopping")
-        await asyncio.to_thread(self._disconnect)
+        await self.client.close(graceful=True, leave=True)
 
-    def _disconnect(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.disconnect()
-        self.client.loop_stop()
-
-    # -- paho's thread -------------------------------------------------------------------------
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            log.warning("MQTT broker refused the gateway: %s", reason)
-            return
-        client.subscribe(UP + "+", qos=1)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._connected.set)
-
-    def _on_disconnect(
-        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
-    ) -> None:
-        if self._intake:
-            log.warning("MQTT broker connection lost (%s); reconnecting", reason)
-
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        # Over the bound: wait here, so paho stops reading and the broker keeps the rest.
-        while not self._room.wait(1.0):
-            if not self._intake:
-                return
+    # -- delivery ------------------------------------------------------------------------------
+    def _on_messages(self, topics: list[bytes], payloads: list[bytes]) -> None:
         if not self._intake:
+            return  # taken from the broker while stopping: the trackers send them again
+        if self.gateway.reading_paused or self._held:
+            self._held.append((topics, payloads))
+            self._pause()
             return
-        with self._lock:
-            self._inbox.append((message.topic, bytes(message.payload)))
-            if len(self._inbox) >= self.max_queued:
-                self._room.clear()
-            schedule = not self._scheduled
-            self._scheduled = True
-        if schedule and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._deliver)
+        self._deliver(topics, payloads)
 
-    # -- the event loop ------------------------------------------------------------------------
+    def _pause(self) -> None:
+        self.client.pause_reading()
+        if self._recheck is None:  # look again soon; resuming sessions also wake us
+            self._recheck = asyncio.get_running_loop().call_later(0.1, self.wake)
+
     def wake(self) -> None:
-        """Reading resumed: deliver what waited."""
-        with self._lock:
-            if self._scheduled or not self._inbox:
-                return
-            self._scheduled = True
-        asyncio.get_running_loop().call_soon(self._deliver)
-
-    def _deliver(self) -> None:
-        with self._lock:
-            self._scheduled = False
-            if not self._intake:
-                return
-            if self.gateway.reading_paused:  # look again soon; resuming sessions also wake us
-                self._scheduled = True
-                asyncio.get_running_loop().call_later(0.1, self._deliver)
-                return
-            items = list(self._inbox)
-            self._inbox.clear()
-            self._room.set()
-        for topic, payload in items:
-            self._on_frame(topic, payload)
-
-    def _on_frame(self, topic: str, payload: bytes) -> None:
-        terminal = topic[len(UP) :]
-        if not topic.startswith(UP) or not _TERMINAL.match(terminal):
-            self.rejected_topics += 1
+        """Reading resumed: deliver what waited and read the broker again."""
+        self._recheck = None
+        if not self._intake:
+            return  # stopping: the socket is read, messages are not taken
+        if self.gateway.reading_paused:
+            self._pause()
             return
-        self.received += 1
-        link = self.sessions.get(terminal)
-        if link is None or link.closed:
-            link = MqttLink(self, terminal)
-            if not self.gateway.link_opened(link, None):  # no caps over the broker
-                return
-            self.sessions[terminal] = link
-        link.receive_frame(payload, time.monotonic())
+        held, self._held = self._held, []
+        for topics, payloads in held:
+            self._deliver(topics, payloads)
+        if self._reading_paused():  # a delivery may have paused it
+            self._pause()
+        else:
+            self.client.resume_reading()
 
-    def publish(self, terminal: str, frame: bytes) -> None:
-        self.client.publish(DOWN + terminal, frame, qos=1)
+    def _reading_paused(self) -> bool:
+        return self.gateway.reading_paused
+
+    def _deliver(self, topics: list[bytes], payloads: list[bytes]) -> None:
+        now = time.monotonic()
+        sessions = self.sessions
+        queue_frame = self.gateway.group.queue_frame
+        up = len(_UP)
+        self.received += len(topics)
+        for topic, payload in zip(topics, payloads, strict=True):
+            try:
+                terminal = topic[up:].decode("ascii")
+            except UnicodeDecodeError:
+                terminal = ""
+            link = sessions.get(terminal)
+            if link is None or link.closed:
+                link = self._open(topic, terminal)
+                if link is None:
+                    continue
+            if link.session.take_whole_report(payload, now):  # the hot path, as over TCP
+                queue_frame(link, payload, now)
+            else:
+                link.receive_frame(payload, now)
+
+    def _open(self, topic: bytes, terminal: str) -> MqttLink | None:
+        # A terminal as topics carry it: the header's digits (12, or 20 for 2019), nothing else.
+        if not topic.startswith(_UP) or not terminal.isdigit() or not 1 <= len(terminal) <= 20:
+            self.rejected_topics += 1
+            self.received -= 1
+            return None
+        link = MqttLink(self, terminal)
+        if not self.gateway.link_opened(link, None):  # no caps over the broker
+            return None
+        self.sessions[terminal] = link
+        return link
 
     def forget(self, link: MqttLink) -> None:
         """A session closed (idle, handshake timeout, too many errors, replaced, stopping)."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from store import Store
+from store import Store, StoreUnavailableError
 
 log = logging.getLogger("lienwatch.gateway")
 T = TypeVar("T")
@@ -48,8 +48,12 @@ class StoreCalls:
 
     def _done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task failed", exc_info=task.exception())
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if isinstance(exc, StoreUnavailableError):  # an outage: one line, not a traceback each
+            log.warning("background store call not done, database unavailable: %s", exc)
+        else:
+            log.error("background task failed", exc_info=exc)
 
     async def close(self, wait_s: float = 5.0) -> None:
         """Lets background calls finish (for at most `wait_s`), then closes the store."""

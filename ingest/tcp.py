@@ -58,7 +58,11 @@ class TcpLink(Link, asyncio.Protocol):
         self.pump()  # arms the handshake deadline
 
     def data_received(self, data: bytes) -> None:
-        self.receive(data, time.monotonic())
+        now = time.monotonic()
+        if self.session.take_whole_report(data, now):  # one plain 0x0200: straight to the commit
+            self.group.queue_frame(self, data, now)
+        else:
+            self.receive(data, now)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed:
@@ -66,6 +70,10 @@ class TcpLink(Link, asyncio.Protocol):
 
     def transmit(self, data: bytes) -> None:
         if self.transport is not None:
+            self.transport.write(data)
+
+    def write_frames(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:  # one call per ack: no detour
             self.transport.write(data)
 
     def close_transport(self) -> None:

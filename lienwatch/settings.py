@@ -21,6 +21,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from api.map_options import check_tiles_url
+
 
 class SettingsError(ValueError):
     """The configuration file or a variable is unusable; the message names which."""
@@ -123,11 +125,14 @@ class Settings(BaseSettings):
     admin_api_key: str | None = None
     # A connection not authenticated within this many seconds is closed.
     jt808_handshake_timeout_s: float = Field(default=30.0, gt=0)
-    # Which parts this process runs. Only all three together for now: a subset is refused
-    # rather than silently running everything.
+    # Which parts this process runs (docs/deploy.md); a subset needs PostgreSQL, where the
+    # processes of a split deployment meet.
     roles: str | list[str] = ",".join(ROLES)
     # SO_REUSEPORT on the gateway's socket, so several processes on one host share the port.
     jt808_reuse_port: bool = False
+    # Added to this process's nice value at start: an api process on the cores of a gateway
+    # (10) leaves the gateway's acknowledgements first in line (docs/deploy.md).
+    nice: int = Field(default=0, ge=0, le=19)
 
     # Logs on stderr: "text" for people, "json" (one object per line) for log collectors.
     log_format: Literal["text", "json"] = "text"
@@ -156,9 +161,14 @@ class Settings(BaseSettings):
     # The largest HTTP request body, refused (413) before it is read; fence imports may be up
     # to 64 MiB whatever this says.
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # The gateway's MQTT client id (contracts section 5 topics), unique per gateway process;
-    # a random one when empty.
+    # The gateway's MQTT client id (contracts section 5 topics), unique per gateway process and
+    # the same across its restarts (the broker keeps its session); empty derives one from the
+    # host name and the data directory.
     mqtt_client_id: str = ""
+    # The shared subscription's group (`$share/GROUP/lienwatch/up/+`, contracts section 9), so
+    # several gateways split the MQTT trackers; empty subscribes to `lienwatch/up/+` alone, for
+    # a broker without shared subscriptions.
+    mqtt_share_group: str = "lienwatch"
     # Positions older than this many days leave the store (checked every 6 h); unset keeps all.
     retention_days: int | None = Field(default=None, ge=1)
     # Live detection beside the gateway; off for a gateway that only stores positions.
@@ -174,12 +184,23 @@ class Settings(BaseSettings):
     loan_sweep_interval_s: float = Field(default=3600.0, gt=0)
     overdue_report_interval_s: int = Field(default=10, ge=1)
     normal_report_interval_s: int = Field(default=30, ge=1)
+    # The map page: an optional raster tile layer (an XYZ URL template of Web-Mercator tiles)
+    # and the datum its coordinates are in (a Chinese service is GCJ-02 or BD-09: the page is
+    # then served positions and fences in that datum); unset, an offline plain basemap.
+    map_tiles_url: str | None = None
+    map_tiles_crs: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
+    map_tiles_attribution: str = Field(default="", max_length=300)
 
     @field_validator("jt808_listen", "api_listen")
     @classmethod
     def _check_address(cls, value: str) -> str:
         _parse_address(value, "0.0.0.0")
         return value
+
+    @field_validator("map_tiles_url")
+    @classmethod
+    def _check_tiles_url(cls, value: str | None) -> str | None:
+        return None if not value else check_tiles_url(value)
 
     @field_validator("roles")
     @classmethod
@@ -189,12 +210,9 @@ class Settings(BaseSettings):
         unknown = [n for n in cleaned if n not in ROLES]
         if unknown:
             raise ValueError(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}")
-        if set(cleaned) != set(ROLES):
-            raise ValueError(
-                f"{','.join(cleaned) or 'none'}: running only some roles is not supported yet;"
-                f" give all of {','.join(ROLES)} (the default)"
-            )
-        return ",".join(ROLES)
+        if not cleaned:
+            raise ValueError(f"no role given; give some of {','.join(ROLES)} (all by default)")
+        return ",".join(r for r in ROLES if r in cleaned)
 
     @field_validator("webhook_urls")
     @classmethod
@@ -226,9 +244,28 @@ class Settings(BaseSettings):
 
     @property
     def role_set(self) -> frozenset[str]:
-        """The roles this process runs (today always all of ROLES)."""
+        """The roles this process runs."""
         roles = self.roles
         return frozenset(roles.split(",") if isinstance(roles, str) else roles)
+
+    @property
+    def split(self) -> bool:
+        """Whether this process runs only some of the roles (others run elsewhere)."""
+        return self.role_set != frozenset(ROLES)
+
+    def split_problem(self) -> str | None:
+        """Why this split cannot run, or None: the processes of a split deployment share one
+        PostgreSQL database (SQLite is one process's file; two processes writing it would
+        wait on each other's locks, and none could tell the others anything)."""
+        if not self.split:
+            return None
+        roles = ",".join(r for r in ROLES if r in self.role_set)
+        if self.database_url is None:
+            return (
+                f"roles {roles}: running only some roles needs a shared PostgreSQL database"
+                " (set LIENWATCH_DATABASE_URL); with SQLite run all three in one process"
+            )
+        return None
 
     @property
     def jt808_address(self) -> tuple[str, int]:

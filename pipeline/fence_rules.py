@@ -13,7 +13,9 @@ transitions into per-device condition episodes for the incident merger:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +23,7 @@ import numpy.typing as npt
 from alerts.incidents import Edge
 from alerts.model import AlertType, format_time
 from geofence import ENTER, KIND_CODES, FenceKind, FenceSet, TransitionTracker
+from geofence.admin import AdminRegions, default_regions
 from trajectory.segments import Ints, last_of_device
 from trajectory.state import grown
 
@@ -45,6 +48,9 @@ class FenceRules:
     visit_ms: int = VISIT_MS
     # per device: time of its latest accepted valid fix (-1: none yet)
     last_fix_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Names where a car that left its allowed area went (`leave_allowed_area` details); asked
+    # only when one leaves, so a run without such an alert never loads the boundaries.
+    regions: Callable[[], AdminRegions] = default_regions
 
     def __post_init__(self) -> None:
         self._allowed_keys = np.zeros(0, np.int64)
@@ -117,7 +123,7 @@ class FenceRules:
         ):
             edges += self._transition(d, f, kind == ENTER, t, int(dwell_ms[d]))
         edges += self._dwell_evidence(device, time_ms, row, fence, dwell_ms)
-        edges += self._allowed_area(device, vehicle, time_ms, row, fence, kinds, valid)
+        edges += self._allowed_area(device, vehicle, time_ms, lon, lat, row, fence, kinds, valid)
         edges.sort(key=lambda e: (e.device, e.time_ms, e.is_start))
         return edges
 
@@ -200,6 +206,8 @@ class FenceRules:
         device: Ints,
         vehicle: Ints,
         time_ms: npt.NDArray[np.int64],
+        lon: npt.NDArray[np.float64],
+        lat: npt.NDArray[np.float64],
         row: npt.NDArray[np.intp],
         fence: Ints,
         kinds: npt.NDArray[np.uint8],
@@ -236,13 +244,34 @@ class FenceRules:
         events = self.outside.update(
             self.fences, out_rows, primary[out_rows], device, time_ms, valid
         )
+        left = events.kind == ENTER  # entering the complement: leaving the area
+        details: list[dict[str, Any]] = [{} for _ in range(len(events.kind))]
+        if left.any():
+            at = np.flatnonzero(left)
+            where = events.row[at]
+            places = self.regions().places(lon[where], lat[where])
+            for i, r, place in zip(at.tolist(), where.tolist(), places, strict=True):
+                # Where the car went: the fix that confirmed it outside.
+                details[i] = {
+                    "entered": place,
+                    "lon": round(float(lon[r]), 6),
+                    "lat": round(float(lat[r]), 6),
+                }
         return [
-            Edge(d, t, kind == ENTER, AlertType.LEAVE_ALLOWED_AREA.value, self.fences.fences[f].id)
-            for d, f, kind, t in zip(
+            Edge(
+                d,
+                t,
+                kind == ENTER,
+                AlertType.LEAVE_ALLOWED_AREA.value,
+                self.fences.fences[f].id,
+                info,
+            )
+            for d, f, kind, t, info in zip(
                 events.device.tolist(),
                 events.fence.tolist(),
                 events.kind.tolist(),
                 events.time_ms.tolist(),
+                details,
                 strict=True,
             )
         ]

@@ -1,6 +1,7 @@
 """FLEET.json (contracts section 3): which devices make one vehicle, and its allowed area.
 
-Optional `tenant` and `product` keys on a vehicle select threshold overrides (RULES.toml).
+Optional `tenant` and `product` keys on a vehicle select threshold overrides (RULES.toml);
+an optional `borrower` names who owes its loan (`gathering` counts different borrowers).
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ class Vehicle:
     # threshold overrides. Read from the store live; not a FLEET.json key.
     loan_state: str | None = None
     # Threshold overrides of the organization units the car belongs to, merged from the
-    # platform down (`Thresholds` field, value). Read from the store live; not a FLEET.json key.
+    # platform down (`table.key` setting, value). Read from the store live; not a FLEET.json key.
     unit_rules: tuple[tuple[str, float], ...] = ()
+    # Who owes the loan (FLEET.json `borrower`; absent: the vehicle is its own borrower):
+    # `gathering` counts cars of different borrowers.
+    borrower: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,7 @@ def parse_fleet(data: bytes | str, source: str = "fleet.json") -> Fleet:
                 )
             owner[device] = vehicle_id
         extras: dict[str, str | None] = {}
-        for key in ("allowed_area", "tenant", "product"):
+        for key in ("allowed_area", "tenant", "product", "borrower"):
             value = item.get(key)
             if value is not None and not isinstance(value, str):
                 raise FleetError(f"{where}.{key}: expected a string or null")
@@ -75,6 +79,7 @@ def parse_fleet(data: bytes | str, source: str = "fleet.json") -> Fleet:
                 extras["allowed_area"],
                 extras["tenant"],
                 extras["product"],
+                borrower=extras["borrower"],
             )
         )
     return Fleet(tuple(vehicles))

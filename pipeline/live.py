@@ -291,6 +291,17 @@ class LiveDetector:
         if self.spill is not None:
             self.spill.close()
 
+    @property
+    def pending_rows(self) -> int:
+        """Positions handed in and not yet taken by a cycle (parked ones not counted)."""
+        return self._pending_rows
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, parked or being processed: everything handed in so far is done."""
+        with self._cond:
+            return not self._queue and not self._spilled and not self._busy
+
     def wait_idle(self, timeout_s: float) -> bool:
         """True once everything queued so far has been processed (for tests and shutdown)."""
         with self._cond:

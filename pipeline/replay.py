@@ -27,6 +27,7 @@ from pipeline.csv_positions import CsvPositions, RowError
 from pipeline.engine import Engine, device_order
 from positions import DeviceIndex, PositionBatch
 from trajectory.clock import DeviceClocks
+from trajectory.gathering import Visit
 
 BATCH_ROWS = 65_536  # rows per batch of each process (see `_run`)
 # Below this many rows a second process costs more than it saves.
@@ -118,10 +119,17 @@ def replay(
         engine.clocks = DeviceClocks()
     latest = int(batch.recv_ms.max()) if len(rows) else 0
     n = min(worker_count(workers, len(batch)), max(1, len(batch)))
+    gathering = engine.gathering
+    if gathering is not None:
+        # Cross-vehicle: every process's visits are evaluated together at the end.
+        gathering.defer = True
     if n == 1:
         alerts, flagged = _run(engine, batch, None, batch_rows, latest, progress)
     else:
         alerts, flagged = _run_forked(engine, batch, n, batch_rows, latest, progress)
+    if gathering is not None:
+        alerts += gathering.propose(gathering.visits)
+        alerts.sort(key=Alert.sort_key)
     return ReplayResult(alerts, len(rows), list(rows.errors), flagged, latest)
 
 
@@ -207,18 +215,20 @@ def _run_forked(
         )
     finally:
         # Every child is waited for, whatever happened; the first failure is raised after.
-        outcomes: list[tuple[list[Alert], dict[str, int]] | ReplayWorkerError] = []
+        outcomes: list[tuple[list[Alert], dict[str, int], list[Visit]] | ReplayWorkerError] = []
         for pid, fd in children:
             try:
                 outcomes.append(_collect(pid, fd))
             except ReplayWorkerError as exc:
                 outcomes.append(exc)
-    results: list[tuple[list[Alert], dict[str, int]]] = []
+    results: list[tuple[list[Alert], dict[str, int], list[Visit]]] = []
     for outcome in outcomes:
         if isinstance(outcome, ReplayWorkerError):
             raise outcome
         results.append(outcome)
-    for child_alerts, child_flagged in results:
+    for child_alerts, child_flagged, child_visits in results:
+        if engine.gathering is not None:
+            engine.gathering.visits += child_visits
         alerts += child_alerts
         for name, count in child_flagged.items():
             flagged[name] = flagged.get(name, 0) + count
@@ -248,13 +258,11 @@ def _child(
     code = 0
     try:
         keep = np.flatnonzero(np.take(mask, vehicle_of_row))
-        payload = pickle.dumps(
-            (
-                True,
-                _own_vehicles(_run(engine, batch, keep, batch_rows, latest, None), engine, mask),
-            ),
-            protocol=pickle.HIGHEST_PROTOCOL,
+        alerts, flagged = _own_vehicles(
+            _run(engine, batch, keep, batch_rows, latest, None), engine, mask
         )
+        visits = engine.gathering.visits if engine.gathering is not None else []
+        payload = pickle.dumps((True, (alerts, flagged, visits)), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException:
         payload = pickle.dumps((False, traceback.format_exc()))
         code = 1
@@ -265,7 +273,7 @@ def _child(
         os._exit(code)
 
 
-def _collect(pid: int, read_fd: int) -> tuple[list[Alert], dict[str, int]]:
+def _collect(pid: int, read_fd: int) -> tuple[list[Alert], dict[str, int], list[Visit]]:
     """A child's result; raises ReplayWorkerError if it failed or sent nothing whole."""
     with os.fdopen(read_fd, "rb") as pipe:
         data = pipe.read()
@@ -279,8 +287,8 @@ def _collect(pid: int, read_fd: int) -> tuple[list[Alert], dict[str, int]]:
         ) from None
     if not ok or code != 0:
         raise ReplayWorkerError(f"replay process {pid} failed (status {code}):\n{value}")
-    alerts, flagged = value
-    return list(alerts), dict(flagged)
+    alerts, flagged, visits = value
+    return list(alerts), dict(flagged), list(visits)
 
 
 def write_alerts(alerts: Iterable[Alert], out: TextIO) -> None:

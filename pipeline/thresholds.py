@@ -1,4 +1,5 @@
-"""Rule thresholds: contract defaults, overridden by RULES.toml, per tenant and per product.
+"""Rule thresholds: the rules' declared defaults (pipeline.rules), overridden by RULES.toml,
+per tenant and per product.
 
 RULES.toml has one table per rule name (`[overspeed] speed_kmh = 110`); `[tenant.NAME.RULE]` and
 `[product.NAME.RULE]` tables override them for the vehicles of that tenant or product, and
@@ -12,69 +13,22 @@ over the units, the units over product, product over tenant, tenant over the fil
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.fleet import Vehicle
+from pipeline.rules.catalogue import SETTINGS, Thresholds
 
-MINUTE_S = 60
-HOUR_S = 3600
+__all__ = ["SETTINGS", "RuleBook", "RulesError", "Thresholds", "parse_rules"]
 
 
 class RulesError(ValueError):
     """The rules file is unusable; the message names the file and the field."""
 
 
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """Every tunable number, named `<rule>.<key>` in RULES.toml."""
-
-    overspeed_speed_kmh: float = 120.0
-    overspeed_duration_s: float = 60.0
-    offline_after_s: float = 2 * HOUR_S
-    hotspot_dwell_after_s: float = 30 * MINUTE_S
-    hotspot_dwell_critical_after_s: float = 24 * HOUR_S
-    device_separation_distance_m: float = 2000.0
-    device_separation_duration_s: float = 30 * MINUTE_S
-    device_separation_window_s: float = 10 * MINUTE_S
-    gps_jump_speed_kmh: float = 250.0
-    gps_jump_reanchor_fixes: float = 3
-    partial_offline_after_s: float = 2 * HOUR_S
-    hotspot_repeat_visits: float = 2
-    hotspot_repeat_window_s: float = 7 * 24 * HOUR_S
-    all_devices_offline_after_s: float = 6 * HOUR_S
-    all_devices_offline_parked_after_s: float = 24 * HOUR_S
-    long_stay_after_s: float = 72 * HOUR_S
-    long_stay_radius_m: float = 1000.0
-    tow_speed_kmh: float = 20.0
-    tow_duration_s: float = 2 * MINUTE_S
-    tow_distance_m: float = 500.0
-    frozen_position_fixes: float = 20
-    frozen_position_speed_kmh: float = 5.0
-
-
-RULES = (
-    "all_devices_offline",
-    "device_separation",
-    "frozen_position",
-    "gps_jump",
-    "hotspot_dwell",
-    "hotspot_repeat",
-    "long_stay",
-    "offline",
-    "overspeed",
-    "partial_offline",
-    "tow",
-)
-
-
 def _keys() -> dict[tuple[str, str], str]:
-    """(rule, key) as written in RULES.toml -> Thresholds field; the longest rule name wins."""
-    keys: dict[tuple[str, str], str] = {}
-    for f in fields(Thresholds):
-        rule = max((r for r in RULES if f.name.startswith(r + "_")), key=len)
-        keys[(rule, f.name.removeprefix(rule + "_"))] = f.name
-    return keys
+    """(table, key) as written in RULES.toml -> the setting's full name."""
+    return {(s.table, s.key): name for name, s in SETTINGS.items()}
 
 
 _KEYS = _keys()
@@ -87,7 +41,7 @@ class RuleBook:
     """Defaults plus per-tenant, per-product and per-loan-state overrides, resolved per
     vehicle. No loan-state overrides unless RULES.toml has them."""
 
-    defaults: Thresholds = Thresholds()
+    defaults: Thresholds = field(default_factory=Thresholds)
     tenants: tuple[tuple[str, dict[str, float]], ...] = ()
     products: tuple[tuple[str, dict[str, float]], ...] = ()
     loan_states: tuple[tuple[str, dict[str, float]], ...] = ()
@@ -103,7 +57,7 @@ class RuleBook:
         ):
             for key, overrides in table:
                 if key == name:
-                    chosen = replace(chosen, **overrides)
+                    chosen = chosen.with_values(overrides)
         return chosen
 
     def for_spec(self, spec: Vehicle | None) -> Thresholds:
@@ -112,10 +66,10 @@ class RuleBook:
             return self.defaults
         chosen = self.for_vehicle(spec.tenant, spec.product)
         if spec.unit_rules:
-            chosen = replace(chosen, **dict(spec.unit_rules))
+            chosen = chosen.with_values(dict(spec.unit_rules))
         for key, overrides in self.loan_states:
             if key == spec.loan_state:
-                chosen = replace(chosen, **overrides)
+                chosen = chosen.with_values(overrides)
         return chosen
 
 
@@ -128,7 +82,7 @@ def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
     tenants = document.pop("tenant", {})
     products = document.pop("product", {})
     loan_states = document.pop("loan_state", {})
-    defaults = replace(Thresholds(), **_overrides(document, source, ""))
+    defaults = Thresholds(_overrides(document, source, ""))
     # Imported here: only a rules file needs the loan states (replay's start is spared them).
     from loans import LoanState
 
@@ -157,7 +111,7 @@ def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
 
 def unit_overrides(document: Any, source: str = "rules") -> dict[str, float]:
     """A unit's overrides as the API takes them (`{"overspeed": {"speed_kmh": 110}}`, the
-    tables of RULES.toml) -> Thresholds field values; RulesError naming the field."""
+    tables of RULES.toml) -> `table.key` setting values; RulesError naming the field."""
     return _overrides(document, source, "")
 
 

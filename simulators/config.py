@@ -30,6 +30,9 @@ class ScenarioConfig:
     # Clock faults dealt over the devices (simulators.scenario_faults): ("mixed",) or names
     # from simulators.faults.CLOCK_FAULTS; empty: none, and no `received` column.
     faults: tuple[str, ...] = ()
+    # Cars of different borrowers each parking hours at one unknown place (simulators.gathering;
+    # ground truth in spots.json); 0: none.
+    gathering_cars: int = 0
 
     def __post_init__(self) -> None:
         if self.vehicles < 1:

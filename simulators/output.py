@@ -1,5 +1,6 @@
 """Writes a scenario directory: positions.csv, fences.geojson, fleet.json, truth.jsonl and a
-scenario.json manifest (settings and the injected episodes, for whoever debugs a miss)."""
+scenario.json manifest (settings and the injected episodes, for whoever debugs a miss), and
+spots.json (planted gatherings, the ground truth of `gathering`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from simulators.scenario import Scenario
 from simulators.timefmt import HOUR_MS, iso_one
 from simulators.truth import Incident
 
-FILES = ("positions.csv", "fences.geojson", "fleet.json", "truth.jsonl", "scenario.json")
+FILES = (
+    "positions.csv",
+    "fences.geojson",
+    "fleet.json",
+    "truth.jsonl",
+    "scenario.json",
+    "spots.json",
+)
 
 
 def cause_of(scenario: Scenario, incident: Incident) -> str:
@@ -22,6 +30,26 @@ def cause_of(scenario: Scenario, incident: Incident) -> str:
         if same and ep.t0_ms - HOUR_MS <= incident.time_ms <= ep.t1_ms + 3 * HOUR_MS:
             return ep.kind
     return "background"
+
+
+def spots_json(scenario: Scenario) -> str:
+    """Ground truth for `gathering`: each planted place and its visits (empty: none)."""
+    spots = [
+        {
+            "lon": round(spot.lon, 6),
+            "lat": round(spot.lat, 6),
+            "visits": [
+                {
+                    "vehicle_id": v.vehicle_id,
+                    "around": iso_one(v.arrive_ms),
+                    "minutes": round(v.stay_min),
+                }
+                for v in spot.visits
+            ],
+        }
+        for spot in scenario.spots
+    ]
+    return json.dumps({"spots": spots}, indent=1) + "\n"
 
 
 def write_scenario(scenario: Scenario, out_dir: Path) -> dict[str, int]:
@@ -49,6 +77,7 @@ def write_scenario(scenario: Scenario, out_dir: Path) -> dict[str, int]:
     (out_dir / "fleet.json").write_text(fleet_json(scenario.fleet_map()), encoding="utf-8")
     truth = [incident_line(i, cause_of(scenario, i)) for i in scenario.evaluation.incidents]
     (out_dir / "truth.jsonl").write_text("".join(line + "\n" for line in truth), encoding="utf-8")
+    (out_dir / "spots.json").write_text(spots_json(scenario), encoding="utf-8")
     cfg = dataclasses.asdict(scenario.config)
     cfg["start"] = scenario.config.start.isoformat()
     cfg["faults"] = list(scenario.config.faults)

@@ -16,6 +16,7 @@ from positions import DeviceIndex, Flag, PositionBatch
 from simulators.city import build_city
 from simulators.config import ScenarioConfig
 from simulators.fences import Fence, FenceShape, circle
+from simulators.gathering import PlantedSpot, gathering_day, plan_gathering
 from simulators.layout import Layout, VehicleSpec, build_layout, build_vehicles
 from simulators.plan import Segment
 from simulators.routine import (
@@ -52,6 +53,7 @@ class Scenario:
     # each faulty device's fault (config.faults).
     device_time_ms: npt.NDArray[np.int64] | None = None
     faults: tuple[FaultRecord, ...] = ()
+    spots: tuple[PlantedSpot, ...] = ()  # planted gatherings (config.gathering_cars)
 
     @property
     def fences(self) -> tuple[Fence, ...]:
@@ -157,6 +159,7 @@ def build_scenario(cfg: ScenarioConfig) -> Scenario:
         _episode_kinds(cfg, NIGHT_KINDS_INCIDENT, NIGHT_KINDS_CONFOUNDER), count, slots, fits, rng
     )
 
+    spot = plan_gathering(cfg, city, vehicles, layout, set(day_plan) | set(night_plan), start_ms)
     episodes: list[Episode] = []
     all_cols: list[tuple[str, Cols]] = []
     sep_rows: list[tuple[str, int, int, float, float]] = []
@@ -167,7 +170,9 @@ def build_scenario(cfg: ScenarioConfig) -> Scenario:
         for d in range(cfg.days):
             day0 = start_ms + d * DAY_MS
             day_kind = day_plan.get((vi, d))
-            if day_kind is None:
+            if spot is not None and (vi, d) in spot.slots:
+                gathering_day(b, v, day0, spot)
+            elif day_kind is None:
                 weekday = (cfg.start + dt.timedelta(days=d)).weekday() < 5
                 routine_day(b, v, day0, weekday)
             else:
@@ -199,7 +204,8 @@ def build_scenario(cfg: ScenarioConfig) -> Scenario:
             episodes.append(Episode(night_kind, v.vehicle_id, device_id, t0, t1, None, params))
 
     _nudge(all_cols, layout.fences, sep_rows, city.frame)
-    return _finish(cfg, layout, episodes, all_cols, rng)
+    scenario = _finish(cfg, layout, episodes, all_cols, rng)
+    return dataclasses.replace(scenario, spots=() if spot is None else (spot,))
 
 
 def _to_cols(rows: DeviceRows, frame: object, rng: np.random.Generator) -> Cols:

@@ -36,6 +36,9 @@ ALERT_FIELDS = (
     "resolved_ms",
     "note",
     "org_id",
+    "assignee",
+    "assigned_by",
+    "assigned_ms",
 )
 
 
@@ -85,7 +88,8 @@ def stored_from_row(row: Sequence[Any]) -> StoredAlert:
     parsed dict."""
     (
         alert_id, kind, terminal, vehicle_id, fence_id, time_ms, severity, details, state,
-        opened_ms, updated_ms, ack_by, ack_ms, resolved_by, resolved_ms, note, org, path,
+        opened_ms, updated_ms, ack_by, ack_ms, resolved_by, resolved_ms, note, org,
+        assignee, assigned_by, assigned_ms, path,
     ) = row  # fmt: skip
     alert = Alert(
         AlertType(kind),
@@ -110,6 +114,9 @@ def stored_from_row(row: Sequence[Any]) -> StoredAlert:
         org=int(org),
         org_path=path,
         tenant=None if path is None else tenant_of(path),
+        assignee=assignee,
+        assigned_by=assigned_by,
+        assigned_ms=None if assigned_ms is None else int(assigned_ms),
     )
 
 

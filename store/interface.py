@@ -125,6 +125,7 @@ class QueuedCommand:
     attempts: int
     serial: int | None
     updated_ms: int
+    reply: str | None = None  # the terminal's answer as JSON, once a gateway delivered it
 
 
 class AlertNotFoundError(StoreError):
@@ -167,6 +168,36 @@ class StoredFence:
     updated_ms: int
     version: int
     org: int = ROOT_ID
+
+
+class SpotCandidateError(StoreError):
+    """A candidate spot cannot be decided: `missing` (no such id) or `decided` already."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SpotCandidate:
+    """A place `gathering` proposed as a risk spot, with its evidence (the visits: vehicle,
+    device, borrower, arrival), and what an admin decided: `proposed`, `accepted` (then
+    `fence_id` is the hotspot it became) or `dismissed`."""
+
+    id: int
+    alert_id: int | None
+    lon: float
+    lat: float
+    radius_m: float
+    borrowers: int
+    evidence: list[dict[str, object]]
+    proposed_ms: int
+    created_ms: int
+    status: str
+    fence_id: str | None = None
+    decided_ms: int | None = None
+    decided_by: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +306,12 @@ class Store(StatementRunner, Protocol):
         """Up to `limit` positions stored after `cursor` (0: from the start), in store order."""
         ...
 
+    def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
+        """Every position with from_ms <= fix time < to_ms, grouped by device, each device's
+        in fix-time order (the engine's batch order); `cursor` is 0. Callers page through
+        history with windows of time (`store.history.pages`)."""
+        ...
+
     def drop_positions_before(self, cutoff_ms: int) -> int:
         """Retention: deletes stored positions whose fix time is before `cutoff_ms` (on
         PostgreSQL's daily partitions, whole days: those ending at or before it); returns how
@@ -321,12 +358,64 @@ class Store(StatementRunner, Protocol):
         ...
 
     def mark_command(
-        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+        self,
+        command_id: int,
+        state: CommandState,
+        now_ms: int,
+        serial: int | None = None,
+        reply: str | None = None,
     ) -> None:
-        """Moves a command to `state` (SENT counts an attempt and records the serial used)."""
+        """Moves a command to `state` (SENT counts an attempt and records the serial used;
+        `reply`, the terminal's answer as JSON, is kept)."""
         ...
 
     def get_command(self, command_id: int) -> QueuedCommand | None: ...
+
+    def claim_command(self, command_id: int, now_ms: int) -> bool:
+        """Queued → sent (one attempt more) for the one delivery that gets it; False when the
+        command was not queued any more."""
+        ...
+
+    def terminals_with_queued_commands(self, held_by: str) -> set[str]:
+        """Terminals whose session the gateway `held_by` holds with a command waiting."""
+        ...
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Tells every process listening on `channel` (PostgreSQL NOTIFY; nothing on SQLite,
+        which has one process). `enqueue_command` tells `lienwatch_commands` itself."""
+        ...
+
+    # -- session presence (store.presence): which gateway process holds a terminal's session
+
+    def gateway_alive(self, gateway: str, address: str, now_ms: int, dead_before_ms: int) -> None:
+        """The gateway's heartbeat; forgets gateways not seen since `dead_before_ms`."""
+        ...
+
+    def update_sessions(
+        self, gateway: str, held: Sequence[tuple[str, int]], released: Sequence[str]
+    ) -> None:
+        """Sessions the gateway now holds (terminal, since_ms) and ones it let go."""
+        ...
+
+    def drop_gateway(self, gateway: str) -> None:
+        """A stopping gateway holds nothing any more."""
+        ...
+
+    def session_gateways(self, terminals: Sequence[str], alive_since_ms: int) -> dict[str, str]:
+        """terminal -> the gateway holding its session (one seen at or after `alive_since_ms`)."""
+        ...
+
+    # -- a detector process reading the positions stream (`positions_since`) ----------------
+
+    def last_position_seq(self) -> int:
+        """The end of the positions stream as committed now (0 when empty)."""
+        ...
+
+    def detector_cursor(self, name: str) -> int | None:
+        """The stream position the detector `name` saved, None before its first save."""
+        ...
+
+    def save_detector_cursor(self, name: str, seq: int, now_ms: int) -> None: ...
 
     # alerts (one row per incident: type, vehicle, device, fence and time) and webhook outbox
     def add_alerts(
@@ -354,11 +443,22 @@ class Store(StatementRunner, Protocol):
 
     def get_alert(self, alert_id: int) -> StoredAlert | None: ...
 
+    def last_alert_id(self) -> int:
+        """The highest alert id stored, 0 when there is none."""
+        ...
+
     def transition_alert(
         self, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int
     ) -> StoredAlert:
         """Moves the alert as `alerts.lifecycle.transition` allows, atomically; raises
         AlertNotFoundError or `alerts.lifecycle.TransitionError`."""
+        ...
+
+    def assign_alert(
+        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        """Hands the alert to `assignee` (None: nobody) as `alerts.lifecycle.assign` allows,
+        atomically; raises AlertNotFoundError or `alerts.lifecycle.TransitionError`."""
         ...
 
     def due_webhooks(
@@ -411,6 +511,27 @@ class Store(StatementRunner, Protocol):
 
     def fences_version(self) -> int:
         """The fence-set version: it grows with every change (0: never changed)."""
+        ...
+
+    # candidate risk spots (`gathering` alerts write them, in the alert's transaction)
+    def list_spot_candidates(
+        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[SpotCandidate]: ...
+
+    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None: ...
+
+    def decide_spot_candidate(
+        self,
+        candidate_id: int,
+        *,
+        accept: FenceFeature | None,
+        by: str,
+        note: str | None,
+        now_ms: int,
+    ) -> SpotCandidate:
+        """Accepts a proposed candidate (`accept`: the hotspot fence it becomes, stored in the
+        same transaction, bumping the fence-set version) or dismisses it (`accept` None).
+        Raises SpotCandidateError: `missing`, or `decided` when it is no longer proposed."""
         ...
 
     def find_devices(

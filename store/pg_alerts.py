@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from alerts.lifecycle import AlertState, StoredAlert, opened, transition
+from alerts.lifecycle import AlertState, StoredAlert, assign, opened, transition
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
 from organizations import Scope
@@ -59,6 +59,9 @@ _SELECT = (
             _ts("a.resolved_at"),
             "a.note",
             "a.org_id",
+            "a.assignee",
+            "a.assigned_by",
+            _ts("a.assigned_at"),
             ORG_PATH.format(table="a"),
         ]
     )
@@ -201,6 +204,29 @@ def transition_alert(
             moved.acknowledged_ms,
             moved.resolved_by,
             moved.resolved_ms,
+            moved.note,
+            alert_id,
+        ),
+    )
+    return moved
+
+
+def assign_alert(
+    conn: Conn, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+) -> StoredAlert:
+    """Call inside a transaction: the row stays locked from the read to the update."""
+    current = get_alert(conn, alert_id, for_update=True)
+    if current is None:
+        raise AlertNotFoundError(f"no alert {alert_id}")
+    moved = assign(current, assignee, actor, note, now_ms)
+    conn.execute(
+        f"UPDATE alerts SET assignee = %s, assigned_by = %s, assigned_at = {_MS},"
+        f" updated_at = {_MS}, note = %s WHERE id = %s",
+        (
+            moved.assignee,
+            moved.assigned_by,
+            moved.assigned_ms,
+            moved.updated_ms,
             moved.note,
             alert_id,
         ),

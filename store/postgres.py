@@ -40,7 +40,7 @@ from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
 from organizations import Scope
 from positions import PositionBatch, empty_batch
-from store import pg_alerts, pg_copy, pg_loans
+from store import pg_alerts, pg_copy, pg_loans, spot_rows
 from store.alert_rows import check_page
 from store.clock_rows import ClockCache, clock_rows
 from store.device_identity import DeviceIdentityRecords
@@ -57,13 +57,16 @@ from store.interface import (
     PositionPage,
     QueuedCommand,
     SchemaError,
+    SpotCandidate,
     StoredFence,
     StoreError,
     StoreUnavailableError,
     WriteResult,
 )
 from store.migrate import PLAIN, latest_version
+from store.notices import COMMANDS_CHANNEL
 from store.orgs import OrgRecords, scope_condition
+from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
     keyset_pages,
@@ -148,7 +151,7 @@ ON CONFLICT (device_id) DO NOTHING
 """
 _COMMAND_COLS = (
     "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_at, c.expires_at, c.attempts,"
-    " c.serial, c.updated_at"
+    " c.serial, c.updated_at, c.reply"
 )
 
 
@@ -206,7 +209,7 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
+class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:
@@ -285,6 +288,13 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
         with self._guard(what) as conn:
             cur = conn.execute(pyformat(sql), params)
             return RunResult(cur.fetchall() if cur.description else [], cur.rowcount)
+
+    def _run_many(self, what: str, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        with self._guard(what) as conn, conn.transaction():
+            for sql, rows in steps:
+                if rows:
+                    with conn.cursor() as cur:
+                        cur.executemany(pyformat(sql), rows)
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -494,6 +504,15 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
 
             return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
+    def last_position_seq(self) -> int:
+        # The counter, not max(seq): its row is locked by each write until commit, so every
+        # number below its committed value is committed (and seq has only a BRIN index).
+        with self._guard("last position seq") as conn:
+            row = conn.execute("SELECT next_seq - 1 FROM position_cursor").fetchone()
+        if row is None:
+            raise SchemaError("position_cursor has no row: run `lienwatch migrate`")
+        return int(row[0])
+
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         with self._guard("positions since cursor") as conn:
             stream = self._copy_out(
@@ -505,6 +524,18 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
             local, terminals = self._terminals_of(conn, batch.device)
         batch = PositionBatch(**{**batch.columns(), "device": local})
         return PositionPage(batch, terminals, int(seq[-1]) if len(seq) else cursor)
+
+    def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
+        with self._guard("positions between times") as conn:
+            stream = self._copy_out(
+                conn,
+                f"SELECT {_SELECT} FROM positions WHERE fix_time >= %s AND fix_time < %s"
+                " ORDER BY device_id, fix_time",
+                (_dt(from_ms), _dt(to_ms)),
+            )
+            batch = pg_copy.decode(stream)
+            local, terminals = self._terminals_of(conn, batch.device)
+        return PositionPage(PositionBatch(**{**batch.columns(), "device": local}), terminals, 0)
 
     def drop_positions_before(self, cutoff_ms: int) -> int:
         cutoff = _dt(cutoff_ms)
@@ -610,11 +641,13 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
             ids = self._device_ids(conn, [terminal], create=False)
             if terminal not in ids:
                 raise StoreError(f"enqueue command: unknown terminal {terminal}")
-            row = conn.execute(
-                "INSERT INTO command_queue (device_id, msg_id, body, created_at, expires_at,"
-                " updated_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (ids[terminal], msg_id, body, _dt(now_ms), _dt(expires_ms), _dt(now_ms)),
-            ).fetchone()
+            with conn.transaction():  # the gateways hear of it once it is committed
+                row = conn.execute(
+                    "INSERT INTO command_queue (device_id, msg_id, body, created_at, expires_at,"
+                    " updated_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                    (ids[terminal], msg_id, body, _dt(now_ms), _dt(expires_ms), _dt(now_ms)),
+                ).fetchone()
+                conn.execute("SELECT pg_notify(%s, %s)", (COMMANDS_CHANNEL, terminal))
         assert row is not None
         return int(row[0])
 
@@ -634,22 +667,42 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
         return [_command(row) for row in rows]
 
     def mark_command(
-        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+        self,
+        command_id: int,
+        state: CommandState,
+        now_ms: int,
+        serial: int | None = None,
+        reply: str | None = None,
     ) -> None:
         with self._guard("mark command") as conn:
             cur = conn.execute(
                 "UPDATE command_queue SET state = %s, updated_at = %s,"
-                " attempts = attempts + %s, serial = coalesce(%s, serial) WHERE id = %s",
+                " attempts = attempts + %s, serial = coalesce(%s, serial),"
+                " reply = coalesce(%s, reply) WHERE id = %s",
                 (
                     state.value,
                     _dt(now_ms),
                     1 if state is CommandState.SENT else 0,
                     serial,
+                    reply,
                     command_id,
                 ),
             )
             if cur.rowcount != 1:
                 raise StoreError(f"mark command: no command {command_id}")
+
+    def claim_command(self, command_id: int, now_ms: int) -> bool:
+        with self._guard("claim command") as conn:
+            cur = conn.execute(
+                "UPDATE command_queue SET state = 'sent', attempts = attempts + 1,"
+                " updated_at = %s WHERE id = %s AND state = 'queued'",
+                (_dt(now_ms), command_id),
+            )
+            return cur.rowcount == 1
+
+    def notify(self, channel: str, payload: str) -> None:
+        with self._guard("notify") as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
     def get_command(self, command_id: int) -> QueuedCommand | None:
         with self._guard("get command") as conn:
@@ -751,6 +804,44 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
             raise SchemaError("fence_set has no row: run `lienwatch migrate`")
         return int(row[0])
 
+    # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
+
+    def list_spot_candidates(
+        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[SpotCandidate]:
+        with self._guard("list spot candidates") as conn:
+            rows = conn.execute(*spot_rows.list_query(status, after_id, limit, "%s")).fetchall()
+        return [spot_rows.candidate(row) for row in rows]
+
+    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None:
+        with self._guard("read spot candidate") as conn:
+            return spot_rows.get_candidate(conn, candidate_id, "%s")
+
+    def decide_spot_candidate(
+        self,
+        candidate_id: int,
+        *,
+        accept: FenceFeature | None,
+        by: str,
+        note: str | None,
+        now_ms: int,
+    ) -> SpotCandidate:
+        status = "dismissed" if accept is None else "accepted"
+        fence_id = None if accept is None else accept.id
+        with self._guard("decide spot candidate") as conn, conn.transaction():
+            done = spot_rows.decide(conn, candidate_id, status, fence_id, by, note, now_ms, "%s")
+            if done is None:
+                found = spot_rows.get_candidate(conn, candidate_id, "%s")
+                raise spot_rows.undecidable(candidate_id, found)
+            if accept is not None:
+                version = self._bump_fence_version(conn, now_ms)
+                conn.execute(
+                    "INSERT INTO fences (id, kind, feature, updated_at, version)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (accept.id, accept.kind, accept.feature, _dt(now_ms), version),
+                )
+        return done
+
     def find_devices(
         self,
         *,
@@ -823,7 +914,9 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
         if not alerts:
             return AlertsAdded([], [])
         with self._guard("add alerts") as conn, conn.transaction():
-            return pg_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            added = pg_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            spot_rows.add_candidates(conn, added.new, now_ms, "%s")
+            return added
 
     def list_alerts(
         self,
@@ -851,6 +944,12 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
     ) -> StoredAlert:
         with self._guard("transition alert") as conn, conn.transaction():
             return pg_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
+
+    def assign_alert(
+        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        with self._guard("assign alert") as conn, conn.transaction():
+            return pg_alerts.assign_alert(conn, alert_id, assignee, actor, note, now_ms)
 
     def due_webhooks(
         self, now_ms: int, limit: int, lease_ms: int = 60_000
@@ -913,7 +1012,7 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
 
 
 def _command(row: tuple[Any, ...]) -> QueuedCommand:
-    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated = row
+    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated, reply = row
     return QueuedCommand(
         id=int(cid),
         terminal=terminal,
@@ -925,4 +1024,5 @@ def _command(row: tuple[Any, ...]) -> QueuedCommand:
         attempts=int(attempts),
         serial=serial,
         updated_ms=_ms(updated) or 0,
+        reply=reply,
     )

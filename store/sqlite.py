@@ -24,7 +24,7 @@ from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
 from organizations import Scope
 from positions import COLUMNS, PositionBatch, empty_batch
-from store import sqlite_alerts, sqlite_loans
+from store import spot_rows, sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
 from store.clock_rows import ClockCache, ClockRows, clock_rows
 from store.device_identity import DeviceIdentityRecords
@@ -41,12 +41,14 @@ from store.interface import (
     PositionPage,
     QueuedCommand,
     SchemaError,
+    SpotCandidate,
     StoredFence,
     StoreError,
     WriteResult,
 )
 from store.migrate import latest_version, migrate_sqlite
 from store.orgs import OrgRecords, scope_condition
+from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
     keyset_pages,
@@ -71,11 +73,11 @@ _MARKS = ", ".join("?" for _ in _POSITION_COLS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "device_id")
 _COMMAND_COLS = (
     "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_ms, c.expires_ms, c.attempts,"
-    " c.serial, c.updated_ms"
+    " c.serial, c.updated_ms, c.reply"
 )
 
 
-class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
+class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
@@ -134,6 +136,12 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
         with self._transaction(what) as conn:
             cur = conn.execute(sql, params)
             return RunResult(cur.fetchall(), cur.rowcount)
+
+    def _run_many(self, what: str, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        with self._transaction(what) as conn:
+            for sql, rows in steps:
+                if rows:
+                    conn.executemany(sql, rows)
 
     def _read(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -283,6 +291,10 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
 
         return read_track(pages, max_points=max_points, interval_ms=interval_ms, limit=limit)
 
+    def last_position_seq(self) -> int:
+        rows = self._read("last position seq", "SELECT coalesce(max(seq), 0) FROM positions")
+        return int(rows[0][0])
+
     def positions_since(self, cursor: int, limit: int) -> PositionPage:
         rows = self._read(
             "positions since cursor",
@@ -296,6 +308,23 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
         terminals = [self._terminal_of(int(d)) for d in unique]
         batch = PositionBatch(**{**batch.columns(), "device": local.astype(np.int32)})
         return PositionPage(batch, terminals, int(rows[-1][0]))
+
+    def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
+        # Through the (device_id, time_ms) index: one range per device, already grouped.
+        rows = self._read(
+            "positions between times",
+            f"SELECT {_SELECT} FROM positions WHERE device_id IN (SELECT id FROM devices)"
+            " AND time_ms >= ? AND time_ms < ? ORDER BY device_id, time_ms",
+            (from_ms, to_ms),
+        )
+        if not rows:
+            return PositionPage(empty_batch(), [], 0)
+        batch = _batch(rows)
+        unique, local = np.unique(batch.device, return_inverse=True)
+        terminals = [self._terminal_of(int(d)) for d in unique]
+        return PositionPage(
+            PositionBatch(**{**batch.columns(), "device": local.astype(np.int32)}), terminals, 0
+        )
 
     # -- devices -----------------------------------------------------------------------------
 
@@ -398,16 +427,40 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
         return [_command(row) for row in rows]
 
     def mark_command(
-        self, command_id: int, state: CommandState, now_ms: int, serial: int | None = None
+        self,
+        command_id: int,
+        state: CommandState,
+        now_ms: int,
+        serial: int | None = None,
+        reply: str | None = None,
     ) -> None:
         with self._transaction("mark command") as conn:
             cur = conn.execute(
                 "UPDATE command_queue SET state = ?, updated_ms = ?, attempts = attempts + ?,"
-                " serial = coalesce(?, serial) WHERE id = ?",
-                (state.value, now_ms, 1 if state is CommandState.SENT else 0, serial, command_id),
+                " serial = coalesce(?, serial), reply = coalesce(?, reply) WHERE id = ?",
+                (
+                    state.value,
+                    now_ms,
+                    1 if state is CommandState.SENT else 0,
+                    serial,
+                    reply,
+                    command_id,
+                ),
             )
             if cur.rowcount != 1:
                 raise StoreError(f"mark command: no command {command_id}")
+
+    def claim_command(self, command_id: int, now_ms: int) -> bool:
+        with self._transaction("claim command") as conn:
+            cur = conn.execute(
+                "UPDATE command_queue SET state = 'sent', attempts = attempts + 1,"
+                " updated_ms = ? WHERE id = ? AND state = 'queued'",
+                (now_ms, command_id),
+            )
+            return cur.rowcount == 1
+
+    def notify(self, channel: str, payload: str) -> None:
+        """No one else to tell: an SQLite database has one process."""
 
     def get_command(self, command_id: int) -> QueuedCommand | None:
         rows = self._read(
@@ -505,6 +558,45 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
     def fences_version(self) -> int:
         return int(self._read("fence version", "SELECT version FROM fence_set")[0][0])
 
+    # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
+
+    def list_spot_candidates(
+        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[SpotCandidate]:
+        rows = self._read(
+            "list spot candidates", *spot_rows.list_query(status, after_id, limit, "?")
+        )
+        return [spot_rows.candidate(row) for row in rows]
+
+    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None:
+        rows = self._read("read spot candidate", *spot_rows.get_query(candidate_id, "?"))
+        return spot_rows.candidate(rows[0]) if rows else None
+
+    def decide_spot_candidate(
+        self,
+        candidate_id: int,
+        *,
+        accept: FenceFeature | None,
+        by: str,
+        note: str | None,
+        now_ms: int,
+    ) -> SpotCandidate:
+        status = "dismissed" if accept is None else "accepted"
+        fence_id = None if accept is None else accept.id
+        with self._transaction("decide spot candidate") as conn:
+            done = spot_rows.decide(conn, candidate_id, status, fence_id, by, note, now_ms, "?")
+            if done is None:
+                found = spot_rows.get_candidate(conn, candidate_id, "?")
+                raise spot_rows.undecidable(candidate_id, found)
+            if accept is not None:
+                version = self._bump_fence_version(conn, now_ms)
+                conn.execute(
+                    "INSERT INTO fences (id, kind, feature, updated_ms, version)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (accept.id, accept.kind, accept.feature, now_ms, version),
+                )
+        return done
+
     def find_devices(
         self,
         *,
@@ -575,7 +667,9 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
         if not alerts:
             return AlertsAdded([], [])
         with self._transaction("add alerts") as conn:
-            return sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            added = sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
+            spot_rows.add_candidates(conn, added.new, now_ms, "?")
+            return added
 
     def list_alerts(
         self,
@@ -607,6 +701,12 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, OrgRecords):
     ) -> StoredAlert:
         with self._transaction("transition alert") as conn:
             return sqlite_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
+
+    def assign_alert(
+        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
+    ) -> StoredAlert:
+        with self._transaction("assign alert") as conn:
+            return sqlite_alerts.assign_alert(conn, alert_id, assignee, actor, note, now_ms)
 
     def due_webhooks(
         self, now_ms: int, limit: int, lease_ms: int = 60_000
@@ -697,7 +797,7 @@ def _batch(rows: list[Any]) -> PositionBatch:
 
 
 def _command(row: tuple[Any, ...]) -> QueuedCommand:
-    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated = row
+    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated, reply = row
     return QueuedCommand(
         id=cid,
         terminal=terminal,
@@ -709,4 +809,5 @@ def _command(row: tuple[Any, ...]) -> QueuedCommand:
         attempts=attempts,
         serial=serial,
         updated_ms=updated,
+        reply=reply,
     )

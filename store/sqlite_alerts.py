@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from alerts.lifecycle import AlertState, StoredAlert, opened, transition
+from alerts.lifecycle import AlertState, StoredAlert, assign, opened, transition
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
 from organizations import Scope
@@ -140,6 +140,34 @@ def transition_alert(
             moved.acknowledged_ms,
             moved.resolved_by,
             moved.resolved_ms,
+            moved.note,
+            alert_id,
+        ),
+    )
+    return moved
+
+
+def assign_alert(
+    conn: sqlite3.Connection,
+    alert_id: int,
+    assignee: str | None,
+    actor: str,
+    note: str | None,
+    now_ms: int,
+) -> StoredAlert:
+    """Call inside a write transaction (BEGIN IMMEDIATE): the read and the update are atomic."""
+    current = get_alert(conn, alert_id)
+    if current is None:
+        raise AlertNotFoundError(f"no alert {alert_id}")
+    moved = assign(current, assignee, actor, note, now_ms)
+    conn.execute(
+        "UPDATE alerts SET assignee = ?, assigned_by = ?, assigned_ms = ?, updated_ms = ?,"
+        " note = ? WHERE id = ?",
+        (
+            moved.assignee,
+            moved.assigned_by,
+            moved.assigned_ms,
+            moved.updated_ms,
             moved.note,
             alert_id,
         ),

@@ -29,6 +29,10 @@ class StatementRunner(Protocol):
         """Runs one statement in its own transaction; raises the store's errors, naming `what`."""
         ...
 
+    def _run_many(self, what: str, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Runs each statement once per row of its parameters, all in one transaction."""
+        ...
+
     def _atomic(self, what: str) -> AbstractContextManager[None]:
         """A transaction every statement and store call inside it joins."""
         ...

@@ -142,6 +142,26 @@ class DeviceClocks:
         self.state = grown(self.state, n_devices, -1)
         self.since_ms = grown(self.since_ms, n_devices, -1)
 
+    def seed(
+        self,
+        device: npt.NDArray[np.intp],
+        state: npt.NDArray[np.int8],
+        correction_ms: _I64,
+        since_ms: _I64,
+    ) -> None:
+        """Clocks as they were learned before a restart (the store keeps each device's), so a
+        device on UTC has its first reports after it corrected too, not left 8 h behind until
+        `confirm` new ones agree again. Only learned corrections count: an unusable clock is
+        judged again on the next report anyway."""
+        keep = (state == ClockState.CORRECTED_HOURS) | (state == ClockState.ROLLOVER)
+        device = device[keep]
+        if not len(device):
+            return
+        self.ensure(int(device.max()) + 1)
+        self.correction_ms[device] = correction_ms[keep]
+        self.state[device] = state[keep]
+        self.since_ms[device] = since_ms[keep]
+
     def apply(self, batch: PositionBatch) -> PositionBatch:
         """`batch` (rows in arrival order, any device interleaving) with `time_ms` and `flags`
         set from `device_time_ms` and `recv_ms`; the row order stays as it is."""

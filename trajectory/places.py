@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from positions.geo import M_PER_DEG_LAT
 from trajectory.geo import haversine_scalar_m
 from trajectory.state import grown
 from trajectory.stops import StopEvents
@@ -68,7 +69,7 @@ class LongStaySettings:
     radius_m: float = 1000.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LongStays:
     """Episode edges: starts (device, time, anchor) and ends (device, time)."""
 
@@ -77,33 +78,53 @@ class LongStays:
     where: list[tuple[float, float]]
     end_device: list[int]
     end_ms: list[int]
+    # Stops of at least `away_ms` far from the usual places (when asked for, see LongStayRule):
+    # (device, start, end or -1 while open, lon, lat), each device's in time order.
+    away: list[tuple[int, int, int, float, float]] = field(default_factory=list)
+
+
+Cell = tuple[int, int]
+Key = tuple[int, Cell]  # (dwell ms, cell): the larger wins, the larger cell on a tie
 
 
 @dataclass
 class PlaceBook:
-    """Per device: cell -> [night ms, weekday daytime ms] of the stops closed so far."""
+    """Per device: cell -> [night ms, weekday daytime ms] of the stops closed so far, with the
+    leaders kept as cells grow (dwell only grows): the cell with most night dwell (home) and
+    the two with most daytime dwell (work is the first of them that is not home)."""
 
-    cells: dict[int, dict[tuple[int, int], list[int]]] = field(default_factory=dict)
+    cells: dict[int, dict[Cell, list[int]]] = field(default_factory=dict)
+    home: dict[int, Key] = field(default_factory=dict)
+    day: dict[int, list[Key]] = field(default_factory=dict)
 
     def add(self, device: int, lon: float, lat: float, night: int, work: int) -> None:
         self.add_cell(device, (math.floor(lon / CELL_DEG), math.floor(lat / CELL_DEG)), night, work)
 
-    def add_cell(self, device: int, cell: tuple[int, int], night: int, work: int) -> None:
+    def add_cell(self, device: int, cell: Cell, night: int, work: int) -> None:
         """`add` with the cell already computed (`cells_of` for a batch of stops)."""
         dwell = self.cells.setdefault(device, {}).setdefault(cell, [0, 0])
         dwell[0] += night
         dwell[1] += work
+        if night > 0:
+            key = (dwell[0], cell)
+            best = self.home.get(device)
+            if best is None or key > best:
+                self.home[device] = key
+        if work > 0:
+            key = (dwell[1], cell)
+            top = [k for k in self.day.get(device, ()) if k[1] != cell]
+            top.append(key)
+            top.sort(reverse=True)
+            self.day[device] = top[:2]
 
     def usual(self, device: int) -> list[tuple[float, float]]:
         """Home, then work if any, as cell centres (lon, lat); empty before any night stop."""
-        cells = self.cells.get(device, {})
-        night = [(v[0], c) for c, v in cells.items() if v[0] > 0]
-        if not night:
+        best = self.home.get(device)
+        if best is None:
             return []
-        home = max(night)[1]
-        day = [(v[1], c) for c, v in cells.items() if v[1] > 0 and c != home]
-        places = [home] + ([max(day)[1]] if day else [])
-        return [((x + 0.5) * CELL_DEG, (y + 0.5) * CELL_DEG) for x, y in places]
+        home = best[1]
+        work = [k[1] for k in self.day.get(device, ()) if k[1] != home][:1]
+        return [((x + 0.5) * CELL_DEG, (y + 0.5) * CELL_DEG) for x, y in [home, *work]]
 
 
 @dataclass
@@ -111,9 +132,29 @@ class LongStayRule:
     settings: LongStaySettings = field(default_factory=LongStaySettings)
     book: PlaceBook = field(default_factory=PlaceBook)
     fired_start_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Also report stops of at least this long far (`away_radius_m`) from the usual places, as
+    # the book stood when each closed (`LongStays.away`; gathering's visits). None: not asked.
+    away_ms: int | None = None
+    away_radius_m: float = 1000.0
 
     def ensure(self, n_devices: int) -> None:
         self.fired_start_ms = grown(self.fired_start_ms, n_devices, -1)
+
+    def _away(self, device: int, lon: float, lat: float) -> bool:
+        """Far from the usual places by `away_radius_m` (a flat-earth distance: at a km the
+        difference from the great circle is well under a metre), False with no home yet."""
+        book = self.book
+        home = book.home.get(device)
+        if home is None:
+            return False
+        r2 = (self.away_radius_m / M_PER_DEG_LAT) ** 2
+        k = math.cos(math.radians(lat)) ** 2
+        places = [home[1], *[c for _, c in book.day.get(device, ()) if c != home[1]][:1]]
+        for cx, cy in places:
+            x, y = (cx + 0.5) * CELL_DEG, (cy + 0.5) * CELL_DEG
+            if (x - lon) ** 2 * k + (y - lat) ** 2 <= r2:
+                return False
+        return True
 
     def _far(self, device: int, lon: float, lat: float) -> bool:
         usual = self.book.usual(device)
@@ -136,7 +177,10 @@ class LongStayRule:
         )  # fmt: skip
         fired = self.fired_start_ms.tolist()  # plain ints for the loops; written back below
         add_cell = self.book.add_cell
+        away_ms = self.away_ms
         for d, end, start, lon, lat, night, work, x, y in closed:
+            if away_ms is not None and end - start >= away_ms and self._away(d, lon, lat):
+                out.away.append((d, start, end, lon, lat))
             if fired[d] == start:
                 out.end_device.append(d)
                 out.end_ms.append(end)
@@ -152,6 +196,8 @@ class LongStayRule:
             ev.open_device.tolist(), ev.open_start_ms.tolist(), ev.open_last_ms.tolist(),
             ev.open_lon.tolist(), ev.open_lat.tolist(), strict=True,
         ):  # fmt: skip
+            if away_ms is not None and last - start >= away_ms and self._away(d, lon, lat):
+                out.away.append((d, start, -1, lon, lat))
             if fired[d] != start and last >= start + after and self._far(d, lon, lat):
                 fired[d] = start
                 out.start_device.append(d)

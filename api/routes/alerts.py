@@ -6,9 +6,13 @@
 - `GET /api/v1/alerts/{id}` → one alert.
 - `POST /api/v1/alerts/{id}/acknowledge` and `/resolve`, body `{"note": "..."}` or none → the
   alert after the move; the actor is the API key's name; a move the lifecycle forbids is a 409.
+- `POST /api/v1/alerts/{id}/assign` `{"assignee": NAME or null, "note"?}` → the alert handed to
+  someone (its state stays); a resolved alert is a 409.
 - `WS /api/v1/alerts/stream?type=a,b` → each new alert as one JSON text message, as it fires;
   with `&changes=true` also each acknowledged or resolved alert again, with its new state.
   A client too slow to keep up is closed with 1013 (try again later) and a reason.
+
+Every alert these answer carries `place` (`api.alert_places`: where the vehicle was).
 
 No `from __future__ import annotations`: FastAPI reads the routes' dependencies, built inside
 `alerts_router`, from the live annotations.
@@ -16,7 +20,9 @@ No `from __future__ import annotations`: FastAPI reads the routes' dependencies,
 
 import asyncio
 import contextlib
+import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 from urllib.parse import urlencode
@@ -30,16 +36,19 @@ from alerts.delivery.hub import AlertHub, SubscriptionClosed
 from alerts.lifecycle import AlertState, StoredAlert, TransitionError, alert_text
 from alerts.model import AlertType
 from api import params
+from api.alert_places import alert_places
 from api.errors import ApiError, bad_request, not_found
 from api.models import AlertOut
 from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.stores import StoreAccess
 from organizations import ROOT_ID, Scope
-from store import AlertNotFoundError
+from store import AlertNotFoundError, StoreError
 from store.scoped import ScopedStore
 
 _TYPES = frozenset(t.value for t in AlertType)
 _MAX_ID = 2**63 - 1
+PLACED_ALERTS = 4096  # places of recent alerts kept for the stream
+SETTLED_MS = 60_000  # an alert this old has its fixes stored, if it ever will
 # `type=a,b`: an array of alert types in one comma-separated value (form style, not exploded).
 # The route reads it itself, so the document carries it by hand.
 TYPE_PARAMETER: dict[str, Any] = {
@@ -74,6 +83,17 @@ class NoteBody(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class AssignBody(BaseModel):
+    """Body of assign: who handles the alert (`null`: nobody), and an optional note."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"assignee": "collector-7"}]}
+    )
+
+    assignee: str | None = Field(min_length=1, max_length=64, pattern=r"^[^\x00]*\S[^\x00]*$")
+    note: str | None = Field(default=None, max_length=2000)
+
+
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -97,14 +117,49 @@ def alerts_router(
     act: Callable[..., Any] | None = None,
     clock_ms: Callable[[], int] = _wall_clock_ms,
     max_limit: int = 1000,
+    moved: Callable[[StoredAlert], None] | None = None,
 ) -> APIRouter:
     """The alert routes. `auth` is a FastAPI dependency (HTTP and WebSocket) returning the
     caller (an object with `name`) or refusing; `act` (default `auth`) guards acknowledge and
-    resolve, e.g. `ApiContext.auth.viewer` and `.officer`."""
+    resolve, e.g. `ApiContext.auth.viewer` and `.officer`. `moved` is told of each alert
+    acknowledged or resolved here, after this process's stream (other processes' streams)."""
     api = APIRouter(prefix="/api/v1", tags=["alerts"])
     reader = Annotated[_Named, Depends(auth)]
     actor = Annotated[_Named, Depends(act or auth)]
     alert_id_path = Annotated[int, Path(ge=1, le=_MAX_ID, description="the alert's id")]
+
+    placed: OrderedDict[int, Any] = OrderedDict()  # alert id -> place, shared by all answers
+
+    async def with_places(found: list[StoredAlert]) -> list[dict[str, Any]]:
+        """The alerts' JSON with their `place`: where the vehicle was does not change, so each
+        alert's is read once (the last `PLACED_ALERTS` kept), by lists, reads and streams."""
+        missing = [a for a in found if a.id not in placed]
+        if missing:
+            fresh = await stores.run(lambda s: alert_places(s, missing))
+            now = clock_ms()
+            for alert, place in zip(missing, fresh, strict=True):
+                # No fix found for a fresh alert may only mean its fixes are still on their way
+                # from the journal to the store: ask again next time.
+                if place is not None or now - alert.opened_ms > SETTLED_MS:
+                    placed[alert.id] = place
+            while len(placed) > PLACED_ALERTS:
+                placed.popitem(last=False)
+            fresh_of = {a.id: p for a, p in zip(missing, fresh, strict=True)}
+        else:
+            fresh_of = {}
+        return [
+            {**a.to_json(), "place": placed[a.id] if a.id in placed else fresh_of.get(a.id)}
+            for a in found
+        ]
+
+    async def placed_text(alert: StoredAlert) -> str:
+        """A streamed alert with its place; without it while the store cannot be read (the
+        alert must still go out)."""
+        try:
+            (body,) = await with_places([alert])
+        except StoreError:
+            return alert_text(alert)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
     @api.get(
         "/alerts",
@@ -160,7 +215,7 @@ def alerts_router(
             following = {k: v for k, v in request.query_params.items() if k != "after_id"}
             following["after_id"] = cursor
             headers["Link"] = f'<{request.url.path}?{urlencode(following)}>; rel="next"'
-        return JSONResponse([a.to_json() for a in page], headers=headers)
+        return JSONResponse(await with_places(page), headers=headers)
 
     @api.get(
         "/alerts/{alert_id}",
@@ -171,14 +226,14 @@ def alerts_router(
         found = await stores.scoped(who.scope, who.name, lambda s: s.alert(alert_id), clock_ms)
         if found is None:
             raise not_found(f"no alert {alert_id}")
-        return found.to_json()
+        return (await with_places([found]))[0]
 
     async def move(
         alert_id: int, target: AlertState, who: _Named, body: NoteBody | None
     ) -> dict[str, Any]:
         note = body.note if body is not None else None
         try:
-            moved = await stores.scoped(
+            changed = await stores.scoped(
                 who.scope,
                 who.name,
                 lambda s: s.transition_alert(alert_id, target, note, clock_ms()),
@@ -188,8 +243,10 @@ def alerts_router(
             raise not_found(f"no alert {alert_id}") from None
         except TransitionError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
-        hub.publish_changes([moved])
-        return moved.to_json()
+        hub.publish_changes([changed])
+        if moved is not None:
+            moved(changed)
+        return (await with_places([changed]))[0]
 
     move_answers = {200: {"model": AlertOut}, **errors(*ROLE, 404, 409)}
 
@@ -206,6 +263,21 @@ def alerts_router(
     ) -> dict[str, Any]:
         """open or acknowledged → resolved (final)."""
         return await move(alert_id, AlertState.RESOLVED, who, body)
+
+    @api.post("/alerts/{alert_id}/assign", response_model=None, responses=move_answers)
+    async def assign(alert_id: alert_id_path, body: AssignBody, who: actor) -> dict[str, Any]:
+        """Hands an open or acknowledged alert to someone (`assignee`, a name); the state
+        stays. Assigning a resolved alert is a 409."""
+        try:
+            moved = await stores.run(
+                lambda s: s.assign_alert(alert_id, body.assignee, who.name, body.note, clock_ms())
+            )
+        except AlertNotFoundError:
+            raise not_found(f"no alert {alert_id}") from None
+        except TransitionError as exc:
+            raise ApiError(409, "invalid_transition", str(exc)) from None
+        hub.publish_changes([moved])
+        return moved.to_json()
 
     @api.websocket("/alerts/stream")
     async def stream(
@@ -250,7 +322,7 @@ def alerts_router(
                     await websocket.close(status.WS_1013_TRY_AGAIN_LATER, closed.reason[:120])
                     return
                 if await visible(alert):  # only the caller's subtree
-                    await websocket.send_text(alert_text(alert))
+                    await websocket.send_text(await placed_text(alert))
         except (WebSocketDisconnect, RuntimeError):
             return  # the client went away mid-send
         finally:

@@ -27,10 +27,10 @@ from api.openapi import KEYED, ROLE, errors
 from api.routes.devices import Terminal
 from api.routes.lookup import device_or_404
 from api.views import iso
+from ingest.commands import reply_json
 from ingest.jt808.errors import Jt808UsageError
 from ingest.jt808.fields import encode_text
 from ingest.jt808.ids import DWORD_PARAMS, ParamId
-from ingest.jt808.jsonview import body_json
 from ingest.jt808.messages import (
     LocationQuery,
     Message,
@@ -285,15 +285,11 @@ def needs_approval(message: Message) -> bool:
     return False
 
 
-def _reply_json(reply: Message | None) -> str | None:
-    if reply is None:
-        return None
-    return json.dumps({"msg_id": f"0x{reply.MSG_ID:04x}", **body_json(reply)}, ensure_ascii=False)
-
-
 def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, Any]:
     request = json.loads(log.request) if log else None
     approved_by = request.pop("approved_by", None) if isinstance(request, dict) else None
+    # The answer as the API logged it, else as the gateway that delivered the command kept it.
+    reply = (log.reply if log else None) or command.reply
     return {
         "id": command.id,
         "terminal": command.terminal,
@@ -307,7 +303,7 @@ def command_json(command: QueuedCommand, log: CommandLog | None) -> dict[str, An
         "issued_by": log.issued_by if log else None,
         "approved_by": approved_by,
         "request": request,
-        "reply": json.loads(log.reply) if log and log.reply else None,
+        "reply": json.loads(reply) if reply else None,
         "org": log.org if log else None,
     }
 
@@ -338,7 +334,7 @@ async def deliver(
     outcome = await ctx.send_command(device.terminal, message)
     msg_id, encoded = int(message.MSG_ID), message.encode_body()
     text = json.dumps(request, ensure_ascii=False)
-    reply = _reply_json(outcome.reply)
+    reply = reply_json(outcome.reply)
 
     def record(store: ScopedStore) -> int:
         return store.record_command(
@@ -354,8 +350,8 @@ async def deliver(
 
     command_id = await ctx.scoped(who, record)
     out = await read_command(ctx, who, command_id)
-    queued = outcome.state is CommandState.QUEUED
-    return JSONResponse(out, status_code=202 if queued else 200)
+    waiting = outcome.state in (CommandState.QUEUED, CommandState.SENT)
+    return JSONResponse(out, status_code=202 if waiting else 200)
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -369,8 +365,9 @@ def router(ctx: ApiContext) -> APIRouter:
             200: {"model": CommandOut, "description": "sent and answered (or failed)"},
             202: {
                 "model": CommandOut | ApprovalOut,
-                "description": "queued for an offline terminal (a command), or waiting for a"
-                " second person's approval (a dangerous command: an approval request)",
+                "description": "queued for an offline terminal, or sent and not answered yet"
+                " (a command), or waiting for a second person's approval (a dangerous command:"
+                " an approval request)",
             },
             **errors(*ROLE, 404),
         },
@@ -378,7 +375,9 @@ def router(ctx: ApiContext) -> APIRouter:
     )
     async def send(terminal: Terminal, who: officer, http: Request) -> JSONResponse:
         """Sends the command and waits for the terminal's answer; 202 when it was queued for
-        an offline terminal (poll `GET /api/v1/commands/{id}`)."""
+        an offline terminal, or (through another gateway process) sent and not answered within
+        the command timeout, or is a dangerous command waiting for its approval (poll
+        `GET /api/v1/commands/{id}`)."""
         term = params.terminal(terminal)
         try:
             body = json.loads(await http.body())

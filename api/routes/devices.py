@@ -21,7 +21,7 @@ from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.models import DeviceOut, DevicePage, LatestPosition, Position, Vehicle
 from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
-from api.routes.lookup import device_or_404, is_online
+from api.routes.lookup import device_or_404, online_of
 from api.routes.parties import vehicle_json
 from api.views import device_json, json_bytes, position_json, positions_json
 from loans import Vehicle as CarRecord
@@ -124,10 +124,11 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> list[dict[str, Any]]:
         latest = await latest_of(devices, who) if with_latest else {}
         clocks = await ctx.scoped(who, lambda s: s.clocks(devices)) if devices else {}
+        online = await online_of(ctx, [d.terminal for d in devices])
         return [
             device_json(
                 d,
-                online=is_online(ctx, d.terminal),
+                online=online(d.terminal),
                 latest=latest.get(d.terminal),
                 with_latest=with_latest,
                 show_auth_code=who.can(Role.ADMIN),
@@ -202,7 +203,8 @@ def router(ctx: ApiContext) -> APIRouter:
         created, device, clock = await ctx.scoped(who, upsert)
         if ctx.device_changed is not None:
             ctx.device_changed(device)
-        out = device_json(device, online=is_online(ctx, term), show_auth_code=True, clock=clock)
+        online = await online_of(ctx, [term])
+        out = device_json(device, online=online(term), show_auth_code=True, clock=clock)
         return JSONResponse(out, status_code=201 if created else 200)
 
     @api.post(
@@ -221,7 +223,8 @@ def router(ctx: ApiContext) -> APIRouter:
             raise not_found(f"no device {term}")
         if ctx.device_reprovisioned is not None:
             ctx.device_reprovisioned(device)
-        return device_json(device, online=is_online(ctx, term), show_auth_code=True)
+        online = await online_of(ctx, [term])
+        return device_json(device, online=online(term), show_auth_code=True)
 
     @api.get(
         "/devices/{terminal}/latest",

@@ -122,6 +122,12 @@ _FEATURE = {
         _feature(_MULTIPOLYGON, _AREA, "areas"),
         _feature(_POINT, {"radius_m": _RADIUS}, "a circle"),
         _feature(_LINE, {"buffer_m": _BUFFER}, "a corridor"),
+        _feature(
+            {"type": "null"},
+            {"adcode": {"type": "string", "pattern": "^[0-9]{6}$"}, **_AREA},
+            "an administrative unit (an allowed_area or zone): a province, city or county"
+            " of China by its adcode, e.g. 330000 for Zhejiang",
+        ),
     ]
 }
 # The request body as JSON Schema: the route reads the raw body (the geofence loader validates

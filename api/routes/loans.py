@@ -30,7 +30,7 @@ from api.loan_views import action_json, loan_json, local_date
 from api.models import ActionOut, LoanChanged, LoanDetail, LoanOut
 from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.paging import paged
-from api.routes.lookup import is_online
+from api.routes.lookup import online_of
 from api.routes.parties import borrower_json
 from api.views import device_json, position_json
 from loans import (
@@ -363,13 +363,14 @@ def router(ctx: ApiContext) -> APIRouter:
         positions = {
             terminals[int(d)]: position_json(latest, i) for i, d in enumerate(latest.device)
         }
+        online = await online_of(ctx, terminals)
         return {
             **loan_json(loan, today()),
             "borrower": None if borrower is None else borrower_json(borrower, who),
             "devices": [
                 device_json(
                     d,
-                    online=is_online(ctx, d.terminal),
+                    online=online(d.terminal),
                     latest=positions.get(d.terminal),
                     with_latest=True,
                     show_auth_code=who.can(Role.ADMIN),

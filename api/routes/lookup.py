@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from api.auth import Identity
 from api.context import ApiContext
 from api.errors import not_found
@@ -16,6 +18,10 @@ async def device_or_404(ctx: ApiContext, who: Identity, terminal: str) -> Device
     return device
 
 
-def is_online(ctx: ApiContext, terminal: str) -> bool | None:
-    """Whether the terminal is connected now; None when the process cannot tell."""
-    return None if ctx.online is None else bool(ctx.online(terminal))
+async def online_of(ctx: ApiContext, terminals: Sequence[str]) -> Callable[[str], bool | None]:
+    """Whether each of `terminals` is connected now (to this process's gateway, or in a split
+    deployment to any gateway): a lookup answering None when the process cannot tell."""
+    if ctx.online is None:
+        return lambda _terminal: None
+    connected = await ctx.online(list(terminals)) if terminals else set()
+    return lambda terminal: terminal in connected

@@ -97,6 +97,21 @@ def plain_location(payload: bytes) -> bool:
     )
 
 
+def whole_plain_location(data: bytes) -> bool:
+    """`data` is exactly one flagged frame whose payload is `plain_location`: the shape of
+    almost every read from a tracker, which a shell may hand on without splitting it."""
+    return (
+        len(data) > 4
+        and data[0] == 0x7E
+        and data[-1] == 0x7E
+        and data[1] == 0x02
+        and data[2] == 0x00
+        and not data[3] & 0x20
+        and data[3] != 0x7D
+        and data.count(b"\x7e") == 2
+    )
+
+
 class FrameSplitter:
     """Cuts a byte stream into escaped frame payloads (the bytes between two 0x7e flags).
 
@@ -112,6 +127,11 @@ class FrameSplitter:
         self.discarded_bytes = 0
         self._pending = b""
         self._in_frame = False  # a flag has been seen: _pending is inside a frame
+
+    @property
+    def idle(self) -> bool:
+        """Between two frames: a read that is one whole frame leaves it in the same state."""
+        return self._in_frame and not self._pending and self.error is None
 
     def feed(self, data: bytes) -> list[bytes]:
         """Returns the complete payloads found so far (without flags, still escaped)."""

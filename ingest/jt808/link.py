@@ -29,9 +29,9 @@ from ingest.jt808.events import (
     PacketsAbandoned,
     ReplyTimedOut,
 )
-from ingest.jt808.framing import FrameSplitter, plain_location
+from ingest.jt808.framing import FrameSplitter, plain_location, whole_plain_location
 from ingest.jt808.header import Header
-from ingest.jt808.ids import Edition, MessageId, Result, Role
+from ingest.jt808.ids import MessageId, Result, Role
 from ingest.jt808.link_events import (
     Authenticated,
     AuthenticationRequested,
@@ -118,6 +118,22 @@ class LinkSession:
                 self._inbox, self._at = payloads, 0
             else:
                 self._inbox += payloads
+
+    def take_whole_report(self, data: bytes, now: float) -> bool:
+        """The hot path: True when `data`, read at `now`, is exactly one plain 0x0200 frame and
+        the session is authenticated with nothing buffered or queued. Such a frame is the
+        caller's to queue as a report (flags and all), just as `next_event` would have handed
+        it on in a `ReportsReceived`; False leaves `data` for `receive_data`."""
+        if (
+            self.state is not LinkState.AUTHENTICATED
+            or self._events
+            or self._at < len(self._inbox)
+            or not self._splitter.idle
+            or not whole_plain_location(data)
+        ):
+            return False
+        self._now = self._last_rx = now
+        return True
 
     def receive_frame(self, frame: bytes, now: float) -> None:
         """One whole frame (a transport that keeps message boundaries, such as MQTT)."""
@@ -225,19 +241,6 @@ class LinkSession:
     def close(self, reason: str) -> None:
         """The platform closes, or the peer went away; outstanding commands fail."""
         self._close(Input.CLOSE, reason)
-
-    @property
-    def edition(self) -> Edition:
-        return self.conn.edition
-
-    @property
-    def protocol_version(self) -> int:
-        return self.conn.protocol_version
-
-    @property
-    def terminal_raw(self) -> bytes:
-        raw = self.conn.terminal
-        return raw if isinstance(raw, bytes) else b""
 
     # ------------------------------------------------------------------ the timer
 

@@ -11,17 +11,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ingest.jt808.errors import FrameError, Jt808UsageError
+from ingest.jt808.body import exact, need, pack
+from ingest.jt808.control import (
+    MultimediaEvent,
+    PassThrough,
+    ResendRequest,
+    TerminalControl,
+    TextMessage,
+    VehicleControl,
+)
+from ingest.jt808.errors import Jt808UsageError
 from ingest.jt808.fields import (
     decode_fixed,
     decode_text,
     encode_fixed,
     encode_text,
 )
-from ingest.jt808.ids import DWORD_PARAMS, Edition, ErrorCode, MessageId, ParamId
+from ingest.jt808.ids import Edition, MessageId
 from ingest.jt808.location import LocationReport
+from ingest.jt808.location_messages import (
+    BATCH_BACKFILL,
+    BATCH_NORMAL,
+    BatchLocationReport,
+    LocationQuery,
+    LocationQueryReply,
+    TemporaryTracking,
+    VehicleControlReply,
+)
+from ingest.jt808.parameters import (
+    ParametersReply,
+    Params,
+    QueryParameters,
+    SetParameters,
+    param_value,
+)
 
 __all__ = [
+    "BATCH_BACKFILL",
+    "BATCH_NORMAL",
     "Authenticate",
     "BatchLocationReport",
     "Deregister",
@@ -32,6 +59,7 @@ __all__ = [
     "Message",
     "MultimediaEvent",
     "ParametersReply",
+    "Params",
     "PassThrough",
     "PlatformGeneralResponse",
     "QueryParameters",
@@ -46,19 +74,10 @@ __all__ = [
     "TextMessage",
     "VehicleControl",
     "VehicleControlReply",
+    "param_value",
 ]
 
 _ANSWER = struct.Struct(">HHB")
-
-
-def _need(body: bytes, size: int, what: str) -> None:
-    if len(body) < size:
-        raise FrameError(ErrorCode.BAD_BODY, f"{what} needs {size} bytes, {len(body)} present")
-
-
-def _exact(body: bytes, size: int, what: str) -> None:
-    if len(body) != size:
-        raise FrameError(ErrorCode.BAD_BODY, f"{what} is {size} bytes, got {len(body)}")
 
 
 # ---------------------------------------------------------------- general answers
@@ -75,11 +94,11 @@ class TerminalGeneralResponse:
 
     @classmethod
     def decode(cls, body: bytes, edition: Edition) -> TerminalGeneralResponse:
-        _exact(body, 5, "general response")
+        exact(body, 5, "general response")
         return cls(*_ANSWER.unpack(body))
 
     def encode_body(self) -> bytes:
-        return _pack(_ANSWER, self.answer_serial, self.answer_id, self.result)
+        return pack(_ANSWER, self.answer_serial, self.answer_id, self.result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,18 +112,11 @@ class PlatformGeneralResponse:
 
     @classmethod
     def decode(cls, body: bytes, edition: Edition) -> PlatformGeneralResponse:
-        _exact(body, 5, "general response")
+        exact(body, 5, "general response")
         return cls(*_ANSWER.unpack(body))
 
     def encode_body(self) -> bytes:
-        return _pack(_ANSWER, self.answer_serial, self.answer_id, self.result)
-
-
-def _pack(fmt: struct.Struct, *values: int) -> bytes:
-    try:
-        return fmt.pack(*values)
-    except struct.error as exc:
-        raise Jt808UsageError(f"field out of range: {exc}") from exc
+        return pack(_ANSWER, self.answer_serial, self.answer_id, self.result)
 
 
 # ---------------------------------------------------------------- link management
@@ -178,7 +190,7 @@ class Register:
                 edition = Edition.V2011
         maker_w, model_w, id_w = _REGISTER_WIDTHS[edition]
         fixed = 4 + maker_w + model_w + id_w + 1
-        _need(body, fixed, f"{edition.value} register")
+        need(body, fixed, f"{edition.value} register")
         province, city = struct.unpack_from(">HH", body)
         p = 4
         maker = decode_fixed(body[p : p + maker_w])
@@ -194,11 +206,11 @@ class Register:
     def encode_body(self) -> bytes:
         maker_w, model_w, id_w = _REGISTER_WIDTHS[self.edition]
         return (
-            _pack(struct.Struct(">HH"), self.province_id, self.city_id)
+            pack(struct.Struct(">HH"), self.province_id, self.city_id)
             + encode_fixed(self.maker_id, maker_w, "maker id")
             + encode_fixed(self.model, model_w, "model")
             + encode_fixed(self.terminal_id, id_w, "terminal id")
-            + _pack(struct.Struct(">B"), self.plate_color)
+            + pack(struct.Struct(">B"), self.plate_color)
             + encode_text(self.plate)
         )
 
@@ -214,13 +226,13 @@ class RegisterResponse:
 
     @classmethod
     def decode(cls, body: bytes, edition: Edition) -> RegisterResponse:
-        _need(body, 3, "register response")
+        need(body, 3, "register response")
         serial, result = struct.unpack_from(">HB", body)
         code = decode_text(body[3:].rstrip(b"\x00")) if result == 0 else ""
         return cls(serial, result, code)
 
     def encode_body(self) -> bytes:
-        head = _pack(struct.Struct(">HB"), self.answer_serial, self.result)
+        head = pack(struct.Struct(">HB"), self.answer_serial, self.result)
         return head + (encode_text(self.auth_code) if self.result == 0 else b"")
 
 
@@ -238,9 +250,9 @@ class Authenticate:
     def decode(cls, body: bytes, edition: Edition) -> Authenticate:
         if edition is not Edition.V2019:
             return cls(decode_text(body.rstrip(b"\x00")))
-        _need(body, 1, "2019 authentication")
+        need(body, 1, "2019 authentication")
         n = body[0]
-        _need(body, 1 + n + 35, "2019 authentication")
+        need(body, 1 + n + 35, "2019 authentication")
         code = decode_text(body[1 : 1 + n])
         imei = decode_fixed(body[1 + n : 16 + n])
         version = decode_fixed(body[16 + n : 36 + n])
@@ -257,368 +269,6 @@ class Authenticate:
             + code
             + encode_fixed(self.imei, 15, "IMEI")
             + encode_fixed(self.software_version, 20, "software version")
-        )
-
-
-# ---------------------------------------------------------------- parameters
-
-Params = tuple[tuple[int, bytes], ...]
-
-
-def _decode_params(body: bytes, offset: int, count: int, what: str) -> Params:
-    params: list[tuple[int, bytes]] = []
-    p = offset
-    for i in range(count):
-        if p + 5 > len(body):
-            raise FrameError(ErrorCode.BAD_BODY, f"{what}: parameter {i + 1} of {count} truncated")
-        param_id = int.from_bytes(body[p : p + 4], "big")
-        n = body[p + 4]
-        if p + 5 + n > len(body):
-            raise FrameError(
-                ErrorCode.BAD_BODY, f"{what}: parameter 0x{param_id:04x} declares {n} bytes"
-            )
-        params.append((param_id, body[p + 5 : p + 5 + n]))
-        p += 5 + n
-    if p != len(body):
-        raise FrameError(ErrorCode.BAD_BODY, f"{what}: {len(body) - p} bytes after the parameters")
-    return tuple(params)
-
-
-def _encode_params(params: Params) -> bytes:
-    if len(params) > 0xFF:
-        raise Jt808UsageError("more than 255 parameters in one message")
-    out = bytearray((len(params),))
-    for param_id, value in params:
-        if len(value) > 0xFF:
-            raise Jt808UsageError(f"parameter 0x{param_id:04x} longer than 255 bytes")
-        out += _pack(struct.Struct(">IB"), param_id, len(value)) + value
-    return bytes(out)
-
-
-def param_value(param_id: int, value: bytes) -> int | str:
-    """A parameter as a number (DWORD/WORD/BYTE ids we know) or text."""
-    if param_id in DWORD_PARAMS and len(value) in (1, 2, 4):
-        return int.from_bytes(value, "big")
-    return decode_text(value.rstrip(b"\x00"))
-
-
-@dataclass(frozen=True, slots=True)
-class SetParameters:
-    """0x8103: set terminal parameters (id DWORD, length BYTE, value)."""
-
-    MSG_ID: ClassVar[int] = MessageId.SET_PARAMETERS
-    params: Params
-
-    @classmethod
-    def of(cls, values: dict[ParamId, int | str]) -> SetParameters:
-        """From readable values: numbers for DWORD parameters, text for the others."""
-        params: list[tuple[int, bytes]] = []
-        for param_id, value in values.items():
-            if isinstance(value, int):
-                if param_id not in DWORD_PARAMS:
-                    raise Jt808UsageError(f"parameter {param_id!r} is not numeric")
-                params.append((int(param_id), _pack(struct.Struct(">I"), value)))
-            else:
-                params.append((int(param_id), encode_text(value)))
-        return cls(tuple(params))
-
-    def values(self) -> dict[int, int | str]:
-        return {pid: param_value(pid, value) for pid, value in self.params}
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> SetParameters:
-        _need(body, 1, "set parameters")
-        return cls(_decode_params(body, 1, body[0], "set parameters"))
-
-    def encode_body(self) -> bytes:
-        return _encode_params(self.params)
-
-
-@dataclass(frozen=True, slots=True)
-class QueryParameters:
-    """0x8104: ask for every parameter; answered by 0x0104."""
-
-    MSG_ID: ClassVar[int] = MessageId.QUERY_PARAMETERS
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> QueryParameters:
-        return cls()
-
-    def encode_body(self) -> bytes:
-        return b""
-
-
-@dataclass(frozen=True, slots=True)
-class ParametersReply:
-    """0x0104: answer serial, then parameters as in 0x8103."""
-
-    MSG_ID: ClassVar[int] = MessageId.PARAMETERS_REPLY
-    answer_serial: int
-    params: Params
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> ParametersReply:
-        _need(body, 3, "parameters reply")
-        serial, count = struct.unpack_from(">HB", body)
-        return cls(serial, _decode_params(body, 3, count, "parameters reply"))
-
-    def encode_body(self) -> bytes:
-        return _pack(struct.Struct(">H"), self.answer_serial) + _encode_params(self.params)
-
-    def values(self) -> dict[int, int | str]:
-        return {pid: param_value(pid, value) for pid, value in self.params}
-
-
-# ---------------------------------------------------------------- locations
-
-
-@dataclass(frozen=True, slots=True)
-class LocationQueryReply:
-    """0x0201: answer serial + a location body."""
-
-    MSG_ID: ClassVar[int] = MessageId.LOCATION_QUERY_REPLY
-    answer_serial: int
-    location: LocationReport
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> LocationQueryReply:
-        _need(body, 2, "location query reply")
-        return cls(int.from_bytes(body[:2], "big"), LocationReport.decode_from(body, 2))
-
-    def encode_body(self) -> bytes:
-        return _pack(struct.Struct(">H"), self.answer_serial) + self.location.encode_body()
-
-
-@dataclass(frozen=True, slots=True)
-class VehicleControlReply:
-    """0x0500: answer serial + a location body, the answer to a 0x8500."""
-
-    MSG_ID: ClassVar[int] = MessageId.VEHICLE_CONTROL_REPLY
-    answer_serial: int
-    location: LocationReport
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> VehicleControlReply:
-        _need(body, 2, "vehicle control reply")
-        return cls(int.from_bytes(body[:2], "big"), LocationReport.decode_from(body, 2))
-
-    def encode_body(self) -> bytes:
-        return _pack(struct.Struct(">H"), self.answer_serial) + self.location.encode_body()
-
-
-BATCH_NORMAL = 0
-BATCH_BACKFILL = 1  # blind-area re-send of stored points
-
-
-@dataclass(frozen=True, slots=True)
-class BatchLocationReport:
-    """0x0704: count WORD, type BYTE (0 normal, 1 blind-area backfill), WORD-length items."""
-
-    MSG_ID: ClassVar[int] = MessageId.BATCH_LOCATION_REPORT
-    kind: int
-    items: tuple[LocationReport, ...]
-
-    @property
-    def backfill(self) -> bool:
-        return self.kind == BATCH_BACKFILL
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> BatchLocationReport:
-        _need(body, 3, "batch location report")
-        count, kind = struct.unpack_from(">HB", body)
-        items: list[LocationReport] = []
-        p = 3
-        while p < len(body):
-            if p + 2 > len(body):
-                raise FrameError(ErrorCode.BAD_BODY, f"batch item {len(items) + 1}: no length")
-            n = int.from_bytes(body[p : p + 2], "big")
-            if p + 2 + n > len(body):
-                raise FrameError(
-                    ErrorCode.BAD_BODY,
-                    f"batch item {len(items) + 1} declares {n} bytes, {len(body) - p - 2} follow",
-                )
-            try:
-                items.append(LocationReport.decode_from(body[p + 2 : p + 2 + n]))
-            except FrameError as exc:
-                raise FrameError(exc.code, f"batch item {len(items) + 1}: {exc.detail}") from None
-            p += 2 + n
-        if len(items) != count:
-            raise FrameError(
-                ErrorCode.BAD_BODY, f"batch declares {count} items, {len(items)} present"
-            )
-        return cls(kind, tuple(items))
-
-    def encode_body(self) -> bytes:
-        out = bytearray(_pack(struct.Struct(">HB"), len(self.items), self.kind))
-        for item in self.items:
-            encoded = item.encode_body()
-            out += len(encoded).to_bytes(2, "big") + encoded
-        return bytes(out)
-
-
-@dataclass(frozen=True, slots=True)
-class LocationQuery:
-    """0x8201: ask for the current position; answered by 0x0201."""
-
-    MSG_ID: ClassVar[int] = MessageId.LOCATION_QUERY
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> LocationQuery:
-        return cls()
-
-    def encode_body(self) -> bytes:
-        return b""
-
-
-@dataclass(frozen=True, slots=True)
-class TemporaryTracking:
-    """0x8202: report every `interval_s` for `validity_s`; interval 0 stops (no validity field)."""
-
-    MSG_ID: ClassVar[int] = MessageId.TEMPORARY_TRACKING
-    interval_s: int
-    validity_s: int = 0
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> TemporaryTracking:
-        _need(body, 2, "temporary tracking")
-        interval = int.from_bytes(body[:2], "big")
-        if interval == 0 and len(body) < 6:
-            return cls(0, 0)
-        _need(body, 6, "temporary tracking")
-        return cls(interval, int.from_bytes(body[2:6], "big"))
-
-    def encode_body(self) -> bytes:
-        if self.interval_s == 0:
-            return b"\x00\x00"
-        return _pack(struct.Struct(">HI"), self.interval_s, self.validity_s)
-
-
-# ---------------------------------------------------------------- control, text, data
-
-
-@dataclass(frozen=True, slots=True)
-class TerminalControl:
-    """0x8105: command word (1 upgrade, 2 connect to server, 3 power off, 4 reset, ...)."""
-
-    MSG_ID: ClassVar[int] = MessageId.TERMINAL_CONTROL
-    command: int
-    params: str = ""
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> TerminalControl:
-        _need(body, 1, "terminal control")
-        return cls(body[0], decode_text(body[1:]))
-
-    def encode_body(self) -> bytes:
-        return _pack(struct.Struct(">B"), self.command) + encode_text(self.params)
-
-
-@dataclass(frozen=True, slots=True)
-class VehicleControl:
-    """0x8500 (2013 body): the control flag byte. Bit 0 locks (1) or unlocks (0) the doors;
-    trackers fitted with a relay use further bits, as their maker documents, to cut fuel and
-    power for a repossession. The terminal answers 0x0500 with its location."""
-
-    MSG_ID: ClassVar[int] = MessageId.VEHICLE_CONTROL
-    flags: int
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> VehicleControl:
-        _need(body, 1, "vehicle control")
-        return cls(body[0])
-
-    def encode_body(self) -> bytes:
-        return _pack(struct.Struct(">B"), self.flags)
-
-
-@dataclass(frozen=True, slots=True)
-class TextMessage:
-    """0x8300: flag byte (urgent, display, TTS, ...) + GBK text, often run as a command."""
-
-    MSG_ID: ClassVar[int] = MessageId.TEXT_MESSAGE
-    flags: int
-    text: str
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> TextMessage:
-        _need(body, 1, "text message")
-        return cls(body[0], decode_text(body[1:]))
-
-    def encode_body(self) -> bytes:
-        return _pack(struct.Struct(">B"), self.flags) + encode_text(self.text)
-
-
-@dataclass(frozen=True, slots=True)
-class ResendRequest:
-    """0x8003: ask the peer to re-send packets of a sub-packaged message (count WORD in 2019)."""
-
-    MSG_ID: ClassVar[int] = MessageId.RESEND_REQUEST
-    original_serial: int
-    packet_indexes: tuple[int, ...]
-    edition: Edition = Edition.V2013
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> ResendRequest:
-        wide = edition is Edition.V2019
-        head = 4 if wide else 3
-        _need(body, head, "resend request")
-        serial = int.from_bytes(body[:2], "big")
-        count = int.from_bytes(body[2:4], "big") if wide else body[2]
-        _exact(body, head + 2 * count, "resend request")
-        ids = struct.unpack_from(f">{count}H", body, head)
-        return cls(serial, tuple(ids), Edition.V2019 if wide else Edition.V2013)
-
-    def encode_body(self) -> bytes:
-        n = len(self.packet_indexes)
-        head = (
-            _pack(struct.Struct(">HH"), self.original_serial, n)
-            if self.edition is Edition.V2019
-            else _pack(struct.Struct(">HB"), self.original_serial, n)
-        )
-        return head + _pack(struct.Struct(f">{n}H"), *self.packet_indexes)
-
-
-@dataclass(frozen=True, slots=True)
-class PassThrough:
-    """0x0900 data pass-through: type byte + payload, kept raw."""
-
-    MSG_ID: ClassVar[int] = MessageId.PASS_THROUGH
-    kind: int
-    payload: bytes
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> PassThrough:
-        _need(body, 1, "pass-through")
-        return cls(body[0], body[1:])
-
-    def encode_body(self) -> bytes:
-        return _pack(struct.Struct(">B"), self.kind) + self.payload
-
-
-@dataclass(frozen=True, slots=True)
-class MultimediaEvent:
-    """0x0800: media id, type, format, event and channel of a photo/audio/video."""
-
-    MSG_ID: ClassVar[int] = MessageId.MULTIMEDIA_EVENT
-    media_id: int
-    media_type: int
-    media_format: int
-    event: int
-    channel: int
-
-    @classmethod
-    def decode(cls, body: bytes, edition: Edition) -> MultimediaEvent:
-        _exact(body, 8, "multimedia event")
-        return cls(*struct.unpack(">IBBBB", body))
-
-    def encode_body(self) -> bytes:
-        return _pack(
-            struct.Struct(">IBBBB"),
-            self.media_id,
-            self.media_type,
-            self.media_format,
-            self.event,
-            self.channel,
         )
 
 

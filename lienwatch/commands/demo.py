@@ -150,8 +150,11 @@ async def run_demo(settings: Settings, *, seed: int, cars: int, duration_s: floa
             clock = Clock.start()
             script = build_demo(seed, cars, clock.origin_ms)
             devices = make_devices(script)
-            banner(script, services.gateway_address, services.api_address, key)
-            host, port = services.gateway_address
+            gateway, api = services.gateway_address, services.api_address
+            assert gateway is not None  # demo runs every role
+            assert api is not None
+            banner(script, gateway, api, key)
+            host, port = gateway
             fleet = asyncio.create_task(run_demo_fleet(devices, host, port, clock, stop))
             if duration_s is not None:
                 loop.call_later(duration_s, stop.set)

@@ -241,8 +241,8 @@ def register(app: typer.Typer) -> None:
     import typer
 
     def replay(
-        positions: Path = typer.Option(..., "--positions", help="POSITIONS.csv"),
-        fences: Path = typer.Option(..., "--fences", help="FENCES.geojson"),
+        positions: Path | None = typer.Option(None, "--positions", help="POSITIONS.csv"),
+        fences: Path | None = typer.Option(None, "--fences", help="FENCES.geojson"),
         out: Path = typer.Option(..., "--out", help="ALERTS.jsonl to write"),
         fleet: Path | None = typer.Option(None, "--fleet", help="FLEET.json"),
         rules: Path | None = typer.Option(None, "--rules", help="RULES.toml overrides"),
@@ -257,9 +257,43 @@ def register(app: typer.Typer) -> None:
             " rows on a machine with more than one CPU, else 1; always 1 outside Linux);"
             " the output is the same for any number",
         ),
+        from_store: bool = typer.Option(
+            False,
+            "--from-store",
+            help="backtest: the stored positions between --since and --until instead of files,"
+            " compared with the alerts that fired",
+        ),
+        since: str | None = typer.Option(None, "--since", help="ISO 8601 with offset"),
+        until: str | None = typer.Option(None, "--until", help="ISO 8601 with offset"),
+        report: Path | None = typer.Option(
+            None, "--report", help="with --from-store: the comparison report (JSON) to write"
+        ),
+        tolerance_h: float = typer.Option(
+            6.0,
+            "--tolerance-h",
+            min=0.0,
+            help="with --from-store: an alert within this many hours of a fired one of the"
+            " same type, vehicle and fence is the same incident (moved)",
+        ),
     ) -> None:
         """Run the detection engine over recorded positions, on the data's own clock."""
-        code = run(positions, fences, out, fleet, rules, scores, workers)
+        if from_store:
+            given = {"--positions": positions, "--fences": fences, "--fleet": fleet,
+                     "--scores": scores, "--workers": workers}  # fmt: skip
+            for name in (n for n, v in given.items() if v is not None):
+                fail(f"{name}: not with --from-store (the store gives positions and fences)")
+            if since is None or until is None:
+                fail("--from-store needs --since and --until")
+            from lienwatch.commands.history_replay import run as run_history
+
+            code = run_history(since, until, out, rules, report, tolerance_h)
+        else:
+            if positions is None or fences is None:
+                fail("replay needs --positions and --fences (or --from-store)")
+            only = {"--since": since, "--until": until, "--report": report}
+            for name in (n for n, v in only.items() if v is not None):
+                fail(f"{name}: only with --from-store")
+            code = run(positions, fences, out, fleet, rules, scores, workers)
         if code:
             raise typer.Exit(code)
 

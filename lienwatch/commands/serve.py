@@ -20,6 +20,9 @@ def serve() -> None:
         settings = load_settings()
     except SettingsError as exc:
         fail(str(exc))
+    problem = settings.split_problem()
+    if problem is not None:
+        fail(problem)
     runtime.configure_logging(settings)
     runtime.install_event_loop_policy()
     try:

@@ -32,6 +32,13 @@ def simulate(
     no_incidents: bool = typer.Option(
         False, "--no-incidents", help="background and confounders only: truth.jsonl is empty"
     ),
+    gathering_cars: int = typer.Option(
+        0,
+        "--gathering-cars",
+        min=0,
+        help="plant one unknown place that this many cars of different borrowers each park at"
+        " for hours (ground truth in spots.json; needs --days 2 or more)",
+    ),
     score_dir: Path | None = typer.Option(
         None, "--score", help="scenario DIR whose truth to score"
     ),
@@ -93,8 +100,16 @@ def simulate(
         start=first_day,
         incidents=not no_incidents,
         faults=clock_faults,
+        gathering_cars=gathering_cars,
     )
+    if gathering_cars and (days < 2 or gathering_cars > vehicles):
+        fail("simulate: --gathering-cars needs --days 2 or more and at most --vehicles cars")
     scenario = build_scenario(cfg)
+    if gathering_cars and not scenario.spots:
+        fail(
+            "simulate: --gathering-cars: no place far enough from the fences and the cars'"
+            " homes for that many cars; try fewer or another --seed"
+        )
     figures = write_scenario(scenario, scenario_out)
     print(
         json.dumps({"dir": str(scenario_out), **figures, "doubts": len(scenario.evaluation.doubts)})
@@ -166,7 +181,7 @@ def _load(
         print(("\r" + line) if live else line, end="" if live else "\n", file=sys.stderr)
         sys.stderr.flush()
 
-    from lienwatch.runtime import raise_open_files_limit
+    from lienwatch.services import raise_open_files_limit
 
     if transport is None and raise_open_files_limit() < devices + 64:
         fail(f"--devices {devices}: the open-files limit is too low for that many connections")

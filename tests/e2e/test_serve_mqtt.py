@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,8 @@ def test_the_simulated_fleet_over_mqtt_is_acknowledged_and_stored_once(
         "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
         "LIENWATCH_AUTO_REGISTER": "true",
         "LIENWATCH_MQTT_URL": mqtt_url,
+        # A shared-subscription group of its own: the broker is shared with other test runs.
+        "LIENWATCH_MQTT_SHARE_GROUP": f"t{uuid.uuid4().hex[:8]}",
     }
     proc, _ = start_serve(env)
     try:

@@ -1,7 +1,8 @@
 """A bad setting stops the installed command before it starts anything: exit 2, one line.
 
 `LIENWATCH_ROLES=gateway` used to be dropped in silence and start every part; a misspelt
-variable left its default in force. Both now refuse to start.
+variable left its default in force. Both now refuse to start, and so does a split of the roles
+on SQLite (the processes of a split deployment share a PostgreSQL database).
 """
 
 from __future__ import annotations
@@ -38,11 +39,15 @@ def test_a_misspelt_variable_exits_2_naming_it_and_the_right_one(
     assert not (tmp_path / "data").exists()
 
 
-def test_serve_refuses_a_subset_of_roles(tmp_path: Path) -> None:
-    done = run("serve", tmp_path, LIENWATCH_ROLES="gateway")
+@pytest.mark.parametrize("roles", ["gateway", "api", "gateway,detector"])
+def test_serve_refuses_a_split_on_sqlite(tmp_path: Path, roles: str) -> None:
+    done = run("serve", tmp_path, LIENWATCH_ROLES=roles)
     assert done.returncode == 2
-    assert "running only some roles is not supported yet" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.strip().splitlines() == [
+        f"lienwatch: roles {roles}: running only some roles needs a shared PostgreSQL"
+        " database (set LIENWATCH_DATABASE_URL); with SQLite run all three in one process"
+    ]
+    assert not (tmp_path / "data").exists()
 
 
 def test_an_unknown_key_in_the_config_file_exits_2(tmp_path: Path) -> None:

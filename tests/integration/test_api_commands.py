@@ -28,7 +28,13 @@ from simulators.device import Device as SimulatedDevice
 from simulators.device import Shuttle
 from simulators.wire import Clock, run_tcp
 from store import CommandState, Device, open_store
-from tests.support.api import ApiUnderTest, api_under_test, async_api_under_test, error
+from tests.support.api import (
+    ApiUnderTest,
+    api_under_test,
+    async_api_under_test,
+    error,
+    online_where,
+)
 
 A = "013900000001"
 T0_MS = 1_735_689_600_000
@@ -266,7 +272,7 @@ async def test_commands_reach_a_real_gateway_terminal_and_wait_while_it_is_offli
             store_factory=lambda: open_store(store_url, tmp_path),
         )
         api.context.send_command = gateway.send_command
-        api.context.online = lambda terminal: terminal in gateway.sessions
+        api.context.online = online_where(lambda terminal: terminal in gateway.sessions)
         host, port = await gateway.start()
         stop = asyncio.Event()
         tracker = SimulatedDevice("13900000030", Shuttle(121.5, 31.3), start_ms=T0_MS)

@@ -291,6 +291,12 @@ def test_latest_position_has_the_fields_of_the_decode_contract(api: ApiUnderTest
         "received": "2024-01-01T12:00:01.250+08:00",
         "flags": [],
         "valid": True,
+        "place": {
+            "province": "上海市",
+            "city": "上海市",
+            "district": "浦东新区",
+            "adcode": "310115",
+        },
     }
 
 

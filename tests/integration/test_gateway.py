@@ -28,7 +28,7 @@ from ingest.jt808.messages import (
     TerminalControl,
     TerminalGeneralResponse,
 )
-from positions import Flag
+from positions import Flag, PositionBatch
 from simulators.device import Device, Shuttle
 from simulators.wire import Clock, run_tcp
 from store import CommandState, Store, migrate, open_store
@@ -316,3 +316,39 @@ async def test_an_idle_connection_is_closed(tmp_path: Path) -> None:
         assert device.reader is not None
         assert device.reader.at_eof()
         await device.close()
+
+
+async def test_a_clock_learned_before_a_restart_corrects_the_first_report_after_it(
+    store_url: str | None, tmp_path: Path
+) -> None:
+    """A tracker on UTC: the correction the store holds is used at once after a restart, not
+    learned again while its first reports are stored 8 h in the past."""
+    hours = 8 * 3_600_000
+    now_ms = int(time.time() * 1000)
+    migrate(store_url, tmp_path)
+    before = PositionBatch.from_columns(
+        {
+            "device": [0, 0, 0],
+            "time_ms": [now_ms - 60_000 + i * 10_000 for i in range(3)],
+            "device_time_ms": [now_ms - 60_000 + i * 10_000 - hours for i in range(3)],
+            "recv_ms": [now_ms - 60_000 + i * 10_000 + 300 for i in range(3)],
+            "flags": [int(Flag.CLOCK_CORRECTED)] * 3,
+        }
+    )
+    seeded = open_store(store_url, tmp_path)
+    try:
+        seeded.write_positions(before, ["013900000030"])
+    finally:
+        seeded.close()
+    config = GatewayConfig(port=0, auto_register=True)
+    async with _gateway(store_url, tmp_path, config) as running:
+        device = TestDevice("13900000030")
+        await device.connect(running.host, running.port)
+        assert await device.login()
+        sent_ms = now_ms // 1000 * 1000 - hours + 5_000  # fix times are whole seconds
+        await device.wait_acks([await device.report(121.4, 31.2, sent_ms)])
+        await device.close()
+        await _drained(running.gateway)
+        rows = running.stored("013900000030")
+    assert rows[-1][0] == sent_ms + hours
+    assert rows[-1][1] & Flag.CLOCK_CORRECTED

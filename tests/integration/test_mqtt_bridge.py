@@ -57,7 +57,8 @@ async def until(condition: object, timeout_s: float = 5.0) -> bool:
 async def test_delivery_waits_while_reading_is_paused_and_loses_nothing(
     gateway: Gateway, mqtt_url: str
 ) -> None:
-    bridge = MqttBridge(gateway, mqtt_url, max_queued=5)
+    # A group of its own: the broker is shared with other test runs.
+    bridge = MqttBridge(gateway, mqtt_url, share_group=f"t{uuid.uuid4().hex[:8]}")
     await bridge.start()
     tag = uuid.uuid4().int % 10**6
     terminals = [f"0139{tag:06d}{i:02d}" for i in range(20)]
@@ -71,11 +72,12 @@ async def test_delivery_waits_while_reading_is_paused_and_loses_nothing(
             publisher.publish(UP + terminal, heartbeat(terminal), qos=1).wait_for_publish(5)
         publisher.publish(UP + "not-a-terminal", heartbeat(terminals[0]), qos=1)
         await asyncio.sleep(0.5)
-        assert bridge.received == 0  # held: past the bound, paho stopped reading
+        assert bridge.received == 0  # held: the bridge stopped reading the broker
         gateway._set_paused(False)
-        assert await until(lambda: bridge.received == len(terminals))
-        assert await until(lambda: bridge.rejected_topics == 1)
-        assert set(bridge.sessions) == set(terminals)
+        # Others' trackers may share the broker: look at ours.
+        assert await until(lambda: set(terminals) <= set(bridge.sessions))
+        assert await until(lambda: bridge.rejected_topics >= 1)
+        assert bridge.received >= len(terminals)
     finally:
         publisher.loop_stop()
         publisher.disconnect()

@@ -201,11 +201,11 @@ def test_units_threshold_overrides_reach_their_subtrees_cars_deeper_units_winnin
     root.set_rules(north.id, {"overspeed": {"speed_kmh": 100}})
     merged = car_unit_rules(store, store.unit_rules())
     assert merged == {
-        "VA": (("overspeed_duration_s", 30.0), ("overspeed_speed_kmh", 110.0)),
-        "VN": (("overspeed_duration_s", 30.0), ("overspeed_speed_kmh", 100.0)),
+        "VA": (("overspeed.duration_s", 30.0), ("overspeed.speed_kmh", 110.0)),
+        "VN": (("overspeed.duration_s", 30.0), ("overspeed.speed_kmh", 100.0)),
     }
     fleet = fleet_from_devices(store.list_devices(), {"VN": "overdue"}, merged)
-    book = RuleBook(loan_states=(("overdue", {"overspeed_speed_kmh": 90.0}),))
+    book = RuleBook(loan_states=(("overdue", {"overspeed.speed_kmh": 90.0}),))
     by_id = {v.vehicle_id: book.for_spec(v) for v in fleet.vehicles}
     assert by_id["VA"].overspeed_speed_kmh == 110.0
     assert by_id["VN"].overspeed_speed_kmh == 90.0  # the loan state wins over the units

@@ -8,7 +8,7 @@ test's own loop, beside a gateway the test starts.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -118,6 +118,15 @@ class ApiUnderTest:
             store.close()
 
 
+def online_where(connected: Callable[[str], bool]) -> Callable[[list[str]], Awaitable[set[str]]]:
+    """`ApiContext.online` answering by a predicate on each terminal."""
+
+    async def online(terminals: list[str]) -> set[str]:
+        return {t for t in terminals if connected(t)}
+
+    return online
+
+
 def _build(
     url: str | None,
     data_dir: Path,
@@ -137,7 +146,7 @@ def _build(
     context = ApiContext(
         stores=StoreAccess(lambda: open_store(url, data_dir), threads=2),
         send_command=send_command,
-        online=online or (lambda terminal: terminal.endswith("1")),
+        online=online_where(online or (lambda terminal: terminal.endswith("1"))),
         device_changed=changed.append,
         device_reprovisioned=changed.append,
         max_track_points=max_track_points,

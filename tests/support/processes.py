@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 LIENWATCH = str(Path(sys.executable).with_name("lienwatch"))
@@ -43,6 +44,47 @@ def start_serve(env: dict[str, str], timeout_s: float = 30.0) -> tuple[subproces
             if api:
                 _API_URLS[proc.pid] = api.group(1)
             return proc, gateway_port
+    proc.kill()
+    raise AssertionError(f"lienwatch serve did not start (exit {proc.poll()})")
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A `serve` process of some roles, with what it printed: the gateway's port and the
+    API's URL for the roles it runs, the admin key when it made one."""
+
+    proc: subprocess.Popen[str]
+    port: int | None
+    api: str | None
+    key: str | None
+
+
+def start_roles(env: dict[str, str], timeout_s: float = 30.0) -> Started:
+    """Starts `lienwatch serve` with whatever roles `env` gives and returns once it printed
+    which it runs (every part listens by then)."""
+    env = {"LIENWATCH_API_LISTEN": "127.0.0.1:0", **env}
+    proc = subprocess.Popen(
+        [LIENWATCH, "serve"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    port = api = key = None
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if found := re.search(r"JT808 gateway listening on [^:]+:(\d+)", line):
+            port = int(found.group(1))
+        elif found := re.search(r"API listening on (\S+)", line):
+            api = found.group(1)
+        elif found := re.search(r"admin API key \(shown once\): (\S+)", line):
+            key = found.group(1)
+        elif line.startswith("lienwatch: running "):
+            return Started(proc, port, api, key)
     proc.kill()
     raise AssertionError(f"lienwatch serve did not start (exit {proc.poll()})")
 

@@ -9,6 +9,7 @@ from alerts.lifecycle import (
     AlertState,
     StoredAlert,
     TransitionError,
+    assign,
     can_move,
     opened,
     transition,
@@ -93,4 +94,25 @@ def test_json_is_the_contract_alert_plus_id_state_and_lifecycle_fields() -> None
         "resolved_at": None,
         "note": "on it",
         "org": None,  # the store gives the owning unit
+        "assignee": None,
+        "assigned_by": None,
+        "assigned_at": None,
     }
+
+
+def test_an_alert_is_assigned_without_changing_its_state_until_it_is_resolved() -> None:
+    acked = transition(fresh(), AlertState.ACKNOWLEDGED, "li", None, T + 1000)
+    handed = assign(acked, "collector-7", "wang", "visit tomorrow", T + 2000)
+    assert handed.state is AlertState.ACKNOWLEDGED
+    out = handed.to_json()
+    assert (out["assignee"], out["assigned_by"], out["note"]) == (
+        "collector-7",
+        "wang",
+        "visit tomorrow",
+    )
+    assert out["assigned_at"] == out["updated_at"] == "2024-03-01T14:30:02+08:00"
+    cleared = assign(handed, None, "wang", None, T + 3000)
+    assert cleared.assignee is None and cleared.note == "visit tomorrow"
+    resolved = transition(cleared, AlertState.RESOLVED, "li", None, T + 4000)
+    with pytest.raises(TransitionError, match="resolved alert is final"):
+        assign(resolved, "collector-7", "wang", None, T + 5000)

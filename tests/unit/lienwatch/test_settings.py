@@ -151,13 +151,46 @@ def test_the_default_roles_are_all_three(clean_env: pytest.MonkeyPatch) -> None:
     assert load_settings().role_set == {"gateway", "detector", "api"}
 
 
-@pytest.mark.parametrize("value", ["gateway", "detector,api", ""])
-def test_a_subset_of_roles_is_refused_not_ignored(
+@pytest.mark.parametrize(
+    ("value", "roles"),
+    [
+        ("gateway", {"gateway"}),
+        ("api", {"api"}),
+        ("detector, gateway", {"gateway", "detector"}),
+        ("api,api", {"api"}),
+    ],
+)
+def test_any_subset_of_roles_is_accepted(
+    clean_env: pytest.MonkeyPatch, value: str, roles: set[str]
+) -> None:
+    clean_env.setenv("LIENWATCH_ROLES", value)
+    settings = load_settings()
+    assert settings.role_set == roles
+    assert settings.split
+
+
+@pytest.mark.parametrize("value", ["", " , "])
+def test_no_role_at_all_is_refused(clean_env: pytest.MonkeyPatch, value: str) -> None:
+    clean_env.setenv("LIENWATCH_ROLES", value)
+    with pytest.raises(SettingsError, match="no role given"):
+        load_settings()
+
+
+@pytest.mark.parametrize("value", ["gateway", "api", "gateway,detector"])
+def test_a_split_on_sqlite_is_a_problem_named_clearly(
     clean_env: pytest.MonkeyPatch, value: str
 ) -> None:
     clean_env.setenv("LIENWATCH_ROLES", value)
-    with pytest.raises(SettingsError, match="running only some roles is not supported yet"):
-        load_settings()
+    problem = load_settings().split_problem()
+    assert problem is not None
+    assert "needs a shared PostgreSQL database" in problem
+
+
+def test_any_split_on_postgresql_is_fine(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("LIENWATCH_DATABASE_URL", "postgresql://db/lienwatch")
+    for value in ("api", "gateway", "detector", "gateway,detector", "detector,api", "all"):
+        clean_env.setenv("LIENWATCH_ROLES", "gateway,detector,api" if value == "all" else value)
+        assert load_settings().split_problem() is None
 
 
 def test_an_unknown_role_is_named(clean_env: pytest.MonkeyPatch) -> None:

@@ -21,14 +21,15 @@ def test_postgres_migrations_come_in_order_with_one_variant_per_step() -> None:
         "0004_write_path",
     ]
     assert plain == sorted(plain)
-    # The layouts differ at the positions step and at the one redefining the daily activity
-    # view (a plain view on one, a continuous aggregate on the other); every other is shared.
+    # The layouts differ at the positions step and at those redefining the daily activity view
+    # (a plain view on one, a continuous aggregate on the other); every other is shared.
     assert [p.removesuffix(".plain") for p in plain] == [
         t.removesuffix(".timescale") for t in timescale
     ]
     assert {p for p in plain if p.endswith(".plain")} == {
         "0002_positions.plain",
         "0011_valid_flags.plain",
+        "0017_daily_realtime.plain",
     }
     assert "0002_positions.timescale" in timescale
     with pytest.raises(SchemaError, match="no single"):
@@ -59,12 +60,20 @@ def test_timescaledb_counts_as_loaded_only_when_preloaded() -> None:
 
 
 def test_the_daily_views_reject_the_flags_positions_reject() -> None:
-    """The views' "valid" is PositionBatch.valid()'s: the constant in the SQL is NOT_VALID."""
-    from pathlib import Path
+    """The views' "valid" is PositionBatch.valid()'s: on each layout, the last migration that
+    defines a daily view uses NOT_VALID; TimescaleDB's aggregate reads real-time."""
+    import re
 
     from positions.batch import NOT_VALID
+    from store.migrate import PLAIN, TIMESCALE, load_migrations
 
-    folder = Path(__file__).resolve().parents[3] / "store" / "migrations" / "postgres"
-    for name in ("0011_valid_flags.plain.sql", "0011_valid_flags.timescale.sql"):
-        text = (folder / name).read_text(encoding="utf-8")
-        assert f"flags & {int(NOT_VALID)} = 0" in text
+    for layout in (PLAIN, TIMESCALE):
+        latest: dict[str, str] = {}
+        for migration in load_migrations("postgres", layout):
+            text = migration.path.read_text(encoding="utf-8")
+            for found in re.finditer(r"CREATE (?:OR REPLACE )?(?:MATERIALIZED )?VIEW (\w+)", text):
+                latest[found[1]] = text[found.end() :].split(";", 1)[0]
+        for name in ("device_daily_activity", "device_daily_distance"):
+            assert f"flags & {int(NOT_VALID)} = 0" in latest[name], (layout, name)
+        if layout == TIMESCALE:
+            assert "timescaledb.materialized_only = false" in latest["device_daily_activity"]

@@ -71,6 +71,24 @@ def test_a_utc_clock_is_corrected_by_8_hours_once_its_reports_agree() -> None:
     assert state(clocks) == ("corrected_hours", 8 * HOUR_MS, int(recv[2]))
 
 
+def test_a_seeded_correction_applies_from_the_first_report_and_reset_seeds_nothing() -> None:
+    recv = every(30, 3)
+    clocks = DeviceClocks()
+    clocks.seed(
+        np.array([0, 1]),
+        np.array([ClockState.CORRECTED_HOURS, ClockState.RESET], np.int8),
+        np.array([8 * HOUR_MS, 5 * HOUR_MS], np.int64),
+        np.array([NOW - 600 * S, NOW - 600 * S], np.int64),
+    )
+    out = clocks.apply(rows(recv - 8 * HOUR_MS - 1500, recv))
+    assert (out.flags & Flag.CLOCK_CORRECTED).all()
+    assert (out.time_ms == recv - 1500).all()
+    assert state(clocks) == ("corrected_hours", 8 * HOUR_MS, NOW - 600 * S)
+    late = clocks.apply(rows(recv[:1] - 5 * HOUR_MS, recv[:1], device=1))
+    assert late.flags.tolist() == [0]  # an unusable clock's offset is not a correction
+    assert late.time_ms.tolist() == [recv[0] - 5 * HOUR_MS]
+
+
 def test_a_week_rollover_is_corrected_with_its_time_zone_error() -> None:
     recv = every(10, 12)
     clocks = DeviceClocks()
