@@ -25,7 +25,7 @@ class Vehicle:
     # threshold overrides. Read from the store live; not a FLEET.json key.
     loan_state: str | None = None
     # Threshold overrides of the organization units the car belongs to, merged from the
-    # platform down (`Thresholds` field, value). Read from the store live; not a FLEET.json key.
+    # platform down (`table.key` setting, value). Read from the store live; not a FLEET.json key.
     unit_rules: tuple[tuple[str, float], ...] = ()
     # Who owes the loan (FLEET.json `borrower`; absent: the vehicle is its own borrower):
     # `gathering` counts cars of different borrowers.

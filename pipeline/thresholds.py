@@ -111,7 +111,7 @@ def parse_rules(data: bytes | str, source: str = "rules.toml") -> RuleBook:
 
 def unit_overrides(document: Any, source: str = "rules") -> dict[str, float]:
     """A unit's overrides as the API takes them (`{"overspeed": {"speed_kmh": 110}}`, the
-    tables of RULES.toml) -> Thresholds field values; RulesError naming the field."""
+    tables of RULES.toml) -> `table.key` setting values; RulesError naming the field."""
     return _overrides(document, source, "")
 
 
