@@ -6,7 +6,8 @@ alone until the pages are exhausted or the generator closed.
 
 Each page is `Store.positions_between` over the next window (grouped by device, each device's
 rows in fix-time order), so a reader walks [since, until) once, in time order, holding one page
-at a time; the window grows or shrinks towards `target_rows` as the fleet's density changes.
+at a time; the window grows or shrinks towards `target_rows` as the fleet's density changes,
+and never crosses a UTC midnight (a day of 1,000 cars is one page: one scan of its partition).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from store.interface import PositionPage, Store
 
 MINUTE_MS = 60_000
 DAY_MS = 24 * 60 * MINUTE_MS
-TARGET_ROWS = 131_072
+TARGET_ROWS = 524_288
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,10 @@ def pages(
     """Every position with since_ms <= fix time < until_ms, window after window."""
     start, window = since_ms, max(MINUTE_MS, first_window_ms)
     while start < until_ms:
-        end = min(until_ms, start + window)
+        # A window never crosses a UTC midnight: positions are stored in daily partitions, and
+        # a window inside one day scans that day's partition alone.
+        midnight = (start // DAY_MS + 1) * DAY_MS
+        end = min(until_ms, start + window, midnight)
         page = store.positions_between(start, end)
         yield HistoryPage(page, start, end)
         rows = len(page.batch)

@@ -90,8 +90,11 @@ class StopDetector:
         still[slow] = local_within_m(
             prev_lon[slow], prev_lat[slow], lon[slow], lat[slow], s.radius_m
         )
-        # Two passes: runs of still fixes, then fixes too far from their run's anchor break it.
-        for _ in range(2):
+        # Runs of still fixes; the first fix of a run too far from its anchor breaks it (the
+        # fixes after it then start runs of their own, with their own anchors), run after run
+        # until none is too far: the result of following the fixes one by one, so it does not
+        # depend on where batches are cut.
+        while True:
             starts = still & ~_shifted(still, first, open_before)
             mark = latest_marker(starts | first)
             carried = ~starts[mark] & open_before
@@ -104,7 +107,8 @@ class StopDetector:
             )
             far = check[~near]
             if len(far):
-                still[far] = False
+                _, first_far = np.unique(mark[far], return_index=True)
+                still[far[first_far]] = False
                 continue
             break
         run_start = np.where(carried, self.start_ms[device], prev_ms[mark])
