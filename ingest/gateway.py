@@ -15,8 +15,9 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from alerts.model import Alert
 from ingest.admission import Admission, AdmissionLimits
@@ -30,9 +31,10 @@ from ingest.jt808.link import LinkSession
 from ingest.jt808.link_events import AuthenticationRequested, LoggedOut, RegistrationRequested
 from ingest.jt808.messages import Message
 from ingest.link import Link
+from ingest.logins import Logins, now_ms
 from ingest.metrics import GatewayMetrics, JournalCollector
-from ingest.presence import SessionPresence
-from ingest.registry import Claim, DeviceRegistry, Refusal
+from ingest.presence import PRESENCE_STALE_S, SessionPresence
+from ingest.registry import DeviceRegistry
 from ingest.store_calls import StoreCalls
 from ingest.tcp import TcpLink
 from positions import DeviceIndex, PositionBatch
@@ -67,10 +69,6 @@ class GatewayConfig:
     # Least time between the starts of two group commits: a longer window makes fewer, larger
     # acknowledgement writes (one per connection per commit) at the cost of latency.
     commit_interval_s: float = 0.005
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Gateway:
@@ -119,6 +117,7 @@ class Gateway:
         self._links: set[Link] = set()
         self._addresses: dict[Link, str] = {}
         self.records = DeviceRecords(self.store)  # device records, one store write at a time
+        self.logins = Logins(self)  # registration and authentication decisions
         # This gateway's sessions in the store, for the other processes of a split deployment.
         self.presence: SessionPresence | None = None
         self._server: asyncio.Server | None = None
@@ -169,6 +168,23 @@ class Gateway:
         )
         sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
+
+    @property
+    def shares_sessions(self) -> bool:
+        """Whether other gateways may hold this one's terminals (presence is recorded)."""
+        return self.presence is not None
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Runs `coro` in the background beside the store calls; a failure is logged."""
+        self.store.spawn(coro)
+
+    async def held_elsewhere(self, terminal: str) -> bool:
+        """Whether another live gateway holds `terminal`'s session (`ingest.mqtt_adoption`)."""
+        if self.presence is None:
+            return False
+        alive_ms = now_ms() - int(PRESENCE_STALE_S * 1000)
+        found = await self.store.call(lambda s: s.session_gateways([terminal], alive_ms))
+        return found.get(terminal) not in (None, self.presence.gateway_id)
 
     async def stop(self) -> None:
         """Stops accepting, commits and acknowledges what was read, closes every connection."""
@@ -266,7 +282,7 @@ class Gateway:
                 old_peer=previous.peer,
                 old_idle_s=time.monotonic() - previous.session.last_rx,
                 new_peer=link.peer,
-                now_ms=_now_ms(),
+                now_ms=now_ms(),
             )
             if conflict is not None:
                 log.warning("takeover storm terminal=%s peers=%s", terminal, conflict.details)
@@ -302,57 +318,10 @@ class Gateway:
     # ----------------------------------------------------------------- decisions
 
     def decide_registration(self, link: Link, request: RegistrationRequested) -> None:
-        terminal = request.header.terminal
-        if terminal in self.registry or self.registry.auto_register:
-            self._register(link, request)
-        elif self.admission.start_lookup(time.monotonic()):
-            self.metrics.registration_lookups.labels("made").inc()
-            self.store.spawn(self._register_after_lookup(link, request))
-        else:  # over the lookup rate: no answer, the terminal asks again
-            self.metrics.registration_lookups.labels("deferred").inc()
-            link.registration_deferred()
-
-    async def _register_after_lookup(self, link: Link, request: RegistrationRequested) -> None:
-        """A terminal provisioned since the gateway started: ask the store once."""
-        terminal = request.header.terminal
-        try:
-            known = await self.store.call(lambda s: s.get_device(terminal))
-        except Exception:
-            link.registration_deferred()
-            raise
-        finally:
-            self.admission.end_lookup()
-        if known is not None and terminal not in self.registry:
-            self.registry.put(known)
-        if not link.closed:  # a connection gone meanwhile gets no code
-            self._register(link, request)
-
-    def _register(self, link: Link, request: RegistrationRequested) -> None:
-        """The registration decision: one call into the registry."""
-        header, message = request.header, request.message
-        claim = Claim(message.maker_id, message.model, message.terminal_id)
-        outcome = self.registry.register(header.terminal, header.edition.value, claim, _now_ms())
-        if outcome.device is not None:
-            self.records.save(outcome.device)
-        if outcome.result != 0:
-            self._refused(link, header.terminal, "registration", outcome.refusal)
-        link.registration_decided(outcome.result, outcome.auth_code)
+        self.logins.decide_registration(link, request)
 
     def decide_authentication(self, link: Link, request: AuthenticationRequested) -> None:
-        terminal = request.header.terminal
-        message = request.message
-        auth = self.registry.authenticate(terminal, message.auth_code, message.imei)
-        if auth.device is not None:
-            self.records.save(auth.device)
-        if not auth.ok:
-            self._refused(link, terminal, "authentication", auth.refusal)
-        link.authentication_decided(auth.ok)
-
-    def _refused(self, link: Link, terminal: str, what: str, reason: Refusal | None) -> None:
-        """Counted by reason and logged with the peer's address; nothing else changes."""
-        label = (reason or Refusal.BAD_CODE).value
-        self.metrics.identity_refusals.labels(label).inc()
-        log.warning("%s refused terminal=%s peer=%s reason=%s", what, terminal, link.peer, label)
+        self.logins.decide_authentication(link, request)
 
     # ----------------------------------------------------------------- commands down
 

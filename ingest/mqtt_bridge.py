@@ -32,14 +32,16 @@ import hashlib
 import logging
 import socket
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from alerts.delivery.mqtt_sink import parse_mqtt_url
 from ingest.jt808.link import LinkSession
 from ingest.link import Link, LinkHost
 from ingest.mqtt.client import MqttClient
 from ingest.mqtt.session import ClientSession
+from ingest.mqtt_adoption import Adoption
 
 log = logging.getLogger("lienwatch.mqtt")
 
@@ -58,6 +60,17 @@ class MqttHost(LinkHost, Protocol):
     def new_session(self) -> LinkSession: ...
 
     def link_opened(self, link: Link, address: str | None) -> bool: ...
+
+    @property
+    def shares_sessions(self) -> bool:
+        """Whether other gateways may hold this one's terminals (`ingest.mqtt_adoption`)."""
+        ...
+
+    async def held_elsewhere(self, terminal: str) -> bool: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Runs `coro` in the background; a failure is logged, never lost."""
+        ...
 
 
 def up_subscription(share_group: str) -> str:
@@ -145,6 +158,12 @@ class MqttBridge:
         self.received = 0
         self.rejected_topics = 0
         self._held: list[tuple[list[bytes], list[bytes]]] = []
+        # Sessions other gateways of the share group hold, taken over (split deployments).
+        self.adoption = (
+            Adoption(gateway.held_elsewhere, gateway.spawn)
+            if share_group and gateway.shares_sessions
+            else None
+        )
         self._intake = True
         self._recheck: asyncio.TimerHandle | None = None
 
@@ -220,6 +239,7 @@ class MqttBridge:
         now = time.monotonic()
         sessions = self.sessions
         queue_frame = self.gateway.group.queue_frame
+        adoption = self.adoption
         up = len(_UP)
         self.received += len(topics)
         for topic, payload in zip(topics, payloads, strict=True):
@@ -234,7 +254,7 @@ class MqttBridge:
                     continue
             if link.session.take_whole_report(payload, now):  # the hot path, as over TCP
                 queue_frame(link, payload, now)
-            else:
+            elif adoption is None or not adoption.offer(link, terminal, payload, now):
                 link.receive_frame(payload, now)
 
     def _open(self, topic: bytes, terminal: str) -> MqttLink | None:

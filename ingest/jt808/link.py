@@ -1,11 +1,9 @@
 """`LinkSession`: the platform's policy for one terminal link, sans-IO.
 
-Bytes (or whole frames) in with the time they arrived, events out (`next_event`), bytes out
-(`data_to_send`), and one timer: `next_deadline()` says when `handle_timer(now)` next has work
-(the handshake deadline, the idle timeout, command answers overdue, the codec's retries and
-sub-packaged messages overdue, whose missing packets it asks for with 0x8003). It never reads a
-clock, touches a socket or calls the store: the TCP shell and the MQTT bridge drive the same
-object, and tests drive it with plain bytes and numbers.
+Bytes (or whole frames) in with their time, events out (`next_event`), bytes out
+(`data_to_send`), one timer: `next_deadline()` says when `handle_timer(now)` has work (handshake
+deadline, idle timeout, overdue command answers, codec retries, overdue packets asked for with
+0x8003). No clock, socket or store: the TCP shell, the MQTT bridge and the tests drive it alike.
 
 What it may do in each state is `link_state.TABLE`. Decisions that need the registry come out
 as events (`RegistrationRequested`, `AuthenticationRequested`) and go back in as calls
@@ -31,7 +29,7 @@ from ingest.jt808.events import (
 )
 from ingest.jt808.framing import FrameSplitter, plain_location, whole_plain_location
 from ingest.jt808.header import Header
-from ingest.jt808.ids import MessageId, Result, Role
+from ingest.jt808.ids import Edition, MessageId, Result, Role
 from ingest.jt808.link_events import (
     Authenticated,
     AuthenticationRequested,
@@ -98,8 +96,7 @@ class LinkSession:
         self._inbox: list[bytes] = []
         self._at = 0  # next payload of _inbox to handle
         self._events: deque[LinkEvent] = deque()
-        self._now = now
-        self._last_rx = now
+        self._now = self._last_rx = now
         self._handshake_deadline = now + handshake_timeout_s
         self._deciding: Header | None = None  # the 0x0100 or 0x0102 awaiting its decision
         self._commands: dict[int, float] = {}  # serial -> answer deadline
@@ -120,10 +117,9 @@ class LinkSession:
                 self._inbox += payloads
 
     def take_whole_report(self, data: bytes, now: float) -> bool:
-        """The hot path: True when `data`, read at `now`, is exactly one plain 0x0200 frame and
-        the session is authenticated with nothing buffered or queued. Such a frame is the
-        caller's to queue as a report (flags and all), just as `next_event` would have handed
-        it on in a `ReportsReceived`; False leaves `data` for `receive_data`."""
+        """The hot path: True when `data` is one plain 0x0200 frame and the session is
+        authenticated with nothing buffered: the caller queues it as `next_event` would have
+        (flags and all). False leaves `data` for `receive_data`."""
         if (
             self.state is not LinkState.AUTHENTICATED
             or self._events
@@ -174,8 +170,7 @@ class LinkSession:
         return self._events.popleft()
 
     @property
-    def last_rx(self) -> float:
-        """When the session last accepted a frame (the clock of `now`)."""
+    def last_rx(self) -> float:  # when the session last accepted a frame (the clock of `now`)
         return self._last_rx
 
     # ------------------------------------------------------------------ decisions
@@ -191,6 +186,21 @@ class LinkSession:
         self.conn.send(RegisterResponse(header.serial, result, auth_code if result == 0 else ""))
         if result != 0:
             self._count_error()
+        return True
+
+    def adopt(self, terminal: str, now: float) -> bool:
+        """Authenticated with no handshake here: another gateway holds the session (a shared
+        MQTT subscription deals a terminal's frames to each gateway of its group); False when
+        the state refuses."""
+        digits = terminal.rjust(12 if len(terminal) <= 12 else 20, "0")  # as headers carry it
+        if not digits.isdigit() or len(digits) > 20 or self._deciding is not None:
+            return False
+        if not self._apply(Input.ADOPT):
+            return False
+        self.terminal, self.conn.terminal = digits, bytes.fromhex(digits)
+        self.conn.edition = Edition.V2019 if len(digits) == 20 else Edition.V2013
+        self._now = self._last_rx = now
+        self._events.append(Authenticated(terminal))
         return True
 
     def registration_deferred(self) -> bool:
@@ -229,17 +239,14 @@ class LinkSession:
     def data_to_send(self) -> bytes:
         return self.conn.data_to_send()
 
-    def answer_now(self, serial: int, msg_id: int, result: int) -> bytes:
-        """One general response, returned as bytes (the group commit writes it)."""
+    def answer_now(self, serial: int, msg_id: int, result: int) -> bytes:  # one 0x8001, as bytes
         return self.conn.answer_serials([serial], msg_id, result)
 
-    def report_refused(self) -> None:
-        """A report the batch decoder could not use counts as a bad frame."""
+    def report_refused(self) -> None:  # a report the batch decoder could not use: a bad frame
         if self._apply(Input.BAD_FRAME):
             self._count_error()
 
-    def close(self, reason: str) -> None:
-        """The platform closes, or the peer went away; outstanding commands fail."""
+    def close(self, reason: str) -> None:  # the platform closes or the peer went away
         self._close(Input.CLOSE, reason)
 
     # ------------------------------------------------------------------ the timer
@@ -352,7 +359,13 @@ class LinkSession:
         if isinstance(message, Authenticate):
             self._request(Input.AUTHENTICATE, header, AuthenticationRequested(header, message))
             return
-        kind = _input_of(message)
+        kind = (
+            Input.REPORT
+            if isinstance(message, BatchLocationReport | LocationReport)
+            else Input.DEREGISTER
+            if isinstance(message, Deregister)
+            else Input.MESSAGE  # heartbeats, command replies, anything else
+        )
         if header.terminal != self.terminal or not self._apply(kind):
             self._events.append(FrameCounted(header.msg_id, "refused"))
             self._refuse(header)
@@ -385,11 +398,3 @@ class LinkSession:
         self._events.append(FrameCounted(header.msg_id))
         self._deciding = header
         self._events.append(request)
-
-
-def _input_of(message: Message) -> Input:
-    if isinstance(message, BatchLocationReport | LocationReport):
-        return Input.REPORT
-    if isinstance(message, Deregister):
-        return Input.DEREGISTER
-    return Input.MESSAGE  # heartbeats, command replies, anything else

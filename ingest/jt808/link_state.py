@@ -10,6 +10,7 @@ here raises, so any order of inputs leaves the link in a state the table defines
         │  └────AUTHENTICATE─────┼────────────────────────────────────────────▶│   │
         │◀───────────────────────┘◀──────────────────────────────────────────────────┘
         │◀──DEREGISTER── AUTHENTICATED ◀────────────────────────────────────────┘
+    AWAIT_AUTH, REGISTERED ──ADOPT (held by another gateway)──▶ AUTHENTICATED
     every open state ──timeout / too many errors / stream fault / close──▶ CLOSED
 """
 
@@ -50,6 +51,7 @@ class Input(enum.Enum):
     TOO_MANY_ERRORS = "too_many_errors"
     STREAM_FAULT = "stream_fault"  # the byte stream cannot be framed any more
     CLOSE = "close"  # the peer went away, or the platform closes
+    ADOPT = "adopt"  # another gateway holds the terminal's session (MQTT shared subscriptions)
 
 
 class Refused(enum.Enum):
@@ -103,6 +105,9 @@ def _build() -> dict[LinkState, dict[Input, LinkState]]:
     for flowing in (Input.REPORT, Input.MESSAGE, Input.PACKET, Input.COMMAND):
         table[authenticated][flowing] = authenticated
     table[authenticated][Input.DEREGISTER] = LinkState.AWAIT_AUTH
+    # A session another gateway authenticated is taken over where no decision is pending.
+    for state in (LinkState.AWAIT_AUTH, LinkState.REGISTERED):
+        table[state][Input.ADOPT] = authenticated
     return table
 
 

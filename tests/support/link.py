@@ -136,4 +136,6 @@ def apply(session: LinkSession, peer: Peer, event: Input, now: float = T0) -> li
         return feed(session, b"\x7e" + b"\x01" * 5000, now)
     elif event is Input.CLOSE:
         session.close("test")
+    elif event is Input.ADOPT:
+        session.adopt(TERMINAL.rjust(12, "0"), now)  # as the header carries it
     return drain(session)

@@ -153,3 +153,23 @@ def test_a_frame_past_the_size_limit_is_a_stream_fault() -> None:
     session = LinkSession(T0, max_frame_bytes=256)
     events = feed(session, b"\x7e" + b"\x01" * 300)
     assert isinstance(events[-1], Closed) and events[-1].reason.startswith("stream fault")
+
+
+def test_a_session_held_by_another_gateway_is_adopted_only_where_no_decision_is_pending() -> None:
+    from ingest.jt808.link_events import Authenticated
+    from ingest.jt808.link_state import LinkState
+    from tests.support.link import T0, drain, feed, reach
+
+    session, peer = reach(LinkState.AWAIT_AUTH)
+    assert session.adopt("013900000001", T0 + 5)
+    assert session.state is LinkState.AUTHENTICATED and session.terminal == "013900000001"
+    assert drain(session) == [Authenticated("013900000001")]
+    assert session.last_rx == T0 + 5
+    events = feed(session, peer.report(), T0 + 6)  # reports flow at once
+    assert [type(e).__name__ for e in events] == ["ReportsReceived"]
+    for state in (LinkState.REGISTERING, LinkState.AUTHENTICATING, LinkState.CLOSED):
+        waiting, _ = reach(state)
+        assert not waiting.adopt("013900000001", T0 + 5)
+        assert waiting.state is state
+    registered, _ = reach(LinkState.REGISTERED)
+    assert registered.adopt("013900000001", T0 + 5)
