@@ -36,6 +36,7 @@ from api.app import Readiness, create_app
 from api.auth import ensure_admin_key, hash_key
 from api.context import ApiContext, wall_clock_ms
 from api.loan_views import local_date
+from api.map_boundaries import packaged_outlines
 from api.map_options import MapOptions
 from api.routes.alerts import alerts_router
 from api.server import ApiServer
@@ -516,6 +517,7 @@ async def _start_api(
             tiles_url=settings.map_tiles_url,
             tiles_crs=Crs(settings.map_tiles_crs),
             tiles_attribution=settings.map_tiles_attribution,
+            boundaries=packaged_outlines,
         ),
     )
     feed = None

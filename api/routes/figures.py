@@ -60,6 +60,9 @@ class DayCounts(BaseModel):
     day: str
     total: int
     counts: dict[str, int]
+    units: dict[str, dict[str, int]] = Field(
+        description="organization unit id -> the day's non-zero counts by type"
+    )
 
 
 class AlertFigures(BaseModel):
@@ -99,7 +102,7 @@ def router(ctx: ApiContext) -> APIRouter:
     )
     async def risk(
         who: viewer,
-        days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="alerts looked back on")] = 30,
+        days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="alerts looked back on")] = 60,
     ) -> dict[str, Any]:
         """Cars by risk level: each car's 0-100 score from its alerts of the last `days` days
         (`alerts.risk`), banded low < 30 <= medium < 60 <= high < 80 <= critical. A car with
@@ -157,7 +160,8 @@ def router(ctx: ApiContext) -> APIRouter:
         from_: Annotated[params.QueryTime | None, Query(alias="from")] = None,
         to: Annotated[params.QueryTime | None, Query(description="default now")] = None,
     ) -> dict[str, Any]:
-        """Alerts per type per local day (GMT+8) with alert time in [from, to]; `to` defaults
+        """Alerts per type per local day (GMT+8), in all and per organization unit (`units`),
+        with alert time in [from, to]; `to` defaults
         to now and `from` to 30 days before it. A range over 366 days keeps its last 366; one
         ending before it starts is empty (the answer's `from` and `to` say what was counted).
         Every day of the range is listed, every type in each day's counts (zero included)."""
@@ -168,27 +172,33 @@ def router(ctx: ApiContext) -> APIRouter:
             start = _day_start_ms(last_day - timedelta(days=MAX_DAYS - 1))
         first, last = local_date(start), local_date(end)
 
-        def count(store: ScopedStore) -> dict[date, Counter[str]]:
-            per_day: dict[date, Counter[str]] = defaultdict(Counter)
+        def count(store: ScopedStore) -> dict[date, Counter[tuple[int | None, str]]]:
+            per_day: dict[date, Counter[tuple[int | None, str]]] = defaultdict(Counter)
             for page in alert_pages(store, since_ms=start):
                 for a in page:
                     if a.alert.time_ms <= end:
-                        per_day[local_date(a.alert.time_ms)][a.alert.type.value] += 1
+                        per_day[local_date(a.alert.time_ms)][(a.org, a.alert.type.value)] += 1
             return per_day
 
-        per_day = await ctx.scoped(who, count)
+        per_unit_day = await ctx.scoped(who, count)
         types = [t.value for t in AlertType]
         days = []
         totals: Counter[str] = Counter()
         day = first
         while end >= start and day <= last:
-            found = per_day.get(day, Counter())
+            by_unit = per_unit_day.get(day, Counter())
+            found: Counter[str] = Counter()
+            units: dict[str, dict[str, int]] = defaultdict(dict)
+            for (org, kind), n in sorted(by_unit.items(), key=lambda i: (i[0][0] or 0, i[0][1])):
+                found[kind] += n
+                units[str(org)][kind] = n
             totals.update(found)
             days.append(
                 {
                     "day": day.isoformat(),
                     "total": sum(found.values()),
                     "counts": {t: found[t] for t in types},
+                    "units": dict(units),
                 }
             )
             day += timedelta(days=1)

@@ -13,11 +13,16 @@ arithmetic of its own.
 """
 
 import asyncio
+import json
 from collections import OrderedDict
 from typing import Annotated, Any
 
 import numpy as np
+import numpy.typing as npt
+import shapely
+import shapely.geometry
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from alerts.lifecycle import StoredAlert
@@ -31,7 +36,7 @@ from api.map_options import BOUNDARY_LEVELS, MapOptions
 from api.openapi import KEYED, NO_NUL, errors
 from api.portfolio_reads import all_devices, snapshot, unresolved_alerts
 from api.routes.lookup import online_of
-from api.views import iso
+from api.views import iso, json_bytes
 from geofence.crs import Crs, from_wgs84
 from loans import Loan
 from store import Device
@@ -137,6 +142,7 @@ class _Snapshots:
 def router(ctx: ApiContext, options: MapOptions | None = None) -> APIRouter:
     opts = options or MapOptions()
     snapshots = _Snapshots(ctx)
+    encoded: dict[tuple[str, Crs], bytes] = {}  # boundaries answers: a few, immutable
     api = APIRouter(prefix="/api/v1/map", tags=["map"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
 
@@ -324,33 +330,37 @@ def router(ctx: ApiContext, options: MapOptions | None = None) -> APIRouter:
         who: viewer,
         level: Annotated[str, Query(pattern="^(province|city|county)$")] = "province",
         crs: CrsQuery = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """The administrative outlines of one level, for the offline basemap; 404 when this
-        installation has no boundary set."""
+        installation has no boundary set. Encoded once per level and datum (the provinces are
+        430 KB of JSON)."""
         if opts.boundaries is None:
             raise not_found("no administrative boundary set is installed")
         source = opts.boundaries
         target = crs or opts.crs
-        return await ctx.stores.run(lambda _s: _outlines_in(source(level), target))
+        body = encoded.get((level, target))
+        if body is None:
+            body = await asyncio.to_thread(lambda: json_bytes(_outlines_in(source(level), target)))
+            encoded[(level, target)] = body
+        return Response(body, media_type="application/json")
 
     return api
 
 
 def _outlines_in(collection: dict[str, Any], crs: Crs) -> dict[str, Any]:
-    """A WGS-84 FeatureCollection with every coordinate in `crs`."""
+    """A WGS-84 FeatureCollection with every coordinate in `crs` (a new collection)."""
     if crs is Crs.WGS84:
         return collection
 
-    def walk(coords: Any) -> Any:
-        if coords and isinstance(coords[0], int | float):
-            x, y = from_wgs84(np.float64(coords[0]), np.float64(coords[1]), crs)
-            return [float(x), float(y)]
-        return [walk(c) for c in coords]
+    def move(xy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        x, y = from_wgs84(xy[:, 0], xy[:, 1], crs)
+        return np.column_stack([x, y])
 
     features = []
     for f in collection.get("features", []):
         geometry = f.get("geometry")
         if geometry is not None:
-            geometry = {**geometry, "coordinates": walk(geometry["coordinates"])}
+            moved = shapely.transform(shapely.geometry.shape(geometry), move)
+            geometry = json.loads(shapely.to_geojson(moved))
         features.append({**f, "geometry": geometry})
     return {**collection, "features": features}

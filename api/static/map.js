@@ -291,13 +291,30 @@ async function select(key, fly = true) {
     <b>Loans</b><table>${loans}</table>
     <b>Trackers</b><table>${devices}</table>
     <b>Open alerts</b><table>${alerts}</table>
+    <b>Places</b><table id="panel-places"><tr><td class="muted">…</td></tr></table>
     <div class="actions"><select id="track-range"><option value="3600000">last hour</option>
       <option value="21600000">last 6 h</option><option value="86400000" selected>last 24 h</option>
       <option value="604800000">last 7 days</option></select>
       <button id="track-load" type="button">Play track</button>
       <button id="panel-close" type="button" class="plain">Close</button></div>`;
   $("track-load").onclick = () => loadTrack(key, Number($("track-range").value));
+  if (car.vehicle_id) loadPlaces(car.vehicle_id);
+  else $("panel-places").innerHTML = `<tr><td class="muted">a tracker without a car</td></tr>`;
   $("panel-close").onclick = () => { S.selected = null; $("panel").hidden = true; };
+}
+
+async function loadPlaces(vehicle) {
+  // Where a collector finds the car: home, work and frequent places with the best hour.
+  let rows;
+  try {
+    const found = await api(`/api/v1/vehicles/${encodeURIComponent(vehicle)}/places`);
+    rows = found.places.slice(0, 5).map((p) => `<tr><td>${esc(p.kind)}</td>
+      <td>${esc(p.place ? p.place.district : p.lat.toFixed(4) + ", " + p.lon.toFixed(4))}</td>
+      <td class="muted">best ${String(p.best_hour.hour).padStart(2, "0")}:00</td></tr>`).join("");
+  } catch (err) { rows = `<tr><td class="muted">${esc(err.message)}</td></tr>`; }
+  if ($("panel-places") && S.selected === vehicle) {
+    $("panel-places").innerHTML = rows || `<tr><td class="muted">none learned yet</td></tr>`;
+  }
 }
 
 async function loadTrack(key, spanMs) {
@@ -489,6 +506,7 @@ async function refresh(first) {
       S.map.fitBounds(b, { padding: 80, maxZoom: 13, duration: 0 });
     }
   } catch (err) { if (err.message !== "unauthorized") console.warn(err); }
+  if (first) S.loaded = true;  // the first view is set: cars, fences and alerts are in
 }
 
 async function start() {

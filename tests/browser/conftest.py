@@ -80,12 +80,12 @@ async def page(served: Served, request: pytest.FixtureRequest) -> AsyncIterator[
     assert errors == [], errors
 
 
-async def until(page: Page, predicate: str, timeout_s: float = 15.0) -> Any:
-    """Polls `predicate` (a JavaScript function) until it is truthy. Playwright's own
+async def until(page: Page, predicate: str, arg: Any = None, timeout_s: float = 15.0) -> Any:
+    """Polls `predicate` (a JavaScript function of `arg`) until it is truthy. Playwright's own
     wait_for_function evaluates text, which the page's Content-Security-Policy forbids."""
     deadline = time.monotonic() + timeout_s
     while True:
-        value = await page.evaluate(predicate)
+        value = await page.evaluate(predicate, arg)
         if value:
             return value
         if time.monotonic() > deadline:

@@ -77,6 +77,17 @@ def fleet(served: Served) -> int:
     return now
 
 
+async def drawn(page: Page, fence_id: str, lon: float, lat: float) -> None:
+    """Waits until the map has drawn the fence at (lon, lat), so a click there finds it."""
+    await until(
+        page,
+        "([id, lon, lat]) => { const m = window.lienwatch.map;"
+        " return m.queryRenderedFeatures(m.project([lon, lat]), {layers: ['fences-fill']})"
+        ".some(f => f.properties.id === id); }",
+        [fence_id, lon, lat],
+    )
+
+
 async def test_the_page_loads_with_cars_coloured_by_state(fleet: int, page: Page) -> None:
     cars = await until(
         page, "() => window.lienwatch.cars.features.length >= 3 && window.lienwatch.cars"
@@ -97,6 +108,16 @@ async def test_the_page_loads_with_cars_coloured_by_state(fleet: int, page: Page
     assert await page.locator("#legend b[data-state=moving]").inner_text() == str(
         cars["counts"]["moving"]
     )
+    # The offline basemap: the packaged province outlines, Zhejiang under these cars.
+    names = await until(
+        page,
+        "() => window.lienwatch.map.getSource('boundaries') &&"
+        " window.lienwatch.map.querySourceFeatures('boundaries').map(f => f.properties.name)",
+    )
+    assert "浙江省" in names
+    # Zoomed out for the kept screenshot: the provinces around the cars' cluster.
+    await page.evaluate("() => window.lienwatch.map.jumpTo({center: [119.5, 30.5], zoom: 5})")
+    await until(page, "() => window.lienwatch.map.loaded() && !window.lienwatch.map.isMoving()")
 
 
 async def test_a_live_alert_arrives_and_is_acknowledged_and_assigned(
@@ -146,6 +167,9 @@ async def test_a_car_panel_and_its_track_play_back(fleet: int, page: Page) -> No
     text = await panel.inner_text()
     assert "L-B1" in text and "张**" in text and "张三丰" not in text  # the borrower is masked
     assert "013900000201" in text
+    # Its learned places come in after (ten fixes of driving: none learned yet).
+    places = page.locator("#panel-places")
+    await places.filter(has_text="none learned yet").wait_for(timeout=5_000)
 
     await page.locator("#track-load").click()
     await until(page, "() => window.lienwatch.track && window.lienwatch.track.points.length === 10")
@@ -180,7 +204,7 @@ async def test_a_drawn_polygon_reaches_the_engine(served: Served, fleet: int, pa
         ring = fence["geometry"]["coordinates"][0]
         assert len(ring) == 5 and ring[0] == ring[-1]
         assert all(120.389 < x < 120.411 and 30.389 < y < 30.411 for x, y in ring)
-        time.sleep(0.6)  # the engine reloads fences every 0.2 s
+        time.sleep(1.5)  # the engine looks for fence changes every 0.2 s
         now = int(time.time() * 1000)
         await _drive(
             served,
@@ -221,6 +245,7 @@ async def test_a_drawn_circle_is_saved_then_edited(served: Served, fleet: int, p
     assert 430 <= saved["properties"]["radius_m"] <= 530
 
     # Edit: click the circle, change its radius, save: the same id is replaced.
+    await drawn(page, "drawn-circle", 120.501, 30.501)
     await page.mouse.click(*await pixel(page, 120.501, 30.501))
     await page.locator("#fence-radius").fill("800")
     await page.locator("#fence-save").click()
@@ -250,6 +275,7 @@ async def test_a_polygon_s_corner_is_dragged_and_saved(
     )
 
     # Edit: click inside, drag the top corner north, save: the fence is replaced.
+    await drawn(page, "drawn-triangle", 120.600, 30.598)
     await page.mouse.click(*await pixel(page, 120.600, 30.598))
     await page.locator("#panel h3", has_text="drawn-triangle").wait_for(timeout=5_000)
     x, y = await pixel(page, 120.600, 30.605)

@@ -138,6 +138,9 @@ def test_alerts_per_type_per_day(api: ApiUnderTest) -> None:
         "2024-06-30": {"hotspot_dwell": 1},
     }
     assert [d["total"] for d in figures["days"]] == [0, 1, 2, 1]
+    root = str(api.client.get("/api/v1/me", headers=api.admin).json()["org"])
+    assert figures["days"][2]["units"] == {root: {"gps_jump": 1, "leave_allowed_area": 1}}
+    assert figures["days"][0]["units"] == {}
     assert figures["totals"]["gps_jump"] == 1 and figures["totals"]["power_cut"] == 0
     assert set(figures["days"][0]["counts"]) == {t.value for t in AlertType}
     backwards = f"/api/v1/figures/alerts?from={NOW // 1000}&to={(NOW - DAY) // 1000}"
