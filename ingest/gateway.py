@@ -34,6 +34,7 @@ from ingest.link import Link
 from ingest.logins import Logins, now_ms
 from ingest.metrics import GatewayMetrics, JournalCollector
 from ingest.presence import PRESENCE_STALE_S, SessionPresence
+from ingest.read_coalescing import ReadCoalescing
 from ingest.registry import DeviceRegistry
 from ingest.store_calls import StoreCalls
 from ingest.tcp import TcpLink
@@ -69,6 +70,8 @@ class GatewayConfig:
     # Least time between the starts of two group commits: a longer window makes fewer, larger
     # acknowledgement writes (one per connection per commit) at the cost of latency.
     commit_interval_s: float = 0.005
+    # Under load, sockets are read this often rather than per packet; 0: per packet always.
+    read_coalesce_s: float = 0.0005
 
 
 class Gateway:
@@ -122,6 +125,7 @@ class Gateway:
         self.presence: SessionPresence | None = None
         self._server: asyncio.Server | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._coalescing: asyncio.Task[None] | None = None
         self._drain_stop = threading.Event()
         self._drain_thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -159,6 +163,11 @@ class Gateway:
         if self.presence is not None:
             self.presence.start()
         self._watch = asyncio.create_task(self._watch_loop(), name="gateway-watch")
+        if self.config.read_coalesce_s > 0:
+            coalescing = ReadCoalescing(
+                lambda: self.group.taken, interval_s=self.config.read_coalesce_s
+            )
+            self._coalescing = asyncio.create_task(coalescing.run(), name="gateway-read-batching")
         self._server = await self._loop.create_server(
             lambda: TcpLink(self),
             self.config.host,
@@ -196,10 +205,11 @@ class Gateway:
             self._server.close()
         for link in list(self._links):
             link.pause()
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        for task in (self._watch, self._coalescing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.group.stop()
         for link in list(self._links):
             link.close("gateway stopping")

@@ -102,6 +102,7 @@ class GroupCommit:
         self._append_error: str | None = None
         self._wakeup = asyncio.Event()
         self._woken = False  # `_wakeup` is set and the flush has not taken it yet
+        self.taken = 0  # reports taken from the connections so far (`ingest.read_coalescing`)
         self._appended = asyncio.Event()
         # (journal lsn, batch, acks) appended and not yet known durable, in lsn order
         self._awaiting: collections.deque[tuple[int, PositionBatch, Acks]] = collections.deque()
@@ -213,6 +214,7 @@ class GroupCommit:
             if self.backlog >= self.max_pending_reports and not self.paused:
                 self._pause(True)
             rows = len(self._pending)
+            self.taken += rows
             try:
                 self._flush_append()
             except Exception:  # keep the gateway alive; the reports stay unacknowledged

@@ -216,6 +216,7 @@ async def _start_gateway(services: Services, rules: RuleBook | None) -> None:
             max_connections=settings.jt808_max_connections,
             max_connections_per_address=settings.jt808_max_connections_per_address,
             commit_interval_s=settings.journal_commit_ms / 1000,
+            read_coalesce_s=settings.jt808_read_coalesce_us / 1e6,
         ),
         journal=journal,
         store_factory=services.store_factory,

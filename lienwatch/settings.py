@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     # load tests open thousands from one address).
     jt808_max_connections: int = Field(default=0, ge=0)
     jt808_max_connections_per_address: int = Field(default=0, ge=0)
+    # Under load the gateway reads its sockets every this many microseconds instead of waking
+    # per packet (ingest.read_coalescing); 0 wakes per packet always.
+    jt808_read_coalesce_us: float = Field(default=500.0, ge=0, le=5000)
     # Journal: group commit window and the bound before backpressure.
     journal_commit_ms: float = Field(default=5.0, gt=0)
     journal_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
