@@ -77,6 +77,16 @@ def fleet(served: Served) -> int:
     return now
 
 
+async def settled_at(page: Page, lon: float, lat: float, zoom: float) -> None:
+    """The map loaded, centred on (lon, lat) at `zoom`, and still: clicks land where meant."""
+    await until(page, "() => window.lienwatch.ready && window.lienwatch.map.loaded()")
+    await page.evaluate(
+        "([lon, lat, zoom]) => window.lienwatch.map.jumpTo({center: [lon, lat], zoom})",
+        [lon, lat, zoom],
+    )
+    await until(page, "() => !window.lienwatch.map.isMoving()")
+
+
 async def drawn(page: Page, fence_id: str, lon: float, lat: float) -> None:
     """Waits until the map has drawn the fence at (lon, lat), so a click there finds it."""
     await until(
@@ -186,7 +196,7 @@ async def test_a_car_panel_and_its_track_play_back(fleet: int, page: Page) -> No
 
 async def test_a_drawn_polygon_reaches_the_engine(served: Served, fleet: int, page: Page) -> None:
     terminal, _, _ = CARS["VIN-B3"]
-    await page.evaluate("() => window.lienwatch.map.jumpTo({center: [120.40, 30.40], zoom: 13})")
+    await settled_at(page, 120.40, 30.40, 13)
     await page.locator("#draw-polygon").click()
     for lon, lat in ((120.39, 30.39), (120.41, 30.39), (120.41, 30.41), (120.39, 30.41)):
         await page.mouse.click(*await pixel(page, lon, lat))
@@ -229,7 +239,7 @@ async def test_a_drawn_polygon_reaches_the_engine(served: Served, fleet: int, pa
 
 
 async def test_a_drawn_circle_is_saved_then_edited(served: Served, fleet: int, page: Page) -> None:
-    await page.evaluate("() => window.lienwatch.map.jumpTo({center: [120.50, 30.50], zoom: 14})")
+    await settled_at(page, 120.50, 30.50, 14)
     await page.locator("#draw-circle").click()
     await page.mouse.click(*await pixel(page, 120.50, 30.50))
     await page.mouse.click(*await pixel(page, 120.505, 30.50))  # ~480 m east
@@ -261,11 +271,12 @@ async def test_a_drawn_circle_is_saved_then_edited(served: Served, fleet: int, p
 async def test_a_polygon_s_corner_is_dragged_and_saved(
     served: Served, fleet: int, page: Page
 ) -> None:
-    await page.evaluate("() => window.lienwatch.map.jumpTo({center: [120.60, 30.60], zoom: 14})")
+    await settled_at(page, 120.60, 30.60, 14)
     await page.locator("#draw-polygon").click()
     corners = ((120.595, 30.595), (120.605, 30.595), (120.600, 30.605))
-    for lon, lat in corners:
+    for placed, (lon, lat) in enumerate(corners, start=1):
         await page.mouse.click(*await pixel(page, lon, lat))
+        await until(page, f"() => window.lienwatch.draw.points.length === {placed}")
     await page.locator("#draw-finish").click()
     await page.locator("#fence-id").fill("drawn-triangle")
     await page.locator("#fence-save").click()
@@ -278,6 +289,11 @@ async def test_a_polygon_s_corner_is_dragged_and_saved(
     await drawn(page, "drawn-triangle", 120.600, 30.598)
     await page.mouse.click(*await pixel(page, 120.600, 30.598))
     await page.locator("#panel h3", has_text="drawn-triangle").wait_for(timeout=5_000)
+    # The corners' handles must be on screen before one can be grabbed (sources render async).
+    await until(
+        page,
+        "() => window.lienwatch.map.queryRenderedFeatures({layers: ['draw-points']}).length >= 3",
+    )
     x, y = await pixel(page, 120.600, 30.605)
     await page.mouse.move(x, y)
     await page.mouse.down()
