@@ -462,6 +462,9 @@ API_CLIENTS = 10
 # The API process's LIENWATCH_NICE (0: the same priority as the gateway's process), or "idle":
 # SCHED_IDLE (it runs only on CPU time nothing else wants, as `chrt --idle 0`).
 API_NICE = os.environ.get("LIENWATCH_BENCH_INGEST_API_NICE", "0")
+# "true": the API clients (browsers elsewhere, in a deployment) run in SCHED_IDLE, so their own
+# CPU does not compete with the gateway and the load generator on the bench machine's cores.
+CLIENTS_IDLE = os.environ.get("LIENWATCH_BENCH_INGEST_CLIENTS_IDLE", "false").lower() == "true"
 # "false": the API in the gateway's process (all roles in one), as before roles could split.
 API_APART = os.environ.get("LIENWATCH_BENCH_INGEST_API_APART", "true").lower() != "false"
 TRACK_POINTS = 100_000
@@ -604,6 +607,7 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
                         ],
                         stdout=subprocess.PIPE,
                         text=True,
+                        preexec_fn=_idle if CLIENTS_IDLE else None,
                     )
                     time.sleep(2)  # the clients are under way before the load starts
                     loaded = run(
@@ -645,6 +649,7 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
             "exact": quiet.sent == quiet.acknowledged and loaded.sent == loaded.acknowledged,
             "api_apart": API_APART,
             "api_nice": API_NICE,
+            "clients_idle": CLIENTS_IDLE,
             "load_average_before": results["load"],
         }
     )
@@ -654,7 +659,7 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
         f"{FENCES:,} fences ({results['clients']['requests']} requests, "
         f"{results['clients']['bytes'] / 1e6:,.0f} MB): {p99_loaded / p99_quiet - 1:+.0%}; "
         f"{f'api process apart (nice {API_NICE})' if API_APART else 'api in the same process'}"
-        f", load average {results['load']} before",
+        f"{', clients idle' if CLIENTS_IDLE else ''}, load average {results['load']} before",
     ]
     print("\n".join(benchmark.extra_info["notes"]))
     assert quiet.sent == quiet.acknowledged
