@@ -15,6 +15,7 @@ from api.stores import StoreAccess
 from ingest.commands import CommandOutcome
 from ingest.jt808.messages import Message
 from loans import CaseAction, Loan
+from pipeline.thresholds import RuleBook
 from store import Device
 from store.scoped import ScopedStore
 
@@ -45,6 +46,7 @@ class ApiContext:
       entry (the live side tightens or relaxes the car's monitoring when it enters or leaves
       overdue). Called on the event loop; it must only schedule its work.
     - `map_options`: the map page's tile layer, its datum and the boundary set.
+    - `rules`: the deployment's thresholds, for backtests sent without rules of their own.
     - `extra_routers`: more routes (alerts), built with `auth`'s dependencies.
     - `close_stores`: the app closes `stores` when it shuts down.
     - `max_body_bytes`: the largest request body (413 above it, before it is read).
@@ -66,6 +68,9 @@ class ApiContext:
     close_stores: bool = True
     fixed_keys: frozenset[str] = frozenset()
     map_options: MapOptions = field(default_factory=MapOptions)
+    # The deployment's thresholds (its RULES.toml): what a backtest without rules of its own
+    # compares against; None is the rules' own defaults.
+    rules: RuleBook | None = None
     auth: Authenticator = field(init=False)
 
     def __post_init__(self) -> None:

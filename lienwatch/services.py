@@ -48,7 +48,7 @@ from ingest.journal_segments import RecoveryReport
 from ingest.mqtt_bridge import MqttBridge, stable_client_id
 from ingest.presence import SessionPresence, new_gateway_id
 from lienwatch.alert_feed import AlertFeed
-from lienwatch.alerting import Alerting, AlertingCollector, start_alerting
+from lienwatch.alerting import Alerting, AlertingCollector, load_rules, start_alerting
 from lienwatch.command_routing import CommandRouter
 from lienwatch.loan_sweep import LoanSweeper, Moved
 from lienwatch.loan_watch import ReportIntervals
@@ -183,7 +183,7 @@ async def start_services(
         if services.shared:
             _start_listening(services)
         if "api" in roles:
-            await _start_api(services, router, intervals, admin_key)
+            await _start_api(services, router, intervals, admin_key, rules)
     except BaseException:
         await services.close()
         raise
@@ -472,6 +472,7 @@ async def _start_api(
     router: CommandRouter,
     intervals: ReportIntervals,
     admin_key: str | None,
+    rules: RuleBook | None = None,
 ) -> None:
     """The API on its own thread and loop: what it tells this process's gateway and detector
     is handed over to the main loop; other processes hear of device changes by notice."""
@@ -520,6 +521,7 @@ async def _start_api(
             tiles_attribution=settings.map_tiles_attribution,
             boundaries=packaged_outlines,
         ),
+        rules=rules or load_rules(settings),
     )
     feed = None
     if alerting is not None:

@@ -93,7 +93,7 @@ def router(ctx: ApiContext) -> APIRouter:
             raise bad_request("body.until", "must be after since")
         if until_ms - since_ms > MAX_RANGE_MS:
             raise bad_request("body.until", "at most 92 days after since")
-        rules = RuleBook()
+        rules = ctx.rules or RuleBook()  # the deployment's, unless the body brings its own
         if body.rules is not None:
             if "\x00" in body.rules:
                 raise bad_request("body.rules", "contains a NUL character")
