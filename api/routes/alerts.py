@@ -228,17 +228,12 @@ def alerts_router(
             raise not_found(f"no alert {alert_id}")
         return (await with_places([found]))[0]
 
-    async def move(
-        alert_id: int, target: AlertState, who: _Named, body: NoteBody | None
+    async def change(
+        alert_id: int, who: _Named, call: Callable[[ScopedStore], StoredAlert]
     ) -> dict[str, Any]:
-        note = body.note if body is not None else None
+        """One change of an alert in the caller's scope, streamed and told about."""
         try:
-            changed = await stores.scoped(
-                who.scope,
-                who.name,
-                lambda s: s.transition_alert(alert_id, target, note, clock_ms()),
-                clock_ms,
-            )
+            changed = await stores.scoped(who.scope, who.name, call, clock_ms)
         except AlertNotFoundError:
             raise not_found(f"no alert {alert_id}") from None
         except TransitionError as exc:
@@ -247,6 +242,14 @@ def alerts_router(
         if moved is not None:
             moved(changed)
         return (await with_places([changed]))[0]
+
+    async def move(
+        alert_id: int, target: AlertState, who: _Named, body: NoteBody | None
+    ) -> dict[str, Any]:
+        note = body.note if body is not None else None
+        return await change(
+            alert_id, who, lambda s: s.transition_alert(alert_id, target, note, clock_ms())
+        )
 
     move_answers = {200: {"model": AlertOut}, **errors(*ROLE, 404, 409)}
 
@@ -268,21 +271,11 @@ def alerts_router(
     async def assign(alert_id: alert_id_path, body: AssignBody, who: actor) -> dict[str, Any]:
         """Hands an open or acknowledged alert to someone (`assignee`, a name); the state
         stays. Assigning a resolved alert is a 409."""
-        try:
-            changed = await stores.scoped(
-                who.scope,
-                who.name,
-                lambda s: s.assign_alert(alert_id, body.assignee, body.note, clock_ms()),
-                clock_ms,
-            )
-        except AlertNotFoundError:
-            raise not_found(f"no alert {alert_id}") from None
-        except TransitionError as exc:
-            raise ApiError(409, "invalid_transition", str(exc)) from None
-        hub.publish_changes([changed])
-        if moved is not None:
-            moved(changed)
-        return (await with_places([changed]))[0]
+        return await change(
+            alert_id,
+            who,
+            lambda s: s.assign_alert(alert_id, body.assignee, body.note, clock_ms()),
+        )
 
     @api.websocket("/alerts/stream")
     async def stream(

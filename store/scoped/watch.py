@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -62,22 +62,30 @@ class WatchRecords(ScopeBase):
         self, alert_id: int, state: AlertState, note: str | None, now_ms: int
     ) -> StoredAlert:
         """Raises NotInScopeError, or what the adapter's `transition_alert` raises."""
-        with self.transaction("transition alert"):
-            known = self.alert(alert_id)
-            if known is None:
-                raise NotInScopeError(f"no alert {alert_id}")
-            moved = self._s.transition_alert(alert_id, state, self.actor, note, now_ms)
-            self._audit(f"alert.{state.value}", f"alert:{alert_id}", known.org or ROOT_ID,
-                        known, moved)  # fmt: skip
-        return moved
+        return self._change_alert(
+            alert_id,
+            f"alert.{state.value}",
+            lambda: self._s.transition_alert(alert_id, state, self.actor, note, now_ms),
+        )
 
-    def assign_alert(self, alert_id: int, assignee: str | None, note: str | None,
-                     now_ms: int) -> StoredAlert:  # fmt: skip
+    def assign_alert(
+        self, alert_id: int, assignee: str | None, note: str | None, now_ms: int
+    ) -> StoredAlert:
         """Raises NotInScopeError, or what the adapter's `assign_alert` raises."""
-        with self.transaction("assign alert"):
+        return self._change_alert(
+            alert_id,
+            "alert.assign",
+            lambda: self._s.assign_alert(alert_id, assignee, self.actor, note, now_ms),
+        )
+
+    def _change_alert(
+        self, alert_id: int, what: str, change: Callable[[], StoredAlert]
+    ) -> StoredAlert:
+        """One audited change of an alert of the subtree, in one transaction."""
+        with self.transaction(what):
             known = self.alert(alert_id)
             if known is None:
                 raise NotInScopeError(f"no alert {alert_id}")
-            moved = self._s.assign_alert(alert_id, assignee, self.actor, note, now_ms)
-            self._audit("alert.assign", f"alert:{alert_id}", known.org or ROOT_ID, known, moved)
+            moved = change()
+            self._audit(what, f"alert:{alert_id}", known.org or ROOT_ID, known, moved)
         return moved
