@@ -7,6 +7,7 @@ wired unit reports most; mixing units would zig-zag between them) with the pure 
 carries its `place` (province, city, county).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -254,6 +255,22 @@ def router(ctx: ApiContext) -> APIRouter:
             raise not_found(f"no device is bound to vehicle {vehicle_id!r}")
         return found
 
+    async def ranged(
+        who: Identity,
+        vehicle_id: str,
+        since: int | None,
+        to: int | None,
+        default_days: int,
+        key: str,
+        build: Callable[[Fixes, int, int], Any],
+    ) -> dict[str, Any]:
+        """The answer of a range route: its head, and `key` built from the busiest tracker's
+        fixes on a store thread (the work is CPU, off the event loop)."""
+        start, end = _range(ctx, since, to, default_days)
+        fixes = await fixes_of(who, vehicle_id, start, end)
+        body = await ctx.stores.run(lambda _s: build(fixes, start, end))
+        return {**_head(vehicle_id, fixes, start, end), key: body}
+
     @api.get(
         "/vehicles/{vehicle_id}/places",
         response_model=None,
@@ -268,10 +285,7 @@ def router(ctx: ApiContext) -> APIRouter:
         """Learned places (home, work, frequent stops) over the range (default the last 28
         days), each with its visits, dwell, last visit and the local hour the car is most
         likely there."""
-        start, end = _range(ctx, since, to, PLACES_DAYS)
-        fixes = await fixes_of(who, vehicle_id, start, end)
-        body = await ctx.stores.run(lambda _s: places_json(fixes, start, end))
-        return {**_head(vehicle_id, fixes, start, end), "places": body}
+        return await ranged(who, vehicle_id, since, to, PLACES_DAYS, "places", places_json)
 
     @api.get(
         "/vehicles/{vehicle_id}/stops",
@@ -285,10 +299,9 @@ def router(ctx: ApiContext) -> APIRouter:
         to: Annotated[params.QueryTime | None, to_query] = None,
     ) -> dict[str, Any]:
         """Stops in the range, in time order (under 5 km/h within 200 m for 3 minutes)."""
-        start, end = _range(ctx, since, to, 1)
-        fixes = await fixes_of(who, vehicle_id, start, end)
-        body = await ctx.stores.run(lambda _s: stops_json(fixes))
-        return {**_head(vehicle_id, fixes, start, end), "stops": body}
+        return await ranged(
+            who, vehicle_id, since, to, 1, "stops", lambda fixes, _s, _e: stops_json(fixes)
+        )
 
     @api.get(
         "/vehicles/{vehicle_id}/trips",
@@ -302,10 +315,9 @@ def router(ctx: ApiContext) -> APIRouter:
         to: Annotated[params.QueryTime | None, to_query] = None,
     ) -> dict[str, Any]:
         """Trips between the stops of the range, with distance, duration and top speed."""
-        start, end = _range(ctx, since, to, 1)
-        fixes = await fixes_of(who, vehicle_id, start, end)
-        body = await ctx.stores.run(lambda _s: trips_json(fixes))
-        return {**_head(vehicle_id, fixes, start, end), "trips": body}
+        return await ranged(
+            who, vehicle_id, since, to, 1, "trips", lambda fixes, _s, _e: trips_json(fixes)
+        )
 
     @api.get(
         "/vehicles/{vehicle_id}/risk",
