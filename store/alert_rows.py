@@ -120,6 +120,23 @@ def stored_from_row(row: Sequence[Any]) -> StoredAlert:
     )
 
 
+def lifecycle_values(moved: StoredAlert) -> tuple[object, ...]:
+    """The lifecycle columns both adapters write back after a step, in this order: state,
+    updated, acknowledged by and at, resolved by and at, note, assignee, assigned by and at."""
+    return (
+        moved.state.value,
+        moved.updated_ms,
+        moved.acknowledged_by,
+        moved.acknowledged_ms,
+        moved.resolved_by,
+        moved.resolved_ms,
+        moved.note,
+        moved.assignee,
+        moved.assigned_by,
+        moved.assigned_ms,
+    )
+
+
 def webhook_body(stored: StoredAlert) -> bytes:
     """The bytes a webhook receiver gets (and whose HMAC it checks): the alert's API JSON."""
     return alert_text(stored).encode()

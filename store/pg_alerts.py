@@ -7,7 +7,7 @@ of every offered incident by key. Times cross as epoch ms and are converted in S
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -23,6 +23,7 @@ from store.alert_rows import (
     details_text,
     first_of_each_incident,
     incident_key,
+    lifecycle_values,
     stored_from_row,
     webhook_body,
     webhook_from_row,
@@ -189,47 +190,28 @@ def transition_alert(
     conn: Conn, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int
 ) -> StoredAlert:
     """Call inside a transaction: the row stays locked from the read to the update."""
-    current = get_alert(conn, alert_id, for_update=True)
-    if current is None:
-        raise AlertNotFoundError(f"no alert {alert_id}")
-    moved = transition(current, state, actor, note, now_ms)
-    conn.execute(
-        f"UPDATE alerts SET state = %s, updated_at = {_MS}, acknowledged_by = %s,"
-        f" acknowledged_at = {_MS}, resolved_by = %s, resolved_at = {_MS}, note = %s"
-        " WHERE id = %s",
-        (
-            moved.state.value,
-            moved.updated_ms,
-            moved.acknowledged_by,
-            moved.acknowledged_ms,
-            moved.resolved_by,
-            moved.resolved_ms,
-            moved.note,
-            alert_id,
-        ),
-    )
-    return moved
+    return _change(conn, alert_id, lambda a: transition(a, state, actor, note, now_ms))
 
 
 def assign_alert(
     conn: Conn, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
 ) -> StoredAlert:
     """Call inside a transaction: the row stays locked from the read to the update."""
+    return _change(conn, alert_id, lambda a: assign(a, assignee, actor, note, now_ms))
+
+
+def _change(conn: Conn, alert_id: int, apply: Callable[[StoredAlert], StoredAlert]) -> StoredAlert:
+    """Reads the alert locked, applies one lifecycle step (`alerts.lifecycle`), writes every
+    lifecycle column back."""
     current = get_alert(conn, alert_id, for_update=True)
     if current is None:
         raise AlertNotFoundError(f"no alert {alert_id}")
-    moved = assign(current, assignee, actor, note, now_ms)
+    moved = apply(current)
     conn.execute(
-        f"UPDATE alerts SET assignee = %s, assigned_by = %s, assigned_at = {_MS},"
-        f" updated_at = {_MS}, note = %s WHERE id = %s",
-        (
-            moved.assignee,
-            moved.assigned_by,
-            moved.assigned_ms,
-            moved.updated_ms,
-            moved.note,
-            alert_id,
-        ),
+        f"UPDATE alerts SET state = %s, updated_at = {_MS}, acknowledged_by = %s,"
+        f" acknowledged_at = {_MS}, resolved_by = %s, resolved_at = {_MS}, note = %s,"
+        f" assignee = %s, assigned_by = %s, assigned_at = {_MS} WHERE id = %s",
+        (*lifecycle_values(moved), alert_id),
     )
     return moved
 

@@ -7,7 +7,7 @@ plain read, so the adapter keeps one place for error mapping.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from alerts.lifecycle import AlertState, StoredAlert, assign, opened, transition
@@ -21,6 +21,7 @@ from store.alert_rows import (
     details_text,
     first_of_each_incident,
     incident_key,
+    lifecycle_values,
     stored_from_row,
     webhook_body,
     webhook_from_row,
@@ -126,25 +127,7 @@ def transition_alert(
     now_ms: int,
 ) -> StoredAlert:
     """Call inside a write transaction (BEGIN IMMEDIATE): the read and the update are atomic."""
-    current = get_alert(conn, alert_id)
-    if current is None:
-        raise AlertNotFoundError(f"no alert {alert_id}")
-    moved = transition(current, state, actor, note, now_ms)
-    conn.execute(
-        "UPDATE alerts SET state = ?, updated_ms = ?, acknowledged_by = ?, acknowledged_ms = ?,"
-        " resolved_by = ?, resolved_ms = ?, note = ? WHERE id = ?",
-        (
-            moved.state.value,
-            moved.updated_ms,
-            moved.acknowledged_by,
-            moved.acknowledged_ms,
-            moved.resolved_by,
-            moved.resolved_ms,
-            moved.note,
-            alert_id,
-        ),
-    )
-    return moved
+    return _change(conn, alert_id, lambda a: transition(a, state, actor, note, now_ms))
 
 
 def assign_alert(
@@ -156,21 +139,23 @@ def assign_alert(
     now_ms: int,
 ) -> StoredAlert:
     """Call inside a write transaction (BEGIN IMMEDIATE): the read and the update are atomic."""
+    return _change(conn, alert_id, lambda a: assign(a, assignee, actor, note, now_ms))
+
+
+def _change(
+    conn: sqlite3.Connection, alert_id: int, apply: Callable[[StoredAlert], StoredAlert]
+) -> StoredAlert:
+    """Reads the alert, applies one lifecycle step (`alerts.lifecycle`), writes every lifecycle
+    column back."""
     current = get_alert(conn, alert_id)
     if current is None:
         raise AlertNotFoundError(f"no alert {alert_id}")
-    moved = assign(current, assignee, actor, note, now_ms)
+    moved = apply(current)
     conn.execute(
-        "UPDATE alerts SET assignee = ?, assigned_by = ?, assigned_ms = ?, updated_ms = ?,"
-        " note = ? WHERE id = ?",
-        (
-            moved.assignee,
-            moved.assigned_by,
-            moved.assigned_ms,
-            moved.updated_ms,
-            moved.note,
-            alert_id,
-        ),
+        "UPDATE alerts SET state = ?, updated_ms = ?, acknowledged_by = ?, acknowledged_ms = ?,"
+        " resolved_by = ?, resolved_ms = ?, note = ?, assignee = ?, assigned_by = ?,"
+        " assigned_ms = ? WHERE id = ?",
+        (*lifecycle_values(moved), alert_id),
     )
     return moved
 
