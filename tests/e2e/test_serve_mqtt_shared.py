@@ -15,6 +15,7 @@ import pytest
 
 from simulators.load import LoadConfig, run_load
 from simulators.mqtt import MqttTransport
+from store import Device, migrate, open_store
 from tests.integration.test_mqtt_broker_faults import MOSQUITTO, Broker
 from tests.support.processes import start_roles, stop
 
@@ -47,11 +48,21 @@ async def test_two_gateways_sharing_the_up_topics_serve_every_tracker(
     env = {
         "LIENWATCH_DATABASE_URL": pg_url,
         "LIENWATCH_ROLES": "gateway",
-        "LIENWATCH_AUTO_REGISTER": "true",
+        "LIENWATCH_AUTO_REGISTER": "false",
         "LIENWATCH_JT808_LISTEN": "127.0.0.1:0",
         "LIENWATCH_MQTT_URL": broker.url,
         "LIENWATCH_MQTT_SHARE_GROUP": group,
     }
+    # The trackers are provisioned, as a finance company's are: both gateways know each one's
+    # code from the start (auto-registration across gateways is another matter).
+    migrate(pg_url, tmp_path)
+    store = open_store(pg_url, tmp_path)
+    try:
+        for i in range(20):
+            terminal = str(13_900_000_000 + i).rjust(12, "0")
+            store.upsert_device(Device(terminal, auth_code=f"code{i}"))
+    finally:
+        store.close()
     gateways = [
         start_roles({**env, "LIENWATCH_DATA_DIR": str(tmp_path / f"gw{i}")}) for i in range(2)
     ]
