@@ -28,8 +28,8 @@ def _stored(pg_url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _frames_taken(pg_url: str) -> dict[str, int]:
-    """Rows per gateway process is not recorded; the sessions each holds are."""
+def _sessions_held(pg_url: str) -> dict[str, int]:
+    """How many sessions each gateway process holds, as it told the store."""
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
             "SELECT gateway, count(*) FROM gateway_sessions GROUP BY gateway"
@@ -76,7 +76,7 @@ async def test_two_gateways_sharing_the_up_topics_serve_every_tracker(
             time.sleep(0.2)
         assert _stored(pg_url) >= report.acknowledged
         # The two held sessions between them: a terminal's frames went to both.
-        assert len(_frames_taken(pg_url)) == 2
+        assert len(_sessions_held(pg_url)) == 2
     finally:
         for started in gateways:
             stop(started.proc, signal.SIGTERM)
