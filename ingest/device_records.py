@@ -1,6 +1,12 @@
 """Device records the gateway writes (codes issued, identities recorded, deregistrations): one
 store write at a time, the latest record of each terminal only, so registrations never queue
-store work without bound; while the store is down they wait and are written once it is back."""
+store work without bound; while the store is down they wait and are written once it is back.
+
+`save` answers a future a caller may wait on: True when that record (or a newer one of the same
+terminal) is stored, False when the write it was part of failed (the record itself stays
+waiting and is written later). A gateway sharing its database with others answers a
+registration only once its record is stored, so the gateway the terminal authenticates at next
+finds the code."""
 
 from __future__ import annotations
 
@@ -21,13 +27,28 @@ class DeviceRecords:
         self.store = store
         self.stopped = False  # set when the gateway stops: no more retries
         self._unsaved: dict[str, Device] = {}
+        self._waiting: dict[str, list[asyncio.Future[bool]]] = {}
         self._saving = False
 
-    def save(self, device: Device) -> None:
+    def save(self, device: Device) -> asyncio.Future[bool]:
+        """Queues the record; the future says when it is stored (see the module docstring)."""
         self._unsaved[device.terminal] = device
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(device.terminal, []).append(stored)
         if not self._saving:
             self._saving = True
             self.store.spawn(self._save_all())
+        return stored
+
+    def _settle(self, terminals: list[str], stored: bool) -> None:
+        """Tells the waiters of a write's records how it went (a terminal with a newer record
+        still unsaved keeps its waiters: they wait for that one)."""
+        for terminal in terminals:
+            if terminal in self._unsaved and stored:
+                continue
+            for waiter in self._waiting.pop(terminal, []):
+                if not waiter.done():
+                    waiter.set_result(stored)
 
     async def _save_all(self) -> None:
         """Writes waiting device records; while the store is down they wait (a newer record
@@ -42,9 +63,11 @@ class DeviceRecords:
                     for device in devices:
                         store.upsert_device(device)
 
+                terminals = [device.terminal for device in devices]
                 try:
                     await self.store.call(save)
                 except StoreError as exc:
+                    self._settle(terminals, False)
                     for device in devices:  # newer records that came meanwhile win
                         self._unsaved.setdefault(device.terminal, device)
                     if wait_s == 0.5:
@@ -54,6 +77,7 @@ class DeviceRecords:
                         await asyncio.sleep(0.1)  # a stop does not wait out the pause
                     wait_s = min(wait_s * 2, 10.0)
                 else:
+                    self._settle(terminals, True)
                     wait_s = 0.5
         finally:
             self._saving = False

@@ -35,7 +35,7 @@ from ingest.logins import Logins, now_ms
 from ingest.metrics import GatewayMetrics, JournalCollector
 from ingest.presence import PRESENCE_STALE_S, SessionPresence
 from ingest.read_coalescing import ReadCoalescing
-from ingest.registry import DeviceRegistry
+from ingest.registry import AUTH_CODE_KEY, DeviceRegistry
 from ingest.store_calls import StoreCalls
 from ingest.tcp import TcpLink
 from positions import DeviceIndex, PositionBatch
@@ -142,7 +142,10 @@ class Gateway:
         """Loads the device registry, starts drain and group commit, then listens."""
         self._loop = asyncio.get_running_loop()
         devices = await self.store.call(lambda s: s.list_devices())
-        self.registry = DeviceRegistry(devices, auto_register=self.config.auto_register)
+        key = await self.store.call(lambda s: s.platform_secret(AUTH_CODE_KEY))
+        self.registry = DeviceRegistry(
+            devices, auto_register=self.config.auto_register, code_key=bytes.fromhex(key)
+        )
         terminals = [d.terminal for d in devices]
         clocks = await self.store.call(lambda s: s.device_clocks(terminals)) if terminals else {}
         self.group.seed_clocks(clocks)

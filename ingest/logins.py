@@ -1,7 +1,10 @@
 """Login decisions: a terminal's 0x0100 and 0x0102 against the device registry, with the
 bounded store lookups a gateway makes for what it does not know yet.
 
-Registration: a terminal provisioned since the gateway started is looked up once (at the
+Registration: a gateway sharing its database with others (a split deployment) answers a
+registration that recorded something (an identity, a new code) only once the record is stored,
+so whichever gateway the terminal authenticates at finds it; a lone gateway answers from memory
+and stores behind. A terminal provisioned since the gateway started is looked up once (at the
 admission's lookup rate; over it the registration is deferred, unanswered, and the terminal
 asks again). Authentication: in a split deployment another gateway may have issued the code
 moments ago (its device notice not here yet, or an MQTT group that dealt the 0x0100 to one
@@ -11,6 +14,7 @@ same rate, before the refusal stands. Refusals are counted by reason and logged 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Protocol
@@ -80,11 +84,29 @@ class Logins:
         header, message = request.header, request.message
         claim = Claim(message.maker_id, message.model, message.terminal_id)
         outcome = self.gw.registry.register(header.terminal, header.edition.value, claim, now_ms())
-        if outcome.device is not None:
-            self.gw.records.save(outcome.device)
         if outcome.result != 0:
             self._refused(link, header.terminal, "registration", outcome.refusal)
-        link.registration_decided(outcome.result, outcome.auth_code)
+        if outcome.device is None:
+            link.registration_decided(outcome.result, outcome.auth_code)
+            return
+        stored = self.gw.records.save(outcome.device)
+        if self.gw.presence is None:  # the only gateway: its memory is the truth
+            link.registration_decided(outcome.result, outcome.auth_code)
+        else:  # the gateway the terminal authenticates at next must find the code stored
+            self.gw.store.spawn(self._answer_once_stored(link, stored, outcome.auth_code))
+
+    async def _answer_once_stored(
+        self, link: Link, stored: asyncio.Future[bool], auth_code: str
+    ) -> None:
+        """Answers a registration once its record is stored; unanswered (the terminal asks
+        again) when the store failed it."""
+        ok = await stored
+        if link.closed:
+            return
+        if ok:
+            link.registration_decided(0, auth_code)
+        else:  # the store is failing (DeviceRecords logs it): no code it does not hold
+            link.registration_deferred()
 
     def decide_authentication(self, link: Link, request: AuthenticationRequested) -> None:
         message = request.message

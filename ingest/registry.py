@@ -11,6 +11,12 @@ its IMEI); a later 0x0100 with the same identity gets the code the terminal alre
 tracker that lost it), one with another identity is refused and changes nothing. Only an
 admin's re-provisioning (`reprovision`) replaces a recorded identity.
 
+A code the registry issues itself (auto-registration, or a provisioned terminal without one) is
+derived from the terminal and its claimed identity under the platform's code key (kept in the
+store, the same for every gateway): two gateways that register one new terminal at the same
+instant (an MQTT group dealing its retries to both) issue the same code, so whichever the
+terminal authenticates at accepts it. Without a key (a registry alone, in tests) codes are random.
+
 Beside it, `TakeoverWatch` notices two live connections taking one terminal from each other
 again and again (a cloned tracker, or a stolen identity and code): one `device_conflict` alert
 per such incident.
@@ -31,6 +37,7 @@ from store import Device
 REGISTERED = 0
 TERMINAL_TAKEN = 3  # "terminal already registered": another identity holds this terminal
 UNKNOWN_TERMINAL = 4  # "no such terminal in the database"
+AUTH_CODE_KEY = "auth_codes"  # the store's platform secret the registry's codes derive from
 
 
 class Refusal(enum.StrEnum):
@@ -59,6 +66,16 @@ def recorded_claim(device: Device) -> Claim | None:
     return Claim(device.maker_id or "", device.model or "", device.terminal_id or "")
 
 
+def issued_code(key: bytes | None, terminal: str, claim: Claim) -> str:
+    """A new auth code (16 hex digits): HMAC-SHA256 of the terminal and its claim under `key`,
+    random without one. Only a terminal making the same claim can be given it, and that one
+    would be given the code it has anyway (contracts section 8)."""
+    if key is None:
+        return secrets.token_hex(8)
+    message = "\x00".join((terminal, claim.maker_id, claim.model, claim.terminal_id))
+    return hmac.new(key, message.encode(), "sha256").hexdigest()[:16]
+
+
 @dataclass(slots=True)
 class RegistrationOutcome:
     result: int  # 0x8100 result: 0 registered, 3 terminal taken, 4 terminal unknown
@@ -77,8 +94,11 @@ class AuthOutcome:
 class DeviceRegistry:
     """Terminal id → Device. `auto_register` admits unknown terminals on 0x0100."""
 
-    def __init__(self, devices: list[Device], *, auto_register: bool) -> None:
+    def __init__(
+        self, devices: list[Device], *, auto_register: bool, code_key: bytes | None = None
+    ) -> None:
         self.auto_register = auto_register
+        self.code_key = code_key
         self._devices = {d.terminal: d for d in devices}
         self.takeovers = TakeoverWatch()
 
@@ -127,7 +147,8 @@ class DeviceRegistry:
                 registered_ms=now_ms,
             )
         if not device.auth_code:  # never given one, deregistered, or re-provisioned
-            device = replace(device, auth_code=secrets.token_hex(8), registered_ms=now_ms)
+            code = issued_code(self.code_key, terminal, claim)
+            device = replace(device, auth_code=code, registered_ms=now_ms)
         if device.edition != edition:
             device = replace(device, edition=edition)
         if device == known and terminal in self._devices:

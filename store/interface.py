@@ -330,6 +330,11 @@ class Store(StatementRunner, Protocol):
         rest. Returns the device as stored, None for an unknown terminal."""
         ...
 
+    def platform_secret(self, name: str) -> str:
+        """A secret every process of the deployment shares (64 hex digits), created by the
+        first process that asks (`store.platform_secrets`)."""
+        ...
+
     def unbind_device(self, terminal: str) -> bool:
         """Clears the device's car (the tracker was taken off it); False for an unknown one."""
         ...

@@ -66,6 +66,7 @@ from store.interface import (
 from store.migrate import PLAIN, latest_version
 from store.notices import COMMANDS_CHANNEL
 from store.orgs import OrgRecords, scope_condition
+from store.platform_secrets import PlatformSecretRecords
 from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
@@ -209,7 +210,13 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
+class PostgresStore(
+    IdempotencyRecords,
+    DeviceIdentityRecords,
+    PlatformSecretRecords,
+    SessionPresenceRecords,
+    OrgRecords,
+):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:

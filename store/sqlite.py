@@ -48,6 +48,7 @@ from store.interface import (
 )
 from store.migrate import latest_version, migrate_sqlite
 from store.orgs import OrgRecords, scope_condition
+from store.platform_secrets import PlatformSecretRecords
 from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
@@ -77,7 +78,13 @@ _COMMAND_COLS = (
 )
 
 
-class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
+class SqliteStore(
+    IdempotencyRecords,
+    DeviceIdentityRecords,
+    PlatformSecretRecords,
+    SessionPresenceRecords,
+    OrgRecords,
+):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:

@@ -201,3 +201,33 @@ def test_a_detector_cursor_is_saved_and_the_stream_end_follows_writes(store: Sto
     store.save_detector_cursor("detector", end, T0 + 1)
     assert store.detector_cursor("detector") == end
     assert len(store.positions_since(end, 10).batch) == 0
+
+
+def test_a_platform_secret_is_created_once_and_every_process_reads_the_same(
+    url: str | None, tmp_path: Path
+) -> None:
+    """Gateways derive auth codes from it: each one opening its own store at the same time
+    must get one value, and a restarted one the same again."""
+    got: list[str] = []
+
+    def ask() -> None:
+        opened = open_store(url, tmp_path)
+        try:
+            got.append(opened.platform_secret("auth_codes"))
+        finally:
+            opened.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == 6 and len(set(got)) == 1
+    assert len(got[0]) == 64 and int(got[0], 16) >= 0
+    ask()
+    assert got[-1] == got[0]
+    again = open_store(url, tmp_path)
+    try:
+        assert again.platform_secret("another") != got[0]
+    finally:
+        again.close()

@@ -286,3 +286,29 @@ def test_only_the_first_identity_ever_gets_a_code(steps: list[tuple], provisione
     if first is not None:
         assert known is not None and recorded_claim(known) == first
         assert known.imei == first_imei
+
+
+@given(st.text(min_size=1, max_size=20), st.text(max_size=20), st.text(max_size=20))
+def test_gateways_sharing_a_code_key_issue_one_code_for_one_claim(
+    maker: str, model: str, terminal_id: str
+) -> None:
+    """Two gateways auto-registering one new terminal in the same instant (an MQTT group
+    dealing its 0x0100 retries to both) give it the same code; another claim gets another."""
+    key = bytes(range(32))
+    claim = Claim(maker, model, terminal_id)
+    a = DeviceRegistry([], auto_register=True, code_key=key).register(T, 2013, claim, NOW)
+    b = DeviceRegistry([], auto_register=True, code_key=key).register(T, 2019, claim, NOW + 5)
+    assert a.auth_code == b.auth_code and len(a.auth_code) == 16
+    other = Claim(maker + "x", model, terminal_id)
+    c = DeviceRegistry([], auto_register=True, code_key=key).register(T, 2013, other, NOW)
+    assert c.auth_code != a.auth_code
+    # Another deployment's key, or another terminal, gives another code.
+    d = DeviceRegistry([], auto_register=True, code_key=bytes(32)).register(T, 2013, claim, NOW)
+    e = DeviceRegistry([], auto_register=True, code_key=key).register(T + "1", 2013, claim, NOW)
+    assert a.auth_code not in (d.auth_code, e.auth_code)
+
+
+def test_without_a_code_key_codes_are_random() -> None:
+    first = DeviceRegistry([], auto_register=True).register(T, 2013, REAL, NOW)
+    second = DeviceRegistry([], auto_register=True).register(T, 2013, REAL, NOW)
+    assert first.auth_code != second.auth_code
