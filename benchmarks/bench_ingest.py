@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,7 @@ class Meter:
 
     server: int  # pid
     database: str | None = None  # also charge this database's PostgreSQL backends
+    others: tuple[int, ...] = ()  # more server processes charged with it (gateways side by side)
     at: dict[str, dict[str, Any]] = field(default_factory=dict)
     _monitor: psycopg.Connection[Any] | None = None
 
@@ -172,7 +173,7 @@ class Meter:
 
     def __call__(self, mark: str) -> None:
         self.at[mark] = {
-            "server": process_cpu_s(self.server),
+            "server": sum(process_cpu_s(pid) for pid in (self.server, *self.others)),
             "machine": machine_busy_s(),
             "wall": time.monotonic(),
             "backends": self._backends(),
@@ -381,51 +382,65 @@ def _next_rate(passed: float | None, failed: float | None, rate: float) -> float
     return rounded if passed < rounded < failed else middle
 
 
+def capacity_search(
+    database: str, start: Callable[[str], tuple[list[subprocess.Popen[str]], int]]
+) -> list[Step]:
+    """The capacity search's steps against the servers `start(data_dir)` starts (their
+    processes and the port they listen on), charged together, on `database`."""
+    steps: list[Step] = []
+    passed: float | None = None
+    failed: float | None = None
+    rate: float | None = SEARCH_FROM
+    stored_before = 0
+    longest = 0.0
+    with tempfile.TemporaryDirectory() as data:
+        procs, port = start(data)
+        began = time.monotonic()  # the budget is for steps, the servers' start aside
+        try:
+            while rate is not None and (
+                not steps or time.monotonic() - began + longest <= SEARCH_S
+            ):
+                step_began = time.monotonic()
+                cfg = LoadConfig(
+                    "127.0.0.1",
+                    port,
+                    DEVICES,
+                    rate,
+                    STEP_S,
+                    first_terminal=13_800_000_000 + len(steps) * DEVICES,
+                )
+                pids = tuple(p.pid for p in procs)
+                with Meter(pids[0], others=pids[1:]) as meter:
+                    report = run(cfg, mark=meter)
+                total = _wait_stored(
+                    database, stored_before + report.acknowledged, STORE_WAIT_S / 2
+                )
+                busy = meter.delta("machine") / meter.delta("wall")
+                steps.append(Step(rate, report, total - stored_before, meter.delta("server"), busy))
+                stored_before = total
+                if steps[-1].ok:
+                    passed = rate if passed is None else max(passed, rate)
+                else:
+                    failed = rate if failed is None else min(failed, rate)
+                longest = max(longest, time.monotonic() - step_began)
+                rate = _next_rate(passed, failed, rate)
+        finally:
+            for proc in procs:
+                _stop(proc)
+    return steps
+
+
 def test_gateway_capacity(benchmark: Any, search_database: str) -> None:
     if SEARCH_S <= 0:
         pytest.skip("LIENWATCH_BENCH_INGEST_SEARCH_S=0")
     steps: list[Step] = []
 
+    def one(data: str) -> tuple[list[subprocess.Popen[str]], int]:
+        proc, port = _serve(search_database, data)
+        return [proc], port
+
     def search() -> None:
-        passed: float | None = None
-        failed: float | None = None
-        rate: float | None = SEARCH_FROM
-        stored_before = 0
-        longest = 0.0
-        with tempfile.TemporaryDirectory() as data:
-            proc, port = _serve(search_database, data)
-            began = time.monotonic()  # the budget is for steps, the gateway's start aside
-            try:
-                while rate is not None and (
-                    not steps or time.monotonic() - began + longest <= SEARCH_S
-                ):
-                    step_began = time.monotonic()
-                    cfg = LoadConfig(
-                        "127.0.0.1",
-                        port,
-                        DEVICES,
-                        rate,
-                        STEP_S,
-                        first_terminal=13_800_000_000 + len(steps) * DEVICES,
-                    )
-                    with Meter(proc.pid) as meter:
-                        report = run(cfg, mark=meter)
-                    total = _wait_stored(
-                        search_database, stored_before + report.acknowledged, STORE_WAIT_S / 2
-                    )
-                    busy = meter.delta("machine") / meter.delta("wall")
-                    steps.append(
-                        Step(rate, report, total - stored_before, meter.delta("server"), busy)
-                    )
-                    stored_before = total
-                    if steps[-1].ok:
-                        passed = rate if passed is None else max(passed, rate)
-                    else:
-                        failed = rate if failed is None else min(failed, rate)
-                    longest = max(longest, time.monotonic() - step_began)
-                    rate = _next_rate(passed, failed, rate)
-            finally:
-                _stop(proc)
+        steps.extend(capacity_search(search_database, one))
 
     benchmark.pedantic(search, rounds=1)
     passed_rates = [s.rate for s in steps if s.ok]
