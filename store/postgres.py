@@ -42,11 +42,12 @@ from organizations import Scope
 from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans, spot_rows
 from store.alert_rows import check_page
+from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, clock_rows
 from store.device_identity import DeviceIdentityRecords
+from store.dialect import POSTGRES
 from store.idempotency import IdempotencyRecords
 from store.interface import (
-    ApiKey,
     CommandLog,
     CommandState,
     Device,
@@ -209,11 +210,14 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
+class PostgresStore(
+    ApiKeyRecords, IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords
+):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:
         self._url = url
+        self._dialect = POSTGRES
         self._connect_timeout_s = connect_timeout_s
         self._split_writes = split_writes
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
@@ -295,6 +299,20 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
                 if rows:
                     with conn.cursor() as cur:
                         cur.executemany(pyformat(sql), rows)
+
+    def _run_each(
+        self, what: str, sql: str, rows: Sequence[Sequence[Any]]
+    ) -> list[list[tuple[Any, ...]]]:
+        if not rows:
+            return []
+        out: list[list[tuple[Any, ...]]] = []
+        with self._guard(what) as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(pyformat(sql), rows, returning=True)
+            while True:
+                out.append(cur.fetchall() if cur.description else [])
+                if not cur.nextset():
+                    break
+        return out
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -717,42 +735,6 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
         return None if row is None else _command(row)
 
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
-
-    def create_api_key(self, key: ApiKey, *, replace: bool = False) -> bool:
-        on_conflict = (
-            "ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, key_hash = EXCLUDED.key_hash,"
-            " prefix = EXCLUDED.prefix, created_at = EXCLUDED.created_at, org_id = EXCLUDED.org_id"
-            if replace
-            else "ON CONFLICT (name) DO NOTHING"
-        )
-        with self._guard("create api key") as conn:
-            cur = conn.execute(
-                "INSERT INTO api_keys (name, role, key_hash, prefix, created_at, org_id)"
-                f" VALUES (%s, %s, %s, %s, %s, %s) {on_conflict}",
-                (key.name, key.role, key.key_hash, key.prefix, _dt(key.created_ms), key.org),
-            )
-            return cur.rowcount == 1
-
-    def _api_keys(self, where: str, params: Sequence[Any]) -> list[ApiKey]:
-        with self._guard("read api keys") as conn:
-            rows = conn.execute(
-                "SELECT name, role, key_hash, prefix, created_at, org_id FROM api_keys"
-                f" {where} ORDER BY name",
-                params,
-            ).fetchall()
-        return [ApiKey(n, r, h, p, _ms(c) or 0, int(o)) for n, r, h, p, c, o in rows]
-
-    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
-        found = self._api_keys("WHERE key_hash = %s", (key_hash,))
-        return found[0] if found else None
-
-    def list_api_keys(self, scope: Scope | None = None) -> list[ApiKey]:
-        within, params = scope_condition(scope, "%s")
-        return self._api_keys("" if within is None else f"WHERE {within}", params)
-
-    def delete_api_key(self, name: str) -> bool:
-        with self._guard("delete api key") as conn:
-            return conn.execute("DELETE FROM api_keys WHERE name = %s", (name,)).rowcount == 1
 
     @staticmethod
     def _bump_fence_version(conn: psycopg.Connection[tuple[Any, ...]], now_ms: int) -> int:

@@ -26,11 +26,12 @@ from organizations import Scope
 from positions import COLUMNS, PositionBatch, empty_batch
 from store import spot_rows, sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
+from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, ClockRows, clock_rows
 from store.device_identity import DeviceIdentityRecords
+from store.dialect import SQLITE
 from store.idempotency import IdempotencyRecords
 from store.interface import (
-    ApiKey,
     CommandLog,
     CommandState,
     Device,
@@ -77,11 +78,14 @@ _COMMAND_COLS = (
 )
 
 
-class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
+class SqliteStore(
+    ApiKeyRecords, IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords
+):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
         self.path = Path(path)
+        self._dialect = SQLITE
         if migrate:
             migrate_sqlite(self.path)
         elif not self.path.exists():
@@ -133,6 +137,9 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
             yield
 
     def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> RunResult:
+        if not self._conn.in_transaction and sql.lstrip().startswith("SELECT"):
+            rows = self._read(what, sql, params)  # a read needs no write lock
+            return RunResult(rows, -1)
         with self._transaction(what) as conn:
             cur = conn.execute(sql, params)
             return RunResult(cur.fetchall(), cur.rowcount)
@@ -142,6 +149,12 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
             for sql, rows in steps:
                 if rows:
                     conn.executemany(sql, rows)
+
+    def _run_each(
+        self, what: str, sql: str, rows: Sequence[Sequence[Any]]
+    ) -> list[list[tuple[Any, ...]]]:
+        with self._transaction(what) as conn:
+            return [conn.execute(sql, row).fetchall() for row in rows]
 
     def _read(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -472,44 +485,6 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         return _command(rows[0]) if rows else None
 
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
-
-    def create_api_key(self, key: ApiKey, *, replace: bool = False) -> bool:
-        # ON CONFLICT, not INSERT OR IGNORE: that would silently skip a failed CHECK too.
-        on_conflict = (
-            "DO UPDATE SET role = excluded.role, key_hash = excluded.key_hash,"
-            " prefix = excluded.prefix, created_ms = excluded.created_ms, org_id = excluded.org_id"
-            if replace
-            else "DO NOTHING"
-        )
-        with self._transaction("create api key") as conn:
-            cur = conn.execute(
-                "INSERT INTO api_keys (name, role, key_hash, prefix, created_ms, org_id)"
-                f" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) {on_conflict}",
-                (key.name, key.role, key.key_hash, key.prefix, key.created_ms, key.org),
-            )
-        return cur.rowcount == 1
-
-    def _api_keys(self, where: str, params: Sequence[Any]) -> list[ApiKey]:
-        rows = self._read(
-            "read api keys",
-            f"SELECT name, role, key_hash, prefix, created_ms, org_id FROM api_keys {where}"
-            " ORDER BY name",
-            params,
-        )
-        return [ApiKey(*row) for row in rows]
-
-    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
-        found = self._api_keys("WHERE key_hash = ?", (key_hash,))
-        return found[0] if found else None
-
-    def list_api_keys(self, scope: Scope | None = None) -> list[ApiKey]:
-        within, params = scope_condition(scope, "?")
-        return self._api_keys("" if within is None else f"WHERE {within}", params)
-
-    def delete_api_key(self, name: str) -> bool:
-        with self._transaction("delete api key") as conn:
-            cur = conn.execute("DELETE FROM api_keys WHERE name = ?", (name,))
-        return cur.rowcount == 1
 
     @staticmethod
     def _bump_fence_version(conn: sqlite3.Connection, now_ms: int) -> int:
