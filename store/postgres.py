@@ -46,20 +46,18 @@ from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, clock_rows
 from store.device_identity import DeviceIdentityRecords
 from store.dialect import POSTGRES
+from store.fences import FenceRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
     CommandLog,
     CommandState,
     Device,
     DeviceClock,
-    FenceFeature,
     LoanChange,
     LoanFilter,
     PositionPage,
     QueuedCommand,
     SchemaError,
-    SpotCandidate,
-    StoredFence,
     StoreError,
     StoreUnavailableError,
     WriteResult,
@@ -75,6 +73,7 @@ from store.selection import (
     newest_valid_per_device,
     read_track,
 )
+from store.spots import SpotRecords
 from store.statements import RunResult, pyformat
 from trajectory.clock import ClockSettings, ClockState
 
@@ -211,7 +210,13 @@ def _copy_rows(
 
 
 class PostgresStore(
-    ApiKeyRecords, IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords
+    ApiKeyRecords,
+    FenceRecords,
+    SpotRecords,
+    IdempotencyRecords,
+    DeviceIdentityRecords,
+    SessionPresenceRecords,
+    OrgRecords,
 ):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
@@ -736,96 +741,7 @@ class PostgresStore(
 
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
-    @staticmethod
-    def _bump_fence_version(conn: psycopg.Connection[tuple[Any, ...]], now_ms: int) -> int:
-        row = conn.execute(
-            "UPDATE fence_set SET version = version + 1, updated_at = %s RETURNING version",
-            (_dt(now_ms),),
-        ).fetchone()
-        if row is None:
-            raise SchemaError("fence_set has no row: run `lienwatch migrate`")
-        return int(row[0])
-
-    def put_fences(self, fences: Sequence[FenceFeature], now_ms: int) -> int:
-        with self._guard("put fences") as conn, conn.transaction(), conn.cursor() as cur:
-            version = self._bump_fence_version(conn, now_ms)
-            cur.executemany(
-                "INSERT INTO fences (id, kind, feature, updated_at, version, org_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-                " kind = EXCLUDED.kind, feature = EXCLUDED.feature,"
-                " updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,"
-                " org_id = EXCLUDED.org_id",
-                [(f.id, f.kind, f.feature, _dt(now_ms), version, f.org) for f in fences],
-            )
-        return version
-
-    def _fences(self, where: str, params: Sequence[Any]) -> list[StoredFence]:
-        with self._guard("read fences") as conn:
-            rows = conn.execute(
-                f"SELECT id, kind, feature, updated_at, version, org_id FROM fences {where}"
-                " ORDER BY id",
-                params,
-            ).fetchall()
-        return [StoredFence(i, k, f, _ms(u) or 0, int(v), int(o)) for i, k, f, u, v, o in rows]
-
-    def list_fences(self, scope: Scope | None = None) -> list[StoredFence]:
-        within, params = scope_condition(scope, "%s")
-        return self._fences("" if within is None else f"WHERE {within}", params)
-
-    def get_fence(self, fence_id: str) -> StoredFence | None:
-        found = self._fences("WHERE id = %s", (fence_id,))
-        return found[0] if found else None
-
-    def delete_fence(self, fence_id: str, now_ms: int) -> int | None:
-        with self._guard("delete fence") as conn, conn.transaction():
-            if conn.execute("DELETE FROM fences WHERE id = %s", (fence_id,)).rowcount != 1:
-                return None
-            return self._bump_fence_version(conn, now_ms)
-
-    def fences_version(self) -> int:
-        with self._guard("fence version") as conn:
-            row = conn.execute("SELECT version FROM fence_set").fetchone()
-        if row is None:
-            raise SchemaError("fence_set has no row: run `lienwatch migrate`")
-        return int(row[0])
-
     # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
-
-    def list_spot_candidates(
-        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
-    ) -> list[SpotCandidate]:
-        with self._guard("list spot candidates") as conn:
-            rows = conn.execute(*spot_rows.list_query(status, after_id, limit, "%s")).fetchall()
-        return [spot_rows.candidate(row) for row in rows]
-
-    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None:
-        with self._guard("read spot candidate") as conn:
-            return spot_rows.get_candidate(conn, candidate_id, "%s")
-
-    def decide_spot_candidate(
-        self,
-        candidate_id: int,
-        *,
-        accept: FenceFeature | None,
-        by: str,
-        note: str | None,
-        now_ms: int,
-    ) -> SpotCandidate:
-        status = "dismissed" if accept is None else "accepted"
-        fence_id = None if accept is None else accept.id
-        with self._guard("decide spot candidate") as conn, conn.transaction():
-            done = spot_rows.decide(conn, candidate_id, status, fence_id, by, note, now_ms, "%s")
-            if done is None:
-                found = spot_rows.get_candidate(conn, candidate_id, "%s")
-                raise spot_rows.undecidable(candidate_id, found)
-            if accept is not None:
-                version = self._bump_fence_version(conn, now_ms)
-                conn.execute(
-                    "INSERT INTO fences (id, kind, feature, updated_at, version)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    (accept.id, accept.kind, accept.feature, _dt(now_ms), version),
-                )
-        return done
 
     def find_devices(
         self,
@@ -900,7 +816,9 @@ class PostgresStore(
             return AlertsAdded([], [])
         with self._guard("add alerts") as conn, conn.transaction():
             added = pg_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
-            spot_rows.add_candidates(conn, added.new, now_ms, "%s")
+            conn.cursor().executemany(
+                pyformat(spot_rows.INSERT_CANDIDATE), spot_rows.candidate_rows(added.new, now_ms)
+            )
             return added
 
     def list_alerts(

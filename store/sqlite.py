@@ -30,20 +30,18 @@ from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, ClockRows, clock_rows
 from store.device_identity import DeviceIdentityRecords
 from store.dialect import SQLITE
+from store.fences import FenceRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
     CommandLog,
     CommandState,
     Device,
     DeviceClock,
-    FenceFeature,
     LoanChange,
     LoanFilter,
     PositionPage,
     QueuedCommand,
     SchemaError,
-    SpotCandidate,
-    StoredFence,
     StoreError,
     WriteResult,
 )
@@ -57,6 +55,7 @@ from store.selection import (
     newest_valid_per_device,
     read_track,
 )
+from store.spots import SpotRecords
 from store.statements import RunResult
 from trajectory.clock import ClockSettings, ClockState
 
@@ -79,7 +78,13 @@ _COMMAND_COLS = (
 
 
 class SqliteStore(
-    ApiKeyRecords, IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords
+    ApiKeyRecords,
+    FenceRecords,
+    SpotRecords,
+    IdempotencyRecords,
+    DeviceIdentityRecords,
+    SessionPresenceRecords,
+    OrgRecords,
 ):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
@@ -486,91 +491,7 @@ class SqliteStore(
 
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
-    @staticmethod
-    def _bump_fence_version(conn: sqlite3.Connection, now_ms: int) -> int:
-        conn.execute(
-            "UPDATE fence_set SET version = version + 1, updated_ms = ? WHERE singleton = 1",
-            (now_ms,),
-        )
-        return int(conn.execute("SELECT version FROM fence_set").fetchone()[0])
-
-    def put_fences(self, fences: Sequence[FenceFeature], now_ms: int) -> int:
-        with self._transaction("put fences") as conn:
-            version = self._bump_fence_version(conn, now_ms)
-            conn.executemany(
-                "INSERT INTO fences (id, kind, feature, updated_ms, version, org_id)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
-                " feature = excluded.feature, updated_ms = excluded.updated_ms,"
-                " version = excluded.version, org_id = excluded.org_id",
-                [(f.id, f.kind, f.feature, now_ms, version, f.org) for f in fences],
-            )
-        return version
-
-    def _fences(self, where: str, params: Sequence[Any]) -> list[StoredFence]:
-        rows = self._read(
-            "read fences",
-            "SELECT id, kind, feature, updated_ms, version, org_id FROM fences"
-            f" {where} ORDER BY id",
-            params,
-        )
-        return [StoredFence(*row) for row in rows]
-
-    def list_fences(self, scope: Scope | None = None) -> list[StoredFence]:
-        within, params = scope_condition(scope, "?")
-        return self._fences("" if within is None else f"WHERE {within}", params)
-
-    def get_fence(self, fence_id: str) -> StoredFence | None:
-        found = self._fences("WHERE id = ?", (fence_id,))
-        return found[0] if found else None
-
-    def delete_fence(self, fence_id: str, now_ms: int) -> int | None:
-        with self._transaction("delete fence") as conn:
-            if conn.execute("DELETE FROM fences WHERE id = ?", (fence_id,)).rowcount != 1:
-                return None
-            return self._bump_fence_version(conn, now_ms)
-
-    def fences_version(self) -> int:
-        return int(self._read("fence version", "SELECT version FROM fence_set")[0][0])
-
     # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
-
-    def list_spot_candidates(
-        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
-    ) -> list[SpotCandidate]:
-        rows = self._read(
-            "list spot candidates", *spot_rows.list_query(status, after_id, limit, "?")
-        )
-        return [spot_rows.candidate(row) for row in rows]
-
-    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None:
-        rows = self._read("read spot candidate", *spot_rows.get_query(candidate_id, "?"))
-        return spot_rows.candidate(rows[0]) if rows else None
-
-    def decide_spot_candidate(
-        self,
-        candidate_id: int,
-        *,
-        accept: FenceFeature | None,
-        by: str,
-        note: str | None,
-        now_ms: int,
-    ) -> SpotCandidate:
-        status = "dismissed" if accept is None else "accepted"
-        fence_id = None if accept is None else accept.id
-        with self._transaction("decide spot candidate") as conn:
-            done = spot_rows.decide(conn, candidate_id, status, fence_id, by, note, now_ms, "?")
-            if done is None:
-                found = spot_rows.get_candidate(conn, candidate_id, "?")
-                raise spot_rows.undecidable(candidate_id, found)
-            if accept is not None:
-                version = self._bump_fence_version(conn, now_ms)
-                conn.execute(
-                    "INSERT INTO fences (id, kind, feature, updated_ms, version)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (accept.id, accept.kind, accept.feature, now_ms, version),
-                )
-        return done
 
     def find_devices(
         self,
@@ -643,7 +564,9 @@ class SqliteStore(
             return AlertsAdded([], [])
         with self._transaction("add alerts") as conn:
             added = sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
-            spot_rows.add_candidates(conn, added.new, now_ms, "?")
+            conn.cursor().executemany(
+                spot_rows.INSERT_CANDIDATE, spot_rows.candidate_rows(added.new, now_ms)
+            )
             return added
 
     def list_alerts(
