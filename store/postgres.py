@@ -44,26 +44,23 @@ from store import pg_alerts, pg_copy, pg_loans, spot_rows
 from store.alert_rows import check_page
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, clock_rows
+from store.commands import CommandRecords
 from store.device_identity import DeviceIdentityRecords
 from store.dialect import POSTGRES
 from store.fences import FenceRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
-    CommandLog,
-    CommandState,
     Device,
     DeviceClock,
     LoanChange,
     LoanFilter,
     PositionPage,
-    QueuedCommand,
     SchemaError,
     StoreError,
     StoreUnavailableError,
     WriteResult,
 )
 from store.migrate import PLAIN, latest_version
-from store.notices import COMMANDS_CHANNEL
 from store.orgs import OrgRecords, scope_condition
 from store.presence import SessionPresenceRecords
 from store.selection import (
@@ -149,10 +146,6 @@ INSERT INTO device_clocks (device_id, state, offset_ms, since, seen)
 SELECT device_id, state, offset_ms, since, seen FROM {_CLOCK_SOURCE}
 ON CONFLICT (device_id) DO NOTHING
 """
-_COMMAND_COLS = (
-    "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_at, c.expires_at, c.attempts,"
-    " c.serial, c.updated_at, c.reply"
-)
 
 
 _MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the range of datetime and timestamptz
@@ -211,6 +204,7 @@ def _copy_rows(
 
 class PostgresStore(
     ApiKeyRecords,
+    CommandRecords,
     FenceRecords,
     SpotRecords,
     IdempotencyRecords,
@@ -660,84 +654,9 @@ class PostgresStore(
 
     # -- command queue -----------------------------------------------------------------------
 
-    def enqueue_command(
-        self, terminal: str, msg_id: int, body: bytes, now_ms: int, expires_ms: int | None = None
-    ) -> int:
-        with self._guard("enqueue command") as conn:
-            ids = self._device_ids(conn, [terminal], create=False)
-            if terminal not in ids:
-                raise StoreError(f"enqueue command: unknown terminal {terminal}")
-            with conn.transaction():  # the gateways hear of it once it is committed
-                row = conn.execute(
-                    "INSERT INTO command_queue (device_id, msg_id, body, created_at, expires_at,"
-                    " updated_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                    (ids[terminal], msg_id, body, _dt(now_ms), _dt(expires_ms), _dt(now_ms)),
-                ).fetchone()
-                conn.execute("SELECT pg_notify(%s, %s)", (COMMANDS_CHANNEL, terminal))
-        assert row is not None
-        return int(row[0])
-
-    def commands_to_send(self, terminal: str, now_ms: int) -> list[QueuedCommand]:
-        with self._guard("commands to send") as conn, conn.transaction():
-            conn.execute(
-                "UPDATE command_queue c SET state = 'expired', updated_at = %s FROM devices d"
-                " WHERE d.id = c.device_id AND d.terminal = %s AND c.state = 'queued'"
-                " AND c.expires_at <= %s",
-                (_dt(now_ms), terminal, _dt(now_ms)),
-            )
-            rows = conn.execute(
-                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
-                " WHERE d.terminal = %s AND c.state = 'queued' ORDER BY c.id",
-                (terminal,),
-            ).fetchall()
-        return [_command(row) for row in rows]
-
-    def mark_command(
-        self,
-        command_id: int,
-        state: CommandState,
-        now_ms: int,
-        serial: int | None = None,
-        reply: str | None = None,
-    ) -> None:
-        with self._guard("mark command") as conn:
-            cur = conn.execute(
-                "UPDATE command_queue SET state = %s, updated_at = %s,"
-                " attempts = attempts + %s, serial = coalesce(%s, serial),"
-                " reply = coalesce(%s, reply) WHERE id = %s",
-                (
-                    state.value,
-                    _dt(now_ms),
-                    1 if state is CommandState.SENT else 0,
-                    serial,
-                    reply,
-                    command_id,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(f"mark command: no command {command_id}")
-
-    def claim_command(self, command_id: int, now_ms: int) -> bool:
-        with self._guard("claim command") as conn:
-            cur = conn.execute(
-                "UPDATE command_queue SET state = 'sent', attempts = attempts + 1,"
-                " updated_at = %s WHERE id = %s AND state = 'queued'",
-                (_dt(now_ms), command_id),
-            )
-            return cur.rowcount == 1
-
     def notify(self, channel: str, payload: str) -> None:
         with self._guard("notify") as conn:
             conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
-
-    def get_command(self, command_id: int) -> QueuedCommand | None:
-        with self._guard("get command") as conn:
-            row = conn.execute(
-                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
-                " WHERE c.id = %s",
-                (command_id,),
-            ).fetchone()
-        return None if row is None else _command(row)
 
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
@@ -763,49 +682,6 @@ class PostgresStore(
                 [*params, limit],
             ).fetchall()
         return [_device(row) for row in rows]
-
-    def record_command(
-        self, terminal: str, msg_id: int, body: bytes, state: CommandState, now_ms: int
-    ) -> int:
-        with self._guard("record command") as conn:
-            ids = self._device_ids(conn, [terminal], create=False)
-            if terminal not in ids:
-                raise StoreError(f"record command: unknown terminal {terminal}")
-            row = conn.execute(
-                "INSERT INTO command_queue (device_id, msg_id, body, state, created_at,"
-                " attempts, updated_at) VALUES (%s, %s, %s, %s, %s, 1, %s) RETURNING id",
-                (ids[terminal], msg_id, body, state.value, _dt(now_ms), _dt(now_ms)),
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    def log_command(self, log: CommandLog) -> None:
-        with self._guard("log command") as conn:
-            conn.execute(
-                "INSERT INTO command_log (command_id, issued_by, request, reply, org_id)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (command_id) DO UPDATE SET"
-                " issued_by = EXCLUDED.issued_by, request = EXCLUDED.request,"
-                " reply = EXCLUDED.reply, org_id = EXCLUDED.org_id",
-                (log.command_id, log.issued_by, log.request, log.reply, log.org),
-            )
-
-    def command_log(self, command_id: int) -> CommandLog | None:
-        with self._guard("read command log") as conn:
-            row = conn.execute(
-                "SELECT command_id, issued_by, request, reply, org_id FROM command_log"
-                " WHERE command_id = %s",
-                (command_id,),
-            ).fetchone()
-        return None if row is None else CommandLog(int(row[0]), row[1], row[2], row[3], int(row[4]))
-
-    def list_commands(self, terminal: str, limit: int) -> list[QueuedCommand]:
-        with self._guard("list commands") as conn:
-            rows = conn.execute(
-                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
-                " WHERE d.terminal = %s ORDER BY c.id DESC LIMIT %s",
-                (terminal, limit),
-            ).fetchall()
-        return [_command(row) for row in rows]
 
     # -- alerts and the webhook outbox (SQL in store/pg_alerts.py) ---------------------------
 
@@ -912,20 +788,3 @@ class PostgresStore(
     def loan_states(self, vehicle_ids: Sequence[str] | None = None) -> dict[str, LoanState]:
         with self._guard("loan states") as conn:
             return pg_loans.loan_states(conn, vehicle_ids)
-
-
-def _command(row: tuple[Any, ...]) -> QueuedCommand:
-    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated, reply = row
-    return QueuedCommand(
-        id=int(cid),
-        terminal=terminal,
-        msg_id=int(msg_id),
-        body=bytes(body),
-        state=CommandState(state),
-        created_ms=_ms(created) or 0,
-        expires_ms=_ms(expires),
-        attempts=int(attempts),
-        serial=serial,
-        updated_ms=_ms(updated) or 0,
-        reply=reply,
-    )

@@ -28,19 +28,17 @@ from store import spot_rows, sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, ClockRows, clock_rows
+from store.commands import CommandRecords
 from store.device_identity import DeviceIdentityRecords
 from store.dialect import SQLITE
 from store.fences import FenceRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
-    CommandLog,
-    CommandState,
     Device,
     DeviceClock,
     LoanChange,
     LoanFilter,
     PositionPage,
-    QueuedCommand,
     SchemaError,
     StoreError,
     WriteResult,
@@ -71,14 +69,11 @@ _COLS = ", ".join(_POSITION_COLS)
 _SELECT = _COLS.replace("device_time_ms", "coalesce(device_time_ms, time_ms)")
 _MARKS = ", ".join("?" for _ in _POSITION_COLS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "device_id")
-_COMMAND_COLS = (
-    "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_ms, c.expires_ms, c.attempts,"
-    " c.serial, c.updated_ms, c.reply"
-)
 
 
 class SqliteStore(
     ApiKeyRecords,
+    CommandRecords,
     FenceRecords,
     SpotRecords,
     IdempotencyRecords,
@@ -414,80 +409,8 @@ class SqliteStore(
 
     # -- command queue -----------------------------------------------------------------------
 
-    def enqueue_command(
-        self, terminal: str, msg_id: int, body: bytes, now_ms: int, expires_ms: int | None = None
-    ) -> int:
-        ids = self._device_ids([terminal], create=False)
-        if terminal not in ids:
-            raise StoreError(f"enqueue command: unknown terminal {terminal}")
-        with self._transaction("enqueue command") as conn:
-            cur = conn.execute(
-                "INSERT INTO command_queue (device_id, msg_id, body, created_ms, expires_ms,"
-                " updated_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                (ids[terminal], msg_id, body, now_ms, expires_ms, now_ms),
-            )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
-
-    def commands_to_send(self, terminal: str, now_ms: int) -> list[QueuedCommand]:
-        with self._transaction("commands to send") as conn:
-            conn.execute(
-                "UPDATE command_queue SET state = 'expired', updated_ms = ?"
-                " WHERE device_id = (SELECT id FROM devices WHERE terminal = ?)"
-                " AND state = 'queued' AND expires_ms <= ?",
-                (now_ms, terminal, now_ms),
-            )
-            rows = conn.execute(
-                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
-                " WHERE d.terminal = ? AND c.state = 'queued' ORDER BY c.id",
-                (terminal,),
-            ).fetchall()
-        return [_command(row) for row in rows]
-
-    def mark_command(
-        self,
-        command_id: int,
-        state: CommandState,
-        now_ms: int,
-        serial: int | None = None,
-        reply: str | None = None,
-    ) -> None:
-        with self._transaction("mark command") as conn:
-            cur = conn.execute(
-                "UPDATE command_queue SET state = ?, updated_ms = ?, attempts = attempts + ?,"
-                " serial = coalesce(?, serial), reply = coalesce(?, reply) WHERE id = ?",
-                (
-                    state.value,
-                    now_ms,
-                    1 if state is CommandState.SENT else 0,
-                    serial,
-                    reply,
-                    command_id,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(f"mark command: no command {command_id}")
-
-    def claim_command(self, command_id: int, now_ms: int) -> bool:
-        with self._transaction("claim command") as conn:
-            cur = conn.execute(
-                "UPDATE command_queue SET state = 'sent', attempts = attempts + 1,"
-                " updated_ms = ? WHERE id = ? AND state = 'queued'",
-                (now_ms, command_id),
-            )
-            return cur.rowcount == 1
-
     def notify(self, channel: str, payload: str) -> None:
         """No one else to tell: an SQLite database has one process."""
-
-    def get_command(self, command_id: int) -> QueuedCommand | None:
-        rows = self._read(
-            "get command",
-            f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
-            " WHERE c.id = ?",
-            (command_id,),
-        )
-        return _command(rows[0]) if rows else None
 
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
@@ -513,47 +436,6 @@ class SqliteStore(
             [*params, limit],
         )
         return [Device(*row) for row in rows]
-
-    def record_command(
-        self, terminal: str, msg_id: int, body: bytes, state: CommandState, now_ms: int
-    ) -> int:
-        ids = self._device_ids([terminal], create=False)
-        if terminal not in ids:
-            raise StoreError(f"record command: unknown terminal {terminal}")
-        with self._transaction("record command") as conn:
-            cur = conn.execute(
-                "INSERT INTO command_queue (device_id, msg_id, body, state, created_ms,"
-                " attempts, updated_ms) VALUES (?, ?, ?, ?, ?, 1, ?)",
-                (ids[terminal], msg_id, body, state.value, now_ms, now_ms),
-            )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
-
-    def log_command(self, log: CommandLog) -> None:
-        with self._transaction("log command") as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO command_log (command_id, issued_by, request, reply, org_id)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (log.command_id, log.issued_by, log.request, log.reply, log.org),
-            )
-
-    def command_log(self, command_id: int) -> CommandLog | None:
-        rows = self._read(
-            "read command log",
-            "SELECT command_id, issued_by, request, reply, org_id FROM command_log"
-            " WHERE command_id = ?",
-            (command_id,),
-        )
-        return CommandLog(*rows[0]) if rows else None
-
-    def list_commands(self, terminal: str, limit: int) -> list[QueuedCommand]:
-        rows = self._read(
-            "list commands",
-            f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
-            " WHERE d.terminal = ? ORDER BY c.id DESC LIMIT ?",
-            (terminal, limit),
-        )
-        return [_command(row) for row in rows]
 
     # -- alerts and the webhook outbox (SQL in store/sqlite_alerts.py) -----------------------
 
@@ -692,20 +574,3 @@ def _batch(rows: list[Any]) -> PositionBatch:
     if not rows:
         return empty_batch()
     return PositionBatch.from_columns(dict(zip(COLUMNS, zip(*rows, strict=True), strict=True)))
-
-
-def _command(row: tuple[Any, ...]) -> QueuedCommand:
-    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated, reply = row
-    return QueuedCommand(
-        id=cid,
-        terminal=terminal,
-        msg_id=msg_id,
-        body=bytes(body),
-        state=CommandState(state),
-        created_ms=created,
-        expires_ms=expires,
-        attempts=attempts,
-        serial=serial,
-        updated_ms=updated,
-        reply=reply,
-    )
