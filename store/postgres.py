@@ -46,12 +46,11 @@ from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, clock_rows
 from store.commands import CommandRecords
 from store.device_identity import DeviceIdentityRecords
+from store.devices import DeviceRecords
 from store.dialect import POSTGRES
 from store.fences import FenceRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
-    Device,
-    DeviceClock,
     LoanChange,
     LoanFilter,
     PositionPage,
@@ -61,7 +60,7 @@ from store.interface import (
     WriteResult,
 )
 from store.migrate import PLAIN, latest_version
-from store.orgs import OrgRecords, scope_condition
+from store.orgs import OrgRecords
 from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
@@ -72,7 +71,7 @@ from store.selection import (
 )
 from store.spots import SpotRecords
 from store.statements import RunResult, pyformat
-from trajectory.clock import ClockSettings, ClockState
+from trajectory.clock import ClockSettings
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_MS = 86_400_000
@@ -124,10 +123,6 @@ FROM (SELECT device_id, timestamptz 'epoch' + seen_ms * interval '1 millisecond'
       FROM unnest(%s::integer[], %s::bigint[]) AS u (device_id, seen_ms)) s
 WHERE d.id = s.device_id AND (d.last_seen IS NULL OR d.last_seen < s.seen)
 """
-_DEVICE_COLS = (
-    "terminal, edition, auth_code, registered_at, last_seen, vehicle_id,"
-    " maker_id, model, terminal_id, imei, org_id"
-)
 _CLOCK_SOURCE = """(SELECT device_id, state, offset_ms, whole,
         timestamptz 'epoch' + since_ms * interval '1 millisecond' AS since,
         timestamptz 'epoch' + seen_ms * interval '1 millisecond' AS seen
@@ -161,12 +156,6 @@ def _dt(ms: int | None) -> datetime | None:
 
 def _ms(value: datetime | None) -> int | None:
     return None if value is None else (value - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _device(row: tuple[Any, ...]) -> Device:
-    """A `_DEVICE_COLS` row."""
-    terminal, edition, auth, registered, seen, vehicle, *identity = row
-    return Device(terminal, edition, auth, _ms(registered), _ms(seen), vehicle, *identity)
 
 
 # Writes of at least this many rows are split over two connections (module docstring): bulk
@@ -204,6 +193,7 @@ def _copy_rows(
 
 class PostgresStore(
     ApiKeyRecords,
+    DeviceRecords,
     CommandRecords,
     FenceRecords,
     SpotRecords,
@@ -577,81 +567,6 @@ class PostgresStore(
 
     # -- devices -----------------------------------------------------------------------------
 
-    def upsert_device(self, device: Device) -> None:
-        with self._guard("upsert device") as conn:
-            conn.execute(
-                "INSERT INTO devices AS d (terminal, edition, auth_code, registered_at, last_seen,"
-                " vehicle_id, maker_id, model, terminal_id, imei)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (terminal) DO UPDATE SET"
-                " edition = coalesce(EXCLUDED.edition, d.edition),"
-                " auth_code = coalesce(EXCLUDED.auth_code, d.auth_code),"
-                " registered_at = coalesce(EXCLUDED.registered_at, d.registered_at),"
-                " last_seen = greatest(EXCLUDED.last_seen, d.last_seen),"
-                " vehicle_id = coalesce(EXCLUDED.vehicle_id, d.vehicle_id),"
-                # A recorded identity is kept: only reprovision_device replaces it.
-                " maker_id = coalesce(d.maker_id, EXCLUDED.maker_id),"
-                " model = coalesce(d.model, EXCLUDED.model),"
-                " terminal_id = coalesce(d.terminal_id, EXCLUDED.terminal_id),"
-                " imei = coalesce(d.imei, EXCLUDED.imei)",
-                (
-                    device.terminal,
-                    device.edition,
-                    device.auth_code,
-                    _dt(device.registered_ms),
-                    _dt(device.last_seen_ms),
-                    device.vehicle_id,
-                    device.maker_id,
-                    device.model,
-                    device.terminal_id,
-                    device.imei,
-                ),
-            )
-
-    def unbind_device(self, terminal: str) -> bool:
-        with self._guard("unbind device") as conn:
-            cur = conn.execute(
-                "UPDATE devices SET vehicle_id = NULL WHERE terminal = %s", (terminal,)
-            )
-            return cur.rowcount == 1
-
-    def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
-        with self._guard("read devices") as conn:
-            rows = conn.execute(
-                f"SELECT {_DEVICE_COLS} FROM devices {where} ORDER BY terminal",
-                params,
-            ).fetchall()
-        return [_device(row) for row in rows]
-
-    def get_device(self, terminal: str) -> Device | None:
-        found = self._devices("WHERE terminal = %s", (terminal,))
-        return found[0] if found else None
-
-    def list_devices(self) -> list[Device]:
-        return self._devices("", ())
-
-    def touch_devices(self, terminals: Sequence[str], seen_ms: int) -> None:
-        with self._guard("touch devices") as conn:
-            conn.execute(
-                "UPDATE devices SET last_seen = %s WHERE terminal = ANY(%s)"
-                " AND (last_seen IS NULL OR last_seen < %s)",
-                (_dt(seen_ms), list(terminals), _dt(seen_ms)),
-            )
-
-    def device_clocks(self, terminals: Sequence[str]) -> dict[str, DeviceClock]:
-        with self._guard("device clocks") as conn:
-            ids = self._device_ids(conn, terminals, create=False)
-            rows = conn.execute(
-                "SELECT device_id, state, offset_ms, since, seen FROM device_clocks"
-                " WHERE device_id = ANY(%s)",
-                (list(ids.values()),),
-            ).fetchall()
-        by_id = {key: terminal for terminal, key in ids.items()}
-        return {
-            by_id[d]: DeviceClock(ClockState(state).label, offset, _ms(since) or 0, _ms(seen) or 0)
-            for d, state, offset, since, seen in rows
-        }
-
     # -- command queue -----------------------------------------------------------------------
 
     def notify(self, channel: str, payload: str) -> None:
@@ -661,27 +576,6 @@ class PostgresStore(
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
     # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
-
-    def find_devices(
-        self,
-        *,
-        vehicle_id: str | None = None,
-        after: str = "",
-        limit: int = 100,
-        scope: Scope | None = None,
-    ) -> list[Device]:
-        where, params = "terminal > %s", [after]
-        if vehicle_id is not None:
-            where, params = "vehicle_id = %s AND terminal > %s", [vehicle_id, after]
-        within, scope_params = scope_condition(scope, "%s")
-        if within is not None:
-            where, params = f"{where} AND {within}", [*params, *scope_params]
-        with self._guard("find devices") as conn:
-            rows = conn.execute(
-                f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT %s",
-                [*params, limit],
-            ).fetchall()
-        return [_device(row) for row in rows]
 
     # -- alerts and the webhook outbox (SQL in store/pg_alerts.py) ---------------------------
 

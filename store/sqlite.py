@@ -30,12 +30,11 @@ from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, ClockRows, clock_rows
 from store.commands import CommandRecords
 from store.device_identity import DeviceIdentityRecords
+from store.devices import DeviceRecords
 from store.dialect import SQLITE
 from store.fences import FenceRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
-    Device,
-    DeviceClock,
     LoanChange,
     LoanFilter,
     PositionPage,
@@ -44,7 +43,7 @@ from store.interface import (
     WriteResult,
 )
 from store.migrate import latest_version, migrate_sqlite
-from store.orgs import OrgRecords, scope_condition
+from store.orgs import OrgRecords
 from store.presence import SessionPresenceRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
@@ -55,14 +54,10 @@ from store.selection import (
 )
 from store.spots import SpotRecords
 from store.statements import RunResult
-from trajectory.clock import ClockSettings, ClockState
+from trajectory.clock import ClockSettings
 
 LATEST_AHEAD_MS = ClockSettings().ahead_ms
 
-_DEVICE_COLS = (
-    "terminal, edition, auth_code, registered_ms, last_seen_ms, vehicle_id,"
-    " maker_id, model, terminal_id, imei, org_id"
-)
 _POSITION_COLS = tuple(name if name != "device" else "device_id" for name in COLUMNS)
 _COLS = ", ".join(_POSITION_COLS)
 # Rows stored before device_time_ms existed hold NULL there, meaning the fix time.
@@ -73,6 +68,7 @@ _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "devi
 
 class SqliteStore(
     ApiKeyRecords,
+    DeviceRecords,
     CommandRecords,
     FenceRecords,
     SpotRecords,
@@ -246,20 +242,6 @@ class SqliteStore(
             [row[:5] for row in rows],
         )
 
-    def device_clocks(self, terminals: Sequence[str]) -> dict[str, DeviceClock]:
-        ids = self._device_ids(terminals, create=False)
-        rows = self._read(
-            "device clocks",
-            "SELECT device_id, state, offset_ms, since_ms, seen_ms FROM device_clocks"
-            " WHERE device_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(ids.values())),),
-        )
-        by_id = {ids[t]: t for t in ids}
-        return {
-            by_id[d]: DeviceClock(ClockState(state).label, offset, since, seen)
-            for d, state, offset, since, seen in rows
-        }
-
     def latest(self, terminals: Sequence[str]) -> PositionBatch:
         ids = self._device_ids(terminals, create=False)
         rows = self._read(
@@ -341,71 +323,9 @@ class SqliteStore(
 
     # -- devices -----------------------------------------------------------------------------
 
-    def upsert_device(self, device: Device) -> None:
-        with self._transaction("upsert device") as conn:
-            conn.execute(
-                "INSERT INTO devices (terminal, edition, auth_code, registered_ms, last_seen_ms,"
-                " vehicle_id, maker_id, model, terminal_id, imei)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (terminal) DO UPDATE SET"
-                " edition = coalesce(excluded.edition, edition),"
-                " auth_code = coalesce(excluded.auth_code, auth_code),"
-                " registered_ms = coalesce(excluded.registered_ms, registered_ms),"
-                " last_seen_ms = max(coalesce(excluded.last_seen_ms, last_seen_ms),"
-                "                    coalesce(last_seen_ms, excluded.last_seen_ms)),"
-                " vehicle_id = coalesce(excluded.vehicle_id, vehicle_id),"
-                # A recorded identity is kept: only reprovision_device replaces it.
-                " maker_id = coalesce(maker_id, excluded.maker_id),"
-                " model = coalesce(model, excluded.model),"
-                " terminal_id = coalesce(terminal_id, excluded.terminal_id),"
-                " imei = coalesce(imei, excluded.imei)",
-                (
-                    device.terminal,
-                    device.edition,
-                    device.auth_code,
-                    device.registered_ms,
-                    device.last_seen_ms,
-                    device.vehicle_id,
-                    device.maker_id,
-                    device.model,
-                    device.terminal_id,
-                    device.imei,
-                ),
-            )
-
     def drop_positions_before(self, cutoff_ms: int) -> int:
         with self._transaction("drop old positions") as conn:
             return conn.execute("DELETE FROM positions WHERE time_ms < ?", (cutoff_ms,)).rowcount
-
-    def unbind_device(self, terminal: str) -> bool:
-        with self._transaction("unbind device") as conn:
-            cur = conn.execute(
-                "UPDATE devices SET vehicle_id = NULL WHERE terminal = ?", (terminal,)
-            )
-            return cur.rowcount == 1
-
-    def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
-        rows = self._read(
-            "read devices",
-            f"SELECT {_DEVICE_COLS} FROM devices {where} ORDER BY terminal",
-            params,
-        )
-        return [Device(*row) for row in rows]
-
-    def get_device(self, terminal: str) -> Device | None:
-        found = self._devices("WHERE terminal = ?", (terminal,))
-        return found[0] if found else None
-
-    def list_devices(self) -> list[Device]:
-        return self._devices("", ())
-
-    def touch_devices(self, terminals: Sequence[str], seen_ms: int) -> None:
-        with self._transaction("touch devices") as conn:
-            conn.executemany(
-                "UPDATE devices SET last_seen_ms = ? WHERE terminal = ?"
-                " AND (last_seen_ms IS NULL OR last_seen_ms < ?)",
-                [(seen_ms, t, seen_ms) for t in terminals],
-            )
 
     # -- command queue -----------------------------------------------------------------------
 
@@ -415,27 +335,6 @@ class SqliteStore(
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
     # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
-
-    def find_devices(
-        self,
-        *,
-        vehicle_id: str | None = None,
-        after: str = "",
-        limit: int = 100,
-        scope: Scope | None = None,
-    ) -> list[Device]:
-        where, params = "terminal > ?", [after]
-        if vehicle_id is not None:  # its own condition so the vehicle index serves it
-            where, params = "vehicle_id = ? AND terminal > ?", [vehicle_id, after]
-        within, scope_params = scope_condition(scope, "?")
-        if within is not None:
-            where, params = f"{where} AND {within}", [*params, *scope_params]
-        rows = self._read(
-            "find devices",
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT ?",
-            [*params, limit],
-        )
-        return [Device(*row) for row in rows]
 
     # -- alerts and the webhook outbox (SQL in store/sqlite_alerts.py) -----------------------
 
