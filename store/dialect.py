@@ -7,7 +7,7 @@ a time column by its SQLite name through `col` (the column), `ms` (read as epoch
 (a `?` parameter in epoch ms, as the column's type), so times cross as epoch ms in both.
 The rest: lists as one parameter (`in_list`/`listed`), the larger of two nullable values
 (`greatest`), a date plus a number of days (`add_days`), dates as parameters (`day`), JSON
-parameters (`json`) and the row lock of a read-modify-write (`for_update`).
+parameters (`json`) and row locks (`for_update`, `skip_locked`).
 """
 
 from __future__ import annotations
@@ -97,6 +97,11 @@ class Dialect:
     def json(self, mark: str = "?") -> str:
         """A JSON text parameter as a value of a JSON column."""
         return f"{mark}::jsonb" if self.timestamps else mark
+
+    @property
+    def skip_locked(self) -> str:
+        """Lets several claimers share a queue: each skips rows another has locked."""
+        return " FOR UPDATE SKIP LOCKED" if self.timestamps else ""
 
     @property
     def for_update(self) -> str:

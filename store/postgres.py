@@ -34,13 +34,10 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from alerts.lifecycle import AlertState, StoredAlert
-from alerts.model import Alert
-from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
-from organizations import Scope
 from positions import PositionBatch, empty_batch
-from store import pg_alerts, pg_copy, pg_loans, spot_rows
+from store import pg_copy, pg_loans
+from store.alert_records import AlertRecords
 from store.alert_rows import check_page
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, clock_rows
@@ -192,6 +189,7 @@ def _copy_rows(
 
 
 class PostgresStore(
+    AlertRecords,
     ApiKeyRecords,
     DeviceRecords,
     CommandRecords,
@@ -576,71 +574,6 @@ class PostgresStore(
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
     # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
-
-    # -- alerts and the webhook outbox (SQL in store/pg_alerts.py) ---------------------------
-
-    def add_alerts(
-        self, alerts: Sequence[Alert], now_ms: int, webhook_urls: Sequence[str] = ()
-    ) -> AlertsAdded:
-        if not alerts:
-            return AlertsAdded([], [])
-        with self._guard("add alerts") as conn, conn.transaction():
-            added = pg_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
-            conn.cursor().executemany(
-                pyformat(spot_rows.INSERT_CANDIDATE), spot_rows.candidate_rows(added.new, now_ms)
-            )
-            return added
-
-    def list_alerts(
-        self,
-        *,
-        alert_type: str | None = None,
-        since_ms: int | None = None,
-        vehicle_id: str | None = None,
-        state: AlertState | None = None,
-        after_id: int = 0,
-        limit: int = 100,
-        scope: Scope | None = None,
-    ) -> list[StoredAlert]:
-        check_page(after_id, limit)
-        with self._guard("list alerts") as conn:
-            return pg_alerts.list_alerts(
-                conn, alert_type, since_ms, vehicle_id, state, after_id, limit, scope
-            )
-
-    def get_alert(self, alert_id: int) -> StoredAlert | None:
-        with self._guard("get alert") as conn:
-            return pg_alerts.get_alert(conn, alert_id)
-
-    def transition_alert(
-        self, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int
-    ) -> StoredAlert:
-        with self._guard("transition alert") as conn, conn.transaction():
-            return pg_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
-
-    def assign_alert(
-        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
-    ) -> StoredAlert:
-        with self._guard("assign alert") as conn, conn.transaction():
-            return pg_alerts.assign_alert(conn, alert_id, assignee, actor, note, now_ms)
-
-    def due_webhooks(
-        self, now_ms: int, limit: int, lease_ms: int = 60_000
-    ) -> list[WebhookDelivery]:
-        with self._guard("claim webhooks") as conn:
-            return pg_alerts.claim_webhooks(conn, now_ms, limit, lease_ms)
-
-    def finish_webhook_attempt(
-        self, delivery_id: int, now_ms: int, *, error: str | None, retry_at_ms: int | None
-    ) -> None:
-        with self._guard("finish webhook attempt") as conn:
-            found = pg_alerts.finish_webhook_attempt(conn, delivery_id, now_ms, error, retry_at_ms)
-        if not found:
-            raise StoreError(f"finish webhook attempt: no delivery {delivery_id}")
-
-    def list_webhooks(self, alert_id: int | None = None) -> list[WebhookDelivery]:
-        with self._guard("list webhooks") as conn:
-            return pg_alerts.list_webhooks(conn, alert_id)
 
     # -- loans and their case log (SQL in store/pg_loans.py) ---------------------------------
 

@@ -18,13 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from alerts.lifecycle import AlertState, StoredAlert
-from alerts.model import Alert
-from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import CaseAction, Loan, LoanState
-from organizations import Scope
 from positions import COLUMNS, PositionBatch, empty_batch
-from store import spot_rows, sqlite_alerts, sqlite_loans
+from store import sqlite_loans
+from store.alert_records import AlertRecords
 from store.alert_rows import check_page
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, ClockRows, clock_rows
@@ -67,6 +64,7 @@ _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "devi
 
 
 class SqliteStore(
+    AlertRecords,
     ApiKeyRecords,
     DeviceRecords,
     CommandRecords,
@@ -335,79 +333,6 @@ class SqliteStore(
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
     # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
-
-    # -- alerts and the webhook outbox (SQL in store/sqlite_alerts.py) -----------------------
-
-    def add_alerts(
-        self, alerts: Sequence[Alert], now_ms: int, webhook_urls: Sequence[str] = ()
-    ) -> AlertsAdded:
-        if not alerts:
-            return AlertsAdded([], [])
-        with self._transaction("add alerts") as conn:
-            added = sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
-            conn.cursor().executemany(
-                spot_rows.INSERT_CANDIDATE, spot_rows.candidate_rows(added.new, now_ms)
-            )
-            return added
-
-    def list_alerts(
-        self,
-        *,
-        alert_type: str | None = None,
-        since_ms: int | None = None,
-        vehicle_id: str | None = None,
-        state: AlertState | None = None,
-        after_id: int = 0,
-        limit: int = 100,
-        scope: Scope | None = None,
-    ) -> list[StoredAlert]:
-        check_page(after_id, limit)
-        try:
-            return sqlite_alerts.list_alerts(
-                self._conn, alert_type, since_ms, vehicle_id, state, after_id, limit, scope
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: list alerts: {exc}") from exc
-
-    def get_alert(self, alert_id: int) -> StoredAlert | None:
-        try:
-            return sqlite_alerts.get_alert(self._conn, alert_id)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: get alert: {exc}") from exc
-
-    def transition_alert(
-        self, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int
-    ) -> StoredAlert:
-        with self._transaction("transition alert") as conn:
-            return sqlite_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
-
-    def assign_alert(
-        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
-    ) -> StoredAlert:
-        with self._transaction("assign alert") as conn:
-            return sqlite_alerts.assign_alert(conn, alert_id, assignee, actor, note, now_ms)
-
-    def due_webhooks(
-        self, now_ms: int, limit: int, lease_ms: int = 60_000
-    ) -> list[WebhookDelivery]:
-        with self._transaction("claim webhooks") as conn:
-            return sqlite_alerts.claim_webhooks(conn, now_ms, limit, lease_ms)
-
-    def finish_webhook_attempt(
-        self, delivery_id: int, now_ms: int, *, error: str | None, retry_at_ms: int | None
-    ) -> None:
-        with self._transaction("finish webhook attempt") as conn:
-            found = sqlite_alerts.finish_webhook_attempt(
-                conn, delivery_id, now_ms, error, retry_at_ms
-            )
-        if not found:
-            raise StoreError(f"finish webhook attempt: no delivery {delivery_id}")
-
-    def list_webhooks(self, alert_id: int | None = None) -> list[WebhookDelivery]:
-        try:
-            return sqlite_alerts.list_webhooks(self._conn, alert_id)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: list webhooks: {exc}") from exc
 
     # -- loans and their case log (SQL in store/sqlite_loans.py) -----------------------------
 
