@@ -54,6 +54,7 @@ from loans.states import (
     LoanState,
     can_move,
     worst_state,
+    worst_state_per_car,
 )
 
 __all__ = [
@@ -101,4 +102,5 @@ __all__ = [
     "state_moved",
     "transition",
     "worst_state",
+    "worst_state_per_car",
 ]

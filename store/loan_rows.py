@@ -1,14 +1,14 @@
-"""What both adapters share about loan rows: the column order, row ↔ `Loan`/`CaseAction`, and
-the filter's conditions. Pure (no database), so SQLite and PostgreSQL keep one meaning.
+"""Loan rows: the column order, row ↔ `Loan`/`CaseAction`, and the filter's conditions. Pure
+(no database); the SQL is `store.loan_records`.
 
-Both adapters select times as epoch ms; dates come back as `date` (PostgreSQL) or ISO text
+Both databases select times as epoch ms; dates come back as `date` (PostgreSQL) or ISO text
 (SQLite), money as `Decimal` or decimal text, details as a parsed dict or JSON text.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,6 @@ from loans import (
     Outcome,
     Stage,
     counts_from_bounds,
-    worst_state,
 )
 from store.interface import LoanFilter
 from store.orgs import scope_condition
@@ -220,16 +219,3 @@ def open_states_sql(vehicles: int, mark: str) -> str:
     if vehicles:
         sql += f" AND vehicle_id IN ({', '.join(mark for _ in range(vehicles))})"
     return sql
-
-
-def worst_states(rows: Iterable[Sequence[Any]]) -> dict[str, LoanState]:
-    """vehicle_id -> the worst state of its open loans, from (vehicle_id, state) rows."""
-    by_car: dict[str, list[LoanState]] = {}
-    for vehicle_id, state in rows:
-        by_car.setdefault(vehicle_id, []).append(LoanState(state))
-    out: dict[str, LoanState] = {}
-    for vehicle_id, states in by_car.items():
-        worst = worst_state(states)
-        if worst is not None:
-            out[vehicle_id] = worst
-    return out

@@ -34,11 +34,9 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from loans import CaseAction, Loan, LoanState
 from positions import PositionBatch, empty_batch
-from store import pg_copy, pg_loans
+from store import pg_copy
 from store.alert_records import AlertRecords
-from store.alert_rows import check_page
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, clock_rows
 from store.commands import CommandRecords
@@ -48,14 +46,13 @@ from store.dialect import POSTGRES
 from store.fences import FenceRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
-    LoanChange,
-    LoanFilter,
     PositionPage,
     SchemaError,
     StoreError,
     StoreUnavailableError,
     WriteResult,
 )
+from store.loan_records import LoanRecords
 from store.migrate import PLAIN, latest_version
 from store.orgs import OrgRecords
 from store.presence import SessionPresenceRecords
@@ -191,6 +188,7 @@ def _copy_rows(
 class PostgresStore(
     AlertRecords,
     ApiKeyRecords,
+    LoanRecords,
     DeviceRecords,
     CommandRecords,
     FenceRecords,
@@ -574,44 +572,3 @@ class PostgresStore(
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
     # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
-
-    # -- loans and their case log (SQL in store/pg_loans.py) ---------------------------------
-
-    def create_loan(self, loan: Loan) -> Loan:
-        with self._guard("create loan") as conn, conn.transaction():
-            return pg_loans.create_loan(conn, loan)
-
-    def get_loan(self, loan_no: str) -> Loan | None:
-        with self._guard("get loan") as conn:
-            return pg_loans.get_loan(conn, loan_no)
-
-    def find_loans(self, where: LoanFilter, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
-        check_page(after_id, limit)
-        with self._guard("find loans") as conn:
-            return pg_loans.find_loans(conn, where, after_id, limit)
-
-    def update_loan(self, loan_no: str, change: LoanChange) -> tuple[Loan, CaseAction]:
-        with self._guard("update loan") as conn, conn.transaction():
-            return pg_loans.update_loan(conn, loan_no, change)
-
-    def loan_actions(
-        self, loan_no: str, *, after_id: int = 0, limit: int = 100
-    ) -> list[CaseAction]:
-        check_page(after_id, limit)
-        with self._guard("loan actions") as conn:
-            return pg_loans.loan_actions(conn, loan_no, after_id, limit)
-
-    def unmonitored_vehicle_ids(self) -> set[str]:
-        with self._guard("unmonitored vehicles") as conn:
-            return pg_loans.unmonitored_vehicle_ids(conn)
-
-    # -- the sweep's past-due loans and the cars' loan states --------------------------------
-
-    def past_due_loans(self, today: date, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
-        check_page(after_id, limit)
-        with self._guard("past-due loans") as conn:
-            return pg_loans.past_due_loans(conn, today, after_id, limit)
-
-    def loan_states(self, vehicle_ids: Sequence[str] | None = None) -> dict[str, LoanState]:
-        with self._guard("loan states") as conn:
-            return pg_loans.loan_states(conn, vehicle_ids)

@@ -12,17 +12,13 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from loans import CaseAction, Loan, LoanState
 from positions import COLUMNS, PositionBatch, empty_batch
-from store import sqlite_loans
 from store.alert_records import AlertRecords
-from store.alert_rows import check_page
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache, ClockRows, clock_rows
 from store.commands import CommandRecords
@@ -32,13 +28,12 @@ from store.dialect import SQLITE
 from store.fences import FenceRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
-    LoanChange,
-    LoanFilter,
     PositionPage,
     SchemaError,
     StoreError,
     WriteResult,
 )
+from store.loan_records import LoanRecords
 from store.migrate import latest_version, migrate_sqlite
 from store.orgs import OrgRecords
 from store.presence import SessionPresenceRecords
@@ -66,6 +61,7 @@ _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "devi
 class SqliteStore(
     AlertRecords,
     ApiKeyRecords,
+    LoanRecords,
     DeviceRecords,
     CommandRecords,
     FenceRecords,
@@ -333,59 +329,6 @@ class SqliteStore(
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
     # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
-
-    # -- loans and their case log (SQL in store/sqlite_loans.py) -----------------------------
-
-    def create_loan(self, loan: Loan) -> Loan:
-        with self._transaction("create loan") as conn:
-            return sqlite_loans.create_loan(conn, loan)
-
-    def get_loan(self, loan_no: str) -> Loan | None:
-        try:
-            return sqlite_loans.get_loan(self._conn, loan_no)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: get loan: {exc}") from exc
-
-    def find_loans(self, where: LoanFilter, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
-        check_page(after_id, limit)
-        try:
-            return sqlite_loans.find_loans(self._conn, where, after_id, limit)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: find loans: {exc}") from exc
-
-    def update_loan(self, loan_no: str, change: LoanChange) -> tuple[Loan, CaseAction]:
-        with self._transaction("update loan") as conn:
-            return sqlite_loans.update_loan(conn, loan_no, change)
-
-    def loan_actions(
-        self, loan_no: str, *, after_id: int = 0, limit: int = 100
-    ) -> list[CaseAction]:
-        check_page(after_id, limit)
-        try:
-            return sqlite_loans.loan_actions(self._conn, loan_no, after_id, limit)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: loan actions: {exc}") from exc
-
-    def unmonitored_vehicle_ids(self) -> set[str]:
-        try:
-            return sqlite_loans.unmonitored_vehicle_ids(self._conn)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: unmonitored vehicles: {exc}") from exc
-
-    # -- the sweep's past-due loans and the cars' loan states --------------------------------
-
-    def past_due_loans(self, today: date, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
-        check_page(after_id, limit)
-        try:
-            return sqlite_loans.past_due_loans(self._conn, today, after_id, limit)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: past-due loans: {exc}") from exc
-
-    def loan_states(self, vehicle_ids: Sequence[str] | None = None) -> dict[str, LoanState]:
-        try:
-            return sqlite_loans.loan_states(self._conn, vehicle_ids)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: loan states: {exc}") from exc
 
 
 def _rows(columns: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
