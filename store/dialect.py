@@ -79,7 +79,8 @@ class Dialect:
         return list(values) if self.timestamps else json.dumps(list(values))
 
     def greatest(self, a: str, b: str) -> str:
-        """The larger of two nullable values (NULL only when both are)."""
+        """The larger of two nullable values (NULL only when both are); SQLite spells each
+        twice, so pass columns, not `?` parameters."""
         if self.timestamps:
             return f"greatest({a}, {b})"
         return f"max(coalesce({a}, {b}), coalesce({b}, {a}))"
