@@ -19,6 +19,11 @@ Reads of many rows (tracks, cursor pages) come back as binary COPY too, parsed b
 
 A lost connection surfaces as `StoreUnavailableError` and the next call reconnects, so the
 journal drain simply retries. Blocking: call it from a worker thread, never the event loop.
+
+This class holds only what is this database's own: connection handling and the statement
+runner (`store.statements`), the position write and read paths, retention and `notify`. Every
+other store method comes from an aggregate module whose SQL is written once for both databases
+(the mixins below; docs/architecture.md, "The store's layout").
 """
 
 from __future__ import annotations
@@ -146,10 +151,6 @@ def _dt(ms: int | None) -> datetime | None:
     if ms is None:
         return None
     return _EPOCH + timedelta(milliseconds=min(max(ms, _MIN_MS), _MAX_MS))
-
-
-def _ms(value: datetime | None) -> int | None:
-    return None if value is None else (value - _EPOCH) // timedelta(milliseconds=1)
 
 
 # Writes of at least this many rows are split over two connections (module docstring): bulk

@@ -4,6 +4,11 @@
 write must survive power loss, not only a process crash. INSERT OR IGNORE on the
 (device, fix time) key makes rewrites no-ops. Blocking: call it from a worker thread; the
 connection may be created on one thread and used on another, one at a time.
+
+This class holds only what is this database's own: connection handling and the statement
+runner (`store.statements`), the position write and read paths, retention and `notify`. Every
+other store method comes from an aggregate module whose SQL is written once for both databases
+(the mixins below; docs/architecture.md, "The store's layout").
 """
 
 from __future__ import annotations
