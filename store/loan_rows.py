@@ -25,6 +25,7 @@ from loans import (
     Outcome,
     Stage,
     counts_from_bounds,
+    past_due_before,
 )
 from store.interface import LoanFilter
 from store.orgs import scope_condition
@@ -208,9 +209,8 @@ _OPEN = "state NOT IN (" + ", ".join(f"'{s.value}'" for s in sorted(FINAL)) + ")
 def past_due_conditions(
     today: date, counts_from: str, mark: str, day: Callable[[date], Any]
 ) -> tuple[list[str], list[Any]]:
-    """Active or restructured loans with days past due above 0 on `today`: DPD > 0 exactly
-    when `next_due_date + grace_days` is before today (`loans.days_past_due`)."""
-    return [_SWEPT, f"{counts_from} < {mark}"], [day(today)]
+    """Swept loans (`loans.SWEPT`) with days past due on `today` (`loans.past_due_before`)."""
+    return [_SWEPT, f"{counts_from} < {mark}"], [day(past_due_before(today))]
 
 
 def open_states_sql(vehicles: int, mark: str) -> str:
