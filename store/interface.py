@@ -11,7 +11,7 @@ Meanings both adapters keep:
   `PositionBatch.valid()` (a flagged jump, bad or future time or invalid fix would otherwise pin
   the map to a wrong place); a late fix never replaces a newer one.
 - Writing positions advances the device's `last_seen_ms` to the newest receive time, and
-  records its clock state as of its latest row (`device_clocks`; `store.clock_rows`).
+  records its clock state as of its latest row (`device_clocks`; `trajectory.clock_rows`).
 - A fix dated ahead of a newer row's receive time never stays the latest position.
 - Positions get a store sequence number in commit order; `positions_since` pages through them
   with it. Commit order equals sequence order because one writer (the journal drain) writes.

@@ -43,7 +43,7 @@ from positions import PositionBatch, empty_batch
 from store import pg_copy
 from store.alert_records import AlertRecords
 from store.api_keys import ApiKeyRecords
-from store.clock_rows import ClockCache, clock_rows
+from store.clock_rows import ClockCache
 from store.commands import CommandRecords
 from store.device_identity import DeviceIdentityRecords
 from store.devices import DeviceRecords
@@ -71,6 +71,7 @@ from store.selection import (
 from store.spots import SpotRecords
 from store.statements import RunResult, pyformat
 from trajectory.clock import ClockSettings
+from trajectory.clock_rows import clock_rows
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_MS = 86_400_000

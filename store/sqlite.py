@@ -25,7 +25,7 @@ import numpy as np
 from positions import COLUMNS, PositionBatch, empty_batch
 from store.alert_records import AlertRecords
 from store.api_keys import ApiKeyRecords
-from store.clock_rows import ClockCache, ClockRows, clock_rows
+from store.clock_rows import ClockCache
 from store.commands import CommandRecords
 from store.device_identity import DeviceIdentityRecords
 from store.devices import DeviceRecords
@@ -52,6 +52,7 @@ from store.selection import (
 from store.spots import SpotRecords
 from store.statements import RunResult
 from trajectory.clock import ClockSettings
+from trajectory.clock_rows import ClockRows, clock_rows
 
 LATEST_AHEAD_MS = ClockSettings().ahead_ms
 
