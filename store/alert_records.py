@@ -125,18 +125,25 @@ class AlertRecords:
                     (d.listed(new_ids),),
                 ).rows
                 units = {int(i): (int(org), path) for i, org, path in rows}
+            # Incidents stored before: the stored alert stands (read pipelined too).
+            repeats = [
+                incident_key(a) for a, rows in zip(offered, returned, strict=True) if not rows
+            ]
+            stored_before = self._run_each(
+                "read alerts", f"{_select(d)} WHERE {_key_where(d)}", repeats
+            )
             by_key = {}
+            for key, found in zip(repeats, stored_before, strict=True):
+                if not found:
+                    raise StoreError(f"add alerts: incident {key} neither new nor stored")
+                by_key[key] = stored_from_row(found[0])
             new: list[StoredAlert] = []
             receivers: dict[str | None, list[tuple[str, str | None]]] = {}
             outbox: list[tuple[Any, ...]] = []
             for alert, rows in zip(offered, returned, strict=True):
-                key = incident_key(alert)
-                if not rows:  # stored before: the stored one stands
-                    found = self._run("read alert", f"{_select(d)} WHERE {_key_where(d)}", key)
-                    if not found.rows:
-                        raise StoreError(f"add alerts: incident {key} neither new nor stored")
-                    by_key[key] = stored_from_row(found.rows[0])
+                if not rows:
                     continue
+                key = incident_key(alert)
                 alert_id = int(rows[0][0])
                 org, path = units[alert_id]
                 stored = with_unit(opened(alert_id, alert, now_ms), org, path)
