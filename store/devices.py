@@ -1,5 +1,6 @@
-"""Devices (terminals) outside the position write path: registration and login upserts, car
-binding, pages of the fleet, last-seen touches and the clock each device's reports gave.
+"""Devices (terminals) outside the position write path: registration and login upserts,
+re-provisioning, car binding, pages of the fleet, last-seen touches and the clock each device's
+reports gave.
 SQL written once for both databases (`store.statements`, `store.dialect`); the write path's own
 device keys and last-seen updates stay in the adapters.
 """
@@ -84,6 +85,28 @@ class DeviceRecords:
                 device.imei,
             ),
         )
+
+    def reprovision_device(self: StatementRunner, device: Device) -> Device | None:
+        """Re-provisioning replaced hardware (contracts section 8): identity and auth code
+        become exactly those of `device` (None clears them); None when the terminal is not
+        known. `upsert_device` never replaces a recorded identity, this alone does."""
+        changed = self._run(
+            "reprovision device",
+            "UPDATE devices SET maker_id = ?, model = ?, terminal_id = ?, imei = ?,"
+            " auth_code = ? WHERE terminal = ?",
+            (
+                device.maker_id,
+                device.model,
+                device.terminal_id,
+                device.imei,
+                device.auth_code,
+                device.terminal,
+            ),
+        )
+        if changed.rowcount != 1:
+            return None
+        found = _devices(self, "WHERE terminal = ?", (device.terminal,))
+        return found[0] if found else None
 
     def unbind_device(self: StatementRunner, terminal: str) -> bool:
         return (

@@ -45,7 +45,6 @@ from store.alert_records import AlertRecords
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache
 from store.commands import CommandRecords
-from store.device_identity import DeviceIdentityRecords
 from store.devices import DeviceRecords
 from store.dialect import POSTGRES
 from store.fences import FenceRecords
@@ -196,7 +195,6 @@ class PostgresStore(
     FenceRecords,
     SpotRecords,
     IdempotencyRecords,
-    DeviceIdentityRecords,
     SessionPresenceRecords,
     OrgRecords,
 ):

@@ -27,7 +27,6 @@ from store.alert_records import AlertRecords
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache
 from store.commands import CommandRecords
-from store.device_identity import DeviceIdentityRecords
 from store.devices import DeviceRecords
 from store.dialect import SQLITE
 from store.fences import FenceRecords
@@ -73,7 +72,6 @@ class SqliteStore(
     FenceRecords,
     SpotRecords,
     IdempotencyRecords,
-    DeviceIdentityRecords,
     SessionPresenceRecords,
     OrgRecords,
 ):
