@@ -106,7 +106,7 @@ class LoanRecords:
         self: StatementRunner, where: LoanFilter, *, after_id: int = 0, limit: int = 100
     ) -> list[Loan]:
         d = self._dialect
-        conditions, params = filter_conditions(where, _counts_from(d), "?", d.day)
+        conditions, params = filter_conditions(where, _counts_from(d), d.day)
         return _page(self, "find loans", conditions, params, after_id, limit)
 
     def update_loan(
@@ -169,7 +169,7 @@ class LoanRecords:
         self: StatementRunner, today: date, *, after_id: int = 0, limit: int = 100
     ) -> list[Loan]:
         d = self._dialect
-        conditions, params = past_due_conditions(today, _counts_from(d), "?", d.day)
+        conditions, params = past_due_conditions(today, _counts_from(d), d.day)
         return _page(self, "past-due loans", conditions, params, after_id, limit)
 
     def loan_states(
@@ -178,5 +178,5 @@ class LoanRecords:
         if vehicle_ids is not None and not vehicle_ids:
             return {}
         wanted = list(vehicle_ids or ())
-        rows = self._run("loan states", open_states_sql(len(wanted), "?"), wanted).rows
+        rows = self._run("loan states", open_states_sql(len(wanted)), wanted).rows
         return worst_state_per_car((str(v), LoanState(s)) for v, s in rows)
