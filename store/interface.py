@@ -16,6 +16,10 @@ Meanings both adapters keep:
 - Positions get a store sequence number in commit order; `positions_since` pages through them
   with it. Commit order equals sequence order because one writer (the journal drain) writes.
 - An adapter object is used by one thread at a time; open one per thread that needs it.
+
+Each method is written once, in its aggregate's module (`store.devices`, `store.commands`,
+`store.alert_records`, ...), for both databases; the adapters add only the position paths and
+connection handling (docs/architecture.md, "The store's layout").
 """
 
 from __future__ import annotations
