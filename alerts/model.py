@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -101,3 +102,30 @@ class Alert:
             "severity": self.severity,
             "details": self.details,
         }
+
+
+# An incident: type, vehicle, device (terminal), fence ('' for none), data time in ms. The store
+# keeps one alert per incident: a repeat offer of the same incident is the same alert.
+IncidentKey = tuple[str, str, str, str, int]
+
+
+def incident_key(alert: Alert) -> IncidentKey:
+    return (
+        alert.type.value,
+        alert.vehicle_id,
+        alert.device_id,
+        alert.fence_id or "",
+        alert.time_ms,
+    )
+
+
+def first_of_each_incident(alerts: Sequence[Alert]) -> list[Alert]:
+    """The alerts in offered order, keeping only the first of each incident key."""
+    seen: set[IncidentKey] = set()
+    kept: list[Alert] = []
+    for alert in alerts:
+        key = incident_key(alert)
+        if key not in seen:
+            seen.add(key)
+            kept.append(alert)
+    return kept

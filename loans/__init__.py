@@ -42,6 +42,7 @@ from loans.schedule import (
     days_past_due,
     first_due_date,
     next_due_date,
+    past_due_before,
 )
 from loans.states import (
     ALLOWED,
@@ -54,6 +55,7 @@ from loans.states import (
     LoanState,
     can_move,
     worst_state,
+    worst_state_per_car,
 )
 
 __all__ = [
@@ -98,7 +100,9 @@ __all__ = [
     "new_loan",
     "next_due_date",
     "paid_through_after",
+    "past_due_before",
     "state_moved",
     "transition",
     "worst_state",
+    "worst_state_per_car",
 ]

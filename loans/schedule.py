@@ -71,3 +71,9 @@ def counts_from_bounds(bucket: Bucket, today: date) -> tuple[date | None, date |
     earliest = None if high is None else today - timedelta(days=high)
     latest = None if low == 0 else today - timedelta(days=low)
     return earliest, latest
+
+
+def past_due_before(today: date) -> date:
+    """Loans whose `next_due_date + grace_days` is before this day have days past due on
+    `today` (`days_past_due` > 0), so a store can find them in SQL."""
+    return today

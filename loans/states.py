@@ -66,3 +66,17 @@ def worst_state(states: Iterable[LoanState]) -> LoanState | None:
     """The worst of a car's open loan states (final ones are ignored); None when none is open."""
     open_states = set(states) - FINAL
     return next((s for s in WORST_FIRST if s in open_states), None)
+
+
+def worst_state_per_car(loans: Iterable[tuple[str, LoanState]]) -> dict[str, LoanState]:
+    """Car id -> the worst state of its open loans, from (car id, state) pairs; cars with no
+    open loan are left out."""
+    by_car: dict[str, list[LoanState]] = {}
+    for vehicle_id, state in loans:
+        by_car.setdefault(vehicle_id, []).append(state)
+    out: dict[str, LoanState] = {}
+    for vehicle_id, states in by_car.items():
+        worst = worst_state(states)
+        if worst is not None:
+            out[vehicle_id] = worst
+    return out

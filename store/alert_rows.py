@@ -1,5 +1,5 @@
-"""What both adapters share about alert rows: the incident key, row ↔ `StoredAlert`, and the
-webhook body. Pure (no database), so SQLite and PostgreSQL cannot drift apart in meaning.
+"""Alert rows: row ↔ `StoredAlert`, the columns every read selects, and the webhook body.
+Pure (no database); the SQL is `store.alert_records`, the incident key `alerts.model`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from alerts.lifecycle import AlertState, StoredAlert, alert_text
 from alerts.model import Alert, AlertType
 from alerts.outbox import WebhookDelivery, WebhookState
 from organizations import tenant_of
-
-# The incident key: type, vehicle, device (terminal), fence ('' for none), data time in ms.
-IncidentKey = tuple[str, str, str, str, int]
 
 # Columns every read selects, in this order (times as epoch ms in both adapters' queries).
 ALERT_FIELDS = (
@@ -40,28 +37,6 @@ ALERT_FIELDS = (
     "assigned_by",
     "assigned_ms",
 )
-
-
-def incident_key(alert: Alert) -> IncidentKey:
-    return (
-        alert.type.value,
-        alert.vehicle_id,
-        alert.device_id,
-        alert.fence_id or "",
-        alert.time_ms,
-    )
-
-
-def first_of_each_incident(alerts: Sequence[Alert]) -> list[Alert]:
-    """The alerts in offered order, keeping only the first of each incident key."""
-    seen: set[IncidentKey] = set()
-    kept: list[Alert] = []
-    for alert in alerts:
-        key = incident_key(alert)
-        if key not in seen:
-            seen.add(key)
-            kept.append(alert)
-    return kept
 
 
 def details_text(alert: Alert) -> str:

@@ -1,6 +1,6 @@
-"""Webhook receivers of organization units: each gets the alerts of its unit's subtree (the
-adapters' `add_alerts` reads `store.alert_rows.ENDPOINT_URLS`), signed with its own secret.
-SQL written once for both databases (`store.statements`)."""
+"""Webhook receivers of organization units: each gets the alerts of its unit's subtree
+(`store.alert_records.add_alerts` reads `store.alert_rows.ENDPOINT_URLS`), signed with its own
+secret. SQL written once for both databases (`store.statements`)."""
 
 from __future__ import annotations
 

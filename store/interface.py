@@ -11,11 +11,15 @@ Meanings both adapters keep:
   `PositionBatch.valid()` (a flagged jump, bad or future time or invalid fix would otherwise pin
   the map to a wrong place); a late fix never replaces a newer one.
 - Writing positions advances the device's `last_seen_ms` to the newest receive time, and
-  records its clock state as of its latest row (`device_clocks`; `store.clock_rows`).
+  records its clock state as of its latest row (`device_clocks`; `trajectory.clock_rows`).
 - A fix dated ahead of a newer row's receive time never stays the latest position.
 - Positions get a store sequence number in commit order; `positions_since` pages through them
   with it. Commit order equals sequence order because one writer (the journal drain) writes.
 - An adapter object is used by one thread at a time; open one per thread that needs it.
+
+Each method is written once, in its aggregate's module (`store.devices`, `store.commands`,
+`store.alert_records`, ...), for both databases; the adapters add only the position paths and
+connection handling (docs/architecture.md, "The store's layout").
 """
 
 from __future__ import annotations

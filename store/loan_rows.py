@@ -1,14 +1,14 @@
-"""What both adapters share about loan rows: the column order, row ↔ `Loan`/`CaseAction`, and
-the filter's conditions. Pure (no database), so SQLite and PostgreSQL keep one meaning.
+"""Loan rows: the column order, row ↔ `Loan`/`CaseAction`, and the filter's conditions. Pure
+(no database); the SQL is `store.loan_records`.
 
-Both adapters select times as epoch ms; dates come back as `date` (PostgreSQL) or ISO text
+Both databases select times as epoch ms; dates come back as `date` (PostgreSQL) or ISO text
 (SQLite), money as `Decimal` or decimal text, details as a parsed dict or JSON text.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from loans import (
     Outcome,
     Stage,
     counts_from_bounds,
-    worst_state,
+    past_due_before,
 )
 from store.interface import LoanFilter
 from store.orgs import scope_condition
@@ -167,10 +167,10 @@ def action_values(action: CaseAction) -> tuple[Any, ...]:
 
 
 def filter_conditions(
-    where: LoanFilter, counts_from: str, mark: str, day: Callable[[date], Any]
+    where: LoanFilter, counts_from: str, day: Callable[[date], Any]
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (joined with AND by the caller) and their parameters. `counts_from` is
-    the adapter's expression for `next_due_date + grace_days`; `mark` its placeholder."""
+    the dialect's expression for `next_due_date + grace_days`, `day` its date parameter."""
     conditions: list[str] = []
     params: list[Any] = []
     for column, value in (
@@ -180,9 +180,9 @@ def filter_conditions(
         ("branch", where.branch),
     ):
         if value is not None:
-            conditions.append(f"{column} = {mark}")
+            conditions.append(f"{column} = ?")
             params.append(value)
-    within, scope_params = scope_condition(where.scope, mark)
+    within, scope_params = scope_condition(where.scope)
     if within is not None:
         conditions.append(within)
         params += scope_params
@@ -192,10 +192,10 @@ def filter_conditions(
         conditions.append(_HAS_DPD)
         earliest, latest = counts_from_bounds(where.bucket, where.today)
         if earliest is not None:
-            conditions.append(f"{counts_from} >= {mark}")
+            conditions.append(f"{counts_from} >= ?")
             params.append(day(earliest))
         if latest is not None:
-            conditions.append(f"{counts_from} <= {mark}")
+            conditions.append(f"{counts_from} <= ?")
             params.append(day(latest))
     return conditions, params
 
@@ -207,29 +207,15 @@ _OPEN = "state NOT IN (" + ", ".join(f"'{s.value}'" for s in sorted(FINAL)) + ")
 
 
 def past_due_conditions(
-    today: date, counts_from: str, mark: str, day: Callable[[date], Any]
+    today: date, counts_from: str, day: Callable[[date], Any]
 ) -> tuple[list[str], list[Any]]:
-    """Active or restructured loans with days past due above 0 on `today`: DPD > 0 exactly
-    when `next_due_date + grace_days` is before today (`loans.days_past_due`)."""
-    return [_SWEPT, f"{counts_from} < {mark}"], [day(today)]
+    """Swept loans (`loans.SWEPT`) with days past due on `today` (`loans.past_due_before`)."""
+    return [_SWEPT, f"{counts_from} < ?"], [day(past_due_before(today))]
 
 
-def open_states_sql(vehicles: int, mark: str) -> str:
+def open_states_sql(vehicles: int) -> str:
     """vehicle_id, state of every open (not final) loan, of `vehicles` cars (0: all cars)."""
     sql = f"SELECT vehicle_id, state FROM loans WHERE {_OPEN}"
     if vehicles:
-        sql += f" AND vehicle_id IN ({', '.join(mark for _ in range(vehicles))})"
+        sql += f" AND vehicle_id IN ({', '.join('?' for _ in range(vehicles))})"
     return sql
-
-
-def worst_states(rows: Iterable[Sequence[Any]]) -> dict[str, LoanState]:
-    """vehicle_id -> the worst state of its open loans, from (vehicle_id, state) rows."""
-    by_car: dict[str, list[LoanState]] = {}
-    for vehicle_id, state in rows:
-        by_car.setdefault(vehicle_id, []).append(LoanState(state))
-    out: dict[str, LoanState] = {}
-    for vehicle_id, states in by_car.items():
-        worst = worst_state(states)
-        if worst is not None:
-            out[vehicle_id] = worst
-    return out

@@ -19,6 +19,11 @@ Reads of many rows (tracks, cursor pages) come back as binary COPY too, parsed b
 
 A lost connection surfaces as `StoreUnavailableError` and the next call reconnects, so the
 journal drain simply retries. Blocking: call it from a worker thread, never the event loop.
+
+This class holds only what is this database's own: connection handling and the statement
+runner (`store.statements`), the position write and read paths, retention and `notify`. Every
+other store method comes from an aggregate module whose SQL is written once for both databases
+(the mixins below; docs/architecture.md, "The store's layout").
 """
 
 from __future__ import annotations
@@ -34,38 +39,26 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from alerts.lifecycle import AlertState, StoredAlert
-from alerts.model import Alert
-from alerts.outbox import AlertsAdded, WebhookDelivery
-from loans import CaseAction, Loan, LoanState
-from organizations import Scope
 from positions import PositionBatch, empty_batch
-from store import pg_alerts, pg_copy, pg_loans, spot_rows
-from store.alert_rows import check_page
-from store.clock_rows import ClockCache, clock_rows
-from store.device_identity import DeviceIdentityRecords
+from store import pg_copy
+from store.alert_records import AlertRecords
+from store.api_keys import ApiKeyRecords
+from store.clock_rows import ClockCache
+from store.commands import CommandRecords
+from store.devices import DeviceRecords
+from store.dialect import POSTGRES
+from store.fences import FenceRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
-    ApiKey,
-    CommandLog,
-    CommandState,
-    Device,
-    DeviceClock,
-    FenceFeature,
-    LoanChange,
-    LoanFilter,
     PositionPage,
-    QueuedCommand,
     SchemaError,
-    SpotCandidate,
-    StoredFence,
     StoreError,
     StoreUnavailableError,
     WriteResult,
 )
+from store.loan_records import LoanRecords
 from store.migrate import PLAIN, latest_version
-from store.notices import COMMANDS_CHANNEL
-from store.orgs import OrgRecords, scope_condition
+from store.orgs import OrgRecords
 from store.platform_secrets import PlatformSecretRecords
 from store.presence import SessionPresenceRecords
 from store.selection import (
@@ -75,8 +68,10 @@ from store.selection import (
     newest_valid_per_device,
     read_track,
 )
+from store.spots import SpotRecords
 from store.statements import RunResult, pyformat
-from trajectory.clock import ClockSettings, ClockState
+from trajectory.clock import ClockSettings
+from trajectory.clock_rows import clock_rows
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_MS = 86_400_000
@@ -128,10 +123,6 @@ FROM (SELECT device_id, timestamptz 'epoch' + seen_ms * interval '1 millisecond'
       FROM unnest(%s::integer[], %s::bigint[]) AS u (device_id, seen_ms)) s
 WHERE d.id = s.device_id AND (d.last_seen IS NULL OR d.last_seen < s.seen)
 """
-_DEVICE_COLS = (
-    "terminal, edition, auth_code, registered_at, last_seen, vehicle_id,"
-    " maker_id, model, terminal_id, imei, org_id"
-)
 _CLOCK_SOURCE = """(SELECT device_id, state, offset_ms, whole,
         timestamptz 'epoch' + since_ms * interval '1 millisecond' AS since,
         timestamptz 'epoch' + seen_ms * interval '1 millisecond' AS seen
@@ -150,10 +141,6 @@ INSERT INTO device_clocks (device_id, state, offset_ms, since, seen)
 SELECT device_id, state, offset_ms, since, seen FROM {_CLOCK_SOURCE}
 ON CONFLICT (device_id) DO NOTHING
 """
-_COMMAND_COLS = (
-    "c.id, d.terminal, c.msg_id, c.body, c.state, c.created_at, c.expires_at, c.attempts,"
-    " c.serial, c.updated_at, c.reply"
-)
 
 
 _MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z, the range of datetime and timestamptz
@@ -165,16 +152,6 @@ def _dt(ms: int | None) -> datetime | None:
     if ms is None:
         return None
     return _EPOCH + timedelta(milliseconds=min(max(ms, _MIN_MS), _MAX_MS))
-
-
-def _ms(value: datetime | None) -> int | None:
-    return None if value is None else (value - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _device(row: tuple[Any, ...]) -> Device:
-    """A `_DEVICE_COLS` row."""
-    terminal, edition, auth, registered, seen, vehicle, *identity = row
-    return Device(terminal, edition, auth, _ms(registered), _ms(seen), vehicle, *identity)
 
 
 # Writes of at least this many rows are split over two connections (module docstring): bulk
@@ -211,8 +188,14 @@ def _copy_rows(
 
 
 class PostgresStore(
+    AlertRecords,
+    ApiKeyRecords,
+    LoanRecords,
+    DeviceRecords,
+    CommandRecords,
+    FenceRecords,
+    SpotRecords,
     IdempotencyRecords,
-    DeviceIdentityRecords,
     PlatformSecretRecords,
     SessionPresenceRecords,
     OrgRecords,
@@ -221,6 +204,7 @@ class PostgresStore(
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:
         self._url = url
+        self._dialect = POSTGRES
         self._connect_timeout_s = connect_timeout_s
         self._split_writes = split_writes
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
@@ -302,6 +286,20 @@ class PostgresStore(
                 if rows:
                     with conn.cursor() as cur:
                         cur.executemany(pyformat(sql), rows)
+
+    def _run_each(
+        self, what: str, sql: str, rows: Sequence[Sequence[Any]]
+    ) -> list[list[tuple[Any, ...]]]:
+        if not rows:
+            return []
+        out: list[list[tuple[Any, ...]]] = []
+        with self._guard(what) as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(pyformat(sql), rows, returning=True)
+            while True:
+                out.append(cur.fetchall() if cur.description else [])
+                if not cur.nextset():
+                    break
+        return out
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -567,472 +565,12 @@ class PostgresStore(
 
     # -- devices -----------------------------------------------------------------------------
 
-    def upsert_device(self, device: Device) -> None:
-        with self._guard("upsert device") as conn:
-            conn.execute(
-                "INSERT INTO devices AS d (terminal, edition, auth_code, registered_at, last_seen,"
-                " vehicle_id, maker_id, model, terminal_id, imei)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (terminal) DO UPDATE SET"
-                " edition = coalesce(EXCLUDED.edition, d.edition),"
-                " auth_code = coalesce(EXCLUDED.auth_code, d.auth_code),"
-                " registered_at = coalesce(EXCLUDED.registered_at, d.registered_at),"
-                " last_seen = greatest(EXCLUDED.last_seen, d.last_seen),"
-                " vehicle_id = coalesce(EXCLUDED.vehicle_id, d.vehicle_id),"
-                # A recorded identity is kept: only reprovision_device replaces it.
-                " maker_id = coalesce(d.maker_id, EXCLUDED.maker_id),"
-                " model = coalesce(d.model, EXCLUDED.model),"
-                " terminal_id = coalesce(d.terminal_id, EXCLUDED.terminal_id),"
-                " imei = coalesce(d.imei, EXCLUDED.imei)",
-                (
-                    device.terminal,
-                    device.edition,
-                    device.auth_code,
-                    _dt(device.registered_ms),
-                    _dt(device.last_seen_ms),
-                    device.vehicle_id,
-                    device.maker_id,
-                    device.model,
-                    device.terminal_id,
-                    device.imei,
-                ),
-            )
-
-    def unbind_device(self, terminal: str) -> bool:
-        with self._guard("unbind device") as conn:
-            cur = conn.execute(
-                "UPDATE devices SET vehicle_id = NULL WHERE terminal = %s", (terminal,)
-            )
-            return cur.rowcount == 1
-
-    def _devices(self, where: str, params: Sequence[Any]) -> list[Device]:
-        with self._guard("read devices") as conn:
-            rows = conn.execute(
-                f"SELECT {_DEVICE_COLS} FROM devices {where} ORDER BY terminal",
-                params,
-            ).fetchall()
-        return [_device(row) for row in rows]
-
-    def get_device(self, terminal: str) -> Device | None:
-        found = self._devices("WHERE terminal = %s", (terminal,))
-        return found[0] if found else None
-
-    def list_devices(self) -> list[Device]:
-        return self._devices("", ())
-
-    def touch_devices(self, terminals: Sequence[str], seen_ms: int) -> None:
-        with self._guard("touch devices") as conn:
-            conn.execute(
-                "UPDATE devices SET last_seen = %s WHERE terminal = ANY(%s)"
-                " AND (last_seen IS NULL OR last_seen < %s)",
-                (_dt(seen_ms), list(terminals), _dt(seen_ms)),
-            )
-
-    def device_clocks(self, terminals: Sequence[str]) -> dict[str, DeviceClock]:
-        with self._guard("device clocks") as conn:
-            ids = self._device_ids(conn, terminals, create=False)
-            rows = conn.execute(
-                "SELECT device_id, state, offset_ms, since, seen FROM device_clocks"
-                " WHERE device_id = ANY(%s)",
-                (list(ids.values()),),
-            ).fetchall()
-        by_id = {key: terminal for terminal, key in ids.items()}
-        return {
-            by_id[d]: DeviceClock(ClockState(state).label, offset, _ms(since) or 0, _ms(seen) or 0)
-            for d, state, offset, since, seen in rows
-        }
-
     # -- command queue -----------------------------------------------------------------------
-
-    def enqueue_command(
-        self, terminal: str, msg_id: int, body: bytes, now_ms: int, expires_ms: int | None = None
-    ) -> int:
-        with self._guard("enqueue command") as conn:
-            ids = self._device_ids(conn, [terminal], create=False)
-            if terminal not in ids:
-                raise StoreError(f"enqueue command: unknown terminal {terminal}")
-            with conn.transaction():  # the gateways hear of it once it is committed
-                row = conn.execute(
-                    "INSERT INTO command_queue (device_id, msg_id, body, created_at, expires_at,"
-                    " updated_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                    (ids[terminal], msg_id, body, _dt(now_ms), _dt(expires_ms), _dt(now_ms)),
-                ).fetchone()
-                conn.execute("SELECT pg_notify(%s, %s)", (COMMANDS_CHANNEL, terminal))
-        assert row is not None
-        return int(row[0])
-
-    def commands_to_send(self, terminal: str, now_ms: int) -> list[QueuedCommand]:
-        with self._guard("commands to send") as conn, conn.transaction():
-            conn.execute(
-                "UPDATE command_queue c SET state = 'expired', updated_at = %s FROM devices d"
-                " WHERE d.id = c.device_id AND d.terminal = %s AND c.state = 'queued'"
-                " AND c.expires_at <= %s",
-                (_dt(now_ms), terminal, _dt(now_ms)),
-            )
-            rows = conn.execute(
-                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
-                " WHERE d.terminal = %s AND c.state = 'queued' ORDER BY c.id",
-                (terminal,),
-            ).fetchall()
-        return [_command(row) for row in rows]
-
-    def mark_command(
-        self,
-        command_id: int,
-        state: CommandState,
-        now_ms: int,
-        serial: int | None = None,
-        reply: str | None = None,
-    ) -> None:
-        with self._guard("mark command") as conn:
-            cur = conn.execute(
-                "UPDATE command_queue SET state = %s, updated_at = %s,"
-                " attempts = attempts + %s, serial = coalesce(%s, serial),"
-                " reply = coalesce(%s, reply) WHERE id = %s",
-                (
-                    state.value,
-                    _dt(now_ms),
-                    1 if state is CommandState.SENT else 0,
-                    serial,
-                    reply,
-                    command_id,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(f"mark command: no command {command_id}")
-
-    def claim_command(self, command_id: int, now_ms: int) -> bool:
-        with self._guard("claim command") as conn:
-            cur = conn.execute(
-                "UPDATE command_queue SET state = 'sent', attempts = attempts + 1,"
-                " updated_at = %s WHERE id = %s AND state = 'queued'",
-                (_dt(now_ms), command_id),
-            )
-            return cur.rowcount == 1
 
     def notify(self, channel: str, payload: str) -> None:
         with self._guard("notify") as conn:
             conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
-    def get_command(self, command_id: int) -> QueuedCommand | None:
-        with self._guard("get command") as conn:
-            row = conn.execute(
-                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
-                " WHERE c.id = %s",
-                (command_id,),
-            ).fetchone()
-        return None if row is None else _command(row)
-
     # -- HTTP API: keys, fences, device pages, command log -------------------------------------
 
-    def create_api_key(self, key: ApiKey, *, replace: bool = False) -> bool:
-        on_conflict = (
-            "ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, key_hash = EXCLUDED.key_hash,"
-            " prefix = EXCLUDED.prefix, created_at = EXCLUDED.created_at, org_id = EXCLUDED.org_id"
-            if replace
-            else "ON CONFLICT (name) DO NOTHING"
-        )
-        with self._guard("create api key") as conn:
-            cur = conn.execute(
-                "INSERT INTO api_keys (name, role, key_hash, prefix, created_at, org_id)"
-                f" VALUES (%s, %s, %s, %s, %s, %s) {on_conflict}",
-                (key.name, key.role, key.key_hash, key.prefix, _dt(key.created_ms), key.org),
-            )
-            return cur.rowcount == 1
-
-    def _api_keys(self, where: str, params: Sequence[Any]) -> list[ApiKey]:
-        with self._guard("read api keys") as conn:
-            rows = conn.execute(
-                "SELECT name, role, key_hash, prefix, created_at, org_id FROM api_keys"
-                f" {where} ORDER BY name",
-                params,
-            ).fetchall()
-        return [ApiKey(n, r, h, p, _ms(c) or 0, int(o)) for n, r, h, p, c, o in rows]
-
-    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
-        found = self._api_keys("WHERE key_hash = %s", (key_hash,))
-        return found[0] if found else None
-
-    def list_api_keys(self, scope: Scope | None = None) -> list[ApiKey]:
-        within, params = scope_condition(scope, "%s")
-        return self._api_keys("" if within is None else f"WHERE {within}", params)
-
-    def delete_api_key(self, name: str) -> bool:
-        with self._guard("delete api key") as conn:
-            return conn.execute("DELETE FROM api_keys WHERE name = %s", (name,)).rowcount == 1
-
-    @staticmethod
-    def _bump_fence_version(conn: psycopg.Connection[tuple[Any, ...]], now_ms: int) -> int:
-        row = conn.execute(
-            "UPDATE fence_set SET version = version + 1, updated_at = %s RETURNING version",
-            (_dt(now_ms),),
-        ).fetchone()
-        if row is None:
-            raise SchemaError("fence_set has no row: run `lienwatch migrate`")
-        return int(row[0])
-
-    def put_fences(self, fences: Sequence[FenceFeature], now_ms: int) -> int:
-        with self._guard("put fences") as conn, conn.transaction(), conn.cursor() as cur:
-            version = self._bump_fence_version(conn, now_ms)
-            cur.executemany(
-                "INSERT INTO fences (id, kind, feature, updated_at, version, org_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-                " kind = EXCLUDED.kind, feature = EXCLUDED.feature,"
-                " updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,"
-                " org_id = EXCLUDED.org_id",
-                [(f.id, f.kind, f.feature, _dt(now_ms), version, f.org) for f in fences],
-            )
-        return version
-
-    def _fences(self, where: str, params: Sequence[Any]) -> list[StoredFence]:
-        with self._guard("read fences") as conn:
-            rows = conn.execute(
-                f"SELECT id, kind, feature, updated_at, version, org_id FROM fences {where}"
-                " ORDER BY id",
-                params,
-            ).fetchall()
-        return [StoredFence(i, k, f, _ms(u) or 0, int(v), int(o)) for i, k, f, u, v, o in rows]
-
-    def list_fences(self, scope: Scope | None = None) -> list[StoredFence]:
-        within, params = scope_condition(scope, "%s")
-        return self._fences("" if within is None else f"WHERE {within}", params)
-
-    def get_fence(self, fence_id: str) -> StoredFence | None:
-        found = self._fences("WHERE id = %s", (fence_id,))
-        return found[0] if found else None
-
-    def delete_fence(self, fence_id: str, now_ms: int) -> int | None:
-        with self._guard("delete fence") as conn, conn.transaction():
-            if conn.execute("DELETE FROM fences WHERE id = %s", (fence_id,)).rowcount != 1:
-                return None
-            return self._bump_fence_version(conn, now_ms)
-
-    def fences_version(self) -> int:
-        with self._guard("fence version") as conn:
-            row = conn.execute("SELECT version FROM fence_set").fetchone()
-        if row is None:
-            raise SchemaError("fence_set has no row: run `lienwatch migrate`")
-        return int(row[0])
-
     # -- candidate risk spots (SQL in store/spot_rows.py) -----------------------------------
-
-    def list_spot_candidates(
-        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
-    ) -> list[SpotCandidate]:
-        with self._guard("list spot candidates") as conn:
-            rows = conn.execute(*spot_rows.list_query(status, after_id, limit, "%s")).fetchall()
-        return [spot_rows.candidate(row) for row in rows]
-
-    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None:
-        with self._guard("read spot candidate") as conn:
-            return spot_rows.get_candidate(conn, candidate_id, "%s")
-
-    def decide_spot_candidate(
-        self,
-        candidate_id: int,
-        *,
-        accept: FenceFeature | None,
-        by: str,
-        note: str | None,
-        now_ms: int,
-    ) -> SpotCandidate:
-        status = "dismissed" if accept is None else "accepted"
-        fence_id = None if accept is None else accept.id
-        with self._guard("decide spot candidate") as conn, conn.transaction():
-            done = spot_rows.decide(conn, candidate_id, status, fence_id, by, note, now_ms, "%s")
-            if done is None:
-                found = spot_rows.get_candidate(conn, candidate_id, "%s")
-                raise spot_rows.undecidable(candidate_id, found)
-            if accept is not None:
-                version = self._bump_fence_version(conn, now_ms)
-                conn.execute(
-                    "INSERT INTO fences (id, kind, feature, updated_at, version)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    (accept.id, accept.kind, accept.feature, _dt(now_ms), version),
-                )
-        return done
-
-    def find_devices(
-        self,
-        *,
-        vehicle_id: str | None = None,
-        after: str = "",
-        limit: int = 100,
-        scope: Scope | None = None,
-    ) -> list[Device]:
-        where, params = "terminal > %s", [after]
-        if vehicle_id is not None:
-            where, params = "vehicle_id = %s AND terminal > %s", [vehicle_id, after]
-        within, scope_params = scope_condition(scope, "%s")
-        if within is not None:
-            where, params = f"{where} AND {within}", [*params, *scope_params]
-        with self._guard("find devices") as conn:
-            rows = conn.execute(
-                f"SELECT {_DEVICE_COLS} FROM devices WHERE {where} ORDER BY terminal LIMIT %s",
-                [*params, limit],
-            ).fetchall()
-        return [_device(row) for row in rows]
-
-    def record_command(
-        self, terminal: str, msg_id: int, body: bytes, state: CommandState, now_ms: int
-    ) -> int:
-        with self._guard("record command") as conn:
-            ids = self._device_ids(conn, [terminal], create=False)
-            if terminal not in ids:
-                raise StoreError(f"record command: unknown terminal {terminal}")
-            row = conn.execute(
-                "INSERT INTO command_queue (device_id, msg_id, body, state, created_at,"
-                " attempts, updated_at) VALUES (%s, %s, %s, %s, %s, 1, %s) RETURNING id",
-                (ids[terminal], msg_id, body, state.value, _dt(now_ms), _dt(now_ms)),
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    def log_command(self, log: CommandLog) -> None:
-        with self._guard("log command") as conn:
-            conn.execute(
-                "INSERT INTO command_log (command_id, issued_by, request, reply, org_id)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (command_id) DO UPDATE SET"
-                " issued_by = EXCLUDED.issued_by, request = EXCLUDED.request,"
-                " reply = EXCLUDED.reply, org_id = EXCLUDED.org_id",
-                (log.command_id, log.issued_by, log.request, log.reply, log.org),
-            )
-
-    def command_log(self, command_id: int) -> CommandLog | None:
-        with self._guard("read command log") as conn:
-            row = conn.execute(
-                "SELECT command_id, issued_by, request, reply, org_id FROM command_log"
-                " WHERE command_id = %s",
-                (command_id,),
-            ).fetchone()
-        return None if row is None else CommandLog(int(row[0]), row[1], row[2], row[3], int(row[4]))
-
-    def list_commands(self, terminal: str, limit: int) -> list[QueuedCommand]:
-        with self._guard("list commands") as conn:
-            rows = conn.execute(
-                f"SELECT {_COMMAND_COLS} FROM command_queue c JOIN devices d ON d.id = c.device_id"
-                " WHERE d.terminal = %s ORDER BY c.id DESC LIMIT %s",
-                (terminal, limit),
-            ).fetchall()
-        return [_command(row) for row in rows]
-
-    # -- alerts and the webhook outbox (SQL in store/pg_alerts.py) ---------------------------
-
-    def add_alerts(
-        self, alerts: Sequence[Alert], now_ms: int, webhook_urls: Sequence[str] = ()
-    ) -> AlertsAdded:
-        if not alerts:
-            return AlertsAdded([], [])
-        with self._guard("add alerts") as conn, conn.transaction():
-            added = pg_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
-            spot_rows.add_candidates(conn, added.new, now_ms, "%s")
-            return added
-
-    def list_alerts(
-        self,
-        *,
-        alert_type: str | None = None,
-        since_ms: int | None = None,
-        vehicle_id: str | None = None,
-        state: AlertState | None = None,
-        after_id: int = 0,
-        limit: int = 100,
-        scope: Scope | None = None,
-    ) -> list[StoredAlert]:
-        check_page(after_id, limit)
-        with self._guard("list alerts") as conn:
-            return pg_alerts.list_alerts(
-                conn, alert_type, since_ms, vehicle_id, state, after_id, limit, scope
-            )
-
-    def get_alert(self, alert_id: int) -> StoredAlert | None:
-        with self._guard("get alert") as conn:
-            return pg_alerts.get_alert(conn, alert_id)
-
-    def transition_alert(
-        self, alert_id: int, state: AlertState, actor: str, note: str | None, now_ms: int
-    ) -> StoredAlert:
-        with self._guard("transition alert") as conn, conn.transaction():
-            return pg_alerts.transition_alert(conn, alert_id, state, actor, note, now_ms)
-
-    def assign_alert(
-        self, alert_id: int, assignee: str | None, actor: str, note: str | None, now_ms: int
-    ) -> StoredAlert:
-        with self._guard("assign alert") as conn, conn.transaction():
-            return pg_alerts.assign_alert(conn, alert_id, assignee, actor, note, now_ms)
-
-    def due_webhooks(
-        self, now_ms: int, limit: int, lease_ms: int = 60_000
-    ) -> list[WebhookDelivery]:
-        with self._guard("claim webhooks") as conn:
-            return pg_alerts.claim_webhooks(conn, now_ms, limit, lease_ms)
-
-    def finish_webhook_attempt(
-        self, delivery_id: int, now_ms: int, *, error: str | None, retry_at_ms: int | None
-    ) -> None:
-        with self._guard("finish webhook attempt") as conn:
-            found = pg_alerts.finish_webhook_attempt(conn, delivery_id, now_ms, error, retry_at_ms)
-        if not found:
-            raise StoreError(f"finish webhook attempt: no delivery {delivery_id}")
-
-    def list_webhooks(self, alert_id: int | None = None) -> list[WebhookDelivery]:
-        with self._guard("list webhooks") as conn:
-            return pg_alerts.list_webhooks(conn, alert_id)
-
-    # -- loans and their case log (SQL in store/pg_loans.py) ---------------------------------
-
-    def create_loan(self, loan: Loan) -> Loan:
-        with self._guard("create loan") as conn, conn.transaction():
-            return pg_loans.create_loan(conn, loan)
-
-    def get_loan(self, loan_no: str) -> Loan | None:
-        with self._guard("get loan") as conn:
-            return pg_loans.get_loan(conn, loan_no)
-
-    def find_loans(self, where: LoanFilter, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
-        check_page(after_id, limit)
-        with self._guard("find loans") as conn:
-            return pg_loans.find_loans(conn, where, after_id, limit)
-
-    def update_loan(self, loan_no: str, change: LoanChange) -> tuple[Loan, CaseAction]:
-        with self._guard("update loan") as conn, conn.transaction():
-            return pg_loans.update_loan(conn, loan_no, change)
-
-    def loan_actions(
-        self, loan_no: str, *, after_id: int = 0, limit: int = 100
-    ) -> list[CaseAction]:
-        check_page(after_id, limit)
-        with self._guard("loan actions") as conn:
-            return pg_loans.loan_actions(conn, loan_no, after_id, limit)
-
-    def unmonitored_vehicle_ids(self) -> set[str]:
-        with self._guard("unmonitored vehicles") as conn:
-            return pg_loans.unmonitored_vehicle_ids(conn)
-
-    # -- the sweep's past-due loans and the cars' loan states --------------------------------
-
-    def past_due_loans(self, today: date, *, after_id: int = 0, limit: int = 100) -> list[Loan]:
-        check_page(after_id, limit)
-        with self._guard("past-due loans") as conn:
-            return pg_loans.past_due_loans(conn, today, after_id, limit)
-
-    def loan_states(self, vehicle_ids: Sequence[str] | None = None) -> dict[str, LoanState]:
-        with self._guard("loan states") as conn:
-            return pg_loans.loan_states(conn, vehicle_ids)
-
-
-def _command(row: tuple[Any, ...]) -> QueuedCommand:
-    cid, terminal, msg_id, body, state, created, expires, attempts, serial, updated, reply = row
-    return QueuedCommand(
-        id=int(cid),
-        terminal=terminal,
-        msg_id=int(msg_id),
-        body=bytes(body),
-        state=CommandState(state),
-        created_ms=_ms(created) or 0,
-        expires_ms=_ms(expires),
-        attempts=int(attempts),
-        serial=serial,
-        updated_ms=_ms(updated) or 0,
-        reply=reply,
-    )

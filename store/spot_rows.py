@@ -1,8 +1,8 @@
-"""Candidate risk spots (`gathering`): the SQL both adapters share, run on their connection.
+"""Candidate risk spots (`gathering`): their SQL and rows, for both databases (`store.spots`).
 
-A candidate is written with its gathering alert, in the alert's transaction (`add_candidates`),
+A candidate is written with its gathering alert, in the alert's transaction (`INSERT_CANDIDATE`),
 so a proposal is never lost nor stored twice (the alert's incident key guards both). Accepting
-one turns it into a hotspot fence in the same transaction as the decision (the adapters).
+one turns it into a hotspot fence in the same transaction as the decision (`store.spots`).
 """
 
 from __future__ import annotations
@@ -43,17 +43,10 @@ def candidate_rows(new: Sequence[StoredAlert], now_ms: int) -> list[tuple[Any, .
     return rows
 
 
-def add_candidates(conn: Any, new: Sequence[StoredAlert], now_ms: int, placeholder: str) -> None:
-    rows = candidate_rows(new, now_ms)
-    if rows:
-        conn.cursor().executemany(
-            _sql(
-                "INSERT INTO spot_candidates (alert_id, lon, lat, radius_m, borrowers, evidence,"
-                " proposed_ms, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                placeholder,
-            ),
-            rows,
-        )
+INSERT_CANDIDATE = (
+    "INSERT INTO spot_candidates (alert_id, lon, lat, radius_m, borrowers, evidence,"
+    " proposed_ms, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def list_query(
@@ -73,32 +66,21 @@ def get_query(candidate_id: int, placeholder: str) -> tuple[str, list[Any]]:
     return _sql(f"SELECT {_COLUMNS} FROM spot_candidates WHERE id = ?", placeholder), [candidate_id]
 
 
-def get_candidate(conn: Any, candidate_id: int, placeholder: str) -> SpotCandidate | None:
-    row = conn.execute(*get_query(candidate_id, placeholder)).fetchone()
-    return None if row is None else candidate(row)
-
-
-def decide(
-    conn: Any,
+def decide_query(
     candidate_id: int,
     status: str,
     fence_id: str | None,
     by: str,
     note: str | None,
     now_ms: int,
-    placeholder: str,
-) -> SpotCandidate | None:
-    """Marks a proposed candidate accepted or dismissed; None when it is not proposed (any
-    more): the caller tells a missing one from an already decided one."""
-    row = conn.execute(
-        _sql(
-            "UPDATE spot_candidates SET status = ?, fence_id = ?, decided_ms = ?, decided_by = ?,"
-            f" note = ? WHERE id = ? AND status = 'proposed' RETURNING {_COLUMNS}",
-            placeholder,
-        ),
-        (status, fence_id, now_ms, by, note, candidate_id),
-    ).fetchone()
-    return None if row is None else candidate(row)
+) -> tuple[str, list[Any]]:
+    """Marks a proposed candidate accepted or dismissed, returning its row; none when it is not
+    proposed (any more): the caller tells a missing one from an already decided one."""
+    return (
+        "UPDATE spot_candidates SET status = ?, fence_id = ?, decided_ms = ?, decided_by = ?,"
+        f" note = ? WHERE id = ? AND status = 'proposed' RETURNING {_COLUMNS}",
+        [status, fence_id, now_ms, by, note, candidate_id],
+    )
 
 
 def candidate(row: Sequence[Any]) -> SpotCandidate:

@@ -28,6 +28,7 @@ from loans import (
     new_loan,
     next_due_date,
     paid_through_after,
+    past_due_before,
     transition,
 )
 
@@ -201,3 +202,13 @@ def test_a_new_loan_refuses_a_due_day_some_month_lacks() -> None:
             paid_through=None,
             now_ms=0,
         )
+
+
+def test_a_loan_is_past_due_exactly_when_its_grace_ends_before_the_bound() -> None:
+    today = date(2024, 3, 20)
+    for offset in range(-5, 6):
+        for grace in (0, 3):
+            due = date.fromordinal(today.toordinal() - offset)
+            counts_from = date.fromordinal(due.toordinal() + grace)
+            past_due = days_past_due(due, grace, today) > 0
+            assert past_due == (counts_from < past_due_before(today)), (offset, grace)
