@@ -262,6 +262,11 @@ def parse_command(body: dict[str, Any]) -> tuple[Message, dict[str, Any]]:
     return message, request
 
 
+def message_for(body: dict[str, Any], device: Device) -> tuple[Message, dict[str, Any]]:
+    """`parse_command` for one device: the message as that device will be sent it."""
+    return parse_command(body)
+
+
 # Commands that can lose a tracker for good need a second person (an admin of the device's
 # unit or above, not the requester) before they are sent: parameters that move it to another
 # server or network (APN, dial-up user and password, server addresses and ports), and
@@ -385,8 +390,9 @@ def router(ctx: ApiContext) -> APIRouter:
             raise bad_request("body", f"not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise bad_request("body", "must be a JSON object")
-        message, request = parse_command(body)
+        parse_command(body)  # a bad body is a 400 before the device is looked up
         device = await device_or_404(ctx, who, term)
+        message, request = message_for(body, device)
         if needs_approval(message):
             msg_id, encoded = int(message.MSG_ID), message.encode_body()
             text = json.dumps(request, ensure_ascii=False)
