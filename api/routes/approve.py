@@ -24,6 +24,7 @@ from api.context import ApiContext
 from api.errors import ApiError, not_found
 from api.routes.commands import message_for, read_command
 from ingest.commands import CommandOutcome, reply_json
+from ingest.jt808.messages import Message
 from store import Device
 from store.approvals import Approval
 
@@ -51,16 +52,19 @@ async def _give_back(ctx: ApiContext, who: Identity, approval: Approval, reason:
         log.warning("approval %d: failure not recorded (%s); its claim lapses", approval.id, exc)
 
 
-async def _send(ctx: ApiContext, who: Identity, approval: Approval) -> tuple[Device, Any]:
+async def _send(
+    ctx: ApiContext, who: Identity, approval: Approval
+) -> tuple[Device, Message, dict[str, Any], CommandOutcome]:
+    """The command sent (or queued) to the request's device, as that device is sent it."""
     assert ctx.send_command is not None
     device = await ctx.scoped(who, lambda s: s.device(approval.terminal))
     if device is None:  # moved out of the approver's subtree, or gone
         raise not_found(f"no device {approval.terminal}")
     message, request = message_for(json.loads(approval.request), device)
-    outcome: CommandOutcome = await ctx.send_command(device.terminal, message)
+    outcome = await ctx.send_command(device.terminal, message)
     if outcome.refused is not None:
         raise ApiError(409, "not_sent", f"{approval.terminal}: {outcome.refused}")
-    return device, (message, request, outcome)
+    return device, message, request, outcome
 
 
 async def approve(ctx: ApiContext, who: Identity, approval_id: int) -> JSONResponse:
@@ -69,7 +73,7 @@ async def approve(ctx: ApiContext, who: Identity, approval_id: int) -> JSONRespo
         raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
     approval = await ctx.scoped(who, lambda s: s.claim_approval(approval_id, APPROVAL_CLAIM_MS))
     try:
-        device, (message, request, outcome) = await _send(ctx, who, approval)
+        device, message, request, outcome = await _send(ctx, who, approval)
     except Exception as exc:
         await _give_back(ctx, who, approval, _reason(exc))
         raise
