@@ -33,4 +33,5 @@ def approval_json(approval: Approval) -> dict[str, Any]:
         "decided_by": approval.decided_by,
         "decided": iso(approval.decided_ms),
         "command_id": approval.command_id,
+        "last_error": approval.last_error,
     }

@@ -50,6 +50,8 @@ class ApiContext:
     - `extra_routers`: more routes (alerts), built with `auth`'s dependencies.
     - `close_stores`: the app closes `stores` when it shuts down.
     - `max_body_bytes`: the largest request body (413 above it, before it is read).
+    - `webhook_allow_private`: units' webhook receivers may be private, loopback... addresses
+      (`LIENWATCH_WEBHOOK_ALLOW_PRIVATE`); refused by default (`alerts.delivery.targets`).
     - `fixed_keys`: SHA-256 hashes of keys the configuration stores again at every start
       (`LIENWATCH_ADMIN_API_KEY`, the demo's key): deleting one through the API would not
       revoke it, so it is refused (409): change the setting instead.
@@ -67,6 +69,7 @@ class ApiContext:
     max_body_bytes: int = 1024 * 1024
     close_stores: bool = True
     fixed_keys: frozenset[str] = frozenset()
+    webhook_allow_private: bool = False
     map_options: MapOptions = field(default_factory=MapOptions)
     # The deployment's thresholds (its RULES.toml): what a backtest without rules of its own
     # compares against; None is the rules' own defaults.

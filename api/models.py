@@ -345,6 +345,11 @@ class ApprovalOut(BaseModel):
     decided_by: str | None
     decided: Time | None
     command_id: int | None = Field(description="the command sent once approved")
+    last_error: str | None = Field(
+        default=None,
+        description="why the last approval's command could not be sent (the request stays"
+        " pending); null once approved",
+    )
     command: CommandOut | None = Field(default=None, description="in the approval's answer")
 
 

@@ -34,13 +34,15 @@ class ErrorBody(BaseModel):
 
 
 _WHY: dict[int, str] = {
-    400: "bad input (`bad_request`, `bad_fence`, `bad_rules`): the detail names the field",
+    400: "bad input (`bad_request`, `bad_fence`, `bad_rules`, `bad_webhook`): the detail names"
+    " the field",
     401: "no key, or a key the store does not know (`unauthorized`)",
     403: "the key's role is too low (`forbidden`)",
     404: "no such thing (`not_found`, `no_position`)",
     409: "the state forbids it (`conflict`, `last_admin`, `configured_key`,"
     " `invalid_transition`, `loan_closed`, `identity_recorded`, `already_decided`,"
-    " `fence_exists`), or the `Idempotency-Key`"
+    " `fence_exists`, `own_request`, `expired`, `decided`, `approval_in_progress`, `not_sent`),"
+    " or the `Idempotency-Key`"
     " was used for another request (`idempotency_key_reused`) or its first request still runs"
     " (`idempotency_in_progress`)",
     413: "the body is too large (`too_large`)",

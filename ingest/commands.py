@@ -37,6 +37,8 @@ class CommandOutcome:
     state: CommandState
     reply: Message | None = None
     command_id: int | None = None
+    # Why the command was neither sent nor queued (the queue refused it), else None.
+    refused: str | None = None
 
 
 class CommandLink(Protocol):
@@ -117,7 +119,7 @@ class CommandQueue:
         except StoreError as exc:  # an unknown terminal, or the store is down
             log.warning("command for %s not queued: %s", terminal, exc)
             self.metrics.commands.labels("not_queued").inc()
-            return CommandOutcome(CommandState.FAILED)
+            return CommandOutcome(CommandState.FAILED, refused=f"not queued: {exc}")
         self.metrics.commands.labels("queued").inc()
         return CommandOutcome(CommandState.QUEUED, command_id=int(command_id))
 

@@ -289,6 +289,7 @@ def start_alerting(
                 secret=settings.webhook_secret,
                 max_attempts=settings.webhook_max_attempts,
                 timeout_s=settings.webhook_timeout_s,
+                allow_private=settings.webhook_allow_private,
             ),
             outage_errors=(StoreError,),
         )

@@ -515,6 +515,7 @@ async def _start_api(
         loan_changed=loan_changed,
         fixed_keys=_fixed_keys(settings, admin_key),
         max_body_bytes=settings.api_max_body_bytes,
+        webhook_allow_private=settings.webhook_allow_private,
         map_options=MapOptions(
             tiles_url=settings.map_tiles_url,
             tiles_crs=Crs(settings.map_tiles_crs),

@@ -159,6 +159,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     webhook_max_attempts: int = Field(default=8, ge=1)
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_allow_private: bool = False
     # Alerts a live-stream client may fall behind by before it is dropped.
     alert_stream_queue: int = Field(default=1000, ge=1)
     # The largest HTTP request body, refused (413) before it is read; fence imports may be up

@@ -52,6 +52,8 @@ from ingest.jt808.messages import (
     TemporaryTracking,
     TerminalControl,
     TerminalGeneralResponse,
+    VehicleControl,
+    VehicleControlReply,
 )
 from simulators.geo import M_PER_DEG_LAT, LocalFrame
 from simulators.plan import Segment, sample_plan
@@ -227,8 +229,9 @@ def command_reply(
     location: LocationReport | None,
     params: dict[int, int],
 ) -> Message | None:
-    """What a device answers to a platform message: 0x0201 to 0x8201 (with `location`), 0x0104
-    to 0x8104, 0x0001 to the rest (result 3 for a message it cannot read); None to answers."""
+    """What a device answers to a platform message: 0x0201 to 0x8201 and 0x0500 to 0x8500
+    (with `location`), 0x0104 to 0x8104, 0x0001 to the rest (result 3 for a message it cannot
+    read); None to answers."""
     if isinstance(message, PlatformGeneralResponse | RegisterResponse):
         return None
     if isinstance(message, QueryParameters):
@@ -236,6 +239,8 @@ def command_reply(
         return ParametersReply(header.serial, values)
     if isinstance(message, LocationQuery) and location is not None:
         return LocationQueryReply(header.serial, location)
+    if isinstance(message, VehicleControl) and location is not None:
+        return VehicleControlReply(header.serial, location)  # the standard's 0x0500
     if isinstance(message, RawMessage):
         return TerminalGeneralResponse(header.serial, header.msg_id, Result.UNSUPPORTED)
     if header.msg_id >= 0x8000:  # 0x8103, 0x8105, 0x8202, 0x8300 and the other commands
@@ -283,6 +288,7 @@ class Device:
         self.reconnect_at_ms = start_ms
         self.tracking_until_ms = 0
         self.tracking_interval_s = 0
+        self.vehicle_controls: list[VehicleControl] = []  # as received, in the link's edition
         self._rng = np.random.default_rng(self.habits.seed)
         self._conn: Jt808Connection | None = None
         self._out: list[bytes] = []
@@ -446,7 +452,10 @@ class Device:
                 self.tracking_interval_s = message.interval_s
                 self.tracking_until_ms = now_ms + message.validity_s * 1000
             self._next_report_ms = now_ms
-        location = self.report_at(now_ms) if isinstance(message, LocationQuery) else None
+        if isinstance(message, VehicleControl):
+            self.vehicle_controls.append(message)
+        wants_location = isinstance(message, LocationQuery | VehicleControl)
+        location = self.report_at(now_ms) if wants_location else None
         return command_reply(header, message, location=location, params=self.params)
 
     # ------------------------------------------------------------------ time passes

@@ -7,12 +7,18 @@ with HMAC-SHA256, and records the outcome: delivered on 2xx, else retried with e
 backoff, and marked failed after `max_attempts`. Once a URL fails in a round its other rows
 wait for the next round instead of each waiting out the same timeout.
 
+A unit's receiver (registered through the API: its rows carry the receiver's own secret) is
+POSTed through `targets.pinned_post`: refused at every attempt when its host is or resolves to
+a private, loopback, link-local... address (unless the policy allows private targets), connected
+to the address checked, no redirect followed. The platform's own URLs (settings) are not checked.
+
 As an `AlertSink` it only wakes the thread: the alerts it is handed are already in the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 
 from alerts.delivery.ports import WebhookOutbox
 from alerts.delivery.signing import DELIVERY_HEADER, SIGNATURE_HEADER, retry_at_ms, sign
+from alerts.delivery.targets import pinned_post
 from alerts.lifecycle import StoredAlert
 from alerts.outbox import WebhookDelivery
 
@@ -55,6 +62,9 @@ class WebhookPolicy:
     lease_ms: int = 60_000
     batch: int = 100
     poll_s: float = 5.0  # look for due retries at least this often
+    # Units' receivers (registered through the API) may be private addresses: for deployments
+    # whose receivers are on their own LAN (LIENWATCH_WEBHOOK_ALLOW_PRIVATE).
+    allow_private: bool = False
 
 
 class WebhookDeliverer:
@@ -66,10 +76,17 @@ class WebhookDeliverer:
         policy: WebhookPolicy | None = None,
         *,
         post: Post = http_post,
+        unit_post: Post | None = None,
         clock_ms: Callable[[], int] = _now_ms,
         outage_errors: tuple[type[Exception], ...] = (),
     ) -> None:
         self.policy = policy or WebhookPolicy()
+        # A unit's receiver (a tenant admin's URL) goes through the target check at every
+        # attempt, connected to the address it checked, no redirect followed (targets.py); the
+        # platform's own URLs (the operator's settings) through `post`.
+        self._unit_post = unit_post or functools.partial(
+            pinned_post, allow_private=self.policy.allow_private
+        )
         self._store_factory = store_factory
         self._store: WebhookOutbox | None = None
         # Errors that mean the outbox is unreachable for now (the store's own error class, handed
@@ -162,8 +179,9 @@ class WebhookDeliverer:
         secret = delivery.secret or self.policy.secret  # a unit's receiver has its own
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, delivery.body)
+        post = self._post if delivery.secret is None else self._unit_post
         try:
-            status = self._post(delivery.url, delivery.body, headers, self.policy.timeout_s)
+            status = post(delivery.url, delivery.body, headers, self.policy.timeout_s)
         except (OSError, ValueError) as exc:  # refused, timed out, bad URL
             return f"{type(exc).__name__}: {exc}"
         return None if 200 <= status < 300 else f"HTTP {status}"

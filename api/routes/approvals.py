@@ -10,7 +10,6 @@ No `from __future__ import annotations`: FastAPI reads the dependency aliases bu
 `router()` from the live annotations.
 """
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -19,11 +18,10 @@ from fastapi.responses import JSONResponse
 from api.auth import Identity
 from api.command_views import approval_json
 from api.context import ApiContext
-from api.errors import ApiError, not_found
+from api.errors import not_found
 from api.models import ApprovalOut
 from api.openapi import KEYED, ROLE, errors
-from api.routes.commands import deliver, parse_command
-from api.routes.lookup import device_or_404
+from api.routes.approve import approve as approve_sent
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -66,23 +64,17 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.post("/approvals/{approval_id}/approve", response_model=None, responses=decided)
     async def approve(approval_id: approval_id_path, who: admin) -> JSONResponse:
         """An admin of the device's unit or above, not the requester, approves: the command
-        is sent at once (queued for an offline tracker). 409 `own_request`, `expired` or
-        `decided` when it cannot be approved."""
-        if ctx.send_command is None:
-            raise ApiError(503, "commands_unavailable", "this process does not run the gateway")
-        approval = await ctx.scoped(who, lambda s: s.decide(approval_id, approve=True))
-        message, request = parse_command(json.loads(approval.request))
-        request = {**request, "approved_by": who.name}
-        device = await device_or_404(ctx, who, approval.terminal)
-        sent = await deliver(ctx, who, device, message, request, approval.requested_by)
-        command = json.loads(bytes(sent.body))
-        linked = await ctx.scoped(who, lambda s: s.attach_command(approval, command["id"]))
-        return JSONResponse({**approval_json(linked), "command": command})
+        is sent at once (queued for an offline tracker), and the request shows its
+        `command_id`. 409 `own_request`, `expired`, `decided` or `approval_in_progress` when it
+        cannot be approved; when the command cannot be sent (404 for a device no longer in
+        the subtree, 409 `not_sent` when the queue refused it, 503) the request stays
+        pending, with the reason in `last_error`."""
+        return await approve_sent(ctx, who, approval_id)
 
     @api.post("/approvals/{approval_id}/reject", response_model=None, responses=decided)
     async def reject(approval_id: approval_id_path, who: admin) -> dict[str, Any]:
         """Refuses the request; it is never sent."""
-        approval = await ctx.scoped(who, lambda s: s.decide(approval_id, approve=False))
+        approval = await ctx.scoped(who, lambda s: s.reject(approval_id))
         return approval_json(approval)
 
     return api

@@ -11,6 +11,7 @@ state. The command log keeps who asked, the request and the terminal's answer.
 
 import json
 import struct
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -30,7 +31,7 @@ from api.views import iso
 from ingest.commands import reply_json
 from ingest.jt808.errors import Jt808UsageError
 from ingest.jt808.fields import encode_text
-from ingest.jt808.ids import DWORD_PARAMS, ParamId
+from ingest.jt808.ids import DWORD_PARAMS, Edition, ParamId
 from ingest.jt808.messages import (
     LocationQuery,
     Message,
@@ -92,12 +93,30 @@ class TerminalControlIn(_Strict):
     params: str = Field(default="", max_length=1024)
 
 
+class ControlTypeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: int = Field(
+        ge=1,
+        le=0xFFFF,
+        description="JT/T 808-2019 control type: 1 the doors; 0xF001-0xFFFF the maker's",
+    )
+    param: int = Field(ge=0, le=0xFF, description="its parameter BYTE (doors: 0 unlock, 1 lock)")
+
+
 class VehicleControlIn(_Strict):
     flags: int = Field(
         ge=0,
         le=0xFF,
         description="the 0x8500 control flag byte: bit 0 locks the doors; further bits as the"
         " tracker's maker defines (cut fuel and power)",
+    )
+    controls: list[ControlTypeIn] = Field(
+        default_factory=list,
+        min_length=1,
+        max_length=255,
+        description="what a JT/T 808-2019 tracker is sent instead of `flags` (default: the doors"
+        " from flag bit 0); needed there when `flags` sets bits 1-7",
     )
 
 
@@ -145,6 +164,8 @@ def command_body() -> dict[str, Any]:
             {"enum": list(CONTROL_WORDS)},
         ]
     }
+    vehicle = _documented(VehicleControlIn, "vehicle_control")
+    vehicle["properties"]["controls"]["items"] = vehicle.pop("$defs")["ControlTypeIn"]
     track = _documented(TrackIn, "track")
     track["anyOf"] = [  # tracking needs a validity; interval 0 stops it
         {"properties": {"interval_s": {"const": 0}}},
@@ -155,7 +176,7 @@ def command_body() -> dict[str, Any]:
         _documented(QueryLocationIn, "query_location"),
         track,
         control,
-        _documented(VehicleControlIn, "vehicle_control"),
+        vehicle,
     ]
     for variant in variants:
         variant.pop("title", None)
@@ -255,10 +276,29 @@ def parse_command(body: dict[str, Any]) -> tuple[Message, dict[str, Any]]:
         message = TerminalControl(code, parsed.params)
         request.update(command=code, params=parsed.params)
     elif isinstance(parsed, VehicleControlIn):
-        message = VehicleControl(parsed.flags)
+        controls = tuple((c.type, c.param) for c in parsed.controls)
+        message = VehicleControl(parsed.flags, controls)
         request.update(flags=parsed.flags)
+        if controls:
+            request["controls"] = [{"type": t, "param": v} for t, v in controls]
     else:
         message = LocationQuery()
+    return message, request
+
+
+def message_for(body: dict[str, Any], device: Device) -> tuple[Message, dict[str, Any]]:
+    """`parse_command` for one device: the message as that device will be sent it. A vehicle
+    control takes the body of the edition the device last connected with (the gateway
+    re-encodes it for the session's own edition when it sends it at once; a queued command
+    keeps this body); a 2019 tracker needs control types for flag bits 1-7 (400)."""
+    message, request = parse_command(body)
+    if isinstance(message, VehicleControl) and device.edition == Edition.V2019:
+        message = replace(message, edition=Edition.V2019)
+        try:
+            message.encode_body()
+        except Jt808UsageError as exc:
+            reason = f"required for this JT/T 808-2019 tracker: {exc}"
+            raise bad_request("controls", reason) from None
     return message, request
 
 
@@ -385,8 +425,9 @@ def router(ctx: ApiContext) -> APIRouter:
             raise bad_request("body", f"not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise bad_request("body", "must be a JSON object")
-        message, request = parse_command(body)
+        parse_command(body)  # a bad body is a 400 before the device is looked up
         device = await device_or_404(ctx, who, term)
+        message, request = message_for(body, device)
         if needs_approval(message):
             msg_id, encoded = int(message.MSG_ID), message.encode_body()
             text = json.dumps(request, ensure_ascii=False)

@@ -9,6 +9,7 @@ No `from __future__ import annotations`: FastAPI reads the dependency aliases bu
 `router()` from the live annotations.
 """
 
+import asyncio
 import secrets
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.delivery.targets import resolved_refusal
 from api.auth import Identity
 from api.context import ApiContext
 from api.errors import ApiError, not_found
@@ -59,11 +61,18 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.post(
         "/webhooks",
         status_code=201,
-        responses={201: {"model": NewEndpointOut}, **errors(*ROLE, 404, 409)},
+        responses={201: {"model": NewEndpointOut}, **errors(*ROLE, 400, 404, 409)},
     )
     async def add(body: NewEndpoint, who: admin) -> JSONResponse:
         """Registers a receiver of the unit's alerts; the answer's `secret` (the HMAC key of
-        its signatures) is shown this once."""
+        its signatures) is shown this once. 400 `bad_webhook` for a URL the platform does not
+        POST to: not http(s), with credentials, or whose host is or resolves to a loopback,
+        link-local, private, multicast, unspecified or reserved address (unless
+        `LIENWATCH_WEBHOOK_ALLOW_PRIVATE`)."""
+        allow = ctx.webhook_allow_private
+        refused = await asyncio.to_thread(resolved_refusal, body.url, allow)
+        if refused is not None:
+            raise ApiError(400, "bad_webhook", f"url: {refused}")
         secret = secrets.token_urlsafe(32)
         added = await ctx.scoped(who, lambda s: s.add_endpoint(body.url, secret, body.org))
         if added is None:

@@ -20,6 +20,7 @@ from ingest.jt808.messages import (
     RawMessage,
     Register,
     ResendRequest,
+    VehicleControl,
 )
 
 # Bodies above this are sent in packets (libraries split around 1000 bytes).
@@ -59,7 +60,7 @@ def decode_frame(frame: bytes) -> Frame:
 
 def _for_edition(message: Message, edition: Edition) -> Message:
     """Messages whose body layout depends on the edition follow the frame's edition."""
-    if not isinstance(message, Register | Authenticate | ResendRequest):
+    if not isinstance(message, Register | Authenticate | ResendRequest | VehicleControl):
         return message
     if message.edition is edition or (
         edition is Edition.V2013 and message.edition is Edition.V2011

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ingest.jt808.body import exact, need, pack
+from ingest.jt808.errors import FrameError, Jt808UsageError
 from ingest.jt808.fields import decode_text, encode_text
-from ingest.jt808.ids import Edition, MessageId
+from ingest.jt808.ids import Edition, ErrorCode, MessageId
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,22 +30,62 @@ class TerminalControl:
         return pack(struct.Struct(">B"), self.command) + encode_text(self.params)
 
 
+# JT/T 808-2019 0x8500 control type ids: the doors (parameter BYTE 0 unlock, 1 lock); 0x0002-
+# 0x8000 reserved; 0xF001-0xFFFF the maker's own (relays cutting fuel and power).
+DOOR_CONTROL = 0x0001
+MAKER_CONTROLS = range(0xF001, 0x10000)
+
+
 @dataclass(frozen=True, slots=True)
 class VehicleControl:
-    """0x8500 (2013 body): the control flag byte. Bit 0 locks (1) or unlocks (0) the doors;
+    """0x8500, whose body depends on the edition (`edition`, set to the session's when sent).
+
+    2013 (and 2011): the control flag byte `flags`. Bit 0 locks (1) or unlocks (0) the doors;
     trackers fitted with a relay use further bits, as their maker documents, to cut fuel and
-    power for a repossession. The terminal answers 0x0500 with its location."""
+    power for a repossession.
+    2019: a WORD count of control types, then per type its id (WORD) and its parameter:
+    `controls`, (type id, parameter) pairs. Every parameter here is one BYTE: the door's by the
+    standard, the maker types' as trackers define them. Without `controls` a 2019 body carries
+    the doors only, from flag bit 0; flag bits 1-7 have no 2019 control type, so they need
+    `controls` (else a usage error: a fuel cut is never dropped silently).
+    The terminal answers 0x0500 with its location."""
 
     MSG_ID: ClassVar[int] = MessageId.VEHICLE_CONTROL
-    flags: int
+    flags: int = 0
+    controls: tuple[tuple[int, int], ...] = ()
+    edition: Edition = Edition.V2013
 
     @classmethod
     def decode(cls, body: bytes, edition: Edition) -> VehicleControl:
-        need(body, 1, "vehicle control")
-        return cls(body[0])
+        if edition is not Edition.V2019:
+            need(body, 1, "vehicle control")
+            return cls(body[0], edition=edition)
+        need(body, 2, "2019 vehicle control")
+        count = int.from_bytes(body[:2], "big")
+        if count == 0:
+            raise FrameError(ErrorCode.BAD_BODY, "2019 vehicle control without a control type")
+        exact(body, 2 + 3 * count, "2019 vehicle control")
+        values = struct.unpack_from(">" + "HB" * count, body, 2)
+        pairs = tuple(zip(values[::2], values[1::2], strict=True))
+        return cls(0, pairs, Edition.V2019)
+
+    def entries(self) -> tuple[tuple[int, int], ...]:
+        """The 2019 control types: `controls`, else the doors from flag bit 0."""
+        if self.controls:
+            return self.controls
+        if self.flags & 0xFE:
+            raise Jt808UsageError(
+                f"vehicle control flags 0x{self.flags:02x}: bits 1-7 have no JT/T 808-2019"
+                " control type; give the maker's types (0xF001-0xFFFF) as controls"
+            )
+        return ((DOOR_CONTROL, self.flags & 1),)
 
     def encode_body(self) -> bytes:
-        return pack(struct.Struct(">B"), self.flags)
+        if self.edition is not Edition.V2019:
+            return pack(struct.Struct(">B"), self.flags)
+        entries = self.entries()
+        flat = [value for pair in entries for value in pair]
+        return pack(struct.Struct(">H" + "HB" * len(entries)), len(entries), *flat)
 
 
 @dataclass(frozen=True, slots=True)

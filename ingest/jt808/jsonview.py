@@ -15,6 +15,7 @@ from ingest.jt808.messages import (
     ParametersReply,
     RawMessage,
     SetParameters,
+    VehicleControl,
 )
 
 
@@ -53,6 +54,9 @@ def body_json(message: Message) -> dict[str, Any]:
             "backfill": message.backfill,
             "items": [location_json(item) for item in message.items],
         }
+    if isinstance(message, VehicleControl):  # control types as the API takes them
+        controls = [{"type": t, "param": v} for t, v in message.controls]
+        return {"flags": message.flags, "controls": controls, "edition": message.edition.value}
     if isinstance(message, SetParameters | ParametersReply):
         out: dict[str, Any] = {}
         if isinstance(message, ParametersReply):

@@ -94,30 +94,97 @@ class CommandRecords(ScopeBase):
         approval_rows.expire(self._s, self._clock_ms())
         return approval_rows.get(self._s, approval_id, self.scope)
 
-    def decide(self, approval_id: int, approve: bool) -> Approval:
-        """Approves or rejects a pending request of the subtree made by someone else.
-        NotInScopeError, or ApprovalError saying why it cannot be decided."""
+    def _decidable(self, approval_id: int, now: int) -> Approval:
+        """The request, pending and decidable by this caller; NotInScopeError or
+        ApprovalError saying why not."""
+        approval_rows.expire(self._s, now)
+        known = approval_rows.get(self._s, approval_id, self.scope)
+        if known is None:
+            raise NotInScopeError(f"no approval {approval_id}")
+        if known.state != "pending":
+            reason = "expired" if known.state == "expired" else "decided"
+            raise ApprovalError(reason, f"approval {approval_id} is {known.state}")
+        if known.requested_by == self.actor:
+            raise ApprovalError("own_request", "a request is approved or rejected by someone else")
+        if known.claimed(now):
+            raise ApprovalError(
+                "approval_in_progress",
+                f"approval {approval_id} is being approved by {known.claimed_by}; retry shortly",
+            )
+        return known
+
+    def reject(self, approval_id: int) -> Approval:
+        """Rejects a pending request of the subtree made by someone else (never sent)."""
         now = self._clock_ms()
-        state = "approved" if approve else "rejected"
-        with self.transaction("decide approval"):
-            approval_rows.expire(self._s, now)
-            known = approval_rows.get(self._s, approval_id, self.scope)
-            if known is None:
-                raise NotInScopeError(f"no approval {approval_id}")
-            if known.state != "pending":
-                reason = "expired" if known.state == "expired" else "decided"
-                raise ApprovalError(reason, f"approval {approval_id} is {known.state}")
-            if known.requested_by == self.actor:
-                raise ApprovalError(
-                    "own_request", "a request is approved or rejected by someone else"
-                )
-            if not approval_rows.decide(self._s, approval_id, state, self.actor, now):
+        with self.transaction("reject approval"):
+            known = self._decidable(approval_id, now)
+            if not approval_rows.decide(self._s, approval_id, "rejected", self.actor, now):
                 raise ApprovalError("decided", f"approval {approval_id} was decided meanwhile")
             decided = approval_rows.get(self._s, approval_id, None)
             assert decided is not None
-            self._audit(f"command.{state}", f"approval:{approval_id}", known.org, known, decided)
+            self._audit("command.rejected", f"approval:{approval_id}", known.org, known, decided)
         return decided
 
-    def attach_command(self, approval: Approval, command_id: int) -> Approval:
-        approval_rows.attach_command(self._s, approval.id, command_id)
-        return replace(approval, command_id=command_id)
+    def claim_approval(self, approval_id: int, lease_ms: int) -> Approval:
+        """Step one of an approval: the request, claimed by this caller for `lease_ms` while
+        its command is sent (no one else approves, rejects or expires it meanwhile). The
+        same refusals as `reject`."""
+        now = self._clock_ms()
+        with self.transaction("claim approval"):
+            self._decidable(approval_id, now)
+            if not approval_rows.claim(self._s, approval_id, self.actor, now, now + lease_ms):
+                raise ApprovalError("decided", f"approval {approval_id} was decided meanwhile")
+            claimed = approval_rows.get(self._s, approval_id, None)
+        assert claimed is not None
+        return claimed
+
+    def approve_sent(
+        self,
+        approval: Approval,
+        device: Device,
+        *,
+        command_id: int | None,
+        body: bytes,
+        state: CommandState,
+        request: str,
+        reply: str | None,
+    ) -> tuple[Approval, int]:
+        """Step two, the command sent or queued: records it (as `record_command`) and marks
+        the claimed request approved with its id, in one transaction, audited as
+        `command.send` and `command.approved`. ApprovalError `decided` when the claim lapsed
+        and someone else took the request meanwhile (nothing recorded then)."""
+        now = self._clock_ms()
+        with self.transaction("approve"):
+            sent_id = self.record_command(
+                device,
+                command_id=command_id,
+                msg_id=approval.msg_id,
+                body=body,
+                state=state,
+                request=request,
+                reply=reply,
+                issued_by=approval.requested_by,
+            )
+            if not approval_rows.settle(self._s, approval.id, self.actor, now, sent_id):
+                raise ApprovalError("decided", f"approval {approval.id} was taken meanwhile")
+            decided = approval_rows.get(self._s, approval.id, None)
+            assert decided is not None
+            before = replace(approval, claimed_by=None, claim_until_ms=None)
+            target = f"approval:{approval.id}"
+            self._audit("command.approved", target, approval.org, before, decided)
+        return decided, sent_id
+
+    def approval_failed(self, approval: Approval, error: str) -> Approval | None:
+        """Step two when the command could not be sent: the claim dropped, the request
+        pending again with `error` as its `last_error`, audited as `command.approve_failed`.
+        None when this caller no longer held the claim (nothing written)."""
+        with self.transaction("approval failed"):
+            if not approval_rows.release(self._s, approval.id, self.actor, error):
+                return None
+            after = approval_rows.get(self._s, approval.id, None)
+            assert after is not None
+            before = replace(approval, claimed_by=None, claim_until_ms=None)
+            self._audit(
+                "command.approve_failed", f"approval:{approval.id}", approval.org, before, after
+            )
+        return after

@@ -16,6 +16,7 @@ from ingest.commands import CommandOutcome
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.journal import Journal
 from ingest.jt808 import ParamId
+from ingest.jt808.ids import Edition
 from ingest.jt808.messages import (
     LocationQuery,
     Message,
@@ -23,6 +24,7 @@ from ingest.jt808.messages import (
     TemporaryTracking,
     TerminalControl,
     TerminalGeneralResponse,
+    VehicleControl,
 )
 from simulators.device import Device as SimulatedDevice
 from simulators.device import Shuttle
@@ -308,6 +310,70 @@ async def test_commands_reach_a_real_gateway_terminal_and_wait_while_it_is_offli
             await _until(lambda: terminal not in gateway.sessions)
             queued = await api.client.post(url, json={"kind": "query_location"}, headers=officer)
             assert queued.status_code == 202 and queued.json()["state"] == "queued"
+        finally:
+            stop.set()
+            await task
+            await gateway.stop()
+            journal.close()
+
+
+async def test_an_approved_vehicle_control_reaches_a_2019_tracker_as_control_types(
+    store_url: str | None, tmp_path: Path
+) -> None:
+    """The repossession command end to end: requested, approved by a second admin, sent by a
+    real gateway to a JT/T 808-2019 tracker, which gets the 2019 body (control types) and
+    answers 0x0500 with its location."""
+    journal = Journal(tmp_path / "journal", max_bytes=1 << 26)
+    async with async_api_under_test(store_url, tmp_path) as api:
+        gateway = Gateway(
+            GatewayConfig(port=0, auto_register=True, command_timeout_s=5),
+            journal=journal,
+            store_factory=lambda: open_store(store_url, tmp_path),
+        )
+        api.context.send_command = gateway.send_command
+        host, port = await gateway.start()
+        stop = asyncio.Event()
+        terminal = "01390000003100000000"
+        tracker = SimulatedDevice(
+            terminal, Shuttle(121.5, 31.3), edition=Edition.V2019, start_ms=T0_MS
+        )
+        task = asyncio.create_task(run_tcp(tracker, host, port, Clock.start(1.0, T0_MS), stop))
+        try:
+            keys = {}
+            for name, role in (("bob", "officer"), ("carol", "admin")):
+                made = await api.client.post(
+                    "/api/v1/keys", json={"name": name, "role": role}, headers=api.admin
+                )
+                keys[name] = api.auth(made.json()["key"])
+            await _until(lambda: terminal in gateway.sessions)
+            deadline = time.monotonic() + 15
+            while True:
+                seen = await api.client.get(f"/api/v1/devices/{terminal}", headers=keys["bob"])
+                if seen.is_success and seen.json()["edition"] == 2019:
+                    break
+                assert time.monotonic() < deadline, "the registered device was never stored"
+                await asyncio.sleep(0.05)
+            url = f"/api/v1/devices/{terminal}/commands"
+            # Relay bits have no 2019 control type: the API asks for the maker's types.
+            relay_only = {"kind": "vehicle_control", "flags": 3}
+            error(await api.client.post(url, json=relay_only, headers=keys["bob"]),
+                  400, "bad_request", "controls")  # fmt: skip
+            cut = {
+                "kind": "vehicle_control",
+                "flags": 3,
+                "controls": [{"type": 1, "param": 1}, {"type": 0xF001, "param": 1}],
+            }
+            asked = await api.client.post(url, json=cut, headers=keys["bob"])
+            assert asked.status_code == 202, asked.text
+            assert asked.json()["request"]["controls"][1] == {"type": 0xF001, "param": 1}
+            approve = f"/api/v1/approvals/{asked.json()['id']}/approve"
+            done = await api.client.post(approve, headers=keys["carol"])
+            assert done.status_code == 200, done.text
+            command = done.json()["command"]
+            assert command["state"] == "acked" and command["reply"]["msg_id"] == "0x0500"
+            assert tracker.vehicle_controls == [
+                VehicleControl(0, ((0x0001, 1), (0xF001, 1)), Edition.V2019)
+            ]
         finally:
             stop.set()
             await task

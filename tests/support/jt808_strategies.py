@@ -261,6 +261,15 @@ def temporary_tracking() -> st.SearchStrategy[TemporaryTracking]:
     return st.one_of(stop, st.builds(TemporaryTracking, st.integers(1, 0xFFFF), u32))
 
 
+def vehicle_controls(edition: Edition) -> st.SearchStrategy[VehicleControl]:
+    """2013: the flag byte; 2019: one or more (control type, parameter BYTE) pairs, any type
+    (the door, reserved and maker ids alike)."""
+    if edition is not Edition.V2019:
+        return st.builds(VehicleControl, u8)
+    pairs = st.lists(st.tuples(u16, u8), min_size=1, max_size=40).map(tuple)
+    return st.builds(VehicleControl, st.just(0), pairs, st.just(Edition.V2019))
+
+
 def raw_messages() -> st.SearchStrategy[RawMessage]:
     unknown = u16.filter(lambda i: i not in DECODED_IDS)
     return st.builds(RawMessage, unknown, st.binary(max_size=60))
@@ -292,7 +301,7 @@ def message_strategies(edition: Edition) -> dict[str, st.SearchStrategy[Any]]:
         "location_query": st.just(LocationQuery()),
         "temporary_tracking": temporary_tracking(),
         "terminal_control": st.builds(TerminalControl, u8, text(60)),
-        "vehicle_control": st.builds(VehicleControl, u8),
+        "vehicle_control": vehicle_controls(edition),
         "vehicle_control_reply": st.builds(VehicleControlReply, u16, location_reports()),
         "text_message": st.builds(TextMessage, u8, text(200)),
         "resend_request": resend_requests(edition),
@@ -434,7 +443,7 @@ def sample_messages(edition: Edition) -> list[Message]:
         TemporaryTracking(30, 3600),
         TemporaryTracking(0, 0),
         TerminalControl(4, ""),
-        VehicleControl(1),
+        VehicleControl(0, ((0x0001, 1), (0xF001, 1)), layout) if v2019 else VehicleControl(1),
         VehicleControlReply(12, where),
         TextMessage(0x08, "#0;1"),
         ResendRequest(5, (2, 3), layout),
