@@ -43,6 +43,7 @@ from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans, spot_rows
 from store.alert_rows import check_page
 from store.clock_rows import ClockCache, clock_rows
+from store.detector_partitions import DetectorPartitionRecords
 from store.device_identity import DeviceIdentityRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
@@ -209,7 +210,13 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
+class PostgresStore(
+    IdempotencyRecords,
+    DeviceIdentityRecords,
+    SessionPresenceRecords,
+    OrgRecords,
+    DetectorPartitionRecords,
+):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:
@@ -523,7 +530,7 @@ class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRe
             batch, seq = pg_copy.decode_with_seq(stream)
             local, terminals = self._terminals_of(conn, batch.device)
         batch = PositionBatch(**{**batch.columns(), "device": local})
-        return PositionPage(batch, terminals, int(seq[-1]) if len(seq) else cursor)
+        return PositionPage(batch, terminals, int(seq[-1]) if len(seq) else cursor, seq)
 
     def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
         with self._guard("positions between times") as conn:

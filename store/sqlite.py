@@ -27,6 +27,7 @@ from positions import COLUMNS, PositionBatch, empty_batch
 from store import spot_rows, sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
 from store.clock_rows import ClockCache, ClockRows, clock_rows
+from store.detector_partitions import DetectorPartitionRecords
 from store.device_identity import DeviceIdentityRecords
 from store.idempotency import IdempotencyRecords
 from store.interface import (
@@ -77,7 +78,13 @@ _COMMAND_COLS = (
 )
 
 
-class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
+class SqliteStore(
+    IdempotencyRecords,
+    DeviceIdentityRecords,
+    SessionPresenceRecords,
+    OrgRecords,
+    DetectorPartitionRecords,
+):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
@@ -307,7 +314,8 @@ class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceReco
         unique, local = np.unique(batch.device, return_inverse=True)
         terminals = [self._terminal_of(int(d)) for d in unique]
         batch = PositionBatch(**{**batch.columns(), "device": local.astype(np.int32)})
-        return PositionPage(batch, terminals, int(rows[-1][0]))
+        seq = np.fromiter((row[0] for row in rows), np.int64, len(rows))
+        return PositionPage(batch, terminals, int(rows[-1][0]), seq)
 
     def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
         # Through the (device_id, time_ms) index: one range per device, already grouped.
