@@ -131,7 +131,9 @@ class PartitionedFeed:
     # -- ownership ------------------------------------------------------------------------
     def rebalance(self, store: Store) -> None:
         """Takes free partitions up to the fair share, releases those over it."""
-        self.locks.join()
+        if not self.locks.connected:
+            self.locks.join()
+            log.info("detector %s (%s) joins the detectors", self.member, self.place)
         members = self.locks.members()
         mine, others = self.locks.taken()
         for part in sorted(set(self.cursors) - mine):
