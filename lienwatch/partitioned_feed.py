@@ -42,6 +42,7 @@ from store.partition_locks import PartitionLocks
 log = logging.getLogger("lienwatch.detector")
 PAGE_ROWS = 50_000
 LEGACY_CURSOR = "detector"  # where the one detector of an earlier release had read
+FORGET_MEMBERS_MS = 24 * 3600_000  # heartbeats of detectors gone this long are removed
 
 
 def _now_ms() -> int:
@@ -86,6 +87,7 @@ class PartitionedFeed:
         self.cursors: dict[int, int] = {}
         self.saved: dict[int, int] = {}
         self.stats = FeedStats()
+        self._forget_due = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="partition-feed", daemon=True)
 
@@ -149,6 +151,9 @@ class PartitionedFeed:
                 self.take(store, part)
         now = _now_ms()
         store.detector_heartbeat(self.member, self.place, len(self.cursors), now)
+        if now >= self._forget_due:
+            store.forget_detector_members(now - FORGET_MEMBERS_MS)
+            self._forget_due = now + 600_000
         if self.cursors:
             end = store.last_position_seq()
             self.stats.lag_positions = max(0, end - min(self.cursors.values()))
