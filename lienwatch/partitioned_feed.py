@@ -173,7 +173,7 @@ class PartitionedFeed:
             start = checkpoint.seq
             if checkpoint.state is not None:
                 try:
-                    engine = decode_engine(checkpoint.state)
+                    engine = decode_engine(checkpoint.state, self.detector.fences_by_id)
                 except CheckpointError as exc:
                     log.error("detector: partition %d starts afresh at %d: %s", part, start, exc)
         store.claim_partition(self.partitions, part, self.member, start, now)
@@ -242,7 +242,11 @@ class PartitionedFeed:
             return
         if self.detector.unsaved(part):
             return
-        state = encode_engine(self.detector.engine(part))
+        try:
+            state = encode_engine(self.detector.engine(part))
+        except Exception:  # a bug: the partition runs on, its last checkpoint stays
+            log.exception("detector: partition %d state not encoded; not checkpointed", part)
+            return
         if store.save_partition_checkpoint(
             self.partitions, part, self.member, cursor, state, _now_ms()
         ):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alerts.lifecycle import StoredAlert
 from alerts.model import Alert
 from geofence import Fence
 from pipeline.engine import Engine
@@ -28,6 +29,24 @@ from pipeline.live import AlertSaver, LiveDetector, LiveStats, wall_clock_ms
 from pipeline.partitions import PartitionMap, fleet_part
 from pipeline.thresholds import RuleBook
 from positions import DeviceIndex, PositionBatch
+
+
+class _OwnAlerts:
+    """A partition's recorder: the shared one, for the alerts of devices that are the
+    partition's now. A device bound to a car of another partition is detected there from then
+    on; the state it left here only ages, and must not raise (an `offline` it never had)."""
+
+    def __init__(self, owner: PartitionedDetector, part: int) -> None:
+        self.owner = owner
+        self.part = part
+
+    def record(self, alerts: Sequence[Alert], now_ms: int) -> Sequence[StoredAlert]:
+        parts = self.owner.map
+        kept = [a for a in alerts if parts.of(a.device_id) == self.part]
+        return self.owner.recorder.record(kept, now_ms) if kept else []
+
+    def close(self) -> None:
+        """The shared recorder is closed by its owner (`PartitionedDetector.stop`)."""
 
 
 @dataclass(slots=True)
@@ -82,7 +101,8 @@ class PartitionedDetector:
                 owned.detector.hold_silences(held)
 
     def add_alerts(self, alerts: Sequence[Alert]) -> None:
-        """Alerts raised outside the engines: stored with the next cycle."""
+        """Alerts raised outside the engines: stored with the next cycle (retried until the
+        store takes them)."""
         with self._lock:
             self._raised += alerts
 
@@ -96,6 +116,11 @@ class PartitionedDetector:
             _add(total, stats)
             total.unsaved += stats.unsaved
         return total
+
+    @property
+    def fences_by_id(self) -> dict[str, Fence]:
+        """The current fences by id: what a checkpoint's fence references resolve to."""
+        return {fence.id: fence for fence in self.fences}
 
     @property
     def owned(self) -> list[int]:
@@ -113,7 +138,7 @@ class PartitionedDetector:
         with self._lock:
             fleet = fleet_part(self.fleet, self.partitions, part)
             detector = LiveDetector(
-                self.recorder, fleet=fleet, fences=self.fences, rules=self.rules,
+                _OwnAlerts(self, part), fleet=fleet, fences=self.fences, rules=self.rules,
                 clock_ms=self.clock_ms,
             )  # fmt: skip
             if engine is not None:
@@ -150,10 +175,12 @@ class PartitionedDetector:
         with self._lock:
             raised, self._raised = self._raised, []
             parts = list(self._parts.values())
-        if raised and parts:
-            parts[0].detector.add_alerts(raised)
-        elif raised:  # no partition here: stored all the same
-            self.recorder.record(raised, self.clock_ms())
+        if raised:
+            try:
+                self.recorder.record(raised, self.clock_ms())
+            except Exception:  # the store refused them: kept for the next cycle
+                with self._lock:
+                    self._raised[:0] = raised
         for owned in parts:
             owned.detector.run_once()
 

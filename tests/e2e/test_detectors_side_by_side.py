@@ -5,6 +5,7 @@ engine raises over the same positions: none missing, none twice."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -16,10 +17,12 @@ import numpy as np
 import psycopg
 import pytest
 
+from geofence import load_fences
 from pipeline.engine import Engine
 from pipeline.fleet import Fleet, Vehicle
 from positions import PositionBatch
 from store import Device, Store, migrate, open_store
+from store.interface import FenceFeature
 from tests.support.processes import Started, start_roles, stop
 
 pytestmark = pytest.mark.db
@@ -29,6 +32,11 @@ TRACKERS = 48
 ROUNDS = 36
 KILL_AFTER = 14  # rounds written before one detector is killed
 STEP_MS = 2_000  # data time between two rounds
+HOTSPOT = {
+    "type": "Feature",
+    "properties": {"id": "pawn", "kind": "hotspot", "radius_m": 300.0},
+    "geometry": {"type": "Point", "coordinates": [121.5, 31.3]},
+}
 
 
 def until(check: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
@@ -96,6 +104,8 @@ def test_two_detectors_split_a_fleet_and_one_killed_mid_stream_loses_and_doubles
     migrate(pg_url, tmp_path)
     cars, terminals = fleet()
     store: Store = open_store(pg_url, tmp_path)
+    # A hotspot under the first trackers: fence state is part of every checkpoint.
+    store.put_fences([FenceFeature("pawn", "hotspot", json.dumps(HOTSPOT))], 0)
     for car in cars.vehicles:
         for terminal in car.devices:
             store.upsert_device(Device(terminal, vehicle_id=car.vehicle_id))
@@ -145,6 +155,7 @@ def test_two_detectors_split_a_fleet_and_one_killed_mid_stream_loses_and_doubles
         taken_s = time.monotonic() - killed_at
         until(lambda: checkpointed_through(pg_url) >= end, what="every partition read to the end")
         survivor_log = logs[1].read_text()
+        assert " ERROR " not in survivor_log, survivor_log
         taken = re.findall(
             r"partition (\d+) taken over from (\S+) \(last heard ([\d.]+) s ago\)", survivor_log
         )
@@ -163,7 +174,10 @@ def test_two_detectors_split_a_fleet_and_one_killed_mid_stream_loses_and_doubles
                 assert stop(started.proc, signal.SIGTERM) == 0
         store.close()
     # One engine over the same positions, in the same order.
-    engine = Engine(fleet=cars)
+    engine = Engine(
+        fleet=cars,
+        fences=load_fences({"type": "FeatureCollection", "features": [HOTSPOT]}),
+    )
     engine.devices.indexes_of(terminals)
     expected: list[tuple[str, str, str, int]] = []
     for batch in batches:
