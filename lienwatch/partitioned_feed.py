@@ -5,8 +5,10 @@ Every second the feed looks at the partition locks (`store.partition_locks`): ho
 detectors run, which partitions are free. Under its fair share it takes free partitions; over
 it (a detector joined) it checkpoints and releases its highest ones. Taking a partition loads
 its checkpoint (engine state and the cursor it reflects; `pipeline.checkpoint`) and names this
-process its owner; a partition never owned starts at the end of the stream (or where the single
-detector of an earlier release had read, `detector_cursors`).
+process its owner. A partition never owned starts at the cursor `detector_cursors` keeps for
+"detector": where the single detector of an earlier release had read, then the lowest cursor of
+the partitions (so a changed partition count loses no positions), else at the end of the
+stream.
 
 Each pass reads one page of the positions stream from the lowest cursor of the owned
 partitions and hands each partition its rows past its own cursor (`PositionPage.seq`), then
@@ -41,7 +43,9 @@ from store.partition_locks import PartitionLocks
 
 log = logging.getLogger("lienwatch.detector")
 PAGE_ROWS = 50_000
-LEGACY_CURSOR = "detector"  # where the one detector of an earlier release had read
+# Where a partition never owned starts: saved by the single detector of an earlier release, then
+# kept at the lowest cursor of the partitions (`checkpoint`).
+LEGACY_CURSOR = "detector"
 FORGET_MEMBERS_MS = 24 * 3600_000  # heartbeats of detectors gone this long are removed
 
 
@@ -88,6 +92,7 @@ class PartitionedFeed:
         self.saved: dict[int, int] = {}
         self.stats = FeedStats()
         self._forget_due = 0
+        self._lowest: int | None = None  # the lowest partition cursor last saved as the start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="partition-feed", daemon=True)
 
@@ -110,10 +115,14 @@ class PartitionedFeed:
                 if now >= due_checkpoint:
                     self.checkpoint(store)
                     due_checkpoint = now + self.checkpoint_s
-            except StoreError as exc:  # the database is down: the stream waits there
+            except Exception as exc:  # the database is down (the stream waits there), or a bug
                 if not failing:
-                    log.warning(
-                        "detector: cannot read or checkpoint partitions (retrying): %s", exc
+                    level = logging.WARNING if isinstance(exc, StoreError) else logging.ERROR
+                    log.log(
+                        level,
+                        "detector: cannot read or checkpoint partitions (retrying): %s",
+                        exc,
+                        exc_info=not isinstance(exc, StoreError),
                     )
                 failing = True
                 if not self.locks.connected:  # the session ended: its locks are gone
@@ -232,8 +241,14 @@ class PartitionedFeed:
         return read
 
     def checkpoint(self, store: Store) -> None:
+        """Saves every partition that moved on; then the lowest cursor of all detectors'
+        partitions becomes the start of a partition never owned before (a changed count)."""
         for part in sorted(self.cursors):
             self._save(store, part)
+        lowest = store.lowest_partition_cursor(self.partitions)
+        if lowest is not None and lowest != self._lowest:
+            store.save_detector_cursor(LEGACY_CURSOR, lowest, _now_ms())
+            self._lowest = lowest
 
     def _save(self, store: Store, part: int, *, force: bool = False) -> None:
         """Saves `part`'s state with its cursor once its alerts are all stored."""

@@ -80,6 +80,15 @@ class DetectorPartitionRecords:
         )
         return done.rowcount == 1
 
+    def lowest_partition_cursor(self: StatementRunner, partitions: int) -> int | None:
+        """The lowest cursor of the partitions of that count (None before any claim)."""
+        rows = self._run(
+            "lowest partition cursor",
+            "SELECT min(seq) FROM detector_partitions WHERE partitions = ?",
+            (partitions,),
+        ).rows
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
     def detector_heartbeat(
         self: StatementRunner, member: str, place: str, owned: int, now_ms: int
     ) -> None:

@@ -46,6 +46,9 @@ def test_only_the_owner_named_last_writes_a_partition_checkpoint(store: Store) -
     saved = store.partition_checkpoint(16, 3)
     assert saved is not None and (saved.seq, saved.state) == (170, b"state-b")
     assert store.partition_checkpoint(8, 3) is None  # another count is another partition
+    assert store.lowest_partition_cursor(16) == 170 and store.lowest_partition_cursor(8) is None
+    store.claim_partition(16, 4, "b", 120, T0 + 5)
+    assert store.lowest_partition_cursor(16) == 120
 
 
 def test_detector_heartbeats_are_kept_until_forgotten(store: Store) -> None:
