@@ -38,6 +38,7 @@ from geofence import Fence, load_fences
 from lienwatch.settings import Settings
 from pipeline.alert_spool import AlertSpool
 from pipeline.live import LiveDetector, fleet_from_devices
+from pipeline.partitioned import PartitionedDetector
 from pipeline.spill import BatchSpill
 from pipeline.thresholds import RuleBook, parse_rules, unit_overrides
 from store import Store, StoreError
@@ -109,7 +110,8 @@ class Alerting:
     hub: AlertHub
     fanout: Fanout
     recorder: AlertRecorder | None
-    detector: LiveDetector | None
+    # A detector beside a gateway, or the partitions of a detector process of its own.
+    detector: LiveDetector | PartitionedDetector | None
     webhooks: WebhookDeliverer | None
     store_factory: Callable[[], Store]
     reload_interval_s: float
@@ -123,7 +125,8 @@ class Alerting:
 
     @property
     def on_positions(self) -> Callable[..., None] | None:
-        return self.detector.on_positions if self.detector is not None else None
+        detector = self.detector
+        return detector.on_positions if isinstance(detector, LiveDetector) else None
 
     def reading_paused(self, paused: bool) -> None:
         """The gateway stopped (or resumed) reading: silence timers hold meanwhile."""
@@ -178,7 +181,7 @@ class Alerting:
                     log.info("fences and devices reloaded again")
                 failing = False
 
-    def _reload(self, detector: LiveDetector, refresh_fleet: bool) -> None:
+    def _reload(self, detector: LiveDetector | PartitionedDetector, refresh_fleet: bool) -> None:
         store = self.store_factory()
         try:
             version = store.fences_version()
@@ -271,10 +274,16 @@ class AlertingCollector(Collector):
 
 
 def start_alerting(
-    settings: Settings, store_factory: Callable[[], Store], rules: RuleBook | None = None
+    settings: Settings,
+    store_factory: Callable[[], Store],
+    rules: RuleBook | None = None,
+    *,
+    partitioned: bool = False,
 ) -> Alerting:
-    """Builds and starts the sinks and, unless detection is off, the live detector. Runs on the
-    event loop (the fan-out's tasks live there) and reads the store once: call it at start-up."""
+    """Builds and starts the sinks and, unless detection is off, the live detector (with
+    `partitioned`, the engines of the partitions a detector process of its own will own, run
+    by `lienwatch.partitioned_feed`). Runs on the event loop (the fan-out's tasks live there)
+    and reads the store once: call it at start-up."""
     hub = AlertHub(max_queue=settings.alert_stream_queue)
     sinks: list[AlertSink] = [hub]
     if settings.redis_url:
@@ -320,6 +329,15 @@ def start_alerting(
             store.close()
         alerting.recorder = recorder
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if partitioned:  # the store is their backlog and checkpoints them: no spool, no spill
+            alerting.detector = PartitionedDetector(
+                recorder,
+                partitions=settings.detector_partitions,
+                fleet=fleet,
+                fences=fences,
+                rules=rules or load_rules(settings),
+            )
+            return alerting
         detector = LiveDetector(
             recorder,
             fleet=fleet,

@@ -4,8 +4,8 @@
   also writes which sessions it holds and delivers the commands other processes queue for them.
 - `detector`: the live detector and the alert fan-out, with the overdue-loan sweep and
   position retention; fed by this process's gateway, or without one by the store's positions
-  stream in commit order (lienwatch.position_feed). One detector per deployment: splitting
-  the vehicles between detectors is not built yet.
+  stream in commit order, sharing the vehicles' partitions with the other detector processes
+  (lienwatch.partitioned_feed).
 - `api`: the HTTP API and map on a thread of its own. Beside a gateway it sends commands and
   answers `online` through it; alone it holds nothing: reads come from the store, commands go
   through the store to the gateway holding the session (lienwatch.command_routing), the alert
@@ -52,10 +52,11 @@ from lienwatch.alerting import Alerting, AlertingCollector, load_rules, start_al
 from lienwatch.command_routing import CommandRouter
 from lienwatch.loan_sweep import LoanSweeper, Moved
 from lienwatch.loan_watch import ReportIntervals
-from lienwatch.position_feed import PositionFeed
+from lienwatch.partitioned_feed import PartitionedFeed, PartitionMetrics
 from lienwatch.retention import retention_task
 from lienwatch.settings import Settings
 from loans import CaseAction, Loan
+from pipeline.partitioned import PartitionedDetector
 from pipeline.thresholds import RuleBook
 from store import Device, Store, migrate, open_store
 from store.notices import (
@@ -64,6 +65,7 @@ from store.notices import (
     DEVICES_CHANNEL,
     NoticeListener,
 )
+from store.partition_locks import PartitionLocks
 
 log = logging.getLogger("lienwatch")
 RESYNC_S = 30.0  # how often a gateway looks for queued commands of terminals it holds
@@ -244,14 +246,25 @@ async def _start_gateway(services: Services, rules: RuleBook | None) -> None:
 
 
 def _start_detector_alone(services: Services, rules: RuleBook | None) -> None:
-    """The detector reads what the gateways stored, in commit order, from the store."""
-    alerting = start_alerting(services.settings, services.store_factory, rules)
+    """The detector reads what the gateways stored, in commit order, from the store, for the
+    partitions it owns beside the other detector processes."""
+    settings = services.settings
+    alerting = start_alerting(settings, services.store_factory, rules, partitioned=True)
     services.alerting = alerting
     alerting.start_watching()
     AlertingCollector(alerting, services.registry)
-    if alerting.detector is None:  # LIENWATCH_DETECT=false: only the alert sinks run
+    detector = alerting.detector
+    if not isinstance(detector, PartitionedDetector):  # LIENWATCH_DETECT=false: sinks only
         return
-    feed = PositionFeed(services.store_factory, alerting.detector)
+    assert settings.database_url is not None  # a split runs on PostgreSQL only
+    feed = PartitionedFeed(
+        services.store_factory,
+        detector,
+        PartitionLocks(settings.database_url, settings.detector_partitions),
+        member=services.origin,
+        place=f"{socket.gethostname()} pid {os.getpid()}",
+    )
+    PartitionMetrics(feed, services.registry)
     feed.start()
 
     async def close() -> None:

@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     retention_days: int | None = Field(default=None, ge=1)
     # Live detection beside the gateway; off for a gateway that only stores positions.
     detect: bool = True
+    # Detectors without a gateway split the vehicles into this many partitions (docs/deploy.md);
+    # every detector of a deployment must use the same count.
+    detector_partitions: int = Field(default=16, ge=1, le=1024)
     # RULES.toml with threshold overrides (docs/rules.md); the defaults when unset.
     rules_file: Path | None = None
     # How often the running engine looks for fence and device changes made through the API

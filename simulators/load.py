@@ -48,6 +48,7 @@ I64 = npt.NDArray[np.int64]
 
 RING_WINDOW_S = 10.0  # each device remembers the send times of this many seconds of reports
 STATUS_MOVING = 0b1000000000000000011  # ACC on, positioned, GPS
+POWER_CUT = 1 << 8  # alarm bit: the main power is cut (Alarm.POWER_CUT)
 ENCODERS = ("vector", "scalar")
 
 
@@ -70,10 +71,15 @@ class LoadConfig:
     ring_window_s: float = RING_WINDOW_S
     encoder: str = "vector"  # "scalar": one encode_frame per report (the benchmark's baseline)
     faults: FaultPlan | None = None  # faulty clocks and hostile connections (simulators.faults)
+    # The first this many trackers report their main power cut (alarm bit 8) in every report:
+    # one `power_cut` alert each is what the platform owes, however its processes fare.
+    power_cut: int = 0
 
     def __post_init__(self) -> None:
         if self.devices < 1:
             raise ValueError("devices must be at least 1")
+        if not 0 <= self.power_cut <= self.devices:
+            raise ValueError("power-cut trackers must be between 0 and devices")
         if not self.rate > 0:
             raise ValueError("rate must be above 0")
         if not self.duration_s > 0:
@@ -213,6 +219,8 @@ class Fleet:
         self.speed_kmh = rng.uniform(0.0, 90.0, n)
         self.course = rng.uniform(0.0, 360.0, n)
         self.mileage = rng.integers(0, 10**6, n)
+        self.alarm = np.zeros(n, dtype=np.uint32)
+        self.alarm[: cfg.power_cut] = POWER_CUT
         self.clock = cfg.faults.clock if cfg.faults is not None else None
         self.inbox: list[tuple[int, float, bytes]] = []  # (device, received at, bytes)
         self.latency_parts: list[F64] = []
@@ -370,7 +378,7 @@ class Fleet:
             terminals=self.tid[devices],
             edition=self.cfg.edition,
             serial=cols["serial"],
-            alarm=0,
+            alarm=self.alarm[devices],
             status=STATUS_MOVING,
             lon=cols["lon"],
             lat=cols["lat"],
@@ -389,6 +397,7 @@ class Fleet:
                 time_ms=int(cols["time_ms"][i]),
                 speed_kmh=float(cols["speed_kmh"][i]),
                 course=int(cols["course"][i]),
+                alarm=int(self.alarm[d]),
                 status=STATUS_MOVING,
                 extras=(
                     (0x01, int(cols["mileage"][i]).to_bytes(4, "big")),

@@ -30,12 +30,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from alerts.lifecycle import AlertState, StoredAlert
 from alerts.model import Alert
 from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import Bucket, CaseAction, Loan, LoanState, Stage
 from organizations import ROOT_ID, Scope, Unit, UnitKind
 from positions import PositionBatch
+from store.detector_partitions import Checkpoint, DetectorMember
 from store.idempotency import KeptResponse
 from store.orgs import Caller, UnitPaths
 from store.statements import StatementRunner
@@ -105,6 +109,9 @@ class PositionPage:
     batch: PositionBatch
     terminals: list[str]
     cursor: int
+    # Each row's store sequence number (`positions_since` fills it): a reader that keeps
+    # several cursors over one page (detector partitions) skips the rows a cursor has passed.
+    seq: npt.NDArray[np.int64] | None = None
 
 
 class CommandState(enum.StrEnum):
@@ -425,6 +432,26 @@ class Store(StatementRunner, Protocol):
         ...
 
     def save_detector_cursor(self, name: str, seq: int, now_ms: int) -> None: ...
+
+    # -- detector partitions (store.detector_partitions): checkpoints and heartbeats ---------
+
+    def partition_checkpoint(self, partitions: int, part: int) -> Checkpoint | None: ...
+
+    def claim_partition(
+        self, partitions: int, part: int, owner: str, seq: int, now_ms: int
+    ) -> None: ...
+
+    def save_partition_checkpoint(
+        self, partitions: int, part: int, owner: str, seq: int, state: bytes, now_ms: int
+    ) -> bool: ...
+
+    def lowest_partition_cursor(self, partitions: int) -> int | None: ...
+
+    def detector_heartbeat(self, member: str, place: str, owned: int, now_ms: int) -> None: ...
+
+    def detector_member(self, member: str) -> DetectorMember | None: ...
+
+    def forget_detector_members(self, before_ms: int) -> int: ...
 
     # alerts (one row per incident: type, vehicle, device, fence and time) and webhook outbox
     def add_alerts(

@@ -45,6 +45,7 @@ from store.alert_records import AlertRecords
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache
 from store.commands import CommandRecords
+from store.detector_partitions import DetectorPartitionRecords
 from store.devices import DeviceRecords
 from store.dialect import POSTGRES
 from store.fences import FenceRecords
@@ -199,6 +200,7 @@ class PostgresStore(
     PlatformSecretRecords,
     SessionPresenceRecords,
     OrgRecords,
+    DetectorPartitionRecords,
 ):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
@@ -528,7 +530,7 @@ class PostgresStore(
             batch, seq = pg_copy.decode_with_seq(stream)
             local, terminals = self._terminals_of(conn, batch.device)
         batch = PositionBatch(**{**batch.columns(), "device": local})
-        return PositionPage(batch, terminals, int(seq[-1]) if len(seq) else cursor)
+        return PositionPage(batch, terminals, int(seq[-1]) if len(seq) else cursor, seq)
 
     def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
         with self._guard("positions between times") as conn:

@@ -27,6 +27,7 @@ from store.alert_records import AlertRecords
 from store.api_keys import ApiKeyRecords
 from store.clock_rows import ClockCache
 from store.commands import CommandRecords
+from store.detector_partitions import DetectorPartitionRecords
 from store.devices import DeviceRecords
 from store.dialect import SQLITE
 from store.fences import FenceRecords
@@ -76,6 +77,7 @@ class SqliteStore(
     PlatformSecretRecords,
     SessionPresenceRecords,
     OrgRecords,
+    DetectorPartitionRecords,
 ):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
@@ -302,7 +304,8 @@ class SqliteStore(
         unique, local = np.unique(batch.device, return_inverse=True)
         terminals = [self._terminal_of(int(d)) for d in unique]
         batch = PositionBatch(**{**batch.columns(), "device": local.astype(np.int32)})
-        return PositionPage(batch, terminals, int(rows[-1][0]))
+        seq = np.fromiter((row[0] for row in rows), np.int64, len(rows))
+        return PositionPage(batch, terminals, int(rows[-1][0]), seq)
 
     def positions_between(self, from_ms: int, to_ms: int) -> PositionPage:
         # Through the (device_id, time_ms) index: one range per device, already grouped.

@@ -62,6 +62,12 @@ def simulate(
     backfill_hours: float = typer.Option(
         48.0, "--backfill-hours", min=0.0, help="how old a backfilling device's fixes are"
     ),
+    power_cut: int = typer.Option(
+        0,
+        "--power-cut",
+        min=0,
+        help="the first N trackers report their main power cut in every report (--target)",
+    ),
 ) -> None:
     """Simulated trackers: load against a gateway, scenario files, or a score of alerts."""
     names = _faults(faults)
@@ -71,7 +77,9 @@ def simulate(
             from simulators.faults import plan_faults
 
             plan = plan_faults(names, devices, hostile, backfill_hours)
-        _load(target, devices, rate, duration, edition, plan)
+        if power_cut > devices:
+            fail(f"simulate: --power-cut {power_cut} is more than --devices {devices}")
+        _load(target, devices, rate, duration, edition, plan, power_cut)
         return
     if score_dir is not None:
         _score(score_dir, alerts, tolerance_s)
@@ -150,6 +158,7 @@ def _load(
     duration: float,
     edition: int,
     plan: FaultPlan | None = None,
+    power_cut: int = 0,
 ) -> None:
     from urllib.parse import urlsplit
 
@@ -166,7 +175,14 @@ def _load(
     if parts.scheme not in ("tcp", "mqtt") or not parts.hostname or port is None:
         fail(f"simulate: --target {target!r} is not tcp://HOST:PORT or mqtt://HOST:PORT")
     cfg = LoadConfig(
-        parts.hostname, port, devices, rate, duration, edition=Edition(edition), faults=plan
+        parts.hostname,
+        port,
+        devices,
+        rate,
+        duration,
+        edition=Edition(edition),
+        faults=plan,
+        power_cut=power_cut,
     )
     transport = None
     if parts.scheme == "mqtt":

@@ -59,17 +59,24 @@ class Started:
     key: str | None
 
 
-def start_roles(env: dict[str, str], timeout_s: float = 30.0) -> Started:
+def start_roles(
+    env: dict[str, str], timeout_s: float = 30.0, log_to: Path | None = None
+) -> Started:
     """Starts `lienwatch serve` with whatever roles `env` gives and returns once it printed
-    which it runs (every part listens by then)."""
+    which it runs (every part listens by then); its logs go to `log_to` when given."""
     env = {"LIENWATCH_API_LISTEN": "127.0.0.1:0", **env}
-    proc = subprocess.Popen(
-        [LIENWATCH, "serve"],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    log = log_to.open("a") if log_to is not None else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            [LIENWATCH, "serve"],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    finally:
+        if log_to is not None and not isinstance(log, int):
+            log.close()
     port = api = key = None
     deadline = time.monotonic() + timeout_s
     assert proc.stdout is not None

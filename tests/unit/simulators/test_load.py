@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from ingest.jt808 import Edition, encode_frame
+from ingest.jt808.codec import decode_frame
+from ingest.jt808.location import LocationReport
 from ingest.jt808.messages import PlatformGeneralResponse, SetParameters
-from simulators.load import parse_answers, ring_size
+from simulators.load import POWER_CUT, Fleet, LoadConfig, parse_answers, ring_size
 
 
 def answers(edition: Edition, n: int) -> list[bytes]:
@@ -66,3 +68,23 @@ def test_ring_holds_ten_seconds_of_one_devices_reports_as_a_power_of_two() -> No
     assert ring_size(5000, 100_000) == 256
     assert ring_size(10, 100_000) == 65536
     assert ring_size(1000, 10) == 64
+
+
+@pytest.mark.parametrize("encoder", ["vector", "scalar"])
+def test_the_first_power_cut_trackers_report_the_alarm_in_every_report(encoder: str) -> None:
+    cfg = LoadConfig("127.0.0.1", 1, 6, 10.0, 1.0, encoder=encoder, power_cut=2)
+    fleet = Fleet(cfg)
+    fleet.alive[:] = True
+    frames: list[tuple[int, bytes]] = []
+    fleet.write = lambda device, data: frames.append((device, data))
+    fleet.join_frames = False
+    devices = np.repeat(np.arange(6, dtype=np.int64), 2)
+    fleet.send(devices, np.full(12, 1.0), 1_709_280_000_000, 0.0)
+    alarms: dict[int, set[int]] = {}
+    for device, frame in frames:
+        report = decode_frame(frame).body
+        assert isinstance(report, LocationReport)
+        alarms.setdefault(device, set()).add(report.alarm)
+    assert alarms == {0: {POWER_CUT}, 1: {POWER_CUT}, 2: {0}, 3: {0}, 4: {0}, 5: {0}}
+    with pytest.raises(ValueError, match="power-cut"):
+        LoadConfig("127.0.0.1", 1, 6, 10.0, 1.0, power_cut=7)

@@ -35,8 +35,9 @@ DATABASE_OWN = {
     "deletes rows",
 }
 # The only store modules that may speak to a database driver: the adapters (and what they use
-# alone), the migrations and PostgreSQL's notice listener.
-DRIVER_MODULES = {"postgres.py", "sqlite.py", "migrate.py", "notices.py"}
+# alone), the migrations, PostgreSQL's notice listener and its advisory locks (the detectors'
+# partition ownership: a session-held lock has no SQLite counterpart, one process runs there).
+DRIVER_MODULES = {"postgres.py", "sqlite.py", "migrate.py", "notices.py", "partition_locks.py"}
 
 
 def own_public_methods(cls: type) -> set[str]:
