@@ -18,6 +18,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A "+08:00" offset typed into a URL arrives as " 08:00" (a plus is a space in a query string).
 _SPACED_OFFSET = re.compile(r" (\d{2}(?::?\d{2})?)$")
 _EPOCH_SECONDS = re.compile(r"^-?\d+(\.\d+)?$")
+# Times an answer can still write in any UTC offset: a day inside the calendar at both ends
+# (year 1 to 9999), so a time the API accepts never fails when it is shown back.
+_FIRST_MS = (datetime(1, 1, 2, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+_LAST_MS = (datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
 def terminal(value: str, field: str = "terminal") -> str:
@@ -36,8 +40,8 @@ def time_ms(value: str, field: str) -> int:
     text = _SPACED_OFFSET.sub(r"+\1", value.strip())
     if _EPOCH_SECONDS.match(text):
         seconds = float(text)
-        if not math.isfinite(seconds) or abs(seconds) > 1e13:
-            raise bad_request(field, f"{value!r} is out of range")
+        if not math.isfinite(seconds) or not _FIRST_MS <= seconds * 1000 <= _LAST_MS:
+            raise bad_request(field, f"{value!r} is out of range (years 0001-9999)")
         return round(seconds * 1000)
     try:
         stamp = datetime.fromisoformat(text)
@@ -47,7 +51,10 @@ def time_ms(value: str, field: str) -> int:
         ) from None
     if stamp.tzinfo is None:
         raise bad_request(field, f"{value!r} needs a UTC offset (+08:00 or Z)")
-    return (stamp - _EPOCH) // timedelta(milliseconds=1)
+    ms = (stamp - _EPOCH) // timedelta(milliseconds=1)
+    if not _FIRST_MS <= ms <= _LAST_MS:
+        raise bad_request(field, f"{value!r} is out of range (years 0001-9999)")
+    return ms
 
 
 def _query_time(value: object) -> object:

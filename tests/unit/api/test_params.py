@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api import params
 from api.errors import ApiError
+from api.views import iso
 
 T0 = 1_704_081_600_000  # 2024-01-01T12:00:00+08:00
 
@@ -54,3 +57,28 @@ def test_a_bad_time_is_a_400_naming_the_parameter(bad: str) -> None:
         params.time_ms(bad, "to")
     assert caught.value.status == 400
     assert caught.value.detail.startswith("to: ")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "-5980089535652.0290",  # epoch seconds before year 1
+        "253402300799",  # 9999-12-31T23:59:59Z: no offset east of UTC can show it
+        "9999-12-31T23:00:00-08:00",
+        "0001-01-01T00:00:00+08:00",
+    ],
+)
+def test_a_time_no_answer_could_show_back_is_a_400(bad: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        params.time_ms(bad, "to")
+    assert (caught.value.status, caught.value.detail[:4]) == (400, "to: ")
+
+
+@given(st.integers(min_value=-(10**14), max_value=10**14))
+def test_every_accepted_time_can_be_shown_back(ms: int) -> None:
+    """Whatever `time_ms` accepts, the answers' ISO form writes in China's offset."""
+    try:
+        accepted = params.time_ms(f"{ms / 1000:.3f}", "from")
+    except ApiError:
+        return
+    assert iso(accepted)
