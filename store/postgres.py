@@ -42,6 +42,7 @@ from organizations import Scope
 from positions import PositionBatch, empty_batch
 from store import pg_alerts, pg_copy, pg_loans, spot_rows
 from store.alert_rows import check_page
+from store.backtest_jobs import BacktestJobRecords
 from store.clock_rows import ClockCache, clock_rows
 from store.device_identity import DeviceIdentityRecords
 from store.idempotency import IdempotencyRecords
@@ -74,6 +75,7 @@ from store.selection import (
     newest_valid_per_device,
     read_track,
 )
+from store.spot_library import SpotLibraryRecords
 from store.statements import RunResult, pyformat
 from trajectory.clock import ClockSettings, ClockState
 
@@ -209,7 +211,14 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
+class PostgresStore(
+    IdempotencyRecords,
+    DeviceIdentityRecords,
+    SessionPresenceRecords,
+    OrgRecords,
+    SpotLibraryRecords,
+    BacktestJobRecords,
+):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:

@@ -1,55 +1,94 @@
 """Candidate risk spots (`gathering`): the SQL both adapters share, run on their connection.
 
 A candidate is written with its gathering alert, in the alert's transaction (`add_candidates`),
-so a proposal is never lost nor stored twice (the alert's incident key guards both). Accepting
-one turns it into a hotspot fence in the same transaction as the decision (the adapters).
+so a proposal is never lost nor stored twice (the alert's incident key guards both), and given
+its unit: the tenant whose subtree holds every car of the evidence, else the platform. Accepting
+one turns it into a hotspot fence of that unit in the same transaction as the decision.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from alerts.lifecycle import StoredAlert
 from alerts.model import AlertType
+from organizations import ROOT_ID, tenant_of
 from store.interface import SpotCandidate, SpotCandidateError
 
 _COLUMNS = (
     "id, alert_id, lon, lat, radius_m, borrowers, evidence, proposed_ms, created_ms, status,"
-    " fence_id, decided_ms, decided_by, note"
+    " fence_id, decided_ms, decided_by, note, org_id"
 )
+COLUMNS = _COLUMNS
 
 
 def _sql(text: str, placeholder: str) -> str:
     return text.replace("?", placeholder)
 
 
-def candidate_rows(new: Sequence[StoredAlert], now_ms: int) -> list[tuple[Any, ...]]:
-    """Insert parameters for the gathering alerts among `new` (stored alerts)."""
+def candidate_rows(
+    new: Sequence[StoredAlert], now_ms: int, owner: Callable[[list[Any]], int] | None = None
+) -> list[tuple[Any, ...]]:
+    """Insert parameters for the gathering alerts among `new` (stored alerts); `owner` gives
+    the unit of a candidate from its visits (default: the platform)."""
     rows = []
     for stored in new:
         alert = stored.alert
         if alert.type is not AlertType.GATHERING:
             continue
         d = alert.details
+        visits = list(d.get("visits", []))
         rows.append(
             (
                 stored.id, float(d["lon"]), float(d["lat"]), float(d["radius_m"]),
-                int(d["borrowers"]), json.dumps(d.get("visits", []), ensure_ascii=False),
-                alert.time_ms, now_ms,
+                int(d["borrowers"]), json.dumps(visits, ensure_ascii=False),
+                alert.time_ms, now_ms, ROOT_ID if owner is None else owner(visits),
             )
         )  # fmt: skip
     return rows
 
 
+def evidence_owner(paths: Iterable[str | None]) -> int:
+    """The unit a candidate belongs to, given the unit path of each car of its evidence: the
+    tenant holding them all, else the platform (a car of no known unit is the platform's)."""
+    tenants = {None if p is None else tenant_of(p) for p in paths}
+    if len(tenants) == 1:
+        (tenant,) = tenants
+        if tenant is not None:
+            return tenant
+    return ROOT_ID
+
+
+def _visit_paths(conn: Any, visits: list[Any], placeholder: str) -> list[str | None]:
+    """Each visit's car's unit path: its vehicle's unit, else its device's (as an alert's)."""
+    out: list[str | None] = []
+    for visit in visits:
+        row = conn.execute(
+            _sql(
+                "SELECT o.path FROM orgs o WHERE o.id = coalesce("
+                "(SELECT org_id FROM vehicles WHERE vehicle_id = ?),"
+                " (SELECT org_id FROM devices WHERE terminal = ?))",
+                placeholder,
+            ),
+            (str(visit.get("vehicle_id", "")), str(visit.get("device_id", ""))),
+        ).fetchone()
+        out.append(None if row is None else str(row[0]))
+    return out
+
+
 def add_candidates(conn: Any, new: Sequence[StoredAlert], now_ms: int, placeholder: str) -> None:
-    rows = candidate_rows(new, now_ms)
+    """In the alerts' transaction: one candidate per new gathering alert, owned by the tenant
+    of its evidence (`evidence_owner`)."""
+    rows = candidate_rows(
+        new, now_ms, lambda visits: evidence_owner(_visit_paths(conn, visits, placeholder))
+    )
     if rows:
         conn.cursor().executemany(
             _sql(
                 "INSERT INTO spot_candidates (alert_id, lon, lat, radius_m, borrowers, evidence,"
-                " proposed_ms, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " proposed_ms, created_ms, org_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 placeholder,
             ),
             rows,
@@ -118,6 +157,7 @@ def candidate(row: Sequence[Any]) -> SpotCandidate:
         decided_ms=None if row[11] is None else int(row[11]),
         decided_by=row[12],
         note=row[13],
+        org=int(row[14]),
     )
 
 

@@ -26,6 +26,7 @@ from organizations import Scope
 from positions import COLUMNS, PositionBatch, empty_batch
 from store import spot_rows, sqlite_alerts, sqlite_loans
 from store.alert_rows import check_page
+from store.backtest_jobs import BacktestJobRecords
 from store.clock_rows import ClockCache, ClockRows, clock_rows
 from store.device_identity import DeviceIdentityRecords
 from store.idempotency import IdempotencyRecords
@@ -56,6 +57,7 @@ from store.selection import (
     newest_valid_per_device,
     read_track,
 )
+from store.spot_library import SpotLibraryRecords
 from store.statements import RunResult
 from trajectory.clock import ClockSettings, ClockState
 
@@ -77,7 +79,14 @@ _COMMAND_COLS = (
 )
 
 
-class SqliteStore(IdempotencyRecords, DeviceIdentityRecords, SessionPresenceRecords, OrgRecords):
+class SqliteStore(
+    IdempotencyRecords,
+    DeviceIdentityRecords,
+    SessionPresenceRecords,
+    OrgRecords,
+    SpotLibraryRecords,
+    BacktestJobRecords,
+):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
