@@ -32,5 +32,9 @@ class BacktestRecords(ScopeBase):
         found = self._s.get_backtest(job_id)
         return found if found is not None and self.visible(found.org) else None
 
-    def backtest_jobs(self, *, after_id: int = 0, limit: int = 100) -> list[BacktestRecord]:
+    def backtest_jobs(
+        self, *, after_id: int = 0, limit: int = 100, stale_before_ms: int | None = None
+    ) -> list[BacktestRecord]:
+        if stale_before_ms is not None:
+            self._s.interrupt_stale_backtests(stale_before_ms, self._clock_ms())
         return self._s.list_backtests(self.scope, after_id=after_id, limit=limit)
