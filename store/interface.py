@@ -560,6 +560,11 @@ class Store(StatementRunner, Protocol):
         now_ms: int,
     ) -> SpotCandidate: ...
 
+    def loan_borrowers(self) -> dict[str, str]:
+        """vehicle_id -> `borrower:{id}`, its open loan's borrower record (store.loan_borrowers):
+        whom the live `gathering` rule counts; a car without one is its own borrower."""
+        ...
+
     # backtest jobs the API runs (store.backtest_jobs)
     def add_backtest(
         self,

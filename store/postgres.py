@@ -64,6 +64,7 @@ from store.interface import (
     StoreUnavailableError,
     WriteResult,
 )
+from store.loan_borrowers import LoanBorrowerRecords
 from store.migrate import PLAIN, latest_version
 from store.notices import COMMANDS_CHANNEL
 from store.orgs import OrgRecords, scope_condition
@@ -218,6 +219,7 @@ class PostgresStore(
     OrgRecords,
     SpotLibraryRecords,
     BacktestJobRecords,
+    LoanBorrowerRecords,
 ):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 

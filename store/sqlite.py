@@ -47,6 +47,7 @@ from store.interface import (
     StoreError,
     WriteResult,
 )
+from store.loan_borrowers import LoanBorrowerRecords
 from store.migrate import latest_version, migrate_sqlite
 from store.orgs import OrgRecords, scope_condition
 from store.presence import SessionPresenceRecords
@@ -86,6 +87,7 @@ class SqliteStore(
     OrgRecords,
     SpotLibraryRecords,
     BacktestJobRecords,
+    LoanBorrowerRecords,
 ):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 

@@ -30,11 +30,11 @@ from api.openapi import KEYED, NO_NUL, ROLE, errors
 from api.routes.parties import borrower_json
 from geofence.model import MAX_RADIUS_M, MIN_RADIUS_M
 from store.interface import FenceFeature, SpotCandidate, SpotCandidateError
+from store.loan_borrowers import BORROWER_KEY
 from store.scoped import FenceTakenError, NotInScopeError, ScopedStore
 
 _MAX_ID = 2**63 - 1
 Status = Literal["proposed", "accepted", "dismissed"]
-BORROWER_KEY = "borrower:"  # a visit's borrower that is a borrower record (pipeline.live)
 
 
 class SpotCandidateOut(BaseModel):

@@ -197,3 +197,25 @@ def test_a_job_whose_process_stopped_reads_as_failed_with_the_reason(api: ApiUnd
     assert job["state"] == "failed" and job["error"] == INTERRUPTED
     alive = api.client.get(f"/api/v1/backtests/{held.id}", headers=api.admin).json()
     assert alive["state"] == "queued" and alive["error"] is None
+
+
+def test_the_live_fleet_counts_the_borrower_an_open_loan_names(api: ApiUnderTest) -> None:
+    post = api.client.post
+    person = post("/api/v1/borrowers", json={"name": "王五"}, headers=api.admin).json()["id"]
+    loan = {"principal": "1000.00", "start_date": "2024-01-15", "due_day": 15}
+    for n, who in enumerate(({"borrower_id": person}, {"borrower_id": person},
+                             {"borrower_name": "no record"})):  # fmt: skip
+        body = {**loan, **who, "loan_no": f"L{n}", "vehicle_id": f"C{n}"}
+        assert post("/api/v1/loans", json=body, headers=api.admin).status_code == 201
+    store = api.store()
+    try:
+        assert store.loan_borrowers() == {"C0": f"borrower:{person}", "C1": f"borrower:{person}"}
+    finally:
+        store.close()
+    closed = post("/api/v1/loans/L1/transition", json={"to": "settled"}, headers=api.admin)
+    assert closed.status_code == 200, closed.text
+    store = api.store()
+    try:
+        assert store.loan_borrowers() == {"C0": f"borrower:{person}"}  # open loans only
+    finally:
+        store.close()
