@@ -929,8 +929,7 @@ class PostgresStore(
             return AlertsAdded([], [])
         with self._guard("add alerts") as conn, conn.transaction():
             added = pg_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
-            spot_rows.add_candidates(conn, added.new, now_ms, "%s")
-            return added
+            return spot_rows.add_candidates(conn, added, now_ms, "%s")
 
     def list_alerts(
         self,

@@ -2,7 +2,8 @@
 
 A candidate is written with its gathering alert, in the alert's transaction (`add_candidates`),
 so a proposal is never lost nor stored twice (the alert's incident key guards both), and given
-its unit: the tenant whose subtree holds every car of the evidence, else the platform. Accepting
+its unit: the tenant whose subtree holds every car of the evidence, else the platform (the
+alert moves there with it: its details are the same evidence). Accepting
 one turns it into a hotspot fence of that unit in the same transaction as the decision.
 """
 
@@ -14,7 +15,9 @@ from typing import Any
 
 from alerts.lifecycle import StoredAlert
 from alerts.model import AlertType
+from alerts.outbox import AlertsAdded
 from organizations import ROOT_ID, tenant_of
+from store.alert_rows import webhook_body, with_unit
 from store.interface import SpotCandidate, SpotCandidateError
 
 _COLUMNS = (
@@ -29,7 +32,9 @@ def _sql(text: str, placeholder: str) -> str:
 
 
 def candidate_rows(
-    new: Sequence[StoredAlert], now_ms: int, owner: Callable[[list[Any]], int] | None = None
+    new: Sequence[StoredAlert],
+    now_ms: int,
+    owner: Callable[[StoredAlert, list[Any]], int] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Insert parameters for the gathering alerts among `new` (stored alerts); `owner` gives
     the unit of a candidate from its visits (default: the platform)."""
@@ -44,7 +49,7 @@ def candidate_rows(
             (
                 stored.id, float(d["lon"]), float(d["lat"]), float(d["radius_m"]),
                 int(d["borrowers"]), json.dumps(visits, ensure_ascii=False),
-                alert.time_ms, now_ms, ROOT_ID if owner is None else owner(visits),
+                alert.time_ms, now_ms, ROOT_ID if owner is None else owner(stored, visits),
             )
         )  # fmt: skip
     return rows
@@ -78,21 +83,66 @@ def _visit_paths(conn: Any, visits: list[Any], placeholder: str) -> list[str | N
     return out
 
 
-def add_candidates(conn: Any, new: Sequence[StoredAlert], now_ms: int, placeholder: str) -> None:
+def add_candidates(conn: Any, added: AlertsAdded, now_ms: int, placeholder: str) -> AlertsAdded:
     """In the alerts' transaction: one candidate per new gathering alert, owned by the tenant
-    of its evidence (`evidence_owner`)."""
-    rows = candidate_rows(
-        new, now_ms, lambda visits: evidence_owner(_visit_paths(conn, visits, placeholder))
+    of its evidence (`evidence_owner`). The alert itself moves to that unit too (its details
+    are the same evidence): out of a branch into its tenant, or up to the platform when the
+    cars are several tenants'; its webhook rows for receivers that no longer see it go, the
+    rest carry its new unit. Returns `added` with the moved alerts."""
+    owners: dict[int, int] = {}
+
+    def owner(stored: StoredAlert, visits: list[Any]) -> int:
+        owners[stored.id] = evidence_owner(_visit_paths(conn, visits, placeholder))
+        return owners[stored.id]
+
+    rows = candidate_rows(added.new, now_ms, owner)
+    if not rows:
+        return added
+    conn.cursor().executemany(
+        _sql(
+            "INSERT INTO spot_candidates (alert_id, lon, lat, radius_m, borrowers, evidence,"
+            " proposed_ms, created_ms, org_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            placeholder,
+        ),
+        rows,
     )
-    if rows:
-        conn.cursor().executemany(
-            _sql(
-                "INSERT INTO spot_candidates (alert_id, lon, lat, radius_m, borrowers, evidence,"
-                " proposed_ms, created_ms, org_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                placeholder,
-            ),
-            rows,
-        )
+    moved = {
+        s.id: _move_alert(conn, s, owners[s.id], placeholder)
+        for s in added.new
+        if s.id in owners and s.org != owners[s.id]
+    }
+    if not moved:
+        return added
+    return AlertsAdded(
+        [moved.get(s.id, s) for s in added.stored], [moved.get(s.id, s) for s in added.new]
+    )
+
+
+def _move_alert(conn: Any, stored: StoredAlert, org: int, placeholder: str) -> StoredAlert:
+    """A gathering alert to its candidate's unit, with its webhook outbox rows."""
+    path_row = conn.execute(_sql("SELECT path FROM orgs WHERE id = ?", placeholder), (org,))
+    path = str(path_row.fetchone()[0])
+    moved = with_unit(stored, org, path)
+    conn.execute(_sql("UPDATE alerts SET org_id = ? WHERE id = ?", placeholder), (org, stored.id))
+    receivers = conn.execute(
+        _sql(
+            "SELECT w.secret, o.path FROM webhook_outbox w JOIN webhook_endpoints e"
+            " ON e.secret = w.secret JOIN orgs o ON o.id = e.org_id WHERE w.alert_id = ?",
+            placeholder,
+        ),
+        (stored.id,),
+    ).fetchall()
+    for secret, unit_path in receivers:
+        if not path.startswith(str(unit_path)):  # a receiver of a unit that no longer sees it
+            conn.execute(
+                _sql("DELETE FROM webhook_outbox WHERE alert_id = ? AND secret = ?", placeholder),
+                (stored.id, secret),
+            )
+    conn.execute(
+        _sql("UPDATE webhook_outbox SET body = ? WHERE alert_id = ?", placeholder),
+        (webhook_body(moved), stored.id),
+    )
+    return moved
 
 
 def list_query(

@@ -679,8 +679,7 @@ class SqliteStore(
             return AlertsAdded([], [])
         with self._transaction("add alerts") as conn:
             added = sqlite_alerts.add_alerts(conn, alerts, now_ms, webhook_urls)
-            spot_rows.add_candidates(conn, added.new, now_ms, "?")
-            return added
+            return spot_rows.add_candidates(conn, added, now_ms, "?")
 
     def list_alerts(
         self,

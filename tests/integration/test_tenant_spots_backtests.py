@@ -25,7 +25,7 @@ MIN = 60_000
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.db)])
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiUnderTest]:
     url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
-    yield from api_under_test(url, tmp_path)
+    yield from api_under_test(url, tmp_path, with_alerts=True)
 
 
 def _tenant(api: ApiUnderTest, name: str) -> tuple[int, dict[str, dict[str, str]]]:
@@ -48,7 +48,8 @@ def _car(api: ApiUnderTest, vehicle: str, org: int, terminal: str) -> None:
 
 
 def _gathering(api: ApiUnderTest, visits: list[dict[str, Any]], at_ms: int) -> int:
-    """A gathering alert with these visits, as the live detector stores it; its candidate id."""
+    """A gathering alert with these visits (the last one its trigger), as the live detector
+    stores it; its candidate id."""
     last = visits[-1]
     details = {"lon": 121.5, "lat": 31.3, "radius_m": 150, "borrowers": len(visits),
                "visits": visits}  # fmt: skip
@@ -118,6 +119,50 @@ def test_a_tenants_cars_make_its_own_candidate_and_its_admins_accept_it_into_its
     assert {"spot.accept", "fence.create"} <= {e["action"] for e in audit}
     done = post(f"/api/v1/spot-candidates/{mixed}/dismiss", headers=api.admin).json()
     assert done["status"] == "dismissed"
+
+
+def test_a_gathering_alert_moves_to_its_candidates_unit_with_its_webhooks(
+    api: ApiUnderTest,
+) -> None:
+    """The alert's details are the evidence: it belongs where its candidate does. A place of
+    two tenants' cars, triggered by bolt's car, is the platform's: bolt's keys and receiver do
+    not see it; one of acme's branch cars and acme's own is acme's, not the branch's."""
+    a, a_keys = _tenant(api, "acme")
+    b, b_keys = _tenant(api, "bolt")
+    post, get = api.client.post, api.client.get
+    branch = post("/api/v1/orgs", json={"name": "north", "kind": "branch", "parent": a},
+                  headers=api.admin).json()["id"]  # fmt: skip
+    hooks = {}
+    for org in (1, a, b, branch):
+        body = {"url": f"http://127.0.0.1:9/{org}", "org": org}
+        hooks[org] = post("/api/v1/webhooks", json=body, headers=api.admin).json()["url"]
+    _car(api, "A0", a, "013900000100")
+    _car(api, "N0", branch, "013900000101")
+    _car(api, "B0", b, "013900000200")
+    visit = {"A0": "013900000100", "N0": "013900000101", "B0": "013900000200"}
+    mixed = _gathering(
+        api, [{"vehicle_id": v, "device_id": visit[v], "borrower": v} for v in ("A0", "B0")], T0
+    )
+    own = _gathering(
+        api, [{"vehicle_id": v, "device_id": visit[v], "borrower": v} for v in ("A0", "N0")],
+        T0 + MIN,
+    )  # fmt: skip
+    store = api.store()
+    try:
+        alert_of = {c.id: c.alert_id for c in store.spot_candidates_in(None)}
+        urls = {c: {w.url for w in store.list_webhooks(alert_of[c])} for c in (mixed, own)}
+        stored = {c: store.get_alert(int(alert_of[c] or 0)) for c in (mixed, own)}
+    finally:
+        store.close()
+    assert urls[mixed] == {hooks[1]} and urls[own] == {hooks[1], hooks[a]}
+    assert {c: s.org for c, s in stored.items() if s is not None} == {mixed: 1, own: a}
+    for key, alert, status in (
+        (b_keys["viewer"], alert_of[mixed], 404),
+        (a_keys["viewer"], alert_of[mixed], 404),
+        (a_keys["viewer"], alert_of[own], 200),
+        (api.admin, alert_of[mixed], 200),
+    ):
+        assert get(f"/api/v1/alerts/{alert}", headers=key).status_code == status
 
 
 def _positions(api: ApiUnderTest, terminal: str, vehicle: str) -> None:
