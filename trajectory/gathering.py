@@ -89,6 +89,10 @@ class SpotFinder:
 
     def add(self, visits: Iterable[Visit]) -> list[SpotProposal]:
         """Visits in time order; returns the spots they make proposable."""
+        visits = list(visits)
+        # Keep every visit a car's own (longer) window may still count.
+        windows = [v.settings.window_ms for v in visits if v.settings is not None]
+        self.longest_ms = max([self.longest_ms, *windows])
         out: list[SpotProposal] = []
         for visit in visits:
             found = self._visit(visit)
