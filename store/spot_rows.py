@@ -2,8 +2,8 @@
 
 A candidate is written with its gathering alert, in the alert's transaction (`add_candidates`),
 so a proposal is never lost nor stored twice (the alert's incident key guards both), and given
-its unit: the tenant whose subtree holds every car of the evidence, else the platform (the
-alert moves there with it: its details are the same evidence). Accepting
+its unit: the tenant whose subtree holds every car of the evidence, else the platform. The
+alert keeps only the visits its own unit's keys may see. Accepting
 one turns it into a hotspot fence of that unit in the same transaction as the decision.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from alerts.lifecycle import StoredAlert
 from alerts.model import AlertType
 from alerts.outbox import AlertsAdded
-from organizations import ROOT_ID, tenant_of
-from store.alert_rows import webhook_body, with_unit
+from organizations import ROOT_ID, ROOT_PATH, tenant_of
+from store.alert_rows import details_text, webhook_body
 from store.interface import SpotCandidate, SpotCandidateError
 
 _COLUMNS = (
@@ -85,15 +86,15 @@ def _visit_paths(conn: Any, visits: list[Any], placeholder: str) -> list[str | N
 
 def add_candidates(conn: Any, added: AlertsAdded, now_ms: int, placeholder: str) -> AlertsAdded:
     """In the alerts' transaction: one candidate per new gathering alert, owned by the tenant
-    of its evidence (`evidence_owner`). The alert itself moves to that unit too (its details
-    are the same evidence): out of a branch into its tenant, or up to the platform when the
-    cars are several tenants'; its webhook rows for receivers that no longer see it go, the
-    rest carry its new unit. Returns `added` with the moved alerts."""
-    owners: dict[int, int] = {}
+    of its evidence (`evidence_owner`). The alert stays its car's unit's, as every alert; its
+    details keep the visits of the cars that unit's keys may see only (`redacted`), so the
+    alert, its webhooks and its fan-out never name a car outside that subtree: the candidate
+    holds the whole evidence. Returns `added` with the alerts as stored."""
+    paths: dict[int, list[str | None]] = {}
 
     def owner(stored: StoredAlert, visits: list[Any]) -> int:
-        owners[stored.id] = evidence_owner(_visit_paths(conn, visits, placeholder))
-        return owners[stored.id]
+        paths[stored.id] = _visit_paths(conn, visits, placeholder)
+        return evidence_owner(paths[stored.id])
 
     rows = candidate_rows(added.new, now_ms, owner)
     if not rows:
@@ -106,43 +107,45 @@ def add_candidates(conn: Any, added: AlertsAdded, now_ms: int, placeholder: str)
         ),
         rows,
     )
-    moved = {
-        s.id: _move_alert(conn, s, owners[s.id], placeholder)
-        for s in added.new
-        if s.id in owners and s.org != owners[s.id]
-    }
-    if not moved:
+    changed: dict[int, StoredAlert] = {}
+    for stored in added.new:
+        shown = redacted(stored, paths.get(stored.id))
+        if shown is not stored:
+            changed[stored.id] = _rewrite(conn, shown, placeholder)
+    if not changed:
         return added
     return AlertsAdded(
-        [moved.get(s.id, s) for s in added.stored], [moved.get(s.id, s) for s in added.new]
+        [changed.get(s.id, s) for s in added.stored], [changed.get(s.id, s) for s in added.new]
     )
 
 
-def _move_alert(conn: Any, stored: StoredAlert, org: int, placeholder: str) -> StoredAlert:
-    """A gathering alert to its candidate's unit, with its webhook outbox rows."""
-    path_row = conn.execute(_sql("SELECT path FROM orgs WHERE id = ?", placeholder), (org,))
-    path = str(path_row.fetchone()[0])
-    moved = with_unit(stored, org, path)
-    conn.execute(_sql("UPDATE alerts SET org_id = ? WHERE id = ?", placeholder), (org, stored.id))
-    receivers = conn.execute(
-        _sql(
-            "SELECT w.secret, o.path FROM webhook_outbox w JOIN webhook_endpoints e"
-            " ON e.secret = w.secret JOIN orgs o ON o.id = e.org_id WHERE w.alert_id = ?",
-            placeholder,
-        ),
-        (stored.id,),
-    ).fetchall()
-    for secret, unit_path in receivers:
-        if not path.startswith(str(unit_path)):  # a receiver of a unit that no longer sees it
-            conn.execute(
-                _sql("DELETE FROM webhook_outbox WHERE alert_id = ? AND secret = ?", placeholder),
-                (stored.id, secret),
-            )
+def redacted(stored: StoredAlert, paths: Sequence[str | None] | None) -> StoredAlert:
+    """The gathering alert with the visits of cars outside its unit's subtree left out
+    (`paths`: each visit's car's unit path) and counted in `details.other_visits`; the same
+    object when none is."""
+    if paths is None:
+        return stored
+    unit = stored.org_path or ROOT_PATH
+    visits = list(stored.alert.details.get("visits", []))
+    kept = [v for v, p in zip(visits, paths, strict=True) if (p or ROOT_PATH).startswith(unit)]
+    if len(kept) == len(visits):
+        return stored
+    details = {**stored.alert.details, "visits": kept, "other_visits": len(visits) - len(kept)}
+    return replace(stored, alert=replace(stored.alert, details=details))
+
+
+def _rewrite(conn: Any, shown: StoredAlert, placeholder: str) -> StoredAlert:
+    """Stores the alert's new details, and its webhook rows' bodies."""
+    cast = "CAST(? AS jsonb)" if placeholder == "%s" else "?"
+    conn.execute(
+        _sql(f"UPDATE alerts SET details = {cast} WHERE id = ?", placeholder),
+        (details_text(shown.alert), shown.id),
+    )
     conn.execute(
         _sql("UPDATE webhook_outbox SET body = ? WHERE alert_id = ?", placeholder),
-        (webhook_body(moved), stored.id),
+        (webhook_body(shown), shown.id),
     )
-    return moved
+    return shown
 
 
 def list_query(

@@ -121,48 +121,47 @@ def test_a_tenants_cars_make_its_own_candidate_and_its_admins_accept_it_into_its
     assert done["status"] == "dismissed"
 
 
-def test_a_gathering_alert_moves_to_its_candidates_unit_with_its_webhooks(
-    api: ApiUnderTest,
-) -> None:
-    """The alert's details are the evidence: it belongs where its candidate does. A place of
-    two tenants' cars, triggered by bolt's car, is the platform's: bolt's keys and receiver do
-    not see it; one of acme's branch cars and acme's own is acme's, not the branch's."""
-    a, a_keys = _tenant(api, "acme")
+def test_a_gathering_alert_names_only_the_cars_its_own_unit_sees(api: ApiUnderTest) -> None:
+    """The alert is its car's unit's, as every alert; its details are the evidence, cut to the
+    visits of that unit's subtree (the others counted), in the store, its webhook bodies and
+    what the API shows. A place of acme's and bolt's cars completed by bolt's car shows bolt
+    its own visit only; one of acme's and its branch's cars completed by the branch's car shows
+    the branch its own. The candidates keep every visit."""
+    a, _ = _tenant(api, "acme")
     b, b_keys = _tenant(api, "bolt")
     post, get = api.client.post, api.client.get
     branch = post("/api/v1/orgs", json={"name": "north", "kind": "branch", "parent": a},
                   headers=api.admin).json()["id"]  # fmt: skip
-    hooks = {}
-    for org in (1, a, b, branch):
+    for org in (b, branch):
         body = {"url": f"http://127.0.0.1:9/{org}", "org": org}
-        hooks[org] = post("/api/v1/webhooks", json=body, headers=api.admin).json()["url"]
-    _car(api, "A0", a, "013900000100")
-    _car(api, "N0", branch, "013900000101")
-    _car(api, "B0", b, "013900000200")
-    visit = {"A0": "013900000100", "N0": "013900000101", "B0": "013900000200"}
-    mixed = _gathering(
-        api, [{"vehicle_id": v, "device_id": visit[v], "borrower": v} for v in ("A0", "B0")], T0
-    )
-    own = _gathering(
-        api, [{"vehicle_id": v, "device_id": visit[v], "borrower": v} for v in ("A0", "N0")],
-        T0 + MIN,
-    )  # fmt: skip
+        assert post("/api/v1/webhooks", json=body, headers=api.admin).status_code == 201
+    devices = {"A0": "013900000100", "N0": "013900000101", "B0": "013900000200"}
+    for car, org in (("A0", a), ("N0", branch), ("B0", b)):
+        _car(api, car, org, devices[car])
+
+    def visits(*cars: str) -> list[dict[str, Any]]:
+        return [{"vehicle_id": c, "device_id": devices[c], "borrower": c} for c in cars]
+
+    mixed = _gathering(api, visits("A0", "B0"), T0)
+    own = _gathering(api, visits("A0", "N0"), T0 + MIN)
     store = api.store()
     try:
-        alert_of = {c.id: c.alert_id for c in store.spot_candidates_in(None)}
-        urls = {c: {w.url for w in store.list_webhooks(alert_of[c])} for c in (mixed, own)}
-        stored = {c: store.get_alert(int(alert_of[c] or 0)) for c in (mixed, own)}
+        alert_of = {c.id: int(c.alert_id or 0) for c in store.spot_candidates_in(None)}
+        bodies = {c: [w.body for w in store.list_webhooks(alert_of[c])] for c in (mixed, own)}
+        stored = {c: store.get_alert(alert_of[c]) for c in (mixed, own)}
     finally:
         store.close()
-    assert urls[mixed] == {hooks[1]} and urls[own] == {hooks[1], hooks[a]}
-    assert {c: s.org for c, s in stored.items() if s is not None} == {mixed: 1, own: a}
-    for key, alert, status in (
-        (b_keys["viewer"], alert_of[mixed], 404),
-        (a_keys["viewer"], alert_of[mixed], 404),
-        (a_keys["viewer"], alert_of[own], 200),
-        (api.admin, alert_of[mixed], 200),
+    assert {c: s.org for c, s in stored.items() if s is not None} == {mixed: b, own: branch}
+    for candidate, key, car, hidden in (
+        (mixed, b_keys["viewer"], "B0", "A0"),
+        (own, api.admin, "N0", "A0"),
     ):
-        assert get(f"/api/v1/alerts/{alert}", headers=key).status_code == status
+        shown = get(f"/api/v1/alerts/{alert_of[candidate]}", headers=key).json()["details"]
+        assert [v["vehicle_id"] for v in shown["visits"]] == [car] and shown["other_visits"] == 1
+        assert shown["borrowers"] == 2
+        assert bodies[candidate] and all(hidden.encode() not in x for x in bodies[candidate])
+    whole = get(f"/api/v1/spot-candidates/{mixed}", headers=api.admin).json()
+    assert [v["vehicle_id"] for v in whole["visits"]] == ["A0", "B0"]
 
 
 def _positions(api: ApiUnderTest, terminal: str, vehicle: str) -> None:
