@@ -117,6 +117,7 @@ class Alerting:
     reload_interval_s: float
     fences_version: int = -1
     loan_states: dict[str, str] = field(default_factory=dict)
+    borrowers: dict[str, str] = field(default_factory=dict)  # car -> its loan's borrower
     unit_rules: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
     _rules_read: dict[str, str] = field(default_factory=dict)
     _watcher: asyncio.Task[None] | None = None
@@ -198,10 +199,17 @@ class Alerting:
             if by_path != self._rules_read or refresh_fleet or (by_path and units_due):
                 rules = car_unit_rules(store, by_path)
                 self._rules_read = by_path
-            if refresh_fleet or states != self.loan_states or rules != self.unit_rules:
-                detector.set_fleet(fleet_from_devices(store.list_devices(), states, rules))
+            owes = store.loan_borrowers()
+            if (
+                refresh_fleet
+                or states != self.loan_states
+                or rules != self.unit_rules
+                or owes != self.borrowers
+            ):
+                detector.set_fleet(fleet_from_devices(store.list_devices(), states, rules, owes))
                 self.loan_states = states
                 self.unit_rules = rules
+                self.borrowers = owes
             if self.recorder is not None:
                 self.recorder.muted_vehicles = frozenset(store.unmonitored_vehicle_ids())
                 if fences_changed or refresh_fleet or units_due:
@@ -318,8 +326,9 @@ def start_alerting(
             alerting.loan_states = loan_state_names(store)
             alerting._rules_read = store.unit_rules()
             alerting.unit_rules = car_unit_rules(store, alerting._rules_read)
+            alerting.borrowers = store.loan_borrowers()
             fleet = fleet_from_devices(
-                store.list_devices(), alerting.loan_states, alerting.unit_rules
+                store.list_devices(), alerting.loan_states, alerting.unit_rules, alerting.borrowers
             )
             fences = stored_fences(store)
             alerting.fences_version = store.fences_version()

@@ -56,17 +56,21 @@ def fleet_from_devices(
     devices: Iterable[Device],
     loan_states: Mapping[str, str] | None = None,
     unit_rules: Mapping[str, tuple[tuple[str, float], ...]] | None = None,
+    borrowers: Mapping[str, str] | None = None,
 ) -> Fleet:
     """The fleet the store knows: devices grouped by their `vehicle_id` (a device without one
     is its own vehicle, as the engine treats an unlisted device), each car with the state of
     its open loan from `loan_states` (vehicle_id -> state; `Store.loan_states`) and its
-    units' threshold overrides from `unit_rules` (vehicle_id -> merged overrides)."""
+    units' threshold overrides from `unit_rules` (vehicle_id -> merged overrides) and whom its
+    loan names from `borrowers` (vehicle_id -> borrower key, `Store.loan_borrowers`: the
+    `gathering` rule counts borrowers; a car left out is its own)."""
     by_vehicle: dict[str, list[str]] = {}
     for device in devices:
         if device.vehicle_id:
             by_vehicle.setdefault(device.vehicle_id, []).append(device.terminal)
     states = loan_states or {}
     rules = unit_rules or {}
+    owes = borrowers or {}
     return Fleet(
         tuple(
             Vehicle(
@@ -74,6 +78,7 @@ def fleet_from_devices(
                 tuple(sorted(t)),
                 loan_state=_state_name(states.get(v)),
                 unit_rules=rules.get(v, ()),
+                borrower=owes.get(v),
             )
             for v, t in sorted(by_vehicle.items())
         )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from alerts.lifecycle import AlertState, StoredAlert, assign, opened, transition
-from alerts.model import Alert, first_of_each_incident, incident_key
+from alerts.model import Alert, AlertType, first_of_each_incident, incident_key
 from alerts.outbox import AlertsAdded, WebhookDelivery, WebhookState
 from organizations import Scope
 from store import spot_rows
@@ -98,7 +98,8 @@ class AlertRecords:
         webhook_urls: Sequence[str] = (),
     ) -> AlertsAdded:
         """Stores each incident once; new alerts get their outbox rows (and gathering alerts
-        their spot candidates) in the same transaction."""
+        their spot candidates, owned by the tenant of their evidence, the alert itself keeping
+        only the visits its unit may see: `store.spot_rows`) in the same transaction."""
         if not alerts:
             return AlertsAdded([], [])
         d = self._dialect
@@ -140,6 +141,9 @@ class AlertRecords:
             new: list[StoredAlert] = []
             receivers: dict[str | None, list[tuple[str, str | None]]] = {}
             outbox: list[tuple[Any, ...]] = []
+            gathering: list[StoredAlert] = []  # as offered: a candidate keeps every visit
+            owners: dict[int, int] = {}  # gathering alert id -> its candidate's unit
+            shown: list[tuple[str, int]] = []  # (details, id) of alerts stored with fewer visits
             for alert, rows in zip(offered, returned, strict=True):
                 if not rows:
                     continue
@@ -147,6 +151,18 @@ class AlertRecords:
                 alert_id = int(rows[0][0])
                 org, path = units[alert_id]
                 stored = with_unit(opened(alert_id, alert, now_ms), org, path)
+                if alert.type is AlertType.GATHERING:
+                    visits = list(alert.details.get("visits", []))
+                    units_of_visits = self._run_each(
+                        "read visit units", spot_rows.VISIT_PATH, spot_rows.visit_keys(visits)
+                    )
+                    paths = [str(r[0][0]) if r else None for r in units_of_visits]
+                    gathering.append(stored)
+                    owners[alert_id] = spot_rows.evidence_owner(paths)
+                    redacted = spot_rows.redacted(stored, paths)
+                    if redacted is not stored:
+                        stored = redacted
+                        shown.append((details_text(stored.alert), alert_id))
                 by_key[key] = stored
                 new.append(stored)
                 if path not in receivers:
@@ -169,7 +185,11 @@ class AlertRecords:
                         f" VALUES (?, ?, ?, {d.at()}, {d.at()}, {d.at()}, ?)",
                         outbox,
                     ),
-                    (spot_rows.INSERT_CANDIDATE, spot_rows.candidate_rows(new, now_ms)),
+                    (f"UPDATE alerts SET details = {d.json()} WHERE id = ?", shown),
+                    (
+                        spot_rows.INSERT_CANDIDATE,
+                        spot_rows.candidate_rows(gathering, now_ms, lambda s, _: owners[s.id]),
+                    ),
                 ],
             )
         return AlertsAdded([by_key[incident_key(a)] for a in alerts], new)

@@ -39,6 +39,7 @@ from alerts.outbox import AlertsAdded, WebhookDelivery
 from loans import Bucket, CaseAction, Loan, LoanState, Stage
 from organizations import ROOT_ID, Scope, Unit, UnitKind
 from positions import PositionBatch
+from store.backtest_jobs import BacktestRecord
 from store.detector_partitions import Checkpoint, DetectorMember
 from store.idempotency import KeptResponse
 from store.orgs import Caller, UnitPaths
@@ -193,7 +194,8 @@ class SpotCandidateError(StoreError):
 class SpotCandidate:
     """A place `gathering` proposed as a risk spot, with its evidence (the visits: vehicle,
     device, borrower, arrival), and what an admin decided: `proposed`, `accepted` (then
-    `fence_id` is the hotspot it became) or `dismissed`."""
+    `fence_id` is the hotspot it became) or `dismissed`. It belongs to `org`: a tenant when
+    every car of its evidence is in that tenant's subtree, else the platform."""
 
     id: int
     alert_id: int | None
@@ -209,6 +211,7 @@ class SpotCandidate:
     decided_ms: int | None = None
     decided_by: str | None = None
     note: str | None = None
+    org: int = ROOT_ID  # the tenant whose subtree holds every car of the evidence, else the root
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,6 +572,72 @@ class Store(StatementRunner, Protocol):
         same transaction, bumping the fence-set version) or dismisses it (`accept` None).
         Raises SpotCandidateError: `missing`, or `decided` when it is no longer proposed."""
         ...
+
+    # a unit's candidates and decisions (store.spot_library; `store.scoped.spots` uses them)
+    def spot_candidates_in(
+        self,
+        scope: Scope | None,
+        *,
+        status: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[SpotCandidate]: ...
+
+    def spot_candidate_by_id(self, candidate_id: int) -> SpotCandidate | None: ...
+
+    def mark_spot_candidate(
+        self,
+        candidate_id: int,
+        *,
+        status: str,
+        fence_id: str | None,
+        by: str,
+        note: str | None,
+        now_ms: int,
+    ) -> SpotCandidate: ...
+
+    def loan_borrowers(self) -> dict[str, str]:
+        """vehicle_id -> `borrower:{id}`, its open loan's borrower record (store.loan_borrowers):
+        whom the live `gathering` rule counts; a car without one is its own borrower."""
+        ...
+
+    # backtest jobs the API runs (store.backtest_jobs)
+    def add_backtest(
+        self,
+        *,
+        org: int,
+        since_ms: int,
+        until_ms: int,
+        rules: str | None,
+        tolerance_ms: int,
+        requested_by: str,
+        runner: str,
+        now_ms: int,
+    ) -> BacktestRecord: ...
+
+    def get_backtest(self, job_id: int) -> BacktestRecord | None: ...
+
+    def list_backtests(
+        self, scope: Scope | None, *, after_id: int = 0, limit: int = 100
+    ) -> list[BacktestRecord]: ...
+
+    def backtest_started(self, job_id: int, now_ms: int) -> None: ...
+
+    def backtest_progress(self, runner: str, job_id: int, done_ms: int, now_ms: int) -> None: ...
+
+    def backtest_finished(
+        self,
+        job_id: int,
+        *,
+        report: dict[str, object] | None,
+        positions: int,
+        error: str | None,
+        now_ms: int,
+    ) -> None: ...
+
+    def interrupt_stale_backtests(self, before_ms: int, now_ms: int) -> int: ...
+
+    def interrupt_runner_backtests(self, runner: str, now_ms: int) -> int: ...
 
     def find_devices(
         self,

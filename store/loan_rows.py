@@ -203,7 +203,7 @@ def filter_conditions(
 # -- the sweep's past-due loans and the cars' loan states ---------------------------------------
 
 _SWEPT = "state IN (" + ", ".join(f"'{s.value}'" for s in sorted(SWEPT)) + ")"
-_OPEN = "state NOT IN (" + ", ".join(f"'{s.value}'" for s in sorted(FINAL)) + ")"
+OPEN_CONDITION = _OPEN = "state NOT IN (" + ", ".join(f"'{s.value}'" for s in sorted(FINAL)) + ")"
 
 
 def past_due_conditions(

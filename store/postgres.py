@@ -43,6 +43,7 @@ from positions import PositionBatch, empty_batch
 from store import pg_copy
 from store.alert_records import AlertRecords
 from store.api_keys import ApiKeyRecords
+from store.backtest_jobs import BacktestJobRecords
 from store.clock_rows import ClockCache
 from store.commands import CommandRecords
 from store.detector_partitions import DetectorPartitionRecords
@@ -57,6 +58,7 @@ from store.interface import (
     StoreUnavailableError,
     WriteResult,
 )
+from store.loan_borrowers import LoanBorrowerRecords
 from store.loan_records import LoanRecords
 from store.migrate import PLAIN, latest_version
 from store.orgs import OrgRecords
@@ -69,6 +71,7 @@ from store.selection import (
     newest_valid_per_device,
     read_track,
 )
+from store.spot_library import SpotLibraryRecords
 from store.spots import SpotRecords
 from store.statements import RunResult, pyformat
 from trajectory.clock import ClockSettings
@@ -201,6 +204,9 @@ class PostgresStore(
     SessionPresenceRecords,
     OrgRecords,
     DetectorPartitionRecords,
+    SpotLibraryRecords,
+    BacktestJobRecords,
+    LoanBorrowerRecords,
 ):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 

@@ -25,6 +25,7 @@ import numpy as np
 from positions import COLUMNS, PositionBatch, empty_batch
 from store.alert_records import AlertRecords
 from store.api_keys import ApiKeyRecords
+from store.backtest_jobs import BacktestJobRecords
 from store.clock_rows import ClockCache
 from store.commands import CommandRecords
 from store.detector_partitions import DetectorPartitionRecords
@@ -38,6 +39,7 @@ from store.interface import (
     StoreError,
     WriteResult,
 )
+from store.loan_borrowers import LoanBorrowerRecords
 from store.loan_records import LoanRecords
 from store.migrate import latest_version, migrate_sqlite
 from store.orgs import OrgRecords
@@ -50,6 +52,7 @@ from store.selection import (
     newest_valid_per_device,
     read_track,
 )
+from store.spot_library import SpotLibraryRecords
 from store.spots import SpotRecords
 from store.statements import RunResult
 from trajectory.clock import ClockSettings
@@ -78,6 +81,9 @@ class SqliteStore(
     SessionPresenceRecords,
     OrgRecords,
     DetectorPartitionRecords,
+    SpotLibraryRecords,
+    BacktestJobRecords,
+    LoanBorrowerRecords,
 ):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 

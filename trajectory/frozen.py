@@ -45,12 +45,22 @@ class FrozenPositionRule:
     since_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     prev_lon: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     prev_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
+    # per device: its vehicle's thresholds (`settings` for a device nobody set)
+    fixes_needed: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    speed_kmh: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
 
     def ensure(self, n_devices: int) -> None:
+        self.fixes_needed = grown(self.fixes_needed, n_devices, max(1, self.settings.fixes))
+        self.speed_kmh = grown(self.speed_kmh, n_devices, self.settings.speed_kmh)
         self.count = grown(self.count, n_devices, 0)
         self.since_ms = grown(self.since_ms, n_devices, -1)
         self.prev_lon = grown(self.prev_lon, n_devices, np.nan)
         self.prev_lat = grown(self.prev_lat, n_devices, np.nan)
+
+    def set_limits(self, devices: slice, limits: list[FrozenSettings]) -> None:
+        """Each device of `devices` gets its vehicle's thresholds."""
+        self.fixes_needed[devices] = [max(1, s.fixes) for s in limits]
+        self.speed_kmh[devices] = [s.speed_kmh for s in limits]
 
     def fixes(
         self,
@@ -67,7 +77,7 @@ class FrozenPositionRule:
             return FrozenStarts(np.zeros(0, np.intp), np.zeros(0, np.int64))
         first = first_of_device(device)
         last = last_of_device(device)
-        suspicious = ((status & ACC_BIT) != 0) | (speed_kmh > self.settings.speed_kmh)
+        suspicious = ((status & ACC_BIT) != 0) | (speed_kmh > self.speed_kmh[device])
         prev_lon = np.empty(n)
         prev_lat = np.empty(n)
         prev_in_run = np.empty(n, np.bool_)
@@ -78,7 +88,8 @@ class FrozenPositionRule:
         same = (lon == prev_lon) & (lat == prev_lat)
         continues = prev_in_run & same
         sub: npt.NDArray[np.intp] | None = None
-        if self.settings.fixes > 1:
+        alone_alerts = self.fixes_needed <= 1
+        if not alone_alerts[device].any():
             # Runs are followed only on devices where one goes on (a repeated position is
             # rare): elsewhere each suspicious fix starts a run of one, which cannot alert.
             active = np.zeros(len(self.count), np.bool_)
@@ -105,7 +116,7 @@ class FrozenPositionRule:
         count = np.where(from_batch, 0, self.count[device]) + rows - anchor + 1
         count = np.where(suspicious, count, 0)
         since = np.where(from_batch, time_ms[anchor], self.since_ms[device])
-        reached = np.flatnonzero(count == max(1, self.settings.fixes))
+        reached = np.flatnonzero(count == self.fixes_needed[device])
 
         ends = np.flatnonzero(last)
         d_end = device[ends]

@@ -33,7 +33,9 @@ class GatheringSettings:
 
 @dataclass(frozen=True, slots=True)
 class Visit:
-    """A car parked long enough away from its usual places; `time_ms` = arrival + stop."""
+    """A car parked long enough away from its usual places; `time_ms` = arrival + stop.
+    `settings`: the car's own thresholds (None: the finder's), which decide whether this visit
+    completes the evidence (how near, how recent and how many borrowers)."""
 
     time_ms: int
     arrived_ms: int
@@ -42,6 +44,7 @@ class Visit:
     device: str
     vehicle: str
     borrower: str
+    settings: GatheringSettings | None = None
 
     def sort_key(self) -> tuple[int, str]:
         return (self.time_ms, self.device)
@@ -77,6 +80,8 @@ class SpotFinder:
     known: KnownSpot = _no_known_spot
     cells: dict[tuple[int, int], list[Visit]] = field(default_factory=dict)
     proposed: list[tuple[float, float]] = field(default_factory=list)
+    # The longest window any car's thresholds give: visits older than it are dropped.
+    longest_ms: int = 0
 
     def _cell(self, lon: float, lat: float) -> tuple[int, int]:
         size = self.settings.radius_m / M_PER_DEG
@@ -84,6 +89,10 @@ class SpotFinder:
 
     def add(self, visits: Iterable[Visit]) -> list[SpotProposal]:
         """Visits in time order; returns the spots they make proposable."""
+        visits = list(visits)
+        # Keep every visit a car's own (longer) window may still count.
+        windows = [v.settings.window_ms for v in visits if v.settings is not None]
+        self.longest_ms = max([self.longest_ms, *windows])
         out: list[SpotProposal] = []
         for visit in visits:
             found = self._visit(visit)
@@ -92,20 +101,27 @@ class SpotFinder:
         return out
 
     def _visit(self, v: Visit) -> SpotProposal | None:
-        s = self.settings
+        s = v.settings or self.settings
         cx, cy = self._cell(v.lon, v.lat)
-        # A lon cell is narrower on the ground than a lat cell: look wide enough east-west.
-        reach = 1 + math.ceil(1 / max(math.cos(math.radians(v.lat)), 0.05))
+        # Cells are the finder's radius wide; a car's own radius may reach further. A lon cell
+        # is narrower on the ground than a lat cell: look wide enough east-west.
+        ratio = s.radius_m / self.settings.radius_m
+        reach_y = max(1, math.ceil(ratio))
+        reach = 1 + math.ceil(ratio / max(math.cos(math.radians(v.lat)), 0.05))
+        kept = v.time_ms - max(self.longest_ms, self.settings.window_ms, s.window_ms)
         since = v.time_ms - s.window_ms
         near: list[Visit] = []
         for x in range(cx - reach, cx + reach + 1):
-            for y in (cy - 1, cy, cy + 1):
+            for y in range(cy - reach_y, cy + reach_y + 1):
                 cell = self.cells.get((x, y))
                 if not cell:
                     continue
-                cell[:] = [w for w in cell if w.time_ms > since]
+                cell[:] = [w for w in cell if w.time_ms > kept]
                 near += [
-                    w for w in cell if haversine_scalar_m(w.lon, w.lat, v.lon, v.lat) <= s.radius_m
+                    w
+                    for w in cell
+                    if w.time_ms > since
+                    and haversine_scalar_m(w.lon, w.lat, v.lon, v.lat) <= s.radius_m
                 ]
         self.cells.setdefault((cx, cy), []).append(v)
         near.append(v)

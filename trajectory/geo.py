@@ -51,12 +51,13 @@ def local_within_m(
     lat1_deg: npt.NDArray[np.float64],
     lon2_deg: npt.NDArray[np.float64],
     lat2_deg: npt.NDArray[np.float64],
-    radius_m: float,
+    radius_m: float | npt.NDArray[np.float64],
 ) -> npt.NDArray[np.bool_]:
-    """`local_m(...) <= radius_m`, element-wise, with `local_m` evaluated only where bounds
-    cannot decide: |dlat| k <= local <= (|dlon| + |dlat|) k (the cosine is at most 1, a
-    hypotenuse at most the sum of its sides), with margins far above the rounding error. A
-    parked car's noise is decided by the upper bound, a moving car's step by the lower."""
+    """`local_m(...) <= radius_m` (one radius, or one per pair), element-wise, with `local_m`
+    evaluated only where bounds cannot decide: |dlat| k <= local <= (|dlon| + |dlat|) k (the
+    cosine is at most 1, a hypotenuse at most the sum of its sides), with margins far above
+    the rounding error. A parked car's noise is decided by the upper bound, a moving car's step
+    by the lower."""
     k = np.pi / 180.0 * EARTH_RADIUS_M
     dy = np.abs(lat2_deg - lat1_deg)
     dy *= k
@@ -67,8 +68,9 @@ def local_within_m(
     outside = dy * (1.0 - 1e-9) - 1e-9 > radius_m
     within = inside.copy()
     open_ = np.flatnonzero(~(inside | outside))
+    limit = radius_m[open_] if isinstance(radius_m, np.ndarray) else radius_m
     within[open_] = (
-        local_m(lon1_deg[open_], lat1_deg[open_], lon2_deg[open_], lat2_deg[open_]) <= radius_m
+        local_m(lon1_deg[open_], lat1_deg[open_], lon2_deg[open_], lat2_deg[open_]) <= limit
     )
     return within
 

@@ -80,6 +80,10 @@ class NotHomeRule:
     slept: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     open: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     closed: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # per device: its vehicle's thresholds (`settings` for a device nobody set)
+    nights: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    radius_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
+    learn: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     # per device: cell -> [nights, sum lon, sum lat]
     cells: dict[int, dict[tuple[int, int], list[float]]] = field(default_factory=dict)
 
@@ -92,11 +96,20 @@ class NotHomeRule:
         self.slept = grown(self.slept, n_devices, 0)
         self.open = grown(self.open, n_devices, False)
         self.closed = grown(self.closed, n_devices, -1)
+        self.nights = grown(self.nights, n_devices, self.settings.nights)
+        self.radius_m = grown(self.radius_m, n_devices, self.settings.radius_m)
+        self.learn = grown(self.learn, n_devices, self.settings.learn)
+
+    def set_limits(self, devices: slice, limits: list[NotHomeSettings]) -> None:
+        """Each device of `devices` gets its vehicle's thresholds."""
+        self.nights[devices] = [max(1, s.nights) for s in limits]
+        self.radius_m[devices] = [s.radius_m for s in limits]
+        self.learn[devices] = [max(1, s.learn) for s in limits]
 
     def home(self, device: int) -> tuple[float, float] | None:
         """The learned home (lon, lat), None before `learn` nights."""
         cells = self.cells.get(device)
-        if not cells or self.slept[device] < self.settings.learn:
+        if not cells or self.slept[device] < self.learn[device]:
             return None
         best = max(cells.items(), key=lambda kv: (kv[1][0], -kv[0][0], -kv[0][1]))[1]
         return best[1] / best[0], best[2] / best[0]
@@ -148,7 +161,7 @@ class NotHomeRule:
         known = np.full(n_devices, np.inf)
         night = self.night[:n_devices]
         deciding = (night >= 0) & (
-            (self.away[:n_devices] >= self.settings.nights - 1) | self.open[:n_devices]
+            (self.away[:n_devices] >= self.nights[:n_devices] - 1) | self.open[:n_devices]
         )
         for d in np.flatnonzero(deciding).tolist():
             known[d] = night_end_ms(int(night[d])) - 1
@@ -162,7 +175,7 @@ class NotHomeRule:
         home = self.home(d)
         learn = home is None
         if home is not None:
-            if haversine_scalar_m(home[0], home[1], x, y) <= self.settings.radius_m:
+            if haversine_scalar_m(home[0], home[1], x, y) <= self.radius_m[d]:
                 learn = True
                 self.away[d] = 0
                 self.away_since[d] = -1
@@ -174,7 +187,7 @@ class NotHomeRule:
                 if self.away[d] == 0:
                     self.away_since[d] = end - NIGHT_HOURS * HOUR_MS
                 self.away[d] += 1
-                if self.away[d] >= self.settings.nights and not self.open[d]:
+                if self.away[d] >= self.nights[d] and not self.open[d]:
                     self.open[d] = True
                     out.start_device.append(d)
                     out.start_ms.append(end)
@@ -213,25 +226,42 @@ class NightTripRule:
     prev_lon: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     prev_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     fired: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    # per device: its vehicle's window (start after local midnight, length) and distance
+    from_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    length_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    distance_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
 
     def ensure(self, n_devices: int) -> None:
+        s = self.settings
+        self.from_ms = grown(self.from_ms, n_devices, int(s.from_h * HOUR_MS))
+        self.length_ms = grown(self.length_ms, n_devices, _length_ms(s))
+        self.distance_m = grown(self.distance_m, n_devices, s.distance_m)
         self.window = grown(self.window, n_devices, -1)
         self.metres = grown(self.metres, n_devices, 0.0)
         self.prev_lon = grown(self.prev_lon, n_devices, 0.0)
         self.prev_lat = grown(self.prev_lat, n_devices, 0.0)
         self.fired = grown(self.fired, n_devices, False)
 
-    def _windows(self, time_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        s = self.settings
-        start_ms = int(s.from_h * HOUR_MS)
-        length = int(((s.to_h - s.from_h) % 24) * HOUR_MS)
-        index, offset = np.divmod(time_ms + LOCAL_OFFSET_MS - start_ms, DAY_MS)
-        return np.where(offset < length, index, -1)
+    def set_limits(self, devices: slice, limits: list[NightTripSettings]) -> None:
+        """Each device of `devices` gets its vehicle's window and distance. A device whose
+        window changes starts counting afresh at its next fix."""
+        start = np.array([int(s.from_h * HOUR_MS) for s in limits], np.int64)
+        length = np.array([_length_ms(s) for s in limits], np.int64)
+        changed = (self.from_ms[devices] != start) | (self.length_ms[devices] != length)
+        self.window[devices] = np.where(changed, -1, self.window[devices])
+        self.from_ms[devices], self.length_ms[devices] = start, length
+        self.distance_m[devices] = [s.distance_m for s in limits]
 
-    def window_end_ms(self, index: int) -> int:
-        s = self.settings
-        length = int(((s.to_h - s.from_h) % 24) * HOUR_MS)
-        return index * DAY_MS + int(s.from_h * HOUR_MS) + length - LOCAL_OFFSET_MS
+    def _windows(self, device: Ints, time_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Each row's window index in its device's own night window (-1: outside)."""
+        index, offset = np.divmod(time_ms + LOCAL_OFFSET_MS - self.from_ms[device], DAY_MS)
+        return np.where(offset < self.length_ms[device], index, -1)
+
+    def window_end_ms(self, index: int, device: int) -> int:
+        return (
+            index * DAY_MS + int(self.from_ms[device]) + int(self.length_ms[device])
+            - LOCAL_OFFSET_MS
+        )  # fmt: skip
 
     def fixes(
         self,
@@ -246,7 +276,7 @@ class NightTripRule:
         n = len(device)
         if n == 0:
             return out
-        window = self._windows(time_ms)
+        window = self._windows(device, time_ms)
         inside = np.flatnonzero(window >= 0)
         if len(inside) == 0:
             return out
@@ -270,7 +300,7 @@ class NightTripRule:
             np.append(starts, len(dev)))), self.metres[dev], 0.0)  # fmt: skip
         already = np.repeat(carried[starts] & self.fired[dev[starts]], np.diff(
             np.append(starts, len(dev))))  # fmt: skip
-        over = (metres >= self.settings.distance_m) & ~already
+        over = (metres >= self.distance_m[dev]) & ~already
         group_of = np.cumsum(new_group) - 1
         hit_groups, first_hit = np.unique(group_of[over], return_index=True)
         hits = np.flatnonzero(over)[first_hit]
@@ -280,7 +310,7 @@ class NightTripRule:
             out.start_ms.append(int(time_ms[inside[r]]))
             out.details.append({"distance_m": round(float(metres[r]))})
             out.end_device.append(d)
-            out.end_ms.append(self.window_end_ms(w))
+            out.end_ms.append(self.window_end_ms(w, d))
         fired_group = np.zeros(len(starts), np.bool_)
         fired_group[hit_groups] = True
         last = np.flatnonzero(last_of_device(dev))
@@ -291,3 +321,7 @@ class NightTripRule:
         self.metres[d_last] = metres[last]
         self.prev_lon[d_last], self.prev_lat[d_last] = x[last], y[last]
         return out
+
+
+def _length_ms(s: NightTripSettings) -> int:
+    return int(((s.to_h - s.from_h) % 24) * HOUR_MS)

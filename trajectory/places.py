@@ -136,9 +136,30 @@ class LongStayRule:
     # the book stood when each closed (`LongStays.away`; gathering's visits). None: not asked.
     away_ms: int | None = None
     away_radius_m: float = 1000.0
+    # per device: its vehicle's thresholds (the scalars above for a device nobody set)
+    after_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    radius_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
+    away_of_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    away_radius_of_m: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros(0, np.float64)
+    )
 
     def ensure(self, n_devices: int) -> None:
         self.fired_start_ms = grown(self.fired_start_ms, n_devices, -1)
+        self.after_ms = grown(self.after_ms, n_devices, self.settings.after_ms)
+        self.radius_m = grown(self.radius_m, n_devices, self.settings.radius_m)
+        self.away_of_ms = grown(self.away_of_ms, n_devices, self.away_ms or 0)
+        self.away_radius_of_m = grown(self.away_radius_of_m, n_devices, self.away_radius_m)
+
+    def set_limits(self, devices: slice, limits: list[LongStaySettings]) -> None:
+        """Each device of `devices` gets its vehicle's thresholds."""
+        self.after_ms[devices] = [s.after_ms for s in limits]
+        self.radius_m[devices] = [s.radius_m for s in limits]
+
+    def set_away(self, devices: slice, away_ms: list[int], radius_m: list[float]) -> None:
+        """Each device's `away_ms` and `away_radius_m` (its vehicle's, for gathering)."""
+        self.away_of_ms[devices] = away_ms
+        self.away_radius_of_m[devices] = radius_m
 
     def _away(self, device: int, lon: float, lat: float) -> bool:
         """Far from the usual places by `away_radius_m` (a flat-earth distance: at a km the
@@ -147,7 +168,7 @@ class LongStayRule:
         home = book.home.get(device)
         if home is None:
             return False
-        r2 = (self.away_radius_m / M_PER_DEG_LAT) ** 2
+        r2 = (float(self.away_radius_of_m[device]) / M_PER_DEG_LAT) ** 2
         k = math.cos(math.radians(lat)) ** 2
         places = [home[1], *[c for _, c in book.day.get(device, ()) if c != home[1]][:1]]
         for cx, cy in places:
@@ -158,13 +179,13 @@ class LongStayRule:
 
     def _far(self, device: int, lon: float, lat: float) -> bool:
         usual = self.book.usual(device)
-        radius = self.settings.radius_m
+        radius = float(self.radius_m[device])
         return bool(usual) and all(haversine_scalar_m(x, y, lon, lat) > radius for x, y in usual)
 
     def stops(self, ev: StopEvents) -> LongStays:
         """Closed and still-open stops of one batch, in each device's time order."""
         out = LongStays([], [], [], [], [])
-        after = self.settings.after_ms
+        after = self.after_ms.tolist()
         nights = night_ms(ev.start_ms, ev.end_ms).tolist()
         works = work_ms(ev.start_ms, ev.end_ms).tolist()
         # The same cells as `PlaceBook.add` computes (the same division and floor), for the
@@ -177,16 +198,17 @@ class LongStayRule:
         )  # fmt: skip
         fired = self.fired_start_ms.tolist()  # plain ints for the loops; written back below
         add_cell = self.book.add_cell
-        away_ms = self.away_ms
+        asked = self.away_ms is not None
+        away_ms = self.away_of_ms.tolist()
         for d, end, start, lon, lat, night, work, x, y in closed:
-            if away_ms is not None and end - start >= away_ms and self._away(d, lon, lat):
+            if asked and end - start >= away_ms[d] and self._away(d, lon, lat):
                 out.away.append((d, start, end, lon, lat))
             if fired[d] == start:
                 out.end_device.append(d)
                 out.end_ms.append(end)
-            elif end > start + after and self._far(d, lon, lat):
+            elif end > start + after[d] and self._far(d, lon, lat):
                 out.start_device.append(d)
-                out.start_ms.append(start + after)
+                out.start_ms.append(start + after[d])
                 out.where.append((lon, lat))
                 out.end_device.append(d)
                 out.end_ms.append(end)
@@ -196,12 +218,12 @@ class LongStayRule:
             ev.open_device.tolist(), ev.open_start_ms.tolist(), ev.open_last_ms.tolist(),
             ev.open_lon.tolist(), ev.open_lat.tolist(), strict=True,
         ):  # fmt: skip
-            if away_ms is not None and last - start >= away_ms and self._away(d, lon, lat):
+            if asked and last - start >= away_ms[d] and self._away(d, lon, lat):
                 out.away.append((d, start, -1, lon, lat))
-            if fired[d] != start and last >= start + after and self._far(d, lon, lat):
+            if fired[d] != start and last >= start + after[d] and self._far(d, lon, lat):
                 fired[d] = start
                 out.start_device.append(d)
-                out.start_ms.append(start + after)
+                out.start_ms.append(start + after[d])
                 out.where.append((lon, lat))
         if closed or out.start_device:
             self.fired_start_ms[:] = fired
@@ -216,13 +238,14 @@ class LongStayRule:
     ) -> LongStays:
         """Timer over the detector's open stops (`start_ms` -1 where none)."""
         out = LongStays([], [], [], [], [])
-        due = (start_ms >= 0) & (now_ms >= start_ms + self.settings.after_ms)
+        after = self.after_ms[: len(start_ms)]
+        due = (start_ms >= 0) & (now_ms >= start_ms + after)
         due &= self.fired_start_ms[: len(start_ms)] != start_ms
         for d in np.flatnonzero(due).tolist():
             if self._far(d, float(lon[d]), float(lat[d])):
                 self.fired_start_ms[d] = start_ms[d]
                 out.start_device.append(d)
-                out.start_ms.append(int(start_ms[d]) + self.settings.after_ms)
+                out.start_ms.append(int(start_ms[d]) + int(after[d]))
                 out.where.append((float(lon[d]), float(lat[d])))
         return out
 
@@ -234,7 +257,7 @@ class LongStayRule:
         has reached may still open an episode there; inf elsewhere."""
         known = np.full(n_devices, np.inf)
         start, last = start_ms[:n_devices], last_ms[:n_devices]
-        deadline = start + self.settings.after_ms
+        deadline = start + self.after_ms[:n_devices]
         waiting = (start >= 0) & (self.fired_start_ms[:n_devices] != start) & (last < deadline)
         known[waiting] = deadline[waiting] - 1
         return known

@@ -64,9 +64,23 @@ class SeparationRule:
     run_distance_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     fired: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     pending: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
+    # per vehicle: its thresholds (`settings` for a vehicle nobody set)
+    distance_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
+    duration_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    window_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         self._by_slot = np.ascontiguousarray(self.slots.T)
+
+    def set_limits(self, vehicles: list[int], limits: list[SeparationSettings]) -> None:
+        """Each vehicle of `vehicles` gets its thresholds."""
+        d, n = self.settings, max(vehicles, default=-1) + 1
+        self.distance_m = grown(self.distance_m, n, d.distance_m)
+        self.duration_ms = grown(self.duration_ms, n, d.duration_ms)
+        self.window_ms = grown(self.window_ms, n, d.window_ms)
+        self.distance_m[vehicles] = [s.distance_m for s in limits]
+        self.duration_ms[vehicles] = [s.duration_ms for s in limits]
+        self.window_ms[vehicles] = [s.window_ms for s in limits]
 
     def set_vehicles(
         self, devices_of: dict[int, list[int]], n_vehicles: int, n_devices: int
@@ -86,6 +100,9 @@ class SeparationRule:
         self.run_device = grown(self.run_device, n_vehicles, -1)
         self.run_distance_m = grown(self.run_distance_m, n_vehicles, 0.0)
         self.fired = grown(self.fired, n_vehicles, False)
+        self.distance_m = grown(self.distance_m, n_vehicles, self.settings.distance_m)
+        self.duration_ms = grown(self.duration_ms, n_vehicles, self.settings.duration_ms)
+        self.window_ms = grown(self.window_ms, n_vehicles, self.settings.window_ms)
 
     def forget(self, devices: list[int], vehicles: list[int]) -> None:
         """The fleet moved `devices` between `vehicles`: their waiting fixes are dropped and
@@ -143,7 +160,7 @@ class SeparationRule:
         n = len(veh)
         if n == 0:
             return _no_starts()
-        s = self.settings
+        distance_m, window_ms = self.distance_m[veh], self.window_ms[veh]
         first_v = first_of_device(veh)
         seg = np.cumsum(first_v) - 1
         apart = np.zeros(n, np.bool_)
@@ -160,19 +177,19 @@ class SeparationRule:
             o_lon = np.where(inside, lon[j], self.last_lon[safe])
             o_lat = np.where(inside, lat[j], self.last_lat[safe])
             o_speed = np.where(inside, speed[j], self.last_speed[safe])
-            usable = (slot_dev >= 0) & ~mine & (o_t >= 0) & (t - o_t <= s.window_ms)
+            usable = (slot_dev >= 0) & ~mine & (o_t >= 0) & (t - o_t <= window_ms)
             # Usable pairs only (a row is never paired with its own device), and the distance
             # itself only where it may part them: two devices of one car are nearly always
             # within the distance, which bounds decide without it. Apart needs the distance less
             # the allowance over it, so past it (or a negative allowance, from bad data).
             u = np.flatnonzero(usable)
-            near = local_within_m(lon[u], lat[u], o_lon[u], o_lat[u], s.distance_m)
+            near = local_within_m(lon[u], lat[u], o_lon[u], o_lat[u], distance_m[u])
             together[u[near]] = True
             maybe = ~near | (np.maximum(speed[u], o_speed[u]) < 0) | (t[u] < o_t[u])
             f = u[maybe]
             dist = local_m(lon[f], lat[f], o_lon[f], o_lat[f])
             allowance = np.maximum(speed[f], o_speed[f]) / 3.6 * (t[f] - o_t[f]) / 1000.0
-            parted = dist - allowance > s.distance_m
+            parted = dist - allowance > distance_m[f]
             f, dist = f[parted], dist[parted]
             apart[f] = True
             gap_m[f] = np.maximum(gap_m[f], dist)
@@ -189,7 +206,8 @@ class SeparationRule:
             src_known, known_start[src], np.where(carried_open, self.run_start_ms[veh], -1)
         )
         in_run = run_ms >= 0
-        reached = in_run & (t - run_ms >= s.duration_ms)
+        duration_ms = self.duration_ms[veh]
+        reached = in_run & (t - run_ms >= duration_ms)
         prev_reached = np.empty(n, np.bool_)
         prev_reached[1:] = reached[:-1]
         prev_reached = np.where(first_v, self.fired[veh] & carried_open, prev_reached)
@@ -224,19 +242,19 @@ class SeparationRule:
         self.run_device[v] = np.where(new_run, dev[src[lv]], self.run_device[v])
         self.run_distance_m[v] = np.where(new_run, gap_m[src[lv]], self.run_distance_m[v])
         return SeparationStarts(
-            veh[opens], first_dev.astype(np.int32), run_ms[opens] + s.duration_ms, first_gap
+            veh[opens], first_dev.astype(np.int32), run_ms[opens] + duration_ms[opens], first_gap
         )
 
     def advance(self, now_ms: int) -> SeparationStarts:
         """Timer: open runs whose duration the clock has passed."""
         due = (self.run_start_ms >= 0) & ~self.fired
-        due &= now_ms - self.run_start_ms >= self.settings.duration_ms
+        due &= now_ms - self.run_start_ms >= self.duration_ms
         v = np.flatnonzero(due).astype(np.int32)
         self.fired[v] = True
         return SeparationStarts(
             v,
             self.run_device[v],
-            self.run_start_ms[v] + self.settings.duration_ms,
+            self.run_start_ms[v] + self.duration_ms[v],
             self.run_distance_m[v],
         )
 

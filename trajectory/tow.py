@@ -62,8 +62,16 @@ class TowRule:
     run_lon: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     run_lat: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
     fired: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    # per device: its vehicle's thresholds (`settings` for a device nobody set)
+    speed_kmh: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
+    duration_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    distance_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
 
     def ensure(self, n_devices: int) -> None:
+        s = self.settings
+        self.speed_kmh = grown(self.speed_kmh, n_devices, s.speed_kmh)
+        self.duration_ms = grown(self.duration_ms, n_devices, s.duration_ms)
+        self.distance_m = grown(self.distance_m, n_devices, s.distance_m)
         self.prev_ms = grown(self.prev_ms, n_devices, -1)
         self.prev_lon = grown(self.prev_lon, n_devices, 0.0)
         self.prev_lat = grown(self.prev_lat, n_devices, 0.0)
@@ -71,6 +79,12 @@ class TowRule:
         self.run_lon = grown(self.run_lon, n_devices, 0.0)
         self.run_lat = grown(self.run_lat, n_devices, 0.0)
         self.fired = grown(self.fired, n_devices, False)
+
+    def set_limits(self, devices: slice, limits: list[TowSettings]) -> None:
+        """Each device of `devices` gets its vehicle's thresholds."""
+        self.speed_kmh[devices] = [s.speed_kmh for s in limits]
+        self.duration_ms[devices] = [s.duration_ms for s in limits]
+        self.distance_m[devices] = [s.distance_m for s in limits]
 
     def fixes(
         self,
@@ -85,7 +99,7 @@ class TowRule:
         n = len(device)
         if n == 0:
             return TowStarts(np.zeros(0, np.intp), np.zeros(0, np.int64), np.zeros(0))
-        s = self.settings
+        limit = self.speed_kmh[device]
         first = first_of_device(device)
         last = last_of_device(device)
         heads = np.flatnonzero(first)
@@ -100,16 +114,16 @@ class TowRule:
         prev_lat[heads] = self.prev_lat[d_head]
         dt_ms = time_ms - prev_ms
         has_prev = (prev_ms >= 0) & (dt_ms > 0)
-        towed = acc_off & (speed_kmh > s.speed_kmh)
+        towed = acc_off & (speed_kmh > limit)
         # The implied speed only where it can decide: ACC off, not already fast by the reported
         # speed, and a step whose upper bound could pass the limit (a parked car's noise never
         # can, so the trigonometry runs on a few rows instead of most of them).
         check = np.flatnonzero(acc_off & has_prev & ~towed)
         per_ms = 3_600.0 / np.maximum(dt_ms[check], 1)
         bound = _step_bound_m(prev_lon[check], prev_lat[check], lon[check], lat[check])
-        check = check[bound * per_ms > s.speed_kmh]
+        check = check[bound * per_ms > limit[check]]
         step_m = haversine_m(prev_lon[check], prev_lat[check], lon[check], lat[check])
-        towed[check] = step_m * 3_600.0 / np.maximum(dt_ms[check], 1) > s.speed_kmh
+        towed[check] = step_m * 3_600.0 / np.maximum(dt_ms[check], 1) > limit[check]
 
         # Runs are followed on the towed fixes alone (a few per thousand: GPS noise around a
         # parked car makes most of them, and no run of it lasts). A run starts at a towed fix
@@ -133,12 +147,12 @@ class TowRule:
         run_lat = np.where(
             from_batch, np.where(stood, prev_lat[begin], lat[begin]), self.run_lat[t_dev]
         )
-        lasting = np.flatnonzero(time_ms[tr] - start_ms >= s.duration_ms)
+        lasting = np.flatnonzero(time_ms[tr] - start_ms >= self.duration_ms[t_dev])
         moved_m = np.zeros(len(tr))
         at = tr[lasting]
         moved_m[lasting] = haversine_m(run_lon[lasting], run_lat[lasting], lon[at], lat[at])
         reached = np.zeros(len(tr), np.bool_)
-        reached[lasting] = moved_m[lasting] >= s.distance_m
+        reached[lasting] = moved_m[lasting] >= self.distance_m[t_dev[lasting]]
 
         # ACC-off periods: each ACC-on fix (and each device's first row) begins a segment; the
         # first segment of a device continues the period carried from the previous batch when

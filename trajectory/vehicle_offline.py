@@ -66,9 +66,27 @@ class VehicleSilenceRule:
     device_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     partial_alerted: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     pending: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
+    # per vehicle (and per device for partial_offline): thresholds (`settings` by default)
+    moving_after_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    parked_after_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    partial_after_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         self._by_slot = np.ascontiguousarray(self.slots.T)
+
+    def set_limits(
+        self, vehicles: list[int], devices: list[int], limits: list[VehicleSilenceSettings]
+    ) -> None:
+        """Device `devices[i]` of vehicle `vehicles[i]` gets `limits[i]` (its vehicle's)."""
+        d = self.settings
+        n = max(vehicles, default=-1) + 1
+        self.moving_after_ms = grown(self.moving_after_ms, n, d.moving_after_ms)
+        self.parked_after_ms = grown(self.parked_after_ms, n, d.parked_after_ms)
+        n = max(devices, default=-1) + 1
+        self.partial_after_ms = grown(self.partial_after_ms, n, d.partial_after_ms)
+        self.moving_after_ms[vehicles] = [s.moving_after_ms for s in limits]
+        self.parked_after_ms[vehicles] = [s.parked_after_ms for s in limits]
+        self.partial_after_ms[devices] = [s.partial_after_ms for s in limits]
 
     def set_vehicles(self, slots: Ints, n_devices: int) -> None:
         self.slots = slots
@@ -80,6 +98,10 @@ class VehicleSilenceRule:
         self.all_alerted = grown(self.all_alerted, n_vehicles, False)
         self.device_ms = grown(self.device_ms, n_devices, -1)
         self.partial_alerted = grown(self.partial_alerted, n_devices, False)
+        s = self.settings
+        self.moving_after_ms = grown(self.moving_after_ms, n_vehicles, s.moving_after_ms)
+        self.parked_after_ms = grown(self.parked_after_ms, n_vehicles, s.parked_after_ms)
+        self.partial_after_ms = grown(self.partial_after_ms, n_devices, s.partial_after_ms)
 
     def forget(self, devices: list[int]) -> None:
         """The fleet moved `devices` to other vehicles: their reports still waiting for the
@@ -134,7 +156,6 @@ class VehicleSilenceRule:
         t: npt.NDArray[np.int64],
         moving: npt.NDArray[np.bool_],
     ) -> SilenceAlerts:
-        s = self.settings
         first = first_of_device(veh)
         prev_t = np.empty_like(t)
         prev_t[1:] = t[:-1]
@@ -145,7 +166,7 @@ class VehicleSilenceRule:
         prev_dev = np.empty_like(dev)
         prev_dev[1:] = dev[:-1]
         prev_dev[first] = self.last_device[veh[first]]
-        after = np.where(prev_moving, s.moving_after_ms, s.parked_after_ms)
+        after = np.where(prev_moving, self.moving_after_ms[veh], self.parked_after_ms[veh])
         gap = (prev_t >= 0) & (t - prev_t >= after) & ~(first & self.all_alerted[veh])
         rows = np.flatnonzero(gap)
         last = last_of_device(veh)
@@ -160,7 +181,6 @@ class VehicleSilenceRule:
         dev: Ints,
         t: npt.NDArray[np.int64],
     ) -> SilenceAlerts:
-        after = self.settings.partial_after_ms
         seg = np.cumsum(first_of_device(veh)) - 1
         found: list[
             tuple[
@@ -178,6 +198,7 @@ class VehicleSilenceRule:
             same = (idx >= 0) & (seg[np.maximum(idx, 0)] == seg)
             safe = np.maximum(silent, 0)
             last_ms = np.where(same, t[np.maximum(idx, 0)], self.device_ms[safe])
+            after = self.partial_after_ms[safe]
             hit = np.flatnonzero((silent >= 0) & ~mine & (last_ms >= 0) & (t - last_ms >= after))
             if len(hit) == 0:
                 continue
@@ -188,7 +209,7 @@ class VehicleSilenceRule:
             hit = hit[first]
             carried = ~same[hit]
             chosen = hit[~(carried & self.partial_alerted[safe[hit]])]
-            found.append((veh[chosen], silent[chosen], last_ms[chosen] + after))
+            found.append((veh[chosen], silent[chosen], last_ms[chosen] + after[chosen]))
             alerted_rows.append(idx[hit[~carried]])
             alerted_carried.append(silent[hit[carried]])
         if alerted_carried:
@@ -200,11 +221,12 @@ class VehicleSilenceRule:
         if not found:
             return _none()
         time_ms = np.concatenate([f[2] for f in found])
+        silent_dev = np.concatenate([f[1] for f in found])
         return SilenceAlerts(
             np.concatenate([f[0] for f in found]),
-            np.concatenate([f[1] for f in found]),
+            silent_dev,
             time_ms,
-            time_ms - after,
+            time_ms - self.partial_after_ms[silent_dev],
         )
 
     def hold(self, from_ms: int, to_ms: int) -> None:
@@ -214,8 +236,7 @@ class VehicleSilenceRule:
 
     def advance(self, now_ms: int) -> SilenceAlerts:
         """Timer for all_devices_offline: vehicles silent past their threshold at `now_ms`."""
-        s = self.settings
-        after = np.where(self.last_moving, s.moving_after_ms, s.parked_after_ms)
+        after = np.where(self.last_moving, self.moving_after_ms, self.parked_after_ms)
         due = (self.last_ms >= 0) & ~self.all_alerted & (now_ms - self.last_ms >= after)
         v = np.flatnonzero(due).astype(np.int32)
         self.all_alerted[v] = True

@@ -4,23 +4,27 @@
   and `until` ISO 8601 with an offset (at most 92 days apart), `rules` RULES.toml text (absent:
   the default thresholds), `tolerance_h` (default 6) → 202 with the job (`state` `queued`) and
   `Location`. At most 8 wait at once (429 beyond).
+- `GET /api/v1/backtests?after_id=&limit=` (officer) → the subtree's jobs by id, no reports.
 - `GET /api/v1/backtests/{id}` (officer) → the job: `state` (`queued`, `running`, `done`,
   `failed`), `progress` (`fraction` of the time range read, `positions`), and when done the
   comparison `report` (per type `fired`, `new`, `kept`, `moved`, `added`, `removed`; then the
   alerts added, removed and moved), as `lienwatch replay --from-store --report` writes it.
+A job covers the requester's unit's subtree (its cars, their positions, its alerts) and belongs
+to that unit; jobs are kept in the store, so any API process answers them, and one whose process
+stopped before it finished reads as `failed` with the reason.
 
 No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
 """
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import params
 from api.auth import Identity
-from api.backtests import Backtests, QueueFull
+from api.backtests import STALE_MS, Backtests, QueueFull, Work, job_json, now_ms
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
 from api.openapi import ROLE, errors
@@ -53,6 +57,7 @@ class BacktestBody(BaseModel):
 
 class BacktestOut(BaseModel):
     id: int
+    org: int = Field(description="the requester's unit: the backtest covers its subtree")
     state: str
     since: str
     until: str
@@ -80,11 +85,9 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={202: {"model": BacktestOut}, **errors(*ROLE, 429)},
     )
     async def start(body: BacktestBody, who: officer) -> JSONResponse:
-        """Starts a backtest of `rules` over the stored history from `since` to `until`. It
-        runs over every tenant's cars and compares with every alert: a key of the platform
-        unit only (403 for a key of a tenant, branch or dealer)."""
-        if not who.scope.is_root:
-            raise ApiError(403, "forbidden", "a backtest covers every tenant: a platform key")
+        """Starts a backtest of `rules` over the stored history from `since` to `until`, over
+        the caller's unit's subtree: its cars, their positions and its alerts (a platform key:
+        every tenant's)."""
         since_ms, until_ms = body.since, body.until
         for name, value in (("since", since_ms), ("until", until_ms)):
             if not 0 <= value <= LATEST_MS:
@@ -101,16 +104,44 @@ def router(ctx: ApiContext) -> APIRouter:
                 rules = parse_rules(body.rules, "body.rules")
             except RulesError as exc:
                 raise ApiError(400, "bad_rules", str(exc)) from None
+        tolerance_ms = int(body.tolerance_h * 3_600_000)
         try:
-            job = jobs.submit(
-                since_ms, until_ms, rules, body.rules, int(body.tolerance_h * 3_600_000),
-                who.name, ctx.clock_ms(),
-            )  # fmt: skip
+            jobs.reserve()
         except QueueFull as exc:
             raise ApiError(429, "too_many_backtests", str(exc)) from None
+        try:
+            job = await ctx.scoped(
+                who,
+                lambda s: s.add_backtest_job(
+                    since_ms, until_ms, body.rules, tolerance_ms, jobs.runner
+                ),
+            )
+        except BaseException:
+            jobs.release()
+            raise
+        jobs.submit(Work(job.id, since_ms, until_ms, rules, tolerance_ms, who.scope))
         return JSONResponse(
-            job.to_json(), status_code=202, headers={"Location": f"/api/v1/backtests/{job.id}"}
+            job_json(job), status_code=202, headers={"Location": f"/api/v1/backtests/{job.id}"}
         )
+
+    @api.get(
+        "/backtests",
+        response_model=None,
+        responses={200: {"model": list[BacktestOut]}, **errors(*ROLE)},
+    )
+    async def list_jobs(
+        who: officer,
+        after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> JSONResponse:
+        """The subtree's backtests by id, without their reports; a full page sets
+        `X-Next-After-Id`."""
+        stale = now_ms() - STALE_MS
+        page = await ctx.scoped(
+            who, lambda s: s.backtest_jobs(after_id=after_id, limit=limit, stale_before_ms=stale)
+        )
+        headers = {"X-Next-After-Id": str(page[-1].id)} if len(page) == limit else {}
+        return JSONResponse([job_json(j) for j in page], headers=headers)
 
     @api.get(
         "/backtests/{backtest_id}",
@@ -118,9 +149,10 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={200: {"model": BacktestOut}, **errors(*ROLE, 404)},
     )
     async def get(backtest_id: job_id, who: officer) -> dict[str, Any]:
-        job = jobs.get(backtest_id) if who.scope.is_root else None
+        stale = now_ms() - STALE_MS
+        job = await ctx.scoped(who, lambda s: s.backtest_job(backtest_id, stale))
         if job is None:
             raise not_found(f"no backtest {backtest_id}")
-        return job.to_json()
+        return job_json(job)
 
     return api

@@ -1,12 +1,13 @@
 """Candidate risk spots: `/api/v1/spot-candidates` (the `gathering` rule's proposals).
 
-- `GET /api/v1/spot-candidates?status=&after_id=&limit=` → candidates by id (any viewer); a full
-  page sets `X-Next-After-Id`.
+- `GET /api/v1/spot-candidates?status=&after_id=&limit=` → the caller's subtree's candidates by
+  id (any viewer); a full page sets `X-Next-After-Id`. A candidate is a tenant's when every car
+  of its evidence is in that tenant's subtree, else the platform's.
 - `GET /api/v1/spot-candidates/{id}` → one candidate.
 - `POST /api/v1/spot-candidates/{id}/accept` (admin), body `{"fence_id", "name", "radius_m",
   "note"}` all optional → the candidate, accepted: a `hotspot` fence (a circle at the candidate's
-  place, its radius unless given; id `spot-{id}` unless given) is in the spot library, and the
-  running engine reloads it like any fence change.
+  place, its radius unless given; id `spot-{id}` unless given) is in the candidate's unit's spot
+  library (a tenant's hotspot applies to its own cars), and the running engine reloads it.
 - `POST /api/v1/spot-candidates/{id}/dismiss` (admin), body `{"note"}` optional.
 Deciding a candidate no longer proposed, or accepting into an existing fence id, is a 409.
 
@@ -14,6 +15,7 @@ No `from __future__ import annotations`: FastAPI reads the routes' annotations a
 """
 
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -25,8 +27,11 @@ from api.auth import Identity
 from api.context import ApiContext
 from api.errors import ApiError, not_found
 from api.openapi import KEYED, NO_NUL, ROLE, errors
+from api.routes.parties import borrower_json
 from geofence.model import MAX_RADIUS_M, MIN_RADIUS_M
 from store.interface import FenceFeature, SpotCandidate, SpotCandidateError
+from store.loan_borrowers import BORROWER_KEY
+from store.scoped import FenceTakenError, NotInScopeError, ScopedStore
 
 _MAX_ID = 2**63 - 1
 Status = Literal["proposed", "accepted", "dismissed"]
@@ -36,12 +41,20 @@ class SpotCandidateOut(BaseModel):
     """A candidate spot: where, the evidence (visits: which cars, when) and the decision."""
 
     id: int
+    org: int = Field(
+        description="a tenant when every car of the evidence is in its subtree,"
+        " else the platform (1)"
+    )
     alert_id: int | None
     lon: float
     lat: float
     radius_m: float
     borrowers: int
-    visits: list[dict[str, Any]]
+    visits: list[dict[str, Any]] = Field(
+        description="the evidence: each `vehicle_id`, `device_id`, `borrower`, `arrived`,"
+        " `parked_until_at_least`, `lon`, `lat`, and `borrower_record` (the borrower record"
+        " the visit's loan names, masked for viewers; null when none)"
+    )
     proposed: str
     status: Status
     fence_id: str | None
@@ -68,15 +81,23 @@ class DismissBody(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-def candidate_json(c: SpotCandidate) -> dict[str, Any]:
+def candidate_json(
+    c: SpotCandidate, borrowers: dict[int, dict[str, Any] | None] | None = None
+) -> dict[str, Any]:
+    """A candidate as answered; `borrowers` (record id -> the record as the caller may see it)
+    adds each visit's `borrower_record` (null when the visit's borrower is no record)."""
+    shown = borrowers or {}
     return {
         "id": c.id,
+        "org": c.org,
         "alert_id": c.alert_id,
         "lon": c.lon,
         "lat": c.lat,
         "radius_m": c.radius_m,
         "borrowers": c.borrowers,
-        "visits": c.evidence,
+        "visits": [
+            {**visit, "borrower_record": shown.get(record_of(visit) or 0)} for visit in c.evidence
+        ],
         "proposed": format_time(c.proposed_ms),
         "status": c.status,
         "fence_id": c.fence_id,
@@ -84,6 +105,27 @@ def candidate_json(c: SpotCandidate) -> dict[str, Any]:
         "decided_by": c.decided_by,
         "note": c.note,
     }
+
+
+def record_of(visit: dict[str, Any]) -> int | None:
+    """The borrower record a visit names (`borrower` is `borrower:{id}` live), else None."""
+    key = visit.get("borrower")
+    if isinstance(key, str) and key.startswith(BORROWER_KEY) and key[len(BORROWER_KEY) :].isdigit():
+        return int(key[len(BORROWER_KEY) :])
+    return None
+
+
+def shown_borrowers(
+    s: ScopedStore, who: Identity, found: Sequence[SpotCandidate]
+) -> dict[int, dict[str, Any] | None]:
+    """The borrower records the candidates' visits name, as `who` may see them (masked for a
+    viewer, as everywhere; one outside the caller's subtree is not shown)."""
+    ids = {r for c in found for v in c.evidence if (r := record_of(v)) is not None}
+    out: dict[int, dict[str, Any] | None] = {}
+    for record in sorted(ids):
+        borrower = s.borrower(record)
+        out[record] = None if borrower is None else borrower_json(borrower, who)
+    return out
 
 
 def spot_fence(c: SpotCandidate, body: AcceptBody) -> FenceFeature:
@@ -119,15 +161,18 @@ def router(ctx: ApiContext) -> APIRouter:
         after_id: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> JSONResponse:
-        """Candidate spots by id, those in `status` only when given. A candidate's evidence
-        names cars of any tenant: the platform unit's keys see them, others an empty list."""
-        if not who.scope.is_root:
-            return JSONResponse([])
-        page = await ctx.stores.run(
-            lambda s: s.list_spot_candidates(status=status, after_id=after_id, limit=limit)
-        )
-        headers = {"X-Next-After-Id": str(page[-1].id)} if len(page) == limit else {}
-        return JSONResponse([candidate_json(c) for c in page], headers=headers)
+        """Candidate spots of the caller's subtree by id, those in `status` only when given:
+        a tenant's own (every car of the evidence in its subtree); the platform's keys see
+        every one, those whose evidence spans tenants included."""
+
+        def read(s: ScopedStore) -> list[dict[str, Any]]:
+            page = s.spot_candidates(status=status, after_id=after_id, limit=limit)
+            shown = shown_borrowers(s, who, page)
+            return [candidate_json(c, shown) for c in page]
+
+        page = await ctx.scoped(who, read)
+        headers = {"X-Next-After-Id": str(page[-1]["id"])} if len(page) == limit else {}
+        return JSONResponse(page, headers=headers)
 
     @api.get(
         "/spot-candidates/{candidate_id}",
@@ -135,37 +180,38 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={200: {"model": SpotCandidateOut}, **errors(*KEYED, 404)},
     )
     async def get_candidate(candidate_id: candidate_id, who: viewer) -> dict[str, Any]:
-        if not who.scope.is_root:
+        def read(s: ScopedStore) -> dict[str, Any] | None:
+            found = s.spot_candidate(candidate_id)
+            return (
+                None if found is None else candidate_json(found, shown_borrowers(s, who, [found]))
+            )
+
+        answer = await ctx.scoped(who, read)
+        if answer is None:
             raise not_found(f"no spot candidate {candidate_id}")
-        found = await ctx.stores.run(lambda s: s.get_spot_candidate(candidate_id))
-        if found is None:
-            raise not_found(f"no spot candidate {candidate_id}")
-        return candidate_json(found)
+        return answer
 
     async def decide(
         candidate_id: int, who: Identity, body: AcceptBody | None, accept: bool, note: str | None
     ) -> dict[str, Any]:
-        if not who.scope.is_root:
-            raise not_found(f"no spot candidate {candidate_id}")
-        found = await ctx.stores.run(lambda s: s.get_spot_candidate(candidate_id))
-        if found is None:
-            raise not_found(f"no spot candidate {candidate_id}")
-        fence = spot_fence(found, body or AcceptBody()) if accept else None
-        if fence is not None:
-            taken = await ctx.stores.run(lambda s: s.get_fence(fence.id))
-            if taken is not None:
-                raise ApiError(409, "fence_exists", f"fence_id: a fence {fence.id!r} exists")
+        def change(s: ScopedStore) -> dict[str, Any]:
+            found = s.spot_candidate(candidate_id)
+            if found is None:
+                raise NotInScopeError(f"no spot candidate {candidate_id}")
+            fence = spot_fence(found, body or AcceptBody()) if accept else None
+            done = s.decide_spot_candidate(candidate_id, fence, note)
+            return candidate_json(done, shown_borrowers(s, who, [done]))
+
         try:
-            done = await ctx.stores.run(
-                lambda s: s.decide_spot_candidate(
-                    candidate_id, accept=fence, by=who.name, note=note, now_ms=ctx.clock_ms()
-                )
-            )
+            return await ctx.scoped(who, change)
+        except FenceTakenError as exc:
+            raise ApiError(409, "fence_exists", str(exc)) from None
+        except NotInScopeError as exc:
+            raise not_found(str(exc)) from None
         except SpotCandidateError as exc:
             if exc.reason == "missing":
                 raise not_found(str(exc)) from None
             raise ApiError(409, "already_decided", str(exc)) from None
-        return candidate_json(done)
 
     answers = {200: {"model": SpotCandidateOut}, **errors(*ROLE, 404, 409)}
 

@@ -148,23 +148,20 @@ class Overspeed(Rule):
 class Tow(Rule):
     name = "tow"
     settings = (
-        Setting("tow", "speed_kmh", 20.0),
-        Setting("tow", "duration_s", 120.0),
-        Setting("tow", "distance_m", 500.0),
+        Setting("tow", "speed_kmh", 20.0, per_vehicle=True),
+        Setting("tow", "duration_s", 120.0, per_vehicle=True),
+        Setting("tow", "distance_m", 500.0, per_vehicle=True),
     )
 
     def __init__(self, limits: Limits, view: FleetView) -> None:
         super().__init__(limits, view)
-        self.rule = TowRule(
-            TowSettings(
-                speed_kmh=limits.get("tow", "speed_kmh"),
-                duration_ms=int(limits.get("tow", "duration_s") * 1000),
-                distance_m=limits.get("tow", "distance_m"),
-            )
-        )
+        self.rule = TowRule(tow_settings(limits))
 
     def grow(self, n_devices: int) -> None:
         self.rule.ensure(n_devices)
+
+    def per_vehicle(self, devices: slice, limits: list[Limits]) -> None:
+        self.rule.set_limits(devices, [tow_settings(t) for t in limits])
 
     def batch(self, step: Step) -> list[Hits]:
         s = step
@@ -182,21 +179,19 @@ class Tow(Rule):
 class FrozenPosition(Rule):
     name = "frozen_position"
     settings = (
-        Setting("frozen_position", "fixes", 20),
-        Setting("frozen_position", "speed_kmh", 5.0),
+        Setting("frozen_position", "fixes", 20, per_vehicle=True),
+        Setting("frozen_position", "speed_kmh", 5.0, per_vehicle=True),
     )
 
     def __init__(self, limits: Limits, view: FleetView) -> None:
         super().__init__(limits, view)
-        self.rule = FrozenPositionRule(
-            FrozenSettings(
-                fixes=int(limits.get("frozen_position", "fixes")),
-                speed_kmh=limits.get("frozen_position", "speed_kmh"),
-            )
-        )
+        self.rule = FrozenPositionRule(frozen_settings(limits))
 
     def grow(self, n_devices: int) -> None:
         self.rule.ensure(n_devices)
+
+    def per_vehicle(self, devices: slice, limits: list[Limits]) -> None:
+        self.rule.set_limits(devices, [frozen_settings(t) for t in limits])
 
     def batch(self, step: Step) -> list[Hits]:
         s = step
@@ -204,12 +199,27 @@ class FrozenPosition(Rule):
         rows = frozen.rows
         if len(rows) == 0:
             return []
-        fixes = self.rule.settings.fixes
+        needed = self.rule.fixes_needed[s.f_dev[rows]].tolist()
         details = [
             {"since": format_time(since), "fixes": fixes, "lon": round(x, 6), "lat": round(y, 6)}
-            for since, x, y in zip(
-                frozen.since_ms.tolist(), s.f_lon[rows].tolist(), s.f_lat[rows].tolist(),
+            for since, fixes, x, y in zip(
+                frozen.since_ms.tolist(), needed, s.f_lon[rows].tolist(), s.f_lat[rows].tolist(),
                 strict=True,
             )
         ]  # fmt: skip
         return [Hits.rows(AlertType.FROZEN_POSITION, s.f_dev[rows], s.f_ms[rows], details)]
+
+
+def tow_settings(limits: Limits) -> TowSettings:
+    return TowSettings(
+        speed_kmh=limits.get("tow", "speed_kmh"),
+        duration_ms=int(limits.get("tow", "duration_s") * 1000),
+        distance_m=limits.get("tow", "distance_m"),
+    )
+
+
+def frozen_settings(limits: Limits) -> FrozenSettings:
+    return FrozenSettings(
+        fixes=int(limits.get("frozen_position", "fixes")),
+        speed_kmh=limits.get("frozen_position", "speed_kmh"),
+    )

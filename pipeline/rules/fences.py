@@ -28,8 +28,8 @@ class Fences(Rule):
     settings = (
         Setting("hotspot_dwell", "after_s", 30 * MINUTE_S, per_vehicle=True),
         Setting("hotspot_dwell", "critical_after_s", 24 * HOUR_S, per_vehicle=True),
-        Setting("hotspot_repeat", "visits", 2),
-        Setting("hotspot_repeat", "window_s", 7 * 24 * HOUR_S),
+        Setting("hotspot_repeat", "visits", 2, per_vehicle=True),
+        Setting("hotspot_repeat", "window_s", 7 * 24 * HOUR_S, per_vehicle=True),
     )
 
     def __init__(self, limits: Limits, view: FleetView) -> None:
@@ -62,6 +62,12 @@ class Fences(Rule):
         self.critical_ms[devices] = [
             int(t.get("hotspot_dwell", "critical_after_s") * 1000) for t in limits
         ]
+        for vehicle, t in zip(self.view.vehicle_of[devices].tolist(), limits, strict=True):
+            self.repeats.set_limits(
+                vehicle,
+                int(t.get("hotspot_repeat", "visits")),
+                int(t.get("hotspot_repeat", "window_s") * 1000),
+            )
 
     def set_fleet(self, fleet: Fleet) -> None:
         """Checks the new fleet's allowed areas (FleetError, changing nothing) and keeps it."""

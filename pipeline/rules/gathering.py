@@ -25,24 +25,20 @@ DAY_S = 24 * HOUR_S
 class Gathering(Rule):
     name = "gathering"
     settings = (
-        Setting("gathering", "cars", 5),
-        Setting("gathering", "radius_m", 150.0),
-        Setting("gathering", "stop_s", 2 * HOUR_S),
-        Setting("gathering", "window_s", 14 * DAY_S),
-        Setting("gathering", "usual_radius_m", 1000.0),
+        Setting("gathering", "cars", 5, per_vehicle=True),
+        Setting("gathering", "radius_m", 150.0, per_vehicle=True),
+        Setting("gathering", "stop_s", 2 * HOUR_S, per_vehicle=True),
+        Setting("gathering", "window_s", 14 * DAY_S, per_vehicle=True),
+        Setting("gathering", "usual_radius_m", 1000.0, per_vehicle=True),
     )
 
     def __init__(self, limits: Limits, view: FleetView) -> None:
         super().__init__(limits, view)
-        self.gathering = GatheringSettings(
-            cars=max(2, int(limits.get("gathering", "cars"))),
-            radius_m=limits.get("gathering", "radius_m"),
-            stop_ms=int(limits.get("gathering", "stop_s") * 1000),
-            window_ms=int(limits.get("gathering", "window_s") * 1000),
-            usual_radius_m=limits.get("gathering", "usual_radius_m"),
-        )
+        self.gathering = gathering_settings(limits)
         self.finder = SpotFinder(self.gathering)
         self.counted = np.zeros(0, np.int64)  # per device: start of the stop already a visit
+        # per device: its vehicle's thresholds, when they differ from the defaults
+        self.own: dict[int, GatheringSettings] = {}
         self.defer = False
         self.visits: list[Visit] = []  # deferred visits (replay)
 
@@ -52,6 +48,17 @@ class Gathering(Rule):
 
     def grow(self, n_devices: int) -> None:
         self.counted = grown(self.counted, n_devices, -1)
+
+    def per_vehicle(self, devices: slice, limits: list[Limits]) -> None:
+        """A car's own thresholds: its visits' stop and distance from home (long_stay finds
+        them), and the place's radius, window and borrowers when its visit may complete one."""
+        for d, t in zip(range(*devices.indices(len(self.counted))), limits, strict=False):
+            own = gathering_settings(t)
+            if own == self.gathering:
+                self.own.pop(d, None)
+            else:
+                self.own[d] = own
+                self.finder.longest_ms = max(self.finder.longest_ms, own.window_ms)
 
     def batch(self, step: Step) -> list[Hits]:
         visits = self._visits(step)
@@ -66,7 +73,6 @@ class Gathering(Rule):
         (`FleetView.away_stops`) is one visit, counted once (while open or when closed)."""
         out: list[Visit] = []
         v = self.view
-        stop_ms = self.gathering.stop_ms
         for d, start, end, lon, lat in v.away_stops:
             if self.counted[d] == start:
                 if end >= 0:
@@ -74,10 +80,12 @@ class Gathering(Rule):
                 continue
             self.counted[d] = start if end < 0 else -1
             vehicle = int(v.vehicle_of[d])
+            own = self.own.get(d)
+            stop_ms = (own or self.gathering).stop_ms
             out.append(
                 Visit(
                     start + stop_ms, start, lon, lat,
-                    v.devices.terminal(d), v.vehicle_ids[vehicle], v.borrower_of[vehicle],
+                    v.devices.terminal(d), v.vehicle_ids[vehicle], v.borrower_of[vehicle], own,
                 )
             )  # fmt: skip
         return out
@@ -103,6 +111,16 @@ class Gathering(Rule):
                   details=spot_details(p))
             for p in found
         ]  # fmt: skip
+
+
+def gathering_settings(limits: Limits) -> GatheringSettings:
+    return GatheringSettings(
+        cars=max(2, int(limits.get("gathering", "cars"))),
+        radius_m=limits.get("gathering", "radius_m"),
+        stop_ms=int(limits.get("gathering", "stop_s") * 1000),
+        window_ms=int(limits.get("gathering", "window_s") * 1000),
+        usual_radius_m=limits.get("gathering", "usual_radius_m"),
+    )
 
 
 def spot_details(p: SpotProposal) -> dict[str, Any]:

@@ -16,23 +16,22 @@ HOUR_S = 3600.0
 class VehicleSilences(Rule):
     name = "all_devices_offline"
     settings = (
-        Setting("all_devices_offline", "after_s", 6 * HOUR_S),
-        Setting("all_devices_offline", "parked_after_s", 24 * HOUR_S),
-        Setting("partial_offline", "after_s", 2 * HOUR_S),
+        Setting("all_devices_offline", "after_s", 6 * HOUR_S, per_vehicle=True),
+        Setting("all_devices_offline", "parked_after_s", 24 * HOUR_S, per_vehicle=True),
+        Setting("partial_offline", "after_s", 2 * HOUR_S, per_vehicle=True),
     )
 
     def __init__(self, limits: Limits, view: FleetView) -> None:
         super().__init__(limits, view)
-        self.rule = VehicleSilenceRule(
-            VehicleSilenceSettings(
-                moving_after_ms=int(limits.get("all_devices_offline", "after_s") * 1000),
-                parked_after_ms=int(limits.get("all_devices_offline", "parked_after_s") * 1000),
-                partial_after_ms=int(limits.get("partial_offline", "after_s") * 1000),
-            )
-        )
+        self.rule = VehicleSilenceRule(silence_settings(limits))
 
     def grow(self, n_devices: int) -> None:
         self.rule.set_vehicles(vehicle_slots(self.view), n_devices)
+
+    def per_vehicle(self, devices: slice, limits: list[Limits]) -> None:
+        indexes = list(range(devices.start or 0, devices.stop))
+        vehicles = self.view.vehicle_of[devices].tolist()
+        self.rule.set_limits(vehicles, indexes, [silence_settings(t) for t in limits])
 
     def fleet_changed(self, moved: list[int], touched: list[int]) -> None:
         self.rule.set_vehicles(vehicle_slots(self.view), self.view.n_devices)
@@ -54,6 +53,22 @@ class VehicleSilences(Rule):
 
     def hold(self, from_ms: int, to_ms: int) -> None:
         self.rule.hold(from_ms, to_ms)
+
+
+def silence_settings(limits: Limits) -> VehicleSilenceSettings:
+    return VehicleSilenceSettings(
+        moving_after_ms=int(limits.get("all_devices_offline", "after_s") * 1000),
+        parked_after_ms=int(limits.get("all_devices_offline", "parked_after_s") * 1000),
+        partial_after_ms=int(limits.get("partial_offline", "after_s") * 1000),
+    )
+
+
+def separation_settings(limits: Limits) -> SeparationSettings:
+    return SeparationSettings(
+        distance_m=limits.get("device_separation", "distance_m"),
+        duration_ms=int(limits.get("device_separation", "duration_s") * 1000),
+        window_ms=int(limits.get("device_separation", "window_s") * 1000),
+    )
 
 
 def _silences(everyone: SilenceAlerts, partial: SilenceAlerts | None) -> list[Hits]:
@@ -80,20 +95,18 @@ def vehicle_slots(view: FleetView) -> np.ndarray:
 class Separation(Rule):
     name = "device_separation"
     settings = (
-        Setting("device_separation", "distance_m", 2000.0),
-        Setting("device_separation", "duration_s", 30 * 60.0),
-        Setting("device_separation", "window_s", 10 * 60.0),
+        Setting("device_separation", "distance_m", 2000.0, per_vehicle=True),
+        Setting("device_separation", "duration_s", 30 * 60.0, per_vehicle=True),
+        Setting("device_separation", "window_s", 10 * 60.0, per_vehicle=True),
     )
 
     def __init__(self, limits: Limits, view: FleetView) -> None:
         super().__init__(limits, view)
-        self.rule = SeparationRule(
-            SeparationSettings(
-                distance_m=limits.get("device_separation", "distance_m"),
-                duration_ms=int(limits.get("device_separation", "duration_s") * 1000),
-                window_ms=int(limits.get("device_separation", "window_s") * 1000),
-            )
-        )
+        self.rule = SeparationRule(separation_settings(limits))
+
+    def per_vehicle(self, devices: slice, limits: list[Limits]) -> None:
+        vehicles = self.view.vehicle_of[devices].tolist()
+        self.rule.set_limits(vehicles, [separation_settings(t) for t in limits])
 
     def grow(self, n_devices: int) -> None:
         v = self.view

@@ -8,17 +8,27 @@ unknown id); every change runs in one transaction with its audit row (`store.aud
 Units never move, so each adapter caches the path of a unit id (`store.orgs`).
 """
 
+from store.scoped.backtests import BacktestRecords
 from store.scoped.base import ApprovalError, NotInScopeError
 from store.scoped.commands import CommandRecords
 from store.scoped.fleet import FleetRecords
 from store.scoped.lending import LendingRecords
+from store.scoped.spots import FenceTakenError, SpotRecords
 from store.scoped.units import UnitRecords
 from store.scoped.watch import WatchRecords
 
 
-class ScopedStore(UnitRecords, FleetRecords, WatchRecords, LendingRecords, CommandRecords):
+class ScopedStore(
+    UnitRecords,
+    FleetRecords,
+    WatchRecords,
+    LendingRecords,
+    CommandRecords,
+    SpotRecords,
+    BacktestRecords,
+):
     """One caller's store: built per call by `api.stores.StoreAccess.scoped`. One part per
     aggregate (`store.scoped.*`), all on `store.scoped.base.ScopeBase`."""
 
 
-__all__ = ["ApprovalError", "NotInScopeError", "ScopedStore"]
+__all__ = ["ApprovalError", "FenceTakenError", "NotInScopeError", "ScopedStore"]

@@ -37,9 +37,10 @@ def _tenant(api: ApiUnderTest, name: str) -> tuple[int, dict[str, str]]:
 def test_each_tenant_counts_exports_and_maps_its_own_cars_only(api: ApiUnderTest) -> None:
     client = api.client
     cars = {"A": "013900000101", "B": "013900000102"}
-    keys = {}
+    keys, orgs = {}, {}
     for name, terminal in cars.items():
         org, keys[name] = _tenant(api, name)
+        orgs[name] = org
         body = {"vehicle_id": f"V{name}", "org": org}
         assert client.put(f"/api/v1/devices/{terminal}", json=body, headers=api.admin).is_success
         api.write(terminal, [{"time_ms": NOW - 60_000, "lon": 120.1, "lat": 30.2}])
@@ -71,7 +72,10 @@ def test_each_tenant_counts_exports_and_maps_its_own_cars_only(api: ApiUnderTest
             error(client.get(url, headers=key), 404, "not_found")
         assert client.get("/api/v1/spot-candidates", headers=key).json() == []
         body = {"since": "2024-02-28T00:00:00Z", "until": "2024-03-01T00:00:00Z"}
-        error(client.post("/api/v1/backtests", json=body, headers=key), 403, "forbidden")
+        started = client.post("/api/v1/backtests", json=body, headers=key)  # over its own cars
+        assert started.status_code == 202 and started.json()["org"] == orgs[name], started.text
+        other_key = keys[other]
+        error(client.get(started.headers["Location"], headers=other_key), 404, "not_found")
     alerts = client.get("/api/v1/alerts", headers=api.admin).json()
     of_a = next(a["id"] for a in alerts if a["vehicle_id"] == "VA")
     error(

@@ -72,6 +72,11 @@ class World:
     approval: dict[int, int] = field(default_factory=dict)
     borrower: dict[int, int] = field(default_factory=dict)
     webhook: dict[int, int] = field(default_factory=dict)
+    candidate: dict[int, int] = field(default_factory=dict)  # a place the unit's car gathers at
+    backtest: dict[int, int] = field(default_factory=dict)  # a backtest the unit's admin ran
+
+    def tenant(self, unit: int) -> int:
+        return int(self.paths[unit].split("/")[2])
 
     def under(self, unit: int) -> set[int]:
         return {u for u, p in self.paths.items() if p.startswith(self.paths[unit])}
@@ -149,6 +154,24 @@ def build(api: ApiUnderTest, tenants: int, extra: list[tuple[int, str]]) -> Worl
             world.borrower[unit] = ok(post("/api/v1/borrowers", json=person, headers=root), 201)[
                 "id"
             ]
+            place = {
+                "lon": 121.0,
+                "lat": 31.0,
+                "radius_m": 150,
+                "borrowers": 1,
+                "visits": [{"vehicle_id": vehicle, "device_id": terminal, "borrower": vehicle}],
+            }
+            gathered = Alert(AlertType.GATHERING, terminal, vehicle, T0_MS, details=place)
+            (stored,) = store.add_alerts([gathered], T0_MS).stored
+            (made,) = [
+                c for c in store.spot_candidates_in(None, limit=100_000) if c.alert_id == stored.id
+            ]
+            assert made.org == world.tenant(unit)  # the tenant of every car of its evidence
+            world.candidate[unit] = made.id
+            span = {"since": "2024-03-01T00:00:00Z", "until": "2024-03-01T01:00:00Z"}
+            ran = ok(post("/api/v1/backtests", json=span, headers=world.admins[unit]), 202)
+            assert ran["org"] == unit
+            world.backtest[unit] = ran["id"]
             car = {"plate": f"P{tag}", "make": "VW"}
             assert (
                 ok(api.client.put(f"/api/v1/vehicles/{vehicle}", json=car, headers=root))["org"]
@@ -198,6 +221,11 @@ def check_lists(api: ApiUnderTest, world: World, unit: int, key: dict[str, str])
     assert_exact([c["org"] for c in cars], {c["vehicle_id"] for c in cars}, world.vehicle)
     approvals = pages(api, key, "/api/v1/approvals", "after_id")
     assert_exact([a["org"] for a in approvals], {a["id"] for a in approvals}, world.approval)
+    spots = pages(api, key, "/api/v1/spot-candidates", "after_id")
+    assert all(ALL_PATHS[c["org"]].startswith(world.paths[unit]) for c in spots)
+    assert {c["id"] for c in spots} & set(world.candidate.values()) == {
+        world.candidate[u] for u in world.paths if world.tenant(u) in seen
+    }
     fences = ok(api.client.get("/api/v1/fences", headers=key))["features"]
     assert_exact(
         [f["properties"]["org"] for f in fences],
@@ -237,11 +265,26 @@ def check_items(api: ApiUnderTest, world: World, unit: int, key: dict[str, str])
             else:
                 assert answer.status_code == 404, (url, answer.text)
                 assert answer.json()["error"] == "not_found", (url, answer.text)
+        url = f"/api/v1/spot-candidates/{world.candidate[other]}"
+        answer = api.client.get(url, headers=key)
+        if world.tenant(other) in seen:
+            assert answer.status_code == 200, (url, answer.text)
+        else:
+            assert answer.status_code == 404, (url, answer.text)
+            assert answer.json()["error"] == "not_found", (url, answer.text)
 
 
 def probe_mutations(api: ApiUnderTest, world: World, unit: int, key: dict[str, str]) -> None:
     seen = world.under(unit)
     client = api.client
+    jobs = pages(api, key, "/api/v1/backtests", "after_id")  # an admin's key (officer and up)
+    assert all(ALL_PATHS[j["org"]].startswith(world.paths[unit]) for j in jobs)
+    assert {j["id"] for j in jobs} & set(world.backtest.values()) == {
+        world.backtest[u] for u in seen
+    }
+    for other in world.paths:
+        answer = client.get(f"/api/v1/backtests/{world.backtest[other]}", headers=key)
+        assert answer.status_code == (200 if other in seen else 404), answer.text
     hooks = ok(client.get("/api/v1/webhooks", headers=key))["webhooks"]
     assert all(ALL_PATHS[h["org"]].startswith(world.paths[unit]) for h in hooks)
     assert {h["id"] for h in hooks} & set(world.webhook.values()) == {
@@ -297,6 +340,11 @@ def probe_mutations(api: ApiUnderTest, world: World, unit: int, key: dict[str, s
             ("PUT", f"/api/v1/vehicles/{v}", {"plate": "stolen"}),
             ("PUT", f"/api/v1/vehicles/new-{v}", {"dealer": other}),
             ("POST", "/api/v1/borrowers", {"name": "x", "org": other}),
+            *(
+                ("POST", f"/api/v1/spot-candidates/{world.candidate[other]}/{verb}", None)
+                for verb in ("accept", "dismiss")
+                if world.tenant(other) not in seen
+            ),
             ("POST", "/api/v1/loans", {**loan, "loan_no": f"new-{n}", "borrower_id":
                                        world.borrower[other]}),
         ]  # fmt: skip
@@ -319,6 +367,7 @@ def platform_view(api: ApiUnderTest) -> str:
         pages(api, root, "/api/v1/borrowers", "after_id"),
         pages(api, root, "/api/v1/vehicles", "after"),
         ok(api.client.get("/api/v1/webhooks", headers=root)),
+        pages(api, root, "/api/v1/spot-candidates", "after_id"),
     ]
     for loan in views[1]:
         views.append(ok(api.client.get(f"/api/v1/loans/{loan['loan_no']}/actions", headers=root)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pipeline.fleet import Fleet, Vehicle
+from pipeline.live import fleet_from_devices
+from store.interface import Device
 from tests.unit.pipeline.tracks import HOME, Fix, circle, east, fences, of_type, run, stay
 
 DAY = 1440
@@ -41,3 +43,16 @@ def test_the_same_spot_for_any_batch_size() -> None:
     whole = of_type(run(fixes(6)), "gathering")
     for rows in (1, 17, 100):
         assert of_type(run(fixes(6), batch_rows=rows), "gathering") == whole
+
+
+def test_live_cars_of_one_loans_borrower_count_once() -> None:
+    """The live fleet names each car's borrower from its loan (`Store.loan_borrowers`): two
+    cars of one borrower are one borrower's evidence; a car with no loan is its own."""
+    devices = [Device(f"W{n}", vehicle_id=f"W{n}") for n in range(6)]
+    shared = {"W0": "borrower:7", "W1": "borrower:7"}
+    [alert] = of_type(run(fixes(6), fleet_spec=fleet_from_devices(devices, borrowers=shared)),
+                      "gathering")  # fmt: skip
+    assert alert.details["borrowers"] == 5 and alert.vehicle_id == "W5"
+    assert {v["borrower"] for v in alert.details["visits"]} >= {"borrower:7", "W5"}
+    five = fleet_from_devices(devices[:5], borrowers=shared)
+    assert of_type(run(fixes(5), fleet_spec=five), "gathering") == []

@@ -6,6 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.fleet import Fleet, Vehicle
+from pipeline.thresholds import parse_rules
 from tests.unit.pipeline.tracks import HOME, Fix, drive, east, fleet, minute_ms, of_type, run, stay
 
 DAY = 1440
@@ -107,3 +109,29 @@ def test_night_rules_do_not_depend_on_batch_cuts(batch_rows: int) -> None:
     ]
     assert cut == whole
     assert {a.type.value for a in whole} == {"not_home", "night_trips"}
+
+
+TENANT_RULES = """
+[tenant.strict.not_home]
+nights = 2
+[tenant.strict.night_trips]
+distance_m = 2000
+from_h = 1
+"""
+
+
+def test_a_tenants_thresholds_apply_to_its_cars_only() -> None:
+    """W1 (tenant `strict`) and W2 (no tenant) do the same: 3 nights away, a night trip."""
+    fixes = []
+    for device in ("W1", "W2"):
+        fixes += nights(device, HOME, range(3)) + nights(device, AWAY, range(3, 7))
+        fixes += trip(device, 480 + 7 * DAY, 10)  # 00:00-00:10 local: 10 km
+        fixes += trip(device, 540 + 8 * DAY, 3)  # 01:00-01:03 local: 3 km
+    fixes.sort(key=lambda f: f.minute)
+    spec = Fleet((Vehicle("W1", ("W1",), tenant="strict"), Vehicle("W2", ("W2",))))
+    alerts = run(fixes, fleet_spec=spec, rules=parse_rules(TENANT_RULES))
+    away = {a.vehicle_id: a.time_ms for a in of_type(alerts, "not_home")}
+    assert away == {"W1": at_night_end(4), "W2": at_night_end(5)}  # 2 nights instead of 3
+    trips = sorted((a.vehicle_id, a.time_ms) for a in of_type(alerts, "night_trips"))
+    # W2's window opens at midnight (the 5 km come at 00:05); W1's at 01:00 and 2 km suffice.
+    assert trips == [("W1", minute_ms(542 + 8 * DAY)), ("W2", minute_ms(485 + 7 * DAY))]

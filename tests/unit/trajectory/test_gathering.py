@@ -68,3 +68,15 @@ def test_proposals_do_not_depend_on_how_the_visits_are_handed_over(
         parts += finder.add(visits[start:cut])
         start = max(start, cut)
     assert parts == whole
+
+
+def test_the_completing_cars_own_radius_window_and_borrowers_decide() -> None:
+    """A visit carrying its car's thresholds is judged by them: a wider radius than the
+    finder's cells, a longer window (older visits are kept for it) and fewer borrowers."""
+    own = GatheringSettings(cars=3, radius_m=600.0, window_ms=30 * DAY)
+    far = [visit(0, north_m=0, day=0), visit(1, north_m=450, day=20)]
+    assert SpotFinder().add([*far, visit(2, north_m=225, day=21)]) == []  # 150 m, 14 days
+    mine = visit(2, north_m=225, day=21)
+    mine = Visit(mine.time_ms, mine.arrived_ms, mine.lon, mine.lat, "D2", "V2", "B2", own)
+    [spot] = SpotFinder().add([*far, mine])
+    assert spot.borrowers == 3 and spot.radius_m == 600.0
