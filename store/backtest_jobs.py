@@ -68,13 +68,26 @@ class BacktestJobRecords:
         requested_by: str,
         runner: str,
         now_ms: int,
+        beat_ms: int | None = None,
     ) -> BacktestRecord:
+        """A queued job; `beat_ms` its runner's first beat, on the runners' (wall) clock when
+        the caller's clock is another (default `now_ms`)."""
         rows = self._run(
             "add backtest",
             "INSERT INTO backtests (org_id, since_ms, until_ms, rules, tolerance_ms,"
             " requested_by, created_ms, runner, beat_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" RETURNING {_COLUMNS}",
-            (org, since_ms, until_ms, rules, tolerance_ms, requested_by, now_ms, runner, now_ms),
+            (
+                org,
+                since_ms,
+                until_ms,
+                rules,
+                tolerance_ms,
+                requested_by,
+                now_ms,
+                runner,
+                now_ms if beat_ms is None else beat_ms,
+            ),
         ).rows
         return _record(rows[0])
 

@@ -613,6 +613,7 @@ class Store(StatementRunner, Protocol):
         requested_by: str,
         runner: str,
         now_ms: int,
+        beat_ms: int | None = None,
     ) -> BacktestRecord: ...
 
     def get_backtest(self, job_id: int) -> BacktestRecord | None: ...

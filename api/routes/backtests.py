@@ -113,7 +113,7 @@ def router(ctx: ApiContext) -> APIRouter:
             job = await ctx.scoped(
                 who,
                 lambda s: s.add_backtest_job(
-                    since_ms, until_ms, body.rules, tolerance_ms, jobs.runner
+                    since_ms, until_ms, body.rules, tolerance_ms, jobs.runner, now_ms()
                 ),
             )
         except BaseException:

@@ -9,14 +9,21 @@ from store.scoped.base import ScopeBase
 
 class BacktestRecords(ScopeBase):
     def add_backtest_job(
-        self, since_ms: int, until_ms: int, rules: str | None, tolerance_ms: int, runner: str
+        self,
+        since_ms: int,
+        until_ms: int,
+        rules: str | None,
+        tolerance_ms: int,
+        runner: str,
+        beat_ms: int,
     ) -> BacktestRecord:
-        """A queued job of the caller's unit, held by `runner`, audited."""
+        """A queued job of the caller's unit, held by `runner` (whose beats are on the wall
+        clock, `beat_ms` the first), audited."""
         with self.transaction("backtest.create"):
             job = self._s.add_backtest(
                 org=self.scope.org, since_ms=since_ms, until_ms=until_ms, rules=rules,
                 tolerance_ms=tolerance_ms, requested_by=self.actor, runner=runner,
-                now_ms=self._clock_ms(),
+                now_ms=self._clock_ms(), beat_ms=beat_ms,
             )  # fmt: skip
             shown = {"since_ms": since_ms, "until_ms": until_ms, "rules": rules}
             self._audit("backtest.create", f"backtest:{job.id}", job.org, None, shown)

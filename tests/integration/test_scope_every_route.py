@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,13 +133,37 @@ def _tenant(api: ApiUnderTest, tag: str, n: int) -> dict[str, Any]:
     approval = _made(
         c.post(f"/api/v1/devices/{terminal}/commands", json=danger, headers=admin), 202
     )
+    visit = {"vehicle_id": vehicle, "device_id": terminal, "borrower": f"{tag}-borrower"}
+    gathering = {"lon": 120.1, "lat": 30.2, "radius_m": 150, "borrowers": 1, "visits": [visit]}
     store = api.store()
     try:
-        store.add_alerts([Alert(AlertType.OVERSPEED, terminal, vehicle, NOW - DAY)], NOW - 1000)
+        store.add_alerts(
+            [
+                Alert(AlertType.OVERSPEED, terminal, vehicle, NOW - DAY),
+                Alert(AlertType.GATHERING, terminal, vehicle, NOW - DAY, details=gathering),
+            ],
+            NOW - 1000,
+        )
+        (candidate,) = store.spot_candidates_in(None)[-1:]
     finally:
         store.close()
+    backtest = _made(
+        c.post(
+            "/api/v1/backtests",
+            json={"since": "2024-02-28T00:00:00Z", "until": "2024-03-01T00:00:00Z"},
+            headers=admin,
+        ),
+        202,
+    )
+    # The job runs in the background; the views compared below must not see it move on.
+    for _ in range(300):
+        job = _made(c.get(f"/api/v1/backtests/{backtest['id']}", headers=admin))
+        if job["state"] not in ("queued", "running"):
+            break
+        time.sleep(0.05)
+    assert job["state"] == "done", job["error"]
     alerts = _made(c.get("/api/v1/alerts", headers=admin))
-    (alert,) = [a for a in alerts if a["vehicle_id"] == vehicle]
+    (alert,) = [a for a in alerts if a["vehicle_id"] == vehicle and a["type"] == "overspeed"]
     return {
         "tag": tag,
         "admin": admin,
@@ -154,6 +179,8 @@ def _tenant(api: ApiUnderTest, tag: str, n: int) -> dict[str, Any]:
             "command_id": str(command["id"]),
             "approval_id": str(approval["id"]),
             "alert_id": str(alert["id"]),
+            "candidate_id": str(candidate.id),
+            "backtest_id": str(backtest["id"]),
             "name": f"{tag}-admin",
             "fmt": "csv",
         },
