@@ -6,7 +6,6 @@ hardware (POST .../reprovision: a new identity and auth code, contracts section 
 admins.
 """
 
-import asyncio
 import secrets
 from dataclasses import replace
 from typing import Annotated, Any
@@ -19,12 +18,15 @@ from api import params
 from api.auth import Identity, Role
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
+from api.long_answers import LongAnswers
 from api.models import DeviceOut, DevicePage, LatestPosition, Position, Vehicle
 from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.routes.lookup import device_or_404, online_of
 from api.routes.parties import vehicle_json
-from api.views import device_json, json_bytes, position_json, positions_json
+from api.track_json import track_chunks
+from api.views import device_json, position_json
 from loans import Vehicle as CarRecord
+from positions import PositionBatch
 from store import Device, DeviceClock
 from store.scoped import ScopedStore
 
@@ -106,8 +108,8 @@ def _with_identity(device: Device, identity: HardwareIdentity | None) -> Device:
 
 def router(ctx: ApiContext) -> APIRouter:
     # Building a long track's answer is CPU work in this process, shared with the gateway:
-    # one at a time, so a crowd of map tabs costs the gateway one core's share at most.
-    long_answers = asyncio.Semaphore(1)
+    # one read at a time and one encoding thread, so a crowd of map tabs costs what one does.
+    long_answers = LongAnswers()
     api = APIRouter(prefix="/api/v1", tags=["devices"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     admin = Annotated[Identity, Depends(ctx.auth.admin)]
@@ -264,25 +266,21 @@ def router(ctx: ApiContext) -> APIRouter:
         interval_ms = None if interval_s is None else max(1, round(interval_s * 1000))
         limit = ctx.max_track_points
 
-        def read(store: ScopedStore) -> bytes | None:
-            """The answer's body, built on the store's thread: a long track's JSON would
-            otherwise hold the event loop."""
+        def read(store: ScopedStore) -> PositionBatch | None:
             batch = store.track(
                 device, start, end + 1, max_points=max_points, interval_ms=interval_ms, limit=limit
             )
-            if len(batch) > limit:
-                return None
-            return json_bytes(positions_json(batch))
+            return None if len(batch) > limit else batch
 
-        async with long_answers:  # one long track built at a time: the rest wait their turn
-            body = await ctx.scoped(who, read)
-        if body is None:
+        async with long_answers.reading:  # one long track read at a time: the rest wait
+            batch = await ctx.scoped(who, read)
+        if batch is None:
             raise bad_request(
                 "max_points",
                 f"more than {limit} positions in range: pass max_points or interval_s, or"
                 " narrow from/to",
             )
-        return Response(body, media_type="application/json")
+        return await long_answers.stream(track_chunks(batch))
 
     @api.get(
         "/vehicles/{vehicle_id}",
