@@ -7,6 +7,7 @@ admins.
 """
 
 import secrets
+import time
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -109,7 +110,7 @@ def _with_identity(device: Device, identity: HardwareIdentity | None) -> Device:
 def router(ctx: ApiContext) -> APIRouter:
     # Building a long track's answer is CPU work in this process, shared with the gateway:
     # one read at a time and one encoding thread, so a crowd of map tabs costs what one does.
-    long_answers = LongAnswers()
+    long_answers = LongAnswers(ctx.long_answer_share)
     api = APIRouter(prefix="/api/v1", tags=["devices"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     admin = Annotated[Identity, Depends(ctx.auth.admin)]
@@ -267,9 +268,11 @@ def router(ctx: ApiContext) -> APIRouter:
         limit = ctx.max_track_points
 
         def read(store: ScopedStore) -> PositionBatch | None:
+            began = time.thread_time()
             batch = store.track(
                 device, start, end + 1, max_points=max_points, interval_ms=interval_ms, limit=limit
             )
+            long_answers.charge(time.thread_time() - began)
             return None if len(batch) > limit else batch
 
         async with long_answers.reading:  # one long track read at a time: the rest wait
