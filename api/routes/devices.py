@@ -256,7 +256,11 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.get(
         "/devices/{terminal}/track",
         response_model=None,
-        responses={200: {"model": list[Position]}, **errors(*KEYED, 404)},
+        responses={
+            200: {"model": list[Position]},
+            304: {"description": "`If-None-Match` names the answer's ETag: the rows are the same"},
+            **errors(*KEYED, 404),
+        },
     )
     async def track(
         request: Request,
