@@ -105,7 +105,8 @@ class LongAnswers:
         async def body() -> AsyncIterator[bytes]:
             piece = first
             while piece is not None:
-                kept.append(piece)
+                if written is not None:
+                    kept.append(piece)
                 yield piece[0]
                 piece = await self._next(pieces)
             if written is not None:
