@@ -52,6 +52,8 @@ class ApiContext:
     - `max_body_bytes`: the largest request body (413 above it, before it is read).
     - `webhook_allow_private`: units' webhook receivers may be private, loopback... addresses
       (`LIENWATCH_WEBHOOK_ALLOW_PRIVATE`); refused by default (`alerts.delivery.targets`).
+    - `long_answer_share`: the share of one core the writing of long answers (tracks) keeps
+      to (api.long_answers); below 1 where the API shares its process with a gateway.
     - `fixed_keys`: SHA-256 hashes of keys the configuration stores again at every start
       (`LIENWATCH_ADMIN_API_KEY`, the demo's key): deleting one through the API would not
       revoke it, so it is refused (409): change the setting instead.
@@ -67,6 +69,7 @@ class ApiContext:
     clock_ms: Callable[[], int] = wall_clock_ms
     max_track_points: int = 100_000
     max_body_bytes: int = 1024 * 1024
+    long_answer_share: float = 1.0
     close_stores: bool = True
     fixed_keys: frozenset[str] = frozenset()
     webhook_allow_private: bool = False

@@ -4,12 +4,14 @@ body (contracts section 2), produced by the decoder's own JSON view so both alwa
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from alerts.model import format_time
+from api.geocode import Place
 from api.geocode import place as place_of
 from api.geocode import places as places_of
 from ingest.jt808.errors import Jt808UsageError
@@ -69,7 +71,7 @@ _BCD_FIRST_MS = 946_656_000_000  # 2000-01-01T00:00:00+08:00: the first time a B
 _BCD_END_MS = 4_102_415_999_999 + 1  # after 2099-12-31T23:59:59.999+08:00
 
 
-def _local_iso(time_ms: npt.NDArray[np.int64], unit: str) -> list[str]:
+def _local_iso(time_ms: npt.NDArray[np.int64], unit: str) -> npt.NDArray[np.str_]:
     """ISO 8601 texts in GMT+8 with the offset, in whole seconds (`unit` "s") or with
     milliseconds where there are any (`unit` "ms", as `iso` shows them)."""
     local = time_ms + _LOCAL_MS
@@ -78,16 +80,32 @@ def _local_iso(time_ms: npt.NDArray[np.int64], unit: str) -> list[str]:
     else:
         texts = np.datetime_as_string(local.astype("datetime64[ms]"), unit="ms")
         texts = np.where(local % 1000 == 0, texts.astype("U19"), texts)
-    return [f"{t}+08:00" for t in texts.tolist()]
+    return np.strings.add(texts, "+08:00")
 
 
-def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
-    """`position_json` of every row, computed a column at a time: a long track's answer costs
-    one small dict per row, not a decoded report each. Rows whose times a tracker could not
-    send (before 2000 or after 2099) take `position_json` itself."""
-    n = len(batch)
-    if not n:
-        return []
+@dataclass(frozen=True, slots=True)
+class TrackArrays:
+    """A track's answer a column at a time: each row's values as `position_json` gives them,
+    except the rows `fits` marks false (times a tracker could not send, before 2000 or after
+    2099), which take `position_json` itself."""
+
+    lat: npt.NDArray[np.float64]
+    lon: npt.NDArray[np.float64]
+    speed_kmh: npt.NDArray[np.float64]
+    status: npt.NDArray[np.int64]
+    valid: npt.NDArray[np.bool_]
+    fits: npt.NDArray[np.bool_]
+    place: list[Place]
+
+
+def track_places(batch: PositionBatch) -> list[Place]:
+    """The `place` of every row (None where the row is not valid), in one batch."""
+    return places_of(batch.lon.astype(np.float64), batch.lat.astype(np.float64), batch.valid())
+
+
+def track_arrays(batch: PositionBatch, place: list[Place] | None = None) -> TrackArrays:
+    """The columns of `positions_json` that need computing (the others are the batch's own);
+    `place`: the rows' places when already resolved (`track_places`)."""
     lat64, lon64 = batch.lat.astype(np.float64), batch.lon.astype(np.float64)
     south, west = lat64 < 0, lon64 < 0
     lat = np.rint(np.abs(lat64) * 1e6) / 1e6
@@ -97,41 +115,57 @@ def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
         | np.where(south, int(Status.SOUTH), 0)
         | np.where(west, int(Status.WEST), 0)
     )
-    speed = np.rint(batch.speed_kmh.astype(np.float64) * 10) / 10
     time_ms, recv_ms = batch.time_ms, batch.recv_ms
     sendable = (time_ms >= _BCD_FIRST_MS) & (time_ms < _BCD_END_MS) & (recv_ms >= 0)
-    fix_text = _local_iso(np.where(sendable, time_ms, _BCD_FIRST_MS), "s")
-    received = _local_iso(np.where(sendable, recv_ms, 0), "ms")
-    device_time = batch.device_time_ms
-    sendable &= device_time >= 0
-    device_times = _local_iso(np.where(sendable, device_time, 0), "ms")
+    sendable &= batch.device_time_ms >= 0
+    valid = batch.valid()
+    return TrackArrays(
+        lat=np.where(south, -lat, lat),
+        lon=np.where(west, -lon, lon),
+        speed_kmh=np.rint(batch.speed_kmh.astype(np.float64) * 10) / 10,
+        status=status,
+        valid=valid,
+        fits=sendable,
+        place=places_of(lon64, lat64, valid) if place is None else place,
+    )
+
+
+def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
+    """`position_json` of every row, computed a column at a time: a long track's answer costs
+    one small dict per row, not a decoded report each. Rows whose times a tracker could not
+    send (before 2000 or after 2099) take `position_json` itself. (`api.track_json` writes
+    the same answer's JSON text without the dicts.)"""
+    if not len(batch):
+        return []
+    c = track_arrays(batch)
+    fix_time = _local_iso(np.where(c.fits, batch.time_ms, _BCD_FIRST_MS), "s")
+    received = _local_iso(np.where(c.fits, batch.recv_ms, 0), "ms")
+    device_time = _local_iso(np.where(c.fits, batch.device_time_ms, 0), "ms")
     names = {int(f): flag_names(int(f)) for f in np.unique(batch.flags).tolist()}
-    valid_mask = batch.valid()
-    valid = valid_mask.tolist()
-    where = places_of(lon64, lat64, valid_mask)
     columns = zip(
-        np.where(south, -lat, lat).tolist(),
-        np.where(west, -lon, lon).tolist(),
+        c.lat.tolist(),
+        c.lon.tolist(),
         batch.altitude_m.tolist(),
-        speed.tolist(),
+        c.speed_kmh.tolist(),
         batch.course.tolist(),
-        fix_text,
+        fix_time.tolist(),
         batch.alarm.tolist(),
-        status.tolist(),
-        device_times,
-        received,
+        c.status.tolist(),
+        device_time.tolist(),
+        received.tolist(),
         batch.flags.tolist(),
-        valid,
-        sendable.tolist(),
+        c.valid.tolist(),
+        c.fits.tolist(),
+        c.place,
         strict=True,
     )
     out: list[dict[str, Any]] = []
-    for row, (la, lo, alt, spd, crs, fix, alarm, st, dev, rcv, flags, ok, fits) in enumerate(
+    for row, (la, lo, alt, spd, crs, fix, alarm, st, dev, rcv, flags, ok, fits, where) in enumerate(
         columns
     ):
         if not fits:
             out.append(position_json(batch, row, ok))
-            out[-1]["place"] = where[row]
+            out[-1]["place"] = where
             continue
         out.append(
             {
@@ -147,7 +181,7 @@ def positions_json(batch: PositionBatch) -> list[dict[str, Any]]:
                 "received": rcv,
                 "flags": list(names[flags]),
                 "valid": ok,
-                "place": where[row],
+                "place": where,
             }
         )
     return out

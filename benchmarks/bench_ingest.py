@@ -552,6 +552,17 @@ def _seed_track_and_fences(database: str, api: str, key: str) -> tuple[str, str]
     return "2025-01-01T00:00:00Z", "2025-01-03T00:00:00Z"
 
 
+def _warm_up(api: str, key: str, start: str, end: str) -> None:
+    """One track and one fence collection before either run: the API process's first answer
+    that names places loads the boundaries and builds their grid (seconds of CPU, once per
+    process), which is start-up, not the steady load the comparison is about."""
+    import httpx
+
+    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=300) as h:
+        h.get(f"/api/v1/devices/{TRACK_TERMINAL}/track?from={start}&to={end}").raise_for_status()
+        h.get("/api/v1/fences?crs=gcj02").raise_for_status()
+
+
 def _idle() -> None:
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
@@ -604,6 +615,7 @@ def test_ack_latency_under_api_load(benchmark: Any) -> None:
                     assert api is not None
                     assert key is not None
                     start, end = _seed_track_and_fences(url, api, key)
+                    _warm_up(api, key, start, end)
                     time.sleep(5)  # the detector loads the new fences before either run
                     load = _load_average()
                     quiet = run(LoadConfig("127.0.0.1", port, DEVICES, API_RATE, API_S))

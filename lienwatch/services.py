@@ -69,6 +69,9 @@ from store.partition_locks import PartitionLocks
 
 log = logging.getLogger("lienwatch")
 RESYNC_S = 30.0  # how often a gateway looks for queued commands of terminals it holds
+# Beside a gateway, the API writes long answers (tracks) with at most this share of one core:
+# the interpreter is shared, and acknowledgements come first (api.long_answers).
+GATEWAY_SIDE_LONG_ANSWER_SHARE = 0.25
 
 
 @dataclass(slots=True)
@@ -529,6 +532,7 @@ async def _start_api(
         fixed_keys=_fixed_keys(settings, admin_key),
         max_body_bytes=settings.api_max_body_bytes,
         webhook_allow_private=settings.webhook_allow_private,
+        long_answer_share=long_answer_share(settings, gateway is not None),
         map_options=MapOptions(
             tiles_url=settings.map_tiles_url,
             tiles_crs=Crs(settings.map_tiles_crs),
@@ -561,6 +565,13 @@ async def _start_api(
     if feed is not None:  # closed before the API closes the store access it reads through
         feed.start()
         services.closers.append(feed.close)
+
+
+def long_answer_share(settings: Settings, beside_gateway: bool) -> float:
+    """`LIENWATCH_API_LONG_ANSWER_SHARE`, else a quarter of a core beside a gateway."""
+    if settings.api_long_answer_share is not None:
+        return settings.api_long_answer_share
+    return GATEWAY_SIDE_LONG_ANSWER_SHARE if beside_gateway else 1.0
 
 
 def readiness(services: Services) -> Readiness:

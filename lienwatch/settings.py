@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     # The largest HTTP request body, refused (413) before it is read; fence imports may be up
     # to 64 MiB whatever this says.
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The share of one core the API's long answers (100,000-point tracks) are written with
+    # (api.long_answers); unset: 0.25 where a gateway runs in the same process, else all of it.
+    api_long_answer_share: float | None = Field(default=None, gt=0, le=1)
     # The gateway's MQTT client id (contracts section 5 topics), unique per gateway process and
     # the same across its restarts (the broker keeps its session); empty derives one from the
     # host name and the data directory.

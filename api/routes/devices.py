@@ -6,12 +6,12 @@ hardware (POST .../reprovision: a new identity and auth code, contracts section 
 admins.
 """
 
-import asyncio
 import secrets
+import time
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,12 +19,16 @@ from api import params
 from api.auth import Identity, Role
 from api.context import ApiContext
 from api.errors import ApiError, bad_request, not_found
+from api.long_answers import LongAnswers, fresh
 from api.models import DeviceOut, DevicePage, LatestPosition, Position, Vehicle
 from api.openapi import KEYED, MAX_ORG_ID, NO_NUL, ROLE, errors
 from api.routes.lookup import device_or_404, online_of
 from api.routes.parties import vehicle_json
-from api.views import device_json, json_bytes, position_json, positions_json
+from api.track_answers import TrackAnswers, digest
+from api.track_json import track_chunks
+from api.views import device_json, position_json
 from loans import Vehicle as CarRecord
+from positions import PositionBatch
 from store import Device, DeviceClock
 from store.scoped import ScopedStore
 
@@ -104,10 +108,19 @@ def _with_identity(device: Device, identity: HardwareIdentity | None) -> Device:
     )
 
 
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """`If-None-Match` names this answer (a list of tags, weak or strong, or `*`)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return etag in tags or "*" in tags
+
+
 def router(ctx: ApiContext) -> APIRouter:
     # Building a long track's answer is CPU work in this process, shared with the gateway:
-    # one at a time, so a crowd of map tabs costs the gateway one core's share at most.
-    long_answers = asyncio.Semaphore(1)
+    # one read at a time and one encoding thread, so a crowd of map tabs costs what one does.
+    long_answers = LongAnswers(ctx.long_answer_share)
+    answers = TrackAnswers()
     api = APIRouter(prefix="/api/v1", tags=["devices"])
     viewer = Annotated[Identity, Depends(ctx.auth.viewer)]
     admin = Annotated[Identity, Depends(ctx.auth.admin)]
@@ -243,9 +256,14 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.get(
         "/devices/{terminal}/track",
         response_model=None,
-        responses={200: {"model": list[Position]}, **errors(*KEYED, 404)},
+        responses={
+            200: {"model": list[Position]},
+            304: {"description": "`If-None-Match` names the answer's ETag: the rows are the same"},
+            **errors(*KEYED, 404),
+        },
     )
     async def track(
+        request: Request,
         terminal: Terminal,
         who: viewer,
         from_: Annotated[params.QueryTime, Query(alias="from")],
@@ -264,25 +282,33 @@ def router(ctx: ApiContext) -> APIRouter:
         interval_ms = None if interval_s is None else max(1, round(interval_s * 1000))
         limit = ctx.max_track_points
 
-        def read(store: ScopedStore) -> bytes | None:
-            """The answer's body, built on the store's thread: a long track's JSON would
-            otherwise hold the event loop."""
+        def read(store: ScopedStore) -> tuple[PositionBatch, str] | None:
+            began = time.thread_time()
             batch = store.track(
                 device, start, end + 1, max_points=max_points, interval_ms=interval_ms, limit=limit
             )
-            if len(batch) > limit:
-                return None
-            return json_bytes(positions_json(batch))
+            found = None if len(batch) > limit else (batch, digest(batch))
+            long_answers.charge(time.thread_time() - began)
+            return found
 
-        async with long_answers:  # one long track built at a time: the rest wait their turn
-            body = await ctx.scoped(who, read)
-        if body is None:
+        found = await long_answers.read(lambda: ctx.scoped(who, read))  # one at a time
+        if found is None:
             raise bad_request(
                 "max_points",
                 f"more than {limit} positions in range: pass max_points or interval_s, or"
                 " narrow from/to",
             )
-        return Response(body, media_type="application/json")
+        batch, tag = found
+        etag = f'"{tag}"'
+        if _matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers={"ETag": etag})
+        key = (who.path, term, start, end, max_points, interval_ms)
+        kept = answers.get(key, tag)
+        return await long_answers.stream(
+            iter(kept) if kept is not None else fresh(track_chunks(batch)),
+            headers={"ETag": etag},
+            written=None if kept is not None else lambda pieces: answers.put(key, tag, pieces),
+        )
 
     @api.get(
         "/vehicles/{vehicle_id}",

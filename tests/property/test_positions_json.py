@@ -14,7 +14,7 @@ MS_2000 = 946_656_000_000
 MS_2100 = 4_102_416_000_000
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # the first example loads the boundaries
 @given(
     n=st.integers(0, 30),
     data=st.data(),
