@@ -19,7 +19,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SPACED_OFFSET = re.compile(r" (\d{2}(?::?\d{2})?)$")
 _EPOCH_SECONDS = re.compile(r"^-?\d+(\.\d+)?$")
 # Times an answer can still write in any UTC offset: a day inside the calendar at both ends
-# (year 1 to 9999), so a time the API accepts never fails when it is shown back.
+# (year 1 to 9999). A time beyond them is taken as the nearest of them: no position is stored
+# before 1970 or after 9999, so the range means the same, and an answer showing it back (a
+# trip list's `from`) never fails.
 _FIRST_MS = (datetime(1, 1, 2, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 _LAST_MS = (datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
@@ -40,9 +42,9 @@ def time_ms(value: str, field: str) -> int:
     text = _SPACED_OFFSET.sub(r"+\1", value.strip())
     if _EPOCH_SECONDS.match(text):
         seconds = float(text)
-        if not math.isfinite(seconds) or not _FIRST_MS <= seconds * 1000 <= _LAST_MS:
-            raise bad_request(field, f"{value!r} is out of range (years 0001-9999)")
-        return round(seconds * 1000)
+        if not math.isfinite(seconds) or abs(seconds) > 1e13:
+            raise bad_request(field, f"{value!r} is out of range")
+        return _within_calendar(round(seconds * 1000))
     try:
         stamp = datetime.fromisoformat(text)
     except ValueError:
@@ -51,10 +53,11 @@ def time_ms(value: str, field: str) -> int:
         ) from None
     if stamp.tzinfo is None:
         raise bad_request(field, f"{value!r} needs a UTC offset (+08:00 or Z)")
-    ms = (stamp - _EPOCH) // timedelta(milliseconds=1)
-    if not _FIRST_MS <= ms <= _LAST_MS:
-        raise bad_request(field, f"{value!r} is out of range (years 0001-9999)")
-    return ms
+    return _within_calendar((stamp - _EPOCH) // timedelta(milliseconds=1))
+
+
+def _within_calendar(ms: int) -> int:
+    return min(max(ms, _FIRST_MS), _LAST_MS)
 
 
 def _query_time(value: object) -> object:
