@@ -41,16 +41,8 @@ import psycopg
 
 from positions import PositionBatch, empty_batch
 from store import pg_copy
-from store.alert_records import AlertRecords
-from store.api_keys import ApiKeyRecords
-from store.backtest_jobs import BacktestJobRecords
 from store.clock_rows import ClockCache
-from store.commands import CommandRecords
-from store.detector_partitions import DetectorPartitionRecords
-from store.devices import DeviceRecords
 from store.dialect import POSTGRES
-from store.fences import FenceRecords
-from store.idempotency import IdempotencyRecords
 from store.interface import (
     PositionPage,
     SchemaError,
@@ -58,12 +50,8 @@ from store.interface import (
     StoreUnavailableError,
     WriteResult,
 )
-from store.loan_borrowers import LoanBorrowerRecords
-from store.loan_records import LoanRecords
 from store.migrate import PLAIN, latest_version
-from store.orgs import OrgRecords
-from store.platform_secrets import PlatformSecretRecords
-from store.presence import SessionPresenceRecords
+from store.records import SharedRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
     keyset_pages,
@@ -71,8 +59,6 @@ from store.selection import (
     newest_valid_per_device,
     read_track,
 )
-from store.spot_library import SpotLibraryRecords
-from store.spots import SpotRecords
 from store.statements import RunResult, pyformat
 from trajectory.clock import ClockSettings
 from trajectory.clock_rows import clock_rows
@@ -191,23 +177,7 @@ def _copy_rows(
         return cur.rowcount
 
 
-class PostgresStore(
-    AlertRecords,
-    ApiKeyRecords,
-    LoanRecords,
-    DeviceRecords,
-    CommandRecords,
-    FenceRecords,
-    SpotRecords,
-    IdempotencyRecords,
-    PlatformSecretRecords,
-    SessionPresenceRecords,
-    OrgRecords,
-    DetectorPartitionRecords,
-    SpotLibraryRecords,
-    BacktestJobRecords,
-    LoanBorrowerRecords,
-):
+class PostgresStore(SharedRecords):
     """`store.interface.Store` on PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str, *, connect_timeout_s: int = 5, split_writes: bool = True) -> None:

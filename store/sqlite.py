@@ -23,28 +23,16 @@ from typing import Any
 import numpy as np
 
 from positions import COLUMNS, PositionBatch, empty_batch
-from store.alert_records import AlertRecords
-from store.api_keys import ApiKeyRecords
-from store.backtest_jobs import BacktestJobRecords
 from store.clock_rows import ClockCache
-from store.commands import CommandRecords
-from store.detector_partitions import DetectorPartitionRecords
-from store.devices import DeviceRecords
 from store.dialect import SQLITE
-from store.fences import FenceRecords
-from store.idempotency import IdempotencyRecords
 from store.interface import (
     PositionPage,
     SchemaError,
     StoreError,
     WriteResult,
 )
-from store.loan_borrowers import LoanBorrowerRecords
-from store.loan_records import LoanRecords
 from store.migrate import latest_version, migrate_sqlite
-from store.orgs import OrgRecords
-from store.platform_secrets import PlatformSecretRecords
-from store.presence import SessionPresenceRecords
+from store.records import SharedRecords
 from store.selection import (
     TRACK_PAGE_ROWS,
     keyset_pages,
@@ -52,8 +40,6 @@ from store.selection import (
     newest_valid_per_device,
     read_track,
 )
-from store.spot_library import SpotLibraryRecords
-from store.spots import SpotRecords
 from store.statements import RunResult
 from trajectory.clock import ClockSettings
 from trajectory.clock_rows import ClockRows, clock_rows
@@ -68,23 +54,7 @@ _MARKS = ", ".join("?" for _ in _POSITION_COLS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS if c != "device_id")
 
 
-class SqliteStore(
-    AlertRecords,
-    ApiKeyRecords,
-    LoanRecords,
-    DeviceRecords,
-    CommandRecords,
-    FenceRecords,
-    SpotRecords,
-    IdempotencyRecords,
-    PlatformSecretRecords,
-    SessionPresenceRecords,
-    OrgRecords,
-    DetectorPartitionRecords,
-    SpotLibraryRecords,
-    BacktestJobRecords,
-    LoanBorrowerRecords,
-):
+class SqliteStore(SharedRecords):
     """`store.interface.Store` on an SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
