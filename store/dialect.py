@@ -66,7 +66,9 @@ class Dialect:
         """A parameter in epoch ms (None for NULL) as a value of a time column."""
         if not self.timestamps:
             return mark
-        return f"(timestamptz 'epoch' + {mark}::bigint * interval '1 millisecond')"
+        # Exact for every ms of years 1-9999: `bigint * interval` multiplies in float8 and is
+        # a millisecond off past about year 2255; an interval read from text is integer.
+        return f"(timestamptz 'epoch' + ({mark}::bigint || ' milliseconds')::interval)"
 
     def in_list(self, column: str) -> str:
         """`column` is one of a list given as one parameter (`listed`)."""
