@@ -24,11 +24,11 @@ from store.notices import COMMANDS_CHANNEL, NoticeListener
 T0 = 1_709_280_000_000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.db)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    given: str | None = request.getfixturevalue("pg_url") if request.param == "postgres" else None
-    migrate(given, tmp_path)
-    return given
+@pytest.fixture
+def url(store_url: str | None, tmp_path: Path) -> str | None:
+    """Each store (`store_url`: SQLite, then PostgreSQL), migrated."""
+    migrate(store_url, tmp_path)
+    return store_url
 
 
 @pytest.fixture
