@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from alerts.model import Alert, AlertType
 from ingest.commands import CommandOutcome
 from ingest.jt808.messages import Message, TerminalGeneralResponse
 from store import CommandState
-from tests.support.api import ApiUnderTest, api_under_test
+from tests.support.api import ApiUnderTest, api_under_test, wait_for_backtest
 
 NOW = 1_709_280_000_000
 DAY = 86_400_000
@@ -156,11 +155,7 @@ def _tenant(api: ApiUnderTest, tag: str, n: int) -> dict[str, Any]:
         202,
     )
     # The job runs in the background; the views compared below must not see it move on.
-    for _ in range(300):
-        job = _made(c.get(f"/api/v1/backtests/{backtest['id']}", headers=admin))
-        if job["state"] not in ("queued", "running"):
-            break
-        time.sleep(0.05)
+    job = wait_for_backtest(api, f"/api/v1/backtests/{backtest['id']}", admin)
     assert job["state"] == "done", job["error"]
     alerts = _made(c.get("/api/v1/alerts", headers=admin))
     (alert,) = [a for a in alerts if a["vehicle_id"] == vehicle and a["type"] == "overspeed"]

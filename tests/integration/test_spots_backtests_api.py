@@ -4,7 +4,6 @@ with its progress and report; bad input is a 400 naming the field, never a 500."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from alerts.model import Alert, AlertType
 from store import Device
-from tests.support.api import ApiUnderTest, api_under_test, error
+from tests.support.api import ApiUnderTest, api_under_test, error, wait_for_backtest
 
 T0 = 1_709_280_000_000  # 2024-03-01T08:00:00Z
 MIN = 60_000
@@ -110,16 +109,6 @@ def _history(api: ApiUnderTest) -> None:
         store.close()
 
 
-def _wait(api: ApiUnderTest, location: str, headers: dict[str, str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = api.client.get(location, headers=headers).json()
-        if job["state"] in ("done", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError("the backtest did not finish")
-
-
 def test_a_backtest_runs_asynchronously_and_reports_what_new_thresholds_change(
     api: ApiUnderTest,
 ) -> None:
@@ -133,7 +122,7 @@ def test_a_backtest_runs_asynchronously_and_reports_what_new_thresholds_change(
     started = api.client.post("/api/v1/backtests", json=body, headers=officer)
     assert started.status_code == 202, started.text
     assert started.json()["state"] in ("queued", "running", "done")
-    job = _wait(api, started.headers["Location"], officer)
+    job = wait_for_backtest(api, started.headers["Location"], officer)
     assert job["state"] == "done", job
     assert job["progress"] == {"fraction": 1.0, "positions": 30}
     report = job["report"]
@@ -141,7 +130,7 @@ def test_a_backtest_runs_asynchronously_and_reports_what_new_thresholds_change(
         "fired": 1, "new": 0, "kept": 0, "moved": 0, "added": 0, "removed": 1
     }  # fmt: skip
     assert [a["type"] for a in report["removed"]] == ["overspeed"]
-    same = _wait(api, api.client.post("/api/v1/backtests", json={**body, "rules": None},
+    same = wait_for_backtest(api, api.client.post("/api/v1/backtests", json={**body, "rules": None},
                                       headers=officer).headers["Location"], officer)  # fmt: skip
     assert same["report"]["by_type"]["overspeed"]["kept"] == 1
 

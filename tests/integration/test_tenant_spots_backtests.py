@@ -6,7 +6,6 @@ reads as failed with the reason."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from alerts.model import Alert, AlertType
 from api.backtests import STALE_MS, now_ms
 from store.backtest_jobs import INTERRUPTED
-from tests.support.api import ApiUnderTest, api_under_test, error
+from tests.support.api import ApiUnderTest, api_under_test, error, wait_for_backtest
 
 T0 = 1_709_280_000_000  # 2024-03-01T08:00:00Z
 MIN = 60_000
@@ -184,16 +183,6 @@ def _positions(api: ApiUnderTest, terminal: str, vehicle: str) -> None:
         store.close()
 
 
-def _wait(api: ApiUnderTest, location: str, headers: dict[str, str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = api.client.get(location, headers=headers).json()
-        if job["state"] in ("done", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError("the backtest did not finish")
-
-
 def test_a_tenants_backtest_covers_its_own_cars_and_alerts_only(api: ApiUnderTest) -> None:
     a, a_keys = _tenant(api, "acme")
     b, b_keys = _tenant(api, "bolt")
@@ -206,12 +195,12 @@ def test_a_tenants_backtest_covers_its_own_cars_and_alerts_only(api: ApiUnderTes
     started = api.client.post("/api/v1/backtests", json=body, headers=a_keys["officer"])
     assert started.status_code == 202, started.text
     assert started.json()["org"] == a
-    mine = _wait(api, started.headers["Location"], a_keys["officer"])
+    mine = wait_for_backtest(api, started.headers["Location"], a_keys["officer"])
     assert mine["state"] == "done" and mine["progress"]["positions"] == 30, mine
     assert mine["report"]["by_type"]["overspeed"]["fired"] == 1
     assert {x["vehicle_id"] for x in mine["report"]["removed"]} == {"VA"}
     every = api.client.post("/api/v1/backtests", json=body, headers=api.admin)
-    platform = _wait(api, every.headers["Location"], api.admin)
+    platform = wait_for_backtest(api, every.headers["Location"], api.admin)
     assert platform["progress"]["positions"] == 60
     assert platform["report"]["by_type"]["overspeed"]["fired"] == 2
     error(api.client.get(started.headers["Location"], headers=b_keys["officer"]), 404, "not_found")

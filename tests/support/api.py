@@ -8,6 +8,7 @@ test's own loop, beside a gateway the test starts.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -199,6 +200,19 @@ async def async_api_under_test(
         httpx.AsyncClient(transport=transport, base_url="http://api") as client,
     ):
         yield ApiUnderTest(client, context, url, data_dir, admin_key, changed)
+
+
+def wait_for_backtest(
+    api: ApiUnderTest, location: str, headers: dict[str, str], timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """Polls a backtest job (`location`, its URL) until it is `done` or `failed`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = api.client.get(location, headers=headers).json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError("the backtest did not finish")
 
 
 def error(answer: Any, status: int, code: str, field: str | None = None) -> str:
