@@ -552,28 +552,9 @@ class Store(StatementRunner, Protocol):
         """The fence-set version: it grows with every change (0: never changed)."""
         ...
 
-    # candidate risk spots (`gathering` alerts write them, in the alert's transaction)
-    def list_spot_candidates(
-        self, *, status: str | None = None, after_id: int = 0, limit: int = 100
-    ) -> list[SpotCandidate]: ...
-
-    def get_spot_candidate(self, candidate_id: int) -> SpotCandidate | None: ...
-
-    def decide_spot_candidate(
-        self,
-        candidate_id: int,
-        *,
-        accept: FenceFeature | None,
-        by: str,
-        note: str | None,
-        now_ms: int,
-    ) -> SpotCandidate:
-        """Accepts a proposed candidate (`accept`: the hotspot fence it becomes, stored in the
-        same transaction, bumping the fence-set version) or dismisses it (`accept` None).
-        Raises SpotCandidateError: `missing`, or `decided` when it is no longer proposed."""
-        ...
-
-    # a unit's candidates and decisions (store.spot_library; `store.scoped.spots` uses them)
+    # candidate risk spots (`gathering` alerts write them, in the alert's transaction): a
+    # unit's candidates and decisions (store.spot_library; `store.scoped.spots` adds the fence
+    # an accepted one becomes, in the same transaction)
     def spot_candidates_in(
         self,
         scope: Scope | None,
@@ -594,7 +575,10 @@ class Store(StatementRunner, Protocol):
         by: str,
         note: str | None,
         now_ms: int,
-    ) -> SpotCandidate: ...
+    ) -> SpotCandidate:
+        """Moves a proposed candidate to `status`; SpotCandidateError `missing`, or `decided`
+        when it is no longer proposed."""
+        ...
 
     def loan_borrowers(self) -> dict[str, str]:
         """vehicle_id -> `borrower:{id}`, its open loan's borrower record (store.loan_borrowers):

@@ -18,7 +18,6 @@ from store.orgs import OrgRecords
 from store.platform_secrets import PlatformSecretRecords
 from store.presence import SessionPresenceRecords
 from store.spot_library import SpotLibraryRecords
-from store.spots import SpotRecords
 
 
 class SharedRecords(
@@ -28,7 +27,6 @@ class SharedRecords(
     DeviceRecords,
     CommandRecords,
     FenceRecords,
-    SpotRecords,
     IdempotencyRecords,
     PlatformSecretRecords,
     SessionPresenceRecords,

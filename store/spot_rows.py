@@ -1,4 +1,4 @@
-"""Candidate risk spots (`gathering`): their SQL and rows, for both databases (`store.spots`).
+"""Candidate risk spots (`gathering`): their SQL and rows, for both databases.
 
 A candidate is written with its gathering alert, in the alert's transaction
 (`store.alert_records`), so a proposal is never lost nor stored twice (the alert's incident key
@@ -25,10 +25,6 @@ _COLUMNS = (
     " fence_id, decided_ms, decided_by, note, org_id"
 )
 COLUMNS = _COLUMNS
-
-
-def _sql(text: str, placeholder: str) -> str:
-    return text.replace("?", placeholder)
 
 
 def candidate_rows(
@@ -96,40 +92,6 @@ def redacted(stored: StoredAlert, paths: Sequence[str | None] | None) -> StoredA
         return stored
     details = {**stored.alert.details, "visits": kept, "other_visits": len(visits) - len(kept)}
     return replace(stored, alert=replace(stored.alert, details=details))
-
-
-def list_query(
-    status: str | None, after_id: int, limit: int, placeholder: str
-) -> tuple[str, list[Any]]:
-    """The SELECT of a page of candidates (rows for `candidate`) and its parameters."""
-    where = "id > ?"
-    params: list[Any] = [after_id]
-    if status is not None:
-        where += " AND status = ?"
-        params.append(status)
-    sql = f"SELECT {_COLUMNS} FROM spot_candidates WHERE {where} ORDER BY id LIMIT ?"
-    return _sql(sql, placeholder), [*params, limit]
-
-
-def get_query(candidate_id: int, placeholder: str) -> tuple[str, list[Any]]:
-    return _sql(f"SELECT {_COLUMNS} FROM spot_candidates WHERE id = ?", placeholder), [candidate_id]
-
-
-def decide_query(
-    candidate_id: int,
-    status: str,
-    fence_id: str | None,
-    by: str,
-    note: str | None,
-    now_ms: int,
-) -> tuple[str, list[Any]]:
-    """Marks a proposed candidate accepted or dismissed, returning its row; none when it is not
-    proposed (any more): the caller tells a missing one from an already decided one."""
-    return (
-        "UPDATE spot_candidates SET status = ?, fence_id = ?, decided_ms = ?, decided_by = ?,"
-        f" note = ? WHERE id = ? AND status = 'proposed' RETURNING {_COLUMNS}",
-        [status, fence_id, now_ms, by, note, candidate_id],
-    )
 
 
 def candidate(row: Sequence[Any]) -> SpotCandidate:

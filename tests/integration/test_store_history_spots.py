@@ -3,7 +3,6 @@ written with their gathering alert, accepted into the spot library or dismissed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from alerts.model import Alert, AlertType
 from store import Store, migrate, open_store
 from store.history import pages
-from store.interface import FenceFeature, SpotCandidateError
+from store.interface import SpotCandidateError
 from tests.integration.test_store_interface import T0, A, B, C, positions
 
 
@@ -67,25 +66,19 @@ def _gathering(vehicle: str, time_ms: int) -> Alert:
     return Alert(AlertType.GATHERING, "D4", vehicle, time_ms, details=details)
 
 
-def test_a_gathering_alert_writes_one_candidate_and_an_accept_makes_a_hotspot(
+def test_a_gathering_alert_writes_one_candidate_that_is_decided_once(
     store: Store,
 ) -> None:
     first = _gathering("V4", T0)
     store.add_alerts([first, Alert(AlertType.OFFLINE, A, "V9", T0)], T0)
     store.add_alerts([first], T0 + 1)  # the same incident again: no second candidate
-    [candidate] = store.list_spot_candidates()
+    [candidate] = store.spot_candidates_in(None)
     assert (candidate.lon, candidate.lat, candidate.borrowers) == (121.5, 31.3, 5)
     assert candidate.status == "proposed" and candidate.proposed_ms == T0
     assert [v["vehicle_id"] for v in candidate.evidence] == [f"V{i}" for i in range(5)]
-    version = store.fences_version()
-    feature = {
-        "type": "Feature",
-        "properties": {"id": "spot-1", "kind": "hotspot", "radius_m": 150},
-        "geometry": {"type": "Point", "coordinates": [121.5, 31.3]},
-    }
-    done = store.decide_spot_candidate(
-        candidate.id, accept=FenceFeature("spot-1", "hotspot", json.dumps(feature)),
-        by="admin", note="a new yard", now_ms=T0 + 5,
+    done = store.mark_spot_candidate(
+        candidate.id, status="accepted", fence_id="spot-1", by="admin", note="a new yard",
+        now_ms=T0 + 5,
     )  # fmt: skip
     assert (done.status, done.fence_id, done.decided_by, done.note) == (
         "accepted",
@@ -93,12 +86,11 @@ def test_a_gathering_alert_writes_one_candidate_and_an_accept_makes_a_hotspot(
         "admin",
         "a new yard",
     )
-    assert store.fences_version() == version + 1
-    fence = store.get_fence("spot-1")
-    assert fence is not None and fence.kind == "hotspot"
-    assert store.get_spot_candidate(candidate.id) == done
+    assert store.spot_candidate_by_id(candidate.id) == done
     with pytest.raises(SpotCandidateError) as again:
-        store.decide_spot_candidate(candidate.id, accept=None, by="x", note=None, now_ms=T0)
+        store.mark_spot_candidate(
+            candidate.id, status="dismissed", fence_id=None, by="x", note=None, now_ms=T0
+        )
     assert again.value.reason == "decided"
 
 
@@ -106,12 +98,16 @@ def test_dismissed_candidates_are_listed_by_status_and_a_missing_one_is_named(
     store: Store,
 ) -> None:
     store.add_alerts([_gathering("V1", T0), _gathering("V2", T0 + 1000)], T0)
-    one, two = store.list_spot_candidates()
-    store.decide_spot_candidate(two.id, accept=None, by="admin", note=None, now_ms=T0)
-    assert [c.id for c in store.list_spot_candidates(status="proposed")] == [one.id]
-    assert [c.id for c in store.list_spot_candidates(status="dismissed")] == [two.id]
-    assert [c.id for c in store.list_spot_candidates(after_id=one.id)] == [two.id]
+    one, two = store.spot_candidates_in(None)
+    store.mark_spot_candidate(
+        two.id, status="dismissed", fence_id=None, by="admin", note=None, now_ms=T0
+    )
+    assert [c.id for c in store.spot_candidates_in(None, status="proposed")] == [one.id]
+    assert [c.id for c in store.spot_candidates_in(None, status="dismissed")] == [two.id]
+    assert [c.id for c in store.spot_candidates_in(None, after_id=one.id)] == [two.id]
     assert store.get_fence(f"spot-{two.id}") is None
     with pytest.raises(SpotCandidateError) as missing:
-        store.decide_spot_candidate(999, accept=None, by="x", note=None, now_ms=T0)
+        store.mark_spot_candidate(
+            999, status="dismissed", fence_id=None, by="x", note=None, now_ms=T0
+        )
     assert missing.value.reason == "missing"
